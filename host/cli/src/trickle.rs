@@ -1,0 +1,243 @@
+//! `byoc trickle`: a standalone trickle server, so that any trickle client can be tested
+//! against it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use byoc_trickle::{HttpPublisher, HttpSubscriber, SeqRequest, SubscriberOptions, TrickleConfig, TrickleStore};
+use bytes::Bytes;
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TrickleArgs {
+    #[command(subcommand)]
+    client: Option<ClientCommand>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Trickle clients, for trying a server by hand and for scripts.
+#[derive(clap::Subcommand)]
+enum ClientCommand {
+    /// Publish files to a channel, one segment per file, in order.
+    Publish {
+        /// Channel URL, e.g. http://127.0.0.1:3389/mystream
+        url: String,
+        /// Files to publish.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Content type of the segments.
+        #[arg(long, default_value = "video/mp2t")]
+        mime: String,
+        /// Pause between segments, in milliseconds (e.g. a segment's duration, for real time).
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Start at the server's live edge (`GET /next`) instead of seq 0.
+        #[arg(long)]
+        live_edge: bool,
+        /// Close the channel when done (`DELETE`).
+        #[arg(long)]
+        close: bool,
+    },
+    /// Read segments from a channel and write each to a file.
+    Subscribe {
+        /// Channel URL.
+        url: String,
+        /// First seq: -1 (next), -2 (current) or a number.
+        #[arg(long, default_value = "-1", allow_hyphen_values = true)]
+        start: SeqRequest,
+        /// Stop after this many segments (default: until the end of the stream).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Directory for the segments, written as `{seq}.{ext}`; nothing is written without it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// File extension of written segments.
+        #[arg(long, default_value = "ts")]
+        ext: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3389")]
+    listen: SocketAddr,
+    /// Base path the channels live under (e.g. `/ai/trickle`); the root when absent.
+    #[arg(long)]
+    base: Option<String>,
+    /// Create channels on first HTTP use (`POST {ch}` or a first publish).
+    #[arg(long)]
+    autocreate: bool,
+    /// Segments kept per channel.
+    #[arg(long, default_value_t = 5)]
+    window: usize,
+    /// Largest segment accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_segment_bytes: usize,
+    /// Most channels held at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_channels: usize,
+    /// Seconds without activity after which a channel is closed.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_secs: u64,
+}
+
+/// Normalises a base path: leading `/`, no trailing `/`; `None` for the root.
+fn base_path(base: Option<&str>) -> Option<String> {
+    let trimmed = base?.trim_matches('/');
+    (!trimmed.is_empty()).then(|| format!("/{trimmed}"))
+}
+
+pub async fn run(args: TrickleArgs) -> anyhow::Result<()> {
+    match args.client {
+        Some(ClientCommand::Publish { url, files, mime, interval_ms, live_edge, close }) => {
+            publish(&url, &files, &mime, Duration::from_millis(interval_ms), live_edge, close).await
+        }
+        Some(ClientCommand::Subscribe { url, start, count, out, ext }) => {
+            subscribe(&url, start, count, out.as_deref(), &ext).await
+        }
+        None => serve(args.serve).await,
+    }
+}
+
+async fn publish(
+    url: &str,
+    files: &[PathBuf],
+    mime: &str,
+    interval: Duration,
+    live_edge: bool,
+    close: bool,
+) -> anyhow::Result<()> {
+    let mut publisher = HttpPublisher::new(url, mime)?;
+    if live_edge {
+        let seq = publisher.start_at_live_edge().await.context("asking for the live edge")?;
+        eprintln!("starting at seq {seq}");
+    }
+    for (i, file) in files.iter().enumerate() {
+        if i > 0 && !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+        let data = tokio::fs::read(file).await.with_context(|| format!("reading {}", file.display()))?;
+        let len = data.len();
+        let mut seg = publisher.next_segment();
+        seg.write(Bytes::from(data))?;
+        let seq = seg.finish().await.with_context(|| format!("publishing {}", file.display()))?;
+        println!("published seq {seq}: {} ({len} bytes)", file.display());
+    }
+    if close {
+        publisher.close().await?;
+    }
+    Ok(())
+}
+
+async fn subscribe(
+    url: &str,
+    start: SeqRequest,
+    count: Option<u64>,
+    out: Option<&Path>,
+    ext: &str,
+) -> anyhow::Result<()> {
+    if let Some(dir) = out {
+        tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut sub = HttpSubscriber::new(url, SubscriberOptions { start, ..Default::default() })?;
+    let mut n = 0;
+    while count.is_none_or(|c| n < c) {
+        let Some(seg) = sub.next_segment().await? else {
+            println!("end of stream");
+            break;
+        };
+        let seq = seg.seq();
+        let data = seg.read_all().await?;
+        if let Some(dir) = out {
+            let path = dir.join(format!("{seq}.{ext}"));
+            tokio::fs::write(&path, &data).await.with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!("segment {seq}: {} bytes", data.len());
+        n += 1;
+    }
+    if sub.skipped() > 0 {
+        println!("skipped {} segments (fell behind the server's window)", sub.skipped());
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let idle = Duration::from_secs(args.idle_timeout_secs);
+    let store = TrickleStore::new(TrickleConfig {
+        window: args.window,
+        max_segment_bytes: args.max_segment_bytes,
+        max_channels: args.max_channels,
+        idle_timeout: idle,
+        sweep_interval: (idle / 5).clamp(Duration::from_millis(100), Duration::from_secs(60)),
+        autocreate: args.autocreate,
+    });
+    let _sweeper = store.spawn_sweeper();
+    let base = base_path(args.base.as_deref());
+    let app = match &base {
+        Some(base) => axum::Router::new().nest(base, byoc_trickle::router(store)),
+        None => byoc_trickle::router(store),
+    };
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Scripts wait for this line; it names the real port when `--listen` used port 0.
+    println!("trickle server listening on http://{addr}{}/", base.as_deref().unwrap_or(""));
+    tracing::info!(%addr, autocreate = args.autocreate, window = args.window, "trickle server started");
+    serve_until_signal(listener, app).await
+}
+
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish for a short grace period
+/// (subscribers parked on a live edge would otherwise hold the process forever).
+pub async fn serve_until_signal(listener: tokio::net::TcpListener, app: axum::Router) -> anyhow::Result<()> {
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let graceful = {
+        let stop = stop.clone();
+        async move { stop.notified().await }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            stop.notify_one();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        } => {}
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_path;
+
+    #[test]
+    fn base_paths_are_normalised() {
+        assert_eq!(base_path(None), None);
+        assert_eq!(base_path(Some("/")), None);
+        assert_eq!(base_path(Some("ai/trickle/")), Some("/ai/trickle".into()));
+        assert_eq!(base_path(Some("/ai/trickle")), Some("/ai/trickle".into()));
+    }
+}

@@ -1,0 +1,50 @@
+//! HTTP clients: a publisher and a subscriber that speak trickle to any compatible server
+//! (ours, go-livepeer's).
+
+mod publisher;
+mod subscriber;
+
+pub use publisher::{HttpPublisher, HttpSegmentWriter};
+pub use subscriber::{HttpSegmentReader, HttpSubscriber, SubscriberOptions};
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::error::ClientError;
+use crate::headers;
+use crate::seq::Seq;
+
+/// The shared default HTTP client (HTTP/1.1 with streamed bodies, rustls for `https`).
+pub(crate) fn default_client() -> Result<reqwest::Client, ClientError> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            // Several crates may race to install a provider; whichever wins is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .http1_only()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(ClientError::Protocol)
+}
+
+pub(crate) fn header_seq(resp: &reqwest::Response, name: &str) -> Option<Seq> {
+    resp.headers().get(name)?.to_str().ok()?.trim().parse().ok().map(Seq)
+}
+
+pub(crate) fn is_closed(resp: &reqwest::Response) -> bool {
+    resp.headers().contains_key(headers::CLOSED)
+}
+
+/// `url` without trailing slashes, so `{url}/{seq}` is well formed.
+pub(crate) fn trim_url(url: impl Into<String>) -> String {
+    let mut url = url.into();
+    while url.ends_with('/') {
+        url.pop();
+    }
+    url
+}

@@ -1,0 +1,97 @@
+//! Installing what a fresh machine lacks: rust targets, Debian packages, the Python peers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::exec;
+
+/// Third-party Python peers, pinned. pytrickle is installed without its declared dependencies
+/// (they pull torch with CUDA, gigabytes); its trickle client needs only aiohttp.
+/// livepeer-gateway declares Python >= 3.12 but runs on 3.11.
+const PEERS_VERSION: &str = "peers-v1: aiohttp>=3.9 pytrickle==0.1.6 livepeer-gateway==1.0.0";
+
+/// Where the installed peers live.
+pub struct Peers {
+    pub python: PathBuf,
+}
+
+/// Everything the tests and the demo need.
+pub fn install_all(root: &Path) -> Result<Peers> {
+    ensure_rust_target("wasm32-wasip2")?;
+    ensure_debian_packages(&[("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg")])?;
+    ensure_peers(root)
+}
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+}
+
+pub fn ensure_rust_target(target: &str) -> Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target) => Ok(()),
+        Ok(_) => {
+            eprintln!("xtask: installing the {target} rust target");
+            exec(Command::new("rustup").args(["target", "add", target]))
+        }
+        Err(e) => bail!("rustup is needed to add the {target} target: {e}"),
+    }
+}
+
+/// `(tool on PATH, Debian package providing it)` pairs; installs the missing packages.
+pub fn ensure_debian_packages(tools: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = tools.iter().filter(|(t, _)| !on_path(t)).map(|(_, p)| *p).collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages {missing:?} (apt-get)");
+    let sudo = if is_root() { vec![] } else { vec!["sudo", "-n"] };
+    let mut update = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+    if !sudo.is_empty() {
+        update.args(&sudo[1..]).arg("apt-get");
+    }
+    update.args(["update", "-qq"]);
+    exec(&mut update)?;
+    let mut install = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+    if !sudo.is_empty() {
+        install.args(&sudo[1..]).arg("apt-get");
+    }
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    exec(&mut install)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A venv under `target/peers-venv` with the pinned third-party peers.
+pub fn ensure_peers(root: &Path) -> Result<Peers> {
+    let venv = root.join("target").join("peers-venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(".byoc-peers");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == PEERS_VERSION) && python.exists() {
+        return Ok(Peers { python });
+    }
+    eprintln!("xtask: installing Python peers into {} ({PEERS_VERSION})", venv.display());
+    let py = ["python3", "python"].into_iter().find(|p| on_path(p)).context("python3 is required for the peers")?;
+    exec(Command::new(py).args(["-m", "venv", "--clear"]).arg(&venv))?;
+    let pip = venv.join("bin").join("pip");
+    exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "aiohttp>=3.9"]))?;
+    exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "--no-deps", "pytrickle==0.1.6"]))?;
+    exec(Command::new(&pip).args([
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--ignore-requires-python",
+        "--only-binary=:all:",
+        "livepeer-gateway==1.0.0",
+    ]))?;
+    std::fs::write(&marker, PEERS_VERSION).context("writing the peers marker")?;
+    Ok(Peers { python })
+}

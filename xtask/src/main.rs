@@ -1,0 +1,82 @@
+//! `cargo xtask`: the project's workflow. Each command installs what a fresh machine lacks
+//! (and says so) before it runs.
+//!
+//! - `cargo xtask test`  — install test dependencies, then fmt, clippy and every test.
+//! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
+//! - `cargo xtask bench [trickle]` — benchmarks, printed as ratios against a same-run baseline.
+//! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
+
+mod demo;
+mod env;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root()?;
+    match args.first().map(String::as_str) {
+        Some("test") => test(&root),
+        Some("demo") => demo::run(&root),
+        Some("bench") => bench(&root, args.get(1).map(String::as_str)),
+        Some("install") => {
+            env::install_all(&root)?;
+            Ok(())
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <test|demo|bench [trickle]|install>");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent().map(PathBuf::from).context("xtask has no parent directory")
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+pub(crate) fn exec(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {}", describe(cmd));
+    let status = cmd.status().with_context(|| format!("starting {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("{} failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+pub(crate) fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+pub(crate) fn cargo(root: &std::path::Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root);
+    c
+}
+
+fn test(root: &std::path::Path) -> Result<()> {
+    let peers = env::install_all(root)?;
+    exec(cargo(root).args(["fmt", "--all", "--check"]))?;
+    exec(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    let mut t = cargo(root);
+    t.args(["test", "--workspace"]);
+    t.env("BYOC_PEERS_PYTHON", &peers.python).env("BYOC_REQUIRE_PEERS", "1");
+    exec(&mut t)?;
+    eprintln!("xtask: all checks and tests passed");
+    Ok(())
+}
+
+fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
+    match which.unwrap_or("trickle") {
+        "trickle" => exec(cargo(root).args(["bench", "-p", "byoc-trickle", "--bench", "trickle"])),
+        other => bail!("unknown benchmark {other:?} (known: trickle)"),
+    }
+}
