@@ -8,6 +8,7 @@
 
 mod demo;
 mod env;
+mod plugins;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,12 +22,17 @@ fn main() -> Result<()> {
         Some("test") => test(&root),
         Some("demo") => demo::run(&root),
         Some("bench") => bench(&root, args.get(1).map(String::as_str)),
+        Some("plugins") => {
+            let dir = plugins::build(&root)?;
+            eprintln!("xtask: plugins laid out in {}", dir.display());
+            Ok(())
+        }
         Some("install") => {
             env::install_all(&root)?;
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bench [trickle]|install>");
+            eprintln!("usage: cargo xtask <test|demo|bench [trickle]|plugins|install>");
             bail!("unknown or missing command")
         }
     }
@@ -66,6 +72,8 @@ fn test(root: &std::path::Path) -> Result<()> {
     let peers = env::install_all(root)?;
     exec(cargo(root).args(["fmt", "--all", "--check"]))?;
     exec(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    plugins::test(root)?;
+    plugins::build(root)?;
     let mut t = cargo(root);
     t.args(["test", "--workspace"]);
     t.env("BYOC_PEERS_PYTHON", &peers.python).env("BYOC_REQUIRE_PEERS", "1");

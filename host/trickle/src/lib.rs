@@ -21,7 +21,10 @@ mod seq;
 mod server;
 mod store;
 
-pub use client::{HttpPublisher, HttpSegmentReader, HttpSegmentWriter, HttpSubscriber, SubscriberOptions};
+pub use client::{
+    HttpPublisher, HttpSegmentReader, HttpSegmentWriter, HttpSubscriber, SubscriberOptions,
+    default_client as http_client,
+};
 pub use error::{ClientError, StoreError};
 pub use local::{LocalPublisher, LocalSegmentReader, LocalSegmentWriter, LocalSubscriber};
 pub use seq::{Seq, SeqRequest};

@@ -14,8 +14,9 @@ use crate::error::ClientError;
 use crate::headers;
 use crate::seq::Seq;
 
-/// The shared default HTTP client (HTTP/1.1 with streamed bodies, rustls for `https`).
-pub(crate) fn default_client() -> Result<reqwest::Client, ClientError> {
+/// The shared default HTTP client (HTTP/1.1 with streamed bodies, rustls for `https`), as the
+/// clients use when none is given.
+pub fn default_client() -> Result<reqwest::Client, ClientError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {

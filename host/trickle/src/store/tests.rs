@@ -1,1 +1,324 @@
+use std::time::Duration;
 
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::segment::First;
+
+fn store(window: usize) -> TrickleStore {
+    TrickleStore::new(TrickleConfig { window, max_segment_bytes: 1024, ..TrickleConfig::default() })
+}
+
+fn chan(store: &TrickleStore) -> Arc<Channel> {
+    store.create_channel("c", "video/mp2t").unwrap();
+    store.channel("c").unwrap()
+}
+
+fn publish(ch: &Arc<Channel>, seq: u64, data: &'static [u8]) {
+    let mut w = ch.open_write(SeqRequest::At(Seq(seq)), false).unwrap();
+    w.write(Bytes::from_static(data)).unwrap();
+    w.finish();
+}
+
+fn found(o: ReadOutcome) -> Arc<Segment> {
+    match o {
+        ReadOutcome::Segment { seg, .. } => seg,
+        ReadOutcome::NotFound { seq, latest } => panic!("470 for {seq}, latest {latest}"),
+        ReadOutcome::Closed { .. } => panic!("closed"),
+    }
+}
+
+async fn contents(seg: Arc<Segment>) -> Result<Vec<u8>, crate::segment::Aborted> {
+    let mut rh = ReadHandle::new(seg);
+    let mut out = Vec::new();
+    while let Some(b) = rh.cursor.next().await {
+        out.extend_from_slice(&b?);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn minus_one_and_minus_two_follow_the_live_edge() {
+    let s = store(5);
+    let ch = chan(&s);
+    // Empty channel: -2 is seq 0, -1 is seq 0.
+    assert_eq!(found(ch.open_read(SeqRequest::Current)).seq(), Seq(0));
+    publish(&ch, 0, b"a");
+    publish(&ch, 1, b"b");
+    assert_eq!(found(ch.open_read(SeqRequest::Current)).seq(), Seq(1));
+    assert_eq!(found(ch.open_read(SeqRequest::Next)).seq(), Seq(2));
+    assert_eq!(contents(found(ch.open_read(SeqRequest::At(Seq(0))))).await.unwrap(), b"a");
+}
+
+#[tokio::test]
+async fn out_of_window_reads_get_latest() {
+    let s = store(3);
+    let ch = chan(&s);
+    for i in 0..6 {
+        publish(&ch, i, b"x");
+    }
+    match ch.open_read(SeqRequest::At(Seq(1))) {
+        ReadOutcome::NotFound { seq, latest } => assert_eq!((seq, latest), (Seq(1), Seq(6))),
+        _ => panic!("expected 470"),
+    }
+    // Ahead of the live edge by more than one: 470 too.
+    assert!(matches!(ch.open_read(SeqRequest::At(Seq(9))), ReadOutcome::NotFound { .. }));
+}
+
+#[tokio::test]
+async fn late_publish_within_the_window_is_waited_for() {
+    let s = store(5);
+    let ch = chan(&s);
+    publish(&ch, 0, b"zero");
+    publish(&ch, 2, b"two"); // overtook seq 1
+    assert_eq!(ch.latest(), Seq(3));
+    let waiting = found(ch.open_read(SeqRequest::At(Seq(1))));
+    assert!(waiting.is_bare());
+    publish(&ch, 1, b"one");
+    assert_eq!(contents(waiting).await.unwrap(), b"one");
+    assert_eq!(ch.latest(), Seq(3), "the live edge never moves back");
+}
+
+#[tokio::test]
+async fn republishing_a_seq_replaces_it_and_never_appends() {
+    let s = store(5);
+    let ch = chan(&s);
+    publish(&ch, 0, b"Hello");
+    let old = found(ch.open_read(SeqRequest::At(Seq(0))));
+    publish(&ch, 0, b"Goodbye");
+    assert_eq!(contents(old).await.unwrap(), b"Hello");
+    assert_eq!(contents(found(ch.open_read(SeqRequest::At(Seq(0))))).await.unwrap(), b"Goodbye");
+}
+
+#[tokio::test]
+async fn a_second_writer_on_an_active_segment_is_refused() {
+    let s = store(5);
+    let ch = chan(&s);
+    let _w = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    assert_eq!(ch.open_write(SeqRequest::At(Seq(0)), false).err(), Some(StoreError::Busy(Seq(0))));
+    // `-1` skips the segment being written instead of sharing it.
+    let w2 = ch.open_write(SeqRequest::Next, false).unwrap();
+    assert_eq!(w2.seq(), Seq(1));
+    assert_eq!(ch.open_write(SeqRequest::Current, false).err(), Some(StoreError::CurrentOnPublish));
+}
+
+#[tokio::test]
+async fn a_writer_that_goes_away_mid_segment_aborts_it() {
+    let s = store(5);
+    let ch = chan(&s);
+    let mut w = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    let seg = found(ch.open_read(SeqRequest::At(Seq(0))));
+    w.write(Bytes::from_static(b"part")).unwrap();
+    drop(w);
+    assert!(contents(seg).await.is_err(), "a cut-off segment must not read as whole");
+    // A retry of the seq starts afresh.
+    publish(&ch, 0, b"whole");
+    assert_eq!(contents(found(ch.open_read(SeqRequest::At(Seq(0))))).await.unwrap(), b"whole");
+}
+
+#[tokio::test]
+async fn a_writer_that_goes_away_before_its_first_byte_leaves_the_slot_waiting() {
+    let s = store(5);
+    let ch = chan(&s);
+    let seg = found(ch.open_read(SeqRequest::At(Seq(0))));
+    drop(ch.open_write(SeqRequest::At(Seq(0)), false).unwrap());
+    assert!(seg.is_bare());
+    publish(&ch, 0, b"late");
+    assert_eq!(contents(seg).await.unwrap(), b"late");
+}
+
+#[tokio::test]
+async fn size_cap_aborts_the_segment() {
+    let s = store(5);
+    let ch = chan(&s);
+    let mut w = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    w.write(Bytes::from(vec![0u8; 1000])).unwrap();
+    assert_eq!(w.write(Bytes::from(vec![0u8; 100])), Err(StoreError::TooLarge(1024)));
+    drop(w);
+    assert!(contents(found(ch.open_read(SeqRequest::At(Seq(0))))).await.is_err());
+}
+
+#[tokio::test]
+async fn reset_ends_older_segments_and_releases_their_readers() {
+    let s = store(5);
+    let ch = chan(&s);
+    let stuck = found(ch.open_read(SeqRequest::At(Seq(0))));
+    let mut rh = ReadHandle::new(stuck);
+    let w = ch.open_write(SeqRequest::At(Seq(1)), true).unwrap();
+    assert_eq!(rh.cursor.first().await, First::Empty);
+    assert_eq!(w.seq(), Seq(1));
+}
+
+#[tokio::test]
+async fn eviction_of_a_segment_in_progress_aborts_it() {
+    let s = store(2);
+    let ch = chan(&s);
+    let mut w0 = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    w0.write(Bytes::from_static(b"slow")).unwrap();
+    let seg0 = found(ch.open_read(SeqRequest::At(Seq(0))));
+    publish(&ch, 2, b"fast"); // same slot as 0
+    assert!(contents(seg0).await.is_err());
+    assert_eq!(w0.write(Bytes::from_static(b"more")), Err(StoreError::NoSegment));
+}
+
+#[tokio::test]
+async fn publishing_far_behind_the_window_is_refused() {
+    let s = store(3);
+    let ch = chan(&s);
+    for i in 0..5 {
+        publish(&ch, i, b"x");
+    }
+    assert!(matches!(ch.open_write(SeqRequest::At(Seq(0)), false), Err(StoreError::OutsideWindow { .. })));
+    assert!(matches!(ch.open_write(SeqRequest::At(Seq(1)), false), Err(StoreError::OutsideWindow { .. })));
+}
+
+#[tokio::test]
+async fn delete_segment_and_close_channel() {
+    let s = store(5);
+    let ch = chan(&s);
+    assert_eq!(ch.close_segment(Seq(0)), Err(StoreError::NoSegment));
+    let seg = found(ch.open_read(SeqRequest::At(Seq(0))));
+    ch.close_segment(Seq(0)).unwrap();
+    assert_eq!(seg.len(), 0);
+    let waiting = found(ch.open_read(SeqRequest::At(Seq(0))));
+    let mut rh = ReadHandle::new(waiting);
+    s.delete_channel("c").unwrap();
+    assert_eq!(rh.cursor.first().await, First::Empty);
+    assert!(ch.is_closed());
+    assert!(matches!(ch.open_read(SeqRequest::Next), ReadOutcome::Closed { .. }));
+    assert_eq!(ch.open_write(SeqRequest::Next, false).err(), Some(StoreError::Closed));
+    assert_eq!(s.delete_channel("c"), Err(StoreError::NoChannel));
+    assert!(!s.contains("c"));
+}
+
+#[test]
+fn channel_names_and_limits() {
+    let s = TrickleStore::new(TrickleConfig { max_channels: 2, ..TrickleConfig::default() });
+    assert_eq!(s.create_channel("", "m"), Err(StoreError::BadName));
+    assert_eq!(s.create_channel("a b", "m"), Err(StoreError::BadName));
+    assert_eq!(s.create_channel(&"x".repeat(256), "m"), Err(StoreError::BadName));
+    s.create_channel("a", "m").unwrap();
+    s.create_channel("a", "m").unwrap();
+    s.create_channel("b", "m").unwrap();
+    assert_eq!(s.create_channel("c", "m"), Err(StoreError::TooManyChannels(2)));
+    assert_eq!(s.channel_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_channels_are_swept_except_underscored_ones() {
+    let s = TrickleStore::new(TrickleConfig { idle_timeout: Duration::from_secs(10), ..TrickleConfig::default() });
+    s.create_channel("busy", "m").unwrap();
+    s.create_channel("idle", "m").unwrap();
+    s.create_channel("_meta", "m").unwrap();
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let busy = s.channel("busy").unwrap();
+    publish(&busy, 0, b"x");
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(s.sweep_idle(), 1);
+    assert!(s.contains("busy") && s.contains("_meta") && !s.contains("idle"));
+}
+
+/// Operations for the model test.
+#[derive(Debug, Clone)]
+enum Op {
+    Publish { seq: u64, reset: bool, bytes: u8 },
+    Abandon { seq: u64 },
+    Read(i8, u64),
+    DeleteSeg(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u64..40, any::<bool>(), 0u8..4).prop_map(|(seq, reset, bytes)| Op::Publish { seq, reset, bytes }),
+        (0u64..40).prop_map(|seq| Op::Abandon { seq }),
+        (-3i8..1, 0u64..45).prop_map(|(k, s)| Op::Read(k, s)),
+        (0u64..40).prop_map(Op::DeleteSeg),
+    ]
+}
+
+proptest! {
+    /// Whatever the order of operations: no panic, the live edge never moves back, and a read
+    /// only ever hands out the seq it was asked for.
+    #[test]
+    fn arbitrary_operations_keep_the_invariants(window in 2usize..7, ops in proptest::collection::vec(op(), 1..80)) {
+        let s = store(window);
+        let ch = chan(&s);
+        let mut last = 0;
+        for op in ops {
+            match op {
+                Op::Publish { seq, reset, bytes } => {
+                    if let Ok(mut w) = ch.open_write(SeqRequest::At(Seq(seq)), reset) {
+                        prop_assert_eq!(w.seq(), Seq(seq));
+                        for _ in 0..bytes {
+                            let _ = w.write(Bytes::from_static(b"ab"));
+                        }
+                        w.finish();
+                    }
+                }
+                Op::Abandon { seq } => {
+                    if let Ok(mut w) = ch.open_write(SeqRequest::At(Seq(seq)), false) {
+                        let _ = w.write(Bytes::from_static(b"cut"));
+                    }
+                }
+                Op::Read(k, seq) => {
+                    let req = match k { -1 => SeqRequest::Next, -2 | -3 => SeqRequest::Current, _ => SeqRequest::At(Seq(seq)) };
+                    if let (ReadOutcome::Segment { seg, .. }, SeqRequest::At(want)) = (ch.open_read(req), req) {
+                        prop_assert_eq!(seg.seq(), want);
+                    }
+                }
+                Op::DeleteSeg(seq) => { let _ = ch.close_segment(Seq(seq)); }
+            }
+            let now = ch.latest().0;
+            prop_assert!(now >= last, "live edge moved back from {} to {}", last, now);
+            last = now;
+        }
+    }
+
+    /// A publisher whose segments arrive out of order (each displaced by at most one place, as
+    /// the livepeer-gateway publisher does under load) and a reader following the sequence: the
+    /// reader gets every segment, in order, with the right bytes.
+    #[test]
+    fn reordered_publishes_within_the_window_lose_nothing(swaps in proptest::collection::vec(any::<bool>(), 1..60)) {
+        let s = store(5);
+        let ch = chan(&s);
+        let n = swaps.len() as u64 + 1;
+        let mut order: Vec<u64> = (0..n).collect();
+        let mut i = 0;
+        while i + 1 < order.len() {
+            if swaps[i] { order.swap(i, i + 1); i += 2; } else { i += 1; }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut next_read = 0u64;
+        let mut waiting: Option<Arc<Segment>> = None;
+        let mut published = 0usize;
+        while next_read < n {
+            // The reader asks for its next seq (pre-creating it if need be) and takes it once
+            // it has its bytes.
+            let seg = match waiting.take() {
+                Some(seg) => seg,
+                None => match ch.open_read(SeqRequest::At(Seq(next_read))) {
+                    ReadOutcome::Segment { seg, .. } => seg,
+                    other => {
+                        let (seq, latest) = match other { ReadOutcome::NotFound { seq, latest } | ReadOutcome::Closed { seq, latest } => (seq, latest), ReadOutcome::Segment { .. } => unreachable!() };
+                        return Err(TestCaseError::fail(format!("reader lost seq {seq} (latest {latest}) with order {order:?}")));
+                    }
+                },
+            };
+            if seg.len() > 0 {
+                let got = rt.block_on(contents(seg)).map_err(|_| TestCaseError::fail("aborted"))?;
+                prop_assert_eq!(got, next_read.to_be_bytes().to_vec());
+                next_read += 1;
+            } else {
+                waiting = Some(seg);
+                // The publisher runs at most two segments ahead of the reader.
+                let p = order.get(published).copied().ok_or_else(|| TestCaseError::fail("publisher done, reader stuck"))?;
+                prop_assert!(p < next_read + 4);
+                let mut w = ch.open_write(SeqRequest::At(Seq(p)), false).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                w.write(Bytes::copy_from_slice(&p.to_be_bytes())).unwrap();
+                w.finish();
+                published += 1;
+            }
+        }
+    }
+}
