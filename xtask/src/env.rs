@@ -10,7 +10,7 @@ use crate::exec;
 /// Third-party Python peers, pinned. pytrickle is installed without its declared dependencies
 /// (they pull torch with CUDA, gigabytes); its trickle client needs only aiohttp.
 /// livepeer-gateway declares Python >= 3.12 but runs on 3.11.
-const PEERS_VERSION: &str = "peers-v1: aiohttp>=3.9 pytrickle==0.1.6 livepeer-gateway==1.0.0";
+const PEERS_VERSION: &str = "peers-v2: aiohttp>=3.9 pytrickle==0.1.6 livepeer-gateway==1.0.0 eth-account==0.13.7";
 
 /// Where the installed peers live.
 pub struct Peers {
@@ -92,6 +92,8 @@ pub fn ensure_peers(root: &Path) -> Result<Peers> {
         "--only-binary=:all:",
         "livepeer-gateway==1.0.0",
     ]))?;
+    // An independent Ethereum signing implementation, for the payment crate's test vectors.
+    exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "eth-account==0.13.7"]))?;
     std::fs::write(&marker, PEERS_VERSION).context("writing the peers marker")?;
     Ok(Peers { python })
 }

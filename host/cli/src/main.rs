@@ -1,5 +1,6 @@
 //! `byoc`: the command-line entry point of the project.
 
+mod keygen;
 mod trickle;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -24,6 +25,9 @@ enum LogFormat {
 enum Command {
     /// Run a standalone trickle server.
     Trickle(trickle::TrickleArgs),
+    /// Create a node key (Ethereum JSON keystore, or a plain hex key for development) and print
+    /// its address.
+    Keygen(keygen::KeygenArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -42,5 +46,6 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Trickle(args) => trickle::run(args).await,
+        Command::Keygen(args) => keygen::run(args),
     }
 }

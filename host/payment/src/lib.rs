@@ -1,0 +1,16 @@
+//! Keys and signing for BYOC, byte-compatible with go-livepeer.
+//!
+//! - [`Address`]: a 20-byte Ethereum address with EIP-55 checksummed text form.
+//! - [`SecretKey`] / [`Signature`]: secp256k1, EIP-191 `personal_sign` over `keccak256(message)`
+//!   (go-livepeer signs the 32-byte digest, not the raw message), 65-byte `r||s||v` with v 27/28,
+//!   low-s enforced on verification, address recovery.
+//! - [`keyfile`]: Ethereum JSON keystores (scrypt + AES-128-CTR) and plain hex key files, 0600.
+//! - [`job`]: the `Livepeer` job header (`JobRequest`) and the `Livepeer-Eth-Address` credential.
+
+mod address;
+pub mod job;
+mod key;
+pub mod keyfile;
+
+pub use address::{Address, AddressError};
+pub use key::{SecretKey, Signature, SignatureError, keccak256};
