@@ -23,7 +23,7 @@ mod store;
 
 pub use client::{
     HttpPublisher, HttpSegmentReader, HttpSegmentWriter, HttpSubscriber, SubscriberOptions,
-    default_client as http_client,
+    client_builder as http_client_builder, default_client as http_client,
 };
 pub use error::{ClientError, StoreError};
 pub use local::{LocalPublisher, LocalSegmentReader, LocalSegmentWriter, LocalSubscriber};

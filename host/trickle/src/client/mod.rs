@@ -20,9 +20,7 @@ pub fn default_client() -> Result<reqwest::Client, ClientError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            // Several crates may race to install a provider; whichever wins is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
+            client_builder()
                 .connect_timeout(Duration::from_secs(5))
                 .pool_idle_timeout(Duration::from_secs(60))
                 .http1_only()
@@ -31,6 +29,15 @@ pub fn default_client() -> Result<reqwest::Client, ClientError> {
         })
         .clone()
         .map_err(ClientError::Protocol)
+}
+
+/// A `reqwest` client builder with the project's TLS provider (rustls with ring) installed.
+/// Every HTTP client of the project is built from this: reqwest refuses to build one without a
+/// provider.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // Several callers may race to install the provider; whichever wins is the same one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 pub(crate) fn header_seq(resp: &reqwest::Response, name: &str) -> Option<Seq> {

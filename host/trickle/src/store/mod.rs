@@ -163,6 +163,13 @@ impl TrickleStore {
         self.channels().len()
     }
 
+    /// How long a channel has gone without activity (create, publish, subscribe); `None` if
+    /// it does not exist.
+    pub fn idle_for(&self, name: &str) -> Option<Duration> {
+        let ch = self.channel(name).ok()?;
+        Some(self.inner.epoch.elapsed().saturating_sub(ch.last_activity()))
+    }
+
     /// The channel's live edge (`next_write`).
     pub fn next_seq(&self, name: &str) -> Result<Seq, StoreError> {
         Ok(Seq(self.channel(name)?.lock().next_write))

@@ -1,0 +1,9 @@
+//! The BYOC nodes: the orchestrator (capabilities, signed jobs, streams on trickle) and, later,
+//! the gateway. Built on `byoc-trickle` and `byoc-payment`.
+
+mod capacity;
+pub mod orchestrator;
+mod registry;
+
+pub use capacity::{Capacity, CapacityError, Reservation};
+pub use registry::{Capability, Registry, WorkerRegistration};

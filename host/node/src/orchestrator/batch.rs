@@ -1,0 +1,77 @@
+//! `POST /process/request/{path}`: one batch job, forwarded to the capability's worker with the
+//! response (plain or SSE) streamed back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::{Orchestrator, error, headers};
+use crate::registry::{Backend, ReserveError};
+
+pub(super) async fn process(
+    State(orch): State<Arc<Orchestrator>>,
+    Path(path): Path<String>,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let (job, sender) = match orch.job(&h) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let (cap, reservation) = match orch.registry.reserve(&job.capability) {
+        Ok(v) => v,
+        Err(e @ (ReserveError::Unknown(_) | ReserveError::Full(_))) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("No capacity available for capability: {e}"));
+        }
+    };
+    let Backend::Worker { url, token } = &cap.backend;
+    let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
+    let mut req = orch
+        .http
+        .post(format!("{url}/{}", path.trim_start_matches('/')))
+        .timeout(timeout)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    if let Some(ct) = h.get(http::header::CONTENT_TYPE) {
+        req = req.header(http::header::CONTENT_TYPE, ct);
+    }
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    tracing::info!(capability = %cap.name, sender = ?sender, %path, "batch job");
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return error(StatusCode::GATEWAY_TIMEOUT, "worker did not answer in time"),
+        Err(e) if e.is_connect() => {
+            // A worker that cannot be reached must register again once it is back.
+            orch.registry.unregister(&cap.name);
+            tracing::warn!(capability = %cap.name, error = %e, "worker unreachable, capability removed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error sending request to worker: {e}"));
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error sending request to worker: {e}")),
+    };
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        orch.registry.unregister(&cap.name);
+        tracing::warn!(capability = %cap.name, "worker refused our token, capability removed");
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "Orchestrator worker auth token failed");
+    }
+    let status = resp.status();
+    let mut out = Response::builder().status(status);
+    for name in [http::header::CONTENT_TYPE.as_str(), headers::METADATA] {
+        if let Some(v) = resp.headers().get(name) {
+            out = out.header(name, v);
+        }
+    }
+    out = out.header(headers::BALANCE, HeaderValue::from_static("0"));
+    // The slot stays reserved until the whole answer has been streamed (or the client left).
+    let stream = resp.bytes_stream().map(move |chunk| {
+        let _held = &reservation;
+        chunk
+    });
+    out.body(Body::from_stream(stream))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("response: {e}")))
+}

@@ -1,0 +1,134 @@
+//! `POST /capability/register`, `POST /capability/unregister`, `GET /process/token`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use byoc_payment::job::EthAddressCredential;
+use byoc_payment::keccak256;
+use http::{HeaderMap, StatusCode};
+use serde::Serialize;
+
+use super::{ApiError, Orchestrator, error, headers};
+use crate::registry::WorkerRegistration;
+
+/// Checks the worker's `Authorization` against the orchestrator secret, in constant time
+/// (both sides are hashed first, so neither length nor content leaks through timing).
+fn authorized(orch: &Orchestrator, h: &HeaderMap) -> Result<(), ApiError> {
+    let given = h.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+    match &orch.config.secret {
+        Some(secret) => {
+            let (a, b) = (keccak256(given), keccak256(secret.as_bytes()));
+            let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+            if diff == 0 { Ok(()) } else { Err(ApiError(StatusCode::BAD_REQUEST, "invalid authorization".into())) }
+        }
+        None if orch.config.open_registration => Ok(()),
+        None => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "worker registration is disabled: no orchestrator secret is configured (or enable open registration)"
+                .into(),
+        )),
+    }
+}
+
+/// go-livepeer answers registration with the literal text `ok` labelled as JSON; pytrickle
+/// only looks at the status.
+fn ok() -> Response {
+    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], "ok").into_response()
+}
+
+pub(super) async fn register(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorized(&orch, &h) {
+        return r.into_response();
+    }
+    let reg: WorkerRegistration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Error registering capability: {e}")),
+    };
+    match orch.registry.register_worker(&reg) {
+        Ok(cap) => {
+            tracing::info!(capability = %cap.name, url = %reg.url, capacity = cap.capacity.limit(), "worker registered");
+            ok()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("Error registering capability: {e}")),
+    }
+}
+
+pub(super) async fn unregister(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorized(&orch, &h) {
+        return r.into_response();
+    }
+    let name = String::from_utf8_lossy(&body);
+    if orch.registry.unregister(name.trim()) {
+        tracing::info!(capability = %name.trim(), "worker unregistered");
+    }
+    ok()
+}
+
+#[derive(Serialize)]
+struct PriceInfo {
+    #[serde(rename = "pricePerUnit", skip_serializing_if = "is_zero")]
+    price_per_unit: u128,
+    #[serde(rename = "pixelsPerUnit", skip_serializing_if = "is_zero")]
+    pixels_per_unit: u128,
+}
+
+fn is_zero(v: &u128) -> bool {
+    *v == 0
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+/// go-livepeer's `JobToken`; zero values are omitted as Go's `omitempty` does.
+#[derive(Serialize)]
+struct JobToken {
+    sender_address: EthAddressCredential,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket_params: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    balance: i64,
+    price: PriceInfo,
+    service_addr: String,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    available_capacity: i64,
+    #[serde(rename = "LastNonce")]
+    last_nonce: u32,
+}
+
+pub(super) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Response {
+    let Some(cred) = h.get(headers::ETH_ADDRESS).and_then(|v| v.to_str().ok()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Must have eth address and signature on address in Livepeer-Eth-Address header",
+        );
+    };
+    let sender_address = match EthAddressCredential::from_header(cred) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Invalid eth address header: {e}")),
+    };
+    if let Err(e) = sender_address.verify(orch.config.signatures) {
+        return error(StatusCode::BAD_REQUEST, format!("Invalid eth address header: {e}"));
+    }
+    let Some(capability) = h.get(headers::CAPABILITY).and_then(|v| v.to_str().ok()).filter(|c| !c.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "Job capabilities not provided in Livepeer-Capability header");
+    };
+    let (price, available) = match orch.registry.get(capability) {
+        Some(cap) => (cap.price, cap.capacity.available()),
+        None => (crate::registry::Price::FREE, 0),
+    };
+    // The credential is echoed back, as go-livepeer does.
+    Json(JobToken {
+        sender_address,
+        ticket_params: None,
+        balance: 0,
+        price: PriceInfo { price_per_unit: price.per_unit, pixels_per_unit: price.scaling },
+        service_addr: orch.config.service_url.clone(),
+        available_capacity: i64::from(available),
+        last_nonce: 0,
+    })
+    .into_response()
+}

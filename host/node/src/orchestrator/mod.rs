@@ -1,0 +1,161 @@
+//! The orchestrator: capability registration, job tokens, batch jobs and streams, with its
+//! trickle server under `/ai/trickle/`. Same paths, headers, JSON and status codes as
+//! go-livepeer's BYOC orchestrator, minus its bugs (see the README).
+
+mod batch;
+mod capabilities;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use byoc_payment::SecretKey;
+use byoc_payment::job::{JobError, JobRequest, SignaturePolicy};
+use byoc_trickle::TrickleStore;
+use http::{HeaderMap, StatusCode};
+
+use crate::registry::Registry;
+
+pub use stream::StreamInfo;
+
+/// Header names of the BYOC protocol.
+pub mod headers {
+    pub const LIVEPEER: &str = "Livepeer";
+    pub const ETH_ADDRESS: &str = "Livepeer-Eth-Address";
+    pub const CAPABILITY: &str = "Livepeer-Capability";
+    pub const BALANCE: &str = "Livepeer-Balance";
+    pub const PAYMENT: &str = "Livepeer-Payment";
+    pub const METADATA: &str = "X-Metadata";
+    pub const STREAM_ID: &str = "X-Stream-Id";
+    pub const PUBLISH_URL: &str = "X-Publish-Url";
+    pub const SUBSCRIBE_URL: &str = "X-Subscribe-Url";
+    pub const CONTROL_URL: &str = "X-Control-Url";
+    pub const EVENTS_URL: &str = "X-Events-Url";
+    pub const DATA_URL: &str = "X-Data-Url";
+}
+
+/// How an orchestrator runs.
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// The URL gateways and workers reach this node at (trickle URLs are built from it).
+    pub service_url: String,
+    /// Secret workers must present in `Authorization` to register.
+    pub secret: Option<String>,
+    /// Let workers register without a secret when none is configured (off by default).
+    pub open_registration: bool,
+    /// Accept unsigned jobs (free mode, no keystore needed).
+    pub signatures: SignaturePolicy,
+    /// The node's own key, if any.
+    pub key: Option<SecretKey>,
+    /// Largest request body accepted on start/update/stop (go-livepeer: 10 MiB).
+    pub max_body_bytes: usize,
+    /// A stream whose control channel has seen no activity for this long is stopped (the
+    /// gateway publishes a keepalive every 10 s).
+    pub stream_idle_timeout: Duration,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            service_url: "http://127.0.0.1:8935".into(),
+            secret: None,
+            open_registration: false,
+            signatures: SignaturePolicy::Required,
+            key: None,
+            max_body_bytes: 10 << 20,
+            stream_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The orchestrator's shared state.
+pub struct Orchestrator {
+    pub config: OrchestratorConfig,
+    pub registry: Registry,
+    pub trickle: TrickleStore,
+    pub(crate) streams: stream::Streams,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Orchestrator {
+    /// A new orchestrator over `trickle` (which it serves under `/ai/trickle/`).
+    pub fn new(config: OrchestratorConfig, trickle: TrickleStore) -> Result<Arc<Self>, reqwest::Error> {
+        let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
+        if config.signatures == SignaturePolicy::AllowUnsigned {
+            tracing::warn!(
+                "free mode: unsigned jobs are accepted (no keystore needed); do not expose this node publicly"
+            );
+        }
+        Ok(Arc::new(Orchestrator {
+            config,
+            registry: Registry::new(),
+            trickle,
+            streams: stream::Streams::default(),
+            http,
+        }))
+    }
+
+    /// Currently running streams.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.streams.list()
+    }
+
+    /// Stops every stream (node shutdown): workers are told, channels closed, capacity freed.
+    pub async fn shutdown(self: &Arc<Self>) {
+        stream::stop_all(self).await;
+    }
+
+    fn channel_url(&self, name: &str) -> String {
+        format!("{}/ai/trickle/{name}", self.config.service_url.trim_end_matches('/'))
+    }
+
+    /// Parses and verifies the `Livepeer` job header.
+    fn job(&self, h: &HeaderMap) -> Result<(JobRequest, Option<byoc_payment::Address>), ApiError> {
+        let value = h
+            .get(headers::LIVEPEER)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "missing Livepeer job header".into()))?;
+        let job = JobRequest::from_header(value).map_err(job_error)?;
+        let sender = job.verify(self.config.signatures).map_err(job_error)?;
+        Ok((job, sender))
+    }
+}
+
+fn job_error(e: JobError) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, format!("invalid job: {e}"))
+}
+
+/// A refusal: status and plain-text message.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
+/// A plain-text error, as go-livepeer's `http.Error` writes them.
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut m = msg.into();
+    m.push('\n');
+    (status, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+}
+
+/// The orchestrator's routes, including its trickle server under `/ai/trickle`.
+pub fn router(orch: Arc<Orchestrator>) -> Router {
+    Router::new()
+        .route("/capability/register", post(capabilities::register))
+        .route("/capability/unregister", post(capabilities::unregister))
+        .route("/process/token", get(capabilities::token))
+        .route("/process/request/{*path}", post(batch::process))
+        .route("/ai/stream/start", any(stream::start))
+        .route("/ai/stream/stop", any(stream::stop))
+        .route("/ai/stream/update", any(stream::update))
+        .route("/ai/stream/payment", any(stream::payment))
+        .with_state(orch.clone())
+        .nest("/ai/trickle", byoc_trickle::router(orch.trickle.clone()))
+}

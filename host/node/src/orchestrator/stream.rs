@@ -1,0 +1,363 @@
+//! `/ai/stream/start|stop|update|payment`: streams on the orchestrator's trickle channels, with
+//! the worker told to attach to them.
+//!
+//! A stream holds one capacity slot from a successful start until it ends, and it ends exactly
+//! once, whatever ends it: the gateway's stop, the worker failing to start, the gateway going
+//! quiet (no control keepalive), its channels being deleted, or node shutdown.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use byoc_payment::Address;
+use byoc_payment::job::JobRequest;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{ApiError, Orchestrator, error, headers};
+use crate::capacity::Reservation;
+use crate::registry::{Backend, Capability, ReserveError};
+
+/// What the orchestrator knows of a running stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    pub id: String,
+    pub capability: String,
+    pub sender: Option<Address>,
+    pub channels: Vec<String>,
+}
+
+struct Entry {
+    info: StreamInfo,
+    capability: Arc<Capability>,
+    control: String,
+    reservation: Mutex<Option<Reservation>>,
+    cancel: CancellationToken,
+}
+
+#[derive(Default)]
+pub(crate) struct Streams {
+    map: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl Streams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Entry>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn list(&self) -> Vec<StreamInfo> {
+        let mut v: Vec<StreamInfo> = self.lock().values().map(|e| e.info.clone()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        self.lock().get(id).cloned()
+    }
+}
+
+/// The parts of the job's `parameters` the orchestrator uses.
+#[derive(Debug, Default, Deserialize)]
+struct JobParameters {
+    #[serde(default)]
+    enable_video_ingress: bool,
+    #[serde(default)]
+    enable_video_egress: bool,
+    #[serde(default)]
+    enable_data_output: bool,
+}
+
+#[derive(Deserialize)]
+struct StreamRef {
+    #[serde(default)]
+    stream_id: String,
+}
+
+const MP2T: &str = "video/MP2T";
+
+fn worker_of(cap: &Capability) -> (&str, Option<&str>) {
+    let Backend::Worker { url, token } = &cap.backend;
+    (url, token.as_deref())
+}
+
+fn worker_post(
+    orch: &Orchestrator,
+    cap: &Capability,
+    route: &str,
+    id: &str,
+    timeout: Duration,
+) -> reqwest::RequestBuilder {
+    let (url, token) = worker_of(cap);
+    let mut req = orch.http.post(format!("{url}{route}")).timeout(timeout).header(headers::STREAM_ID, id);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req
+}
+
+async fn read_body(orch: &Orchestrator, body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, orch.config.max_body_bytes).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body too large (max {} bytes)", orch.config.max_body_bytes),
+        )
+    })
+}
+
+/// Removes a stream: exactly once, whoever calls it. Frees its slot, closes its channels and
+/// stops its monitor. Returns the entry if this call removed it.
+fn remove(orch: &Orchestrator, id: &str, why: &str) -> Option<Arc<Entry>> {
+    let entry = orch.streams.lock().remove(id)?;
+    entry.cancel.cancel();
+    for ch in &entry.info.channels {
+        let _ = orch.trickle.delete_channel(ch);
+    }
+    drop(entry.reservation.lock().unwrap_or_else(|e| e.into_inner()).take());
+    tracing::info!(stream_id = %id, capability = %entry.info.capability, reason = why, "stream ended");
+    Some(entry)
+}
+
+/// Tells the worker a stream is over (best effort) after removing it.
+async fn end_and_tell_worker(orch: &Orchestrator, id: &str, why: &str) {
+    if let Some(entry) = remove(orch, id, why) {
+        let req = worker_post(orch, &entry.capability, "/stream/stop", id, Duration::from_secs(10));
+        if let Err(e) = req.body(why.to_string()).send().await {
+            tracing::debug!(stream_id = %id, error = %e, "worker stop failed");
+        }
+    }
+}
+
+pub(crate) async fn stop_all(orch: &Arc<Orchestrator>) {
+    let ids: Vec<String> = orch.streams.lock().keys().cloned().collect();
+    for id in ids {
+        end_and_tell_worker(orch, &id, "orchestrator shutting down").await;
+    }
+}
+
+/// Ends the stream when its gateway goes quiet or its control channel disappears.
+fn spawn_monitor(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
+    let weak = Arc::downgrade(orch);
+    let (id, control, cancel) = (entry.info.id.clone(), entry.control.clone(), entry.cancel.clone());
+    let idle_limit = orch.config.stream_idle_timeout;
+    let every = (idle_limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let Some(orch) = weak.upgrade() else { return };
+            let why = match orch.trickle.idle_for(&control) {
+                None => "control channel closed",
+                Some(idle) if idle >= idle_limit => "gateway went quiet (no control keepalive)",
+                Some(_) => continue,
+            };
+            end_and_tell_worker(&orch, &id, why).await;
+            return;
+        }
+    });
+}
+
+pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Body) -> Response {
+    let (job, sender) = match orch.job(&h) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let body = match read_body(&orch, body).await {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let params: JobParameters = if job.parameters.trim().is_empty() {
+        JobParameters::default()
+    } else {
+        match serde_json::from_str(&job.parameters) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid job parameters: {e}")),
+        }
+    };
+    let mut worker_body = match serde_json::from_slice::<serde_json::Value>(if body.is_empty() { b"{}" } else { &body })
+    {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return error(StatusCode::BAD_REQUEST, "Invalid JSON body"),
+    };
+    let id = job.id.clone();
+    if byoc_trickle::ChannelName::new(&format!("{id}-control")).is_err() || id.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "invalid stream id (the job's id)");
+    }
+    if orch.streams.get(&id).is_some() {
+        return error(StatusCode::CONFLICT, format!("stream already exists: {id}"));
+    }
+    let (cap, reservation) = match orch.registry.reserve(&job.capability) {
+        Ok(v) => v,
+        Err(e @ (ReserveError::Unknown(_) | ReserveError::Full(_))) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("No capacity available for capability: {e}"));
+        }
+    };
+    // Channels: (name, mime, header for the gateway, field for the worker).
+    let mut plan = vec![
+        (format!("{id}-control"), "application/json", headers::CONTROL_URL, "control_url"),
+        (format!("{id}-events"), "application/json", headers::EVENTS_URL, "events_url"),
+    ];
+    if params.enable_video_ingress {
+        plan.push((id.clone(), MP2T, headers::PUBLISH_URL, "subscribe_url"));
+    }
+    if params.enable_video_egress {
+        plan.push((format!("{id}-out"), MP2T, headers::SUBSCRIBE_URL, "publish_url"));
+    }
+    if params.enable_data_output {
+        plan.push((format!("{id}-data"), "application/jsonl", headers::DATA_URL, "data_url"));
+    }
+    let entry = Arc::new(Entry {
+        info: StreamInfo {
+            id: id.clone(),
+            capability: cap.name.clone(),
+            sender,
+            channels: plan.iter().map(|p| p.0.clone()).collect(),
+        },
+        capability: cap.clone(),
+        control: format!("{id}-control"),
+        reservation: Mutex::new(Some(reservation)),
+        cancel: CancellationToken::new(),
+    });
+    {
+        let mut map = orch.streams.lock();
+        if map.contains_key(&id) {
+            // A concurrent start of the same id won the race. Never touch the running stream's channels (go-livepeer closes them here).
+            return error(StatusCode::CONFLICT, format!("stream already exists: {id}"));
+        }
+        map.insert(id.clone(), entry.clone());
+    }
+    for (name, mime, _, _) in &plan {
+        if let Err(e) = orch.trickle.create_channel(name, mime) {
+            remove(&orch, &id, "channel creation failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not create trickle channel {name}: {e}"));
+        }
+    }
+    worker_body.insert("gateway_request_id".into(), id.clone().into());
+    for (name, _, _, field) in &plan {
+        worker_body.insert((*field).into(), orch.channel_url(name).into());
+    }
+    let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
+    let req = worker_post(&orch, &cap, "/stream/start", &id, timeout)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::Value::Object(worker_body).to_string());
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            remove(&orch, &id, "worker unreachable at start");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error sending request to worker: {e}"));
+        }
+    };
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        remove(&orch, &id, "worker refused our token");
+        orch.registry.unregister(&cap.name);
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "Orchestrator worker failure");
+    }
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        remove(&orch, &id, "worker refused the stream");
+        return error(status, text);
+    }
+    spawn_monitor(&orch, &entry);
+    tracing::info!(stream_id = %id, capability = %cap.name, sender = ?sender, "stream started");
+    let mut out = StatusCode::OK.into_response();
+    for (name, _, header, _) in &plan {
+        if let Ok(v) = HeaderValue::from_str(&orch.channel_url(name)) {
+            out.headers_mut().insert(*header, v);
+        }
+    }
+    out.headers_mut().insert(headers::BALANCE, HeaderValue::from_static("0"));
+    out
+}
+
+/// Finds the stream a stop/update/payment job is about, checking that its sender is the one
+/// that started it.
+fn owned_stream(orch: &Orchestrator, job: &JobRequest, sender: Option<Address>) -> Result<Arc<Entry>, ApiError> {
+    let id = match serde_json::from_str::<StreamRef>(&job.request) {
+        Ok(r) if !r.stream_id.is_empty() => r.stream_id,
+        _ => return Err(ApiError(StatusCode::BAD_REQUEST, "request must be a JSON object with stream_id".into())),
+    };
+    let entry = orch.streams.get(&id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "Stream not found".into()))?;
+    if entry.info.sender.is_some() && entry.info.sender != sender {
+        return Err(ApiError(StatusCode::FORBIDDEN, "stream was started by another sender".into()));
+    }
+    Ok(entry)
+}
+
+async fn relay(resp: reqwest::Response) -> Response {
+    let status = resp.status();
+    let ct = resp.headers().get(http::header::CONTENT_TYPE).cloned();
+    let body = resp.bytes().await.unwrap_or_default();
+    let mut out = (status, body).into_response();
+    if let Some(ct) = ct {
+        out.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+    }
+    out
+}
+
+pub(super) async fn stop(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Body) -> Response {
+    let (job, sender) = match orch.job(&h) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let body = match read_body(&orch, body).await {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let entry = match owned_stream(&orch, &job, sender) {
+        Ok(e) => e,
+        Err(r) => return r.into_response(),
+    };
+    let id = entry.info.id.clone();
+    // Remove first: the slot is freed even if the worker never answers.
+    remove(&orch, &id, "stopped by the gateway");
+    let mut req = worker_post(&orch, &entry.capability, "/stream/stop", &id, Duration::from_secs(10)).body(body);
+    if let Some(ct) = h.get(http::header::CONTENT_TYPE) {
+        req = req.header(http::header::CONTENT_TYPE, ct);
+    }
+    match req.send().await {
+        Ok(resp) => relay(resp).await,
+        Err(e) => {
+            tracing::debug!(stream_id = %id, error = %e, "worker stop failed");
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+pub(super) async fn update(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Body) -> Response {
+    let (job, sender) = match orch.job(&h) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let body = match read_body(&orch, body).await {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let entry = match owned_stream(&orch, &job, sender) {
+        Ok(e) => e,
+        Err(r) => return r.into_response(),
+    };
+    let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
+    let req = worker_post(&orch, &entry.capability, "/stream/params", &entry.info.id, timeout)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    match req.send().await {
+        Ok(resp) => relay(resp).await,
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error sending request to worker: {e}")),
+    }
+}
+
+/// Free mode: nothing to pay; the balance is reported as 0. (Priced mode validates tickets.)
+pub(super) async fn payment(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Response {
+    if let Err(r) = orch.job(&h) {
+        return r.into_response();
+    }
+    let mut out = StatusCode::OK.into_response();
+    out.headers_mut().insert(headers::BALANCE, HeaderValue::from_static("0"));
+    out
+}
