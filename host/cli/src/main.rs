@@ -1,6 +1,7 @@
 //! `byoc`: the command-line entry point of the project.
 
 mod keygen;
+mod orchestrator;
 mod trickle;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -28,6 +29,8 @@ enum Command {
     /// Create a node key (Ethereum JSON keystore, or a plain hex key for development) and print
     /// its address.
     Keygen(keygen::KeygenArgs),
+    /// Run an orchestrator node.
+    Orchestrator(orchestrator::OrchestratorArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -47,5 +50,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Trickle(args) => trickle::run(args).await,
         Command::Keygen(args) => keygen::run(args),
+        Command::Orchestrator(args) => orchestrator::run(args).await,
     }
 }

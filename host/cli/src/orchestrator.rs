@@ -1,0 +1,81 @@
+//! `byoc orchestrator`: an orchestrator node serving BYOC capabilities (external workers that
+//! register themselves) with its trickle server under `/ai/trickle/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig, router};
+use byoc_payment::job::SignaturePolicy;
+use byoc_trickle::{TrickleConfig, TrickleStore};
+
+#[derive(clap::Args)]
+pub struct OrchestratorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8935")]
+    listen: SocketAddr,
+    /// URL gateways and workers reach this node at (default: http://LISTEN).
+    #[arg(long)]
+    service_url: Option<String>,
+    /// Environment variable holding the secret workers must send to register.
+    #[arg(long, default_value = "BYOC_ORCH_SECRET")]
+    secret_env: String,
+    /// Let workers register without a secret when none is configured.
+    #[arg(long)]
+    open_registration: bool,
+    /// Node key file (JSON keystore or hex); jobs must then be signed.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Environment variable holding the keystore passphrase.
+    #[arg(long, default_value = "BYOC_KEY_PASSPHRASE")]
+    passphrase_env: String,
+    /// Free mode: accept unsigned jobs (no keystore needed). Never expose such a node publicly.
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Seconds without a control-channel keepalive after which a stream is ended.
+    #[arg(long, default_value_t = 60)]
+    stream_idle_timeout_secs: u64,
+}
+
+pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
+    let key = match &args.key {
+        Some(path) => {
+            let pass = std::env::var(&args.passphrase_env).ok();
+            Some(
+                byoc_payment::keyfile::load(path, pass.as_deref())
+                    .with_context(|| format!("loading {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    if key.is_none() && !args.allow_unsigned {
+        bail!("give a node key (--key FILE) or run in free mode (--allow-unsigned)");
+    }
+    let secret = std::env::var(&args.secret_env).ok().filter(|s| !s.is_empty());
+    if secret.is_none() && !args.open_registration {
+        tracing::warn!(env = %args.secret_env, "no orchestrator secret: workers cannot register (set it, or --open-registration)");
+    }
+    let service_url = args.service_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let config = OrchestratorConfig {
+        service_url: service_url.clone(),
+        secret,
+        open_registration: args.open_registration,
+        signatures: if args.allow_unsigned { SignaturePolicy::AllowUnsigned } else { SignaturePolicy::Required },
+        key,
+        stream_idle_timeout: Duration::from_secs(args.stream_idle_timeout_secs),
+        ..OrchestratorConfig::default()
+    };
+    if let Some(k) = &config.key {
+        tracing::info!(address = %k.address(), "node key loaded");
+    }
+    let trickle = TrickleStore::new(TrickleConfig::default());
+    let _sweeper = trickle.spawn_sweeper();
+    let orch = Orchestrator::new(config, trickle)?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");
+    let served = crate::trickle::serve_until_signal(listener, router(orch.clone())).await;
+    orch.shutdown().await;
+    served
+}
