@@ -1,5 +1,6 @@
 //! `byoc`: the command-line entry point of the project.
 
+mod gateway;
 mod keygen;
 mod orchestrator;
 mod trickle;
@@ -31,6 +32,8 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Run an orchestrator node.
     Orchestrator(orchestrator::OrchestratorArgs),
+    /// Run a gateway node in front of orchestrators.
+    Gateway(gateway::GatewayArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -51,5 +54,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Trickle(args) => trickle::run(args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Orchestrator(args) => orchestrator::run(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
     }
 }

@@ -1,0 +1,90 @@
+//! Finding orchestrators for a capability: parallel `GET /process/token` with a timeout,
+//! include/exclude filters, full ones skipped.
+
+use std::time::Duration;
+
+use byoc_payment::job::EthAddressCredential;
+use futures_util::future::join_all;
+use serde::Deserialize;
+
+use crate::orchestrator::headers;
+
+/// `parameters.orchestrators` of a job.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct OrchestratorFilter {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// The fields of a job token the gateway uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Token {
+    #[serde(default)]
+    pub service_addr: String,
+    #[serde(default)]
+    pub available_capacity: i64,
+    #[serde(default)]
+    pub balance: i64,
+}
+
+/// An orchestrator that offered the capability.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The URL from the gateway's list (requests go here).
+    pub url: String,
+    pub token: Token,
+}
+
+fn norm(u: &str) -> &str {
+    u.trim_end_matches('/')
+}
+
+/// Asks every listed orchestrator (after filtering) for a token, in parallel. Returns the ones
+/// with free capacity, in list order, and the reasons the others were skipped.
+pub async fn discover(
+    http: &reqwest::Client,
+    pool: &[String],
+    filter: &OrchestratorFilter,
+    capability: &str,
+    credential: &EthAddressCredential,
+    timeout: Duration,
+) -> (Vec<Candidate>, Vec<String>) {
+    let cred = credential.to_header();
+    let urls: Vec<&String> = pool
+        .iter()
+        .filter(|u| !filter.exclude.iter().any(|e| norm(e) == norm(u)))
+        .filter(|u| filter.include.is_empty() || filter.include.iter().any(|i| norm(i) == norm(u)))
+        .collect();
+    let asks = urls.iter().map(|url| {
+        let req = http
+            .get(format!("{}/process/token", norm(url)))
+            .header(headers::ETH_ADDRESS, &cred)
+            .header(headers::CAPABILITY, capability)
+            .timeout(timeout);
+        async move {
+            let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("{url}: token request answered {}", resp.status()));
+            }
+            let token: Token = resp.json().await.map_err(|e| format!("{url}: bad token: {e}"))?;
+            if token.available_capacity <= 0 {
+                return Err(format!("{url}: no capacity for {capability}"));
+            }
+            Ok(Candidate { url: norm(url).to_string(), token })
+        }
+    });
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    for r in join_all(asks).await {
+        match r {
+            Ok(c) => found.push(c),
+            Err(e) => skipped.push(e),
+        }
+    }
+    if urls.is_empty() {
+        skipped.push("no orchestrator left after include/exclude".into());
+    }
+    (found, skipped)
+}

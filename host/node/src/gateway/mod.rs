@@ -1,0 +1,140 @@
+//! The gateway: the only thing a client talks to. It finds an orchestrator for the capability,
+//! signs the job, starts the stream there and moves the stream's legs: ingest and egress over
+//! HTTP trickle endpoints, control (updates and keepalives), events and data as SSE.
+//!
+//! Unlike go-livepeer's gateway, `start` answers 200 only once an orchestrator has accepted the
+//! stream (a rejection moves on to the next one; none left gives 503 with the reasons), and every
+//! per-stream route needs the stream's own secret, handed out once by `start`.
+
+mod discovery;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Response;
+use axum::routing::{get, post};
+use byoc_payment::SecretKey;
+use byoc_payment::job::{EthAddressCredential, JobRequest};
+use http::StatusCode;
+
+pub use discovery::{Candidate, OrchestratorFilter, Token, discover};
+
+use crate::orchestrator::error;
+
+/// How a gateway runs.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Base URL clients reach this gateway at (used in the URLs `start` hands out).
+    pub public_url: String,
+    /// Orchestrators to use, in order of preference.
+    pub orchestrators: Vec<String>,
+    /// The gateway's signing key (a fresh one is generated when none is given).
+    pub key: Option<SecretKey>,
+    /// If set, `start` and batch requests need `Authorization: Bearer <api_key>`.
+    pub api_key: Option<String>,
+    /// Per-orchestrator timeout of a token request.
+    pub token_timeout: Duration,
+    /// Largest request body accepted on start/update/stop.
+    pub max_body_bytes: usize,
+    /// How often a keepalive goes out on the control channel.
+    pub keepalive_every: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            public_url: "http://127.0.0.1:8937".into(),
+            orchestrators: Vec::new(),
+            key: None,
+            api_key: None,
+            token_timeout: Duration::from_secs(2),
+            max_body_bytes: 10 << 20,
+            keepalive_every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The gateway's shared state.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    key: SecretKey,
+    http: reqwest::Client,
+    streams: Mutex<HashMap<String, Arc<stream::GwStream>>>,
+}
+
+impl Gateway {
+    pub fn new(mut config: GatewayConfig) -> Result<Arc<Self>, reqwest::Error> {
+        let key = config.key.take().unwrap_or_else(SecretKey::generate);
+        tracing::info!(address = %key.address(), "gateway key");
+        let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
+        Ok(Arc::new(Gateway { config, key, http, streams: Mutex::new(HashMap::new()) }))
+    }
+
+    /// The gateway's address (the `sender` of its jobs).
+    pub fn address(&self) -> byoc_payment::Address {
+        self.key.address()
+    }
+
+    /// Ids of the running streams.
+    pub fn stream_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<stream::GwStream>>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn credential(&self) -> Result<EthAddressCredential, Refusal> {
+        EthAddressCredential::new(&self.key).map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+
+    fn sign(&self, mut job: JobRequest) -> Result<String, Refusal> {
+        job.sign(&self.key).map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok(job.to_header())
+    }
+
+    /// Stops every stream (gateway shutdown).
+    pub async fn shutdown(self: &Arc<Self>) {
+        let ids = self.stream_ids();
+        for id in ids {
+            stream::end(self, &id, "gateway shutting down", true).await;
+        }
+    }
+}
+
+/// A refusal, boxed so that `Result`s stay small.
+pub(crate) type Refusal = Box<Response>;
+
+pub(crate) fn refuse(status: StatusCode, msg: impl Into<String>) -> Refusal {
+    Box::new(error(status, msg))
+}
+
+fn check_api_key(gw: &Gateway, h: &http::HeaderMap) -> Result<(), Refusal> {
+    let Some(expected) = &gw.config.api_key else { return Ok(()) };
+    let given = h
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if stream::same_secret(given, expected) { Ok(()) } else { Err(refuse(StatusCode::UNAUTHORIZED, "invalid API key")) }
+}
+
+/// The gateway's routes.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/process/stream/start", post(stream::start))
+        .route("/process/stream/{id}/update", post(stream::update))
+        .route("/process/stream/{id}/stop", post(stream::stop))
+        .route("/process/stream/{id}/status", get(stream::status))
+        .route("/process/stream/{id}/data", get(stream::data))
+        .route("/process/stream/{id}/events", get(stream::events))
+        .route("/process/stream/{id}/ingest/{seq}", post(stream::ingest))
+        .route("/process/stream/{id}/egress/{seq}", get(stream::egress))
+        .route("/process/request/{*path}", post(stream::batch))
+        .with_state(gw)
+}

@@ -1,0 +1,646 @@
+//! The gateway's stream and batch routes.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use byoc_payment::job::JobRequest;
+use byoc_trickle::{ClientError, HttpPublisher, HttpSubscriber, Seq, SeqRequest, SubscriberOptions};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::discovery::{OrchestratorFilter, discover};
+use super::{Gateway, Refusal, check_api_key, refuse};
+use crate::orchestrator::headers;
+
+/// One stream as the gateway runs it.
+pub(crate) struct GwStream {
+    id: String,
+    secret: String,
+    capability: String,
+    orchestrator: String,
+    timeout_seconds: i64,
+    urls: OrchUrls,
+    params: Mutex<Value>,
+    last_status: Mutex<Value>,
+    events: broadcast::Sender<Arc<str>>,
+    data: broadcast::Sender<Arc<str>>,
+    cancel: CancellationToken,
+    started_ms: u128,
+}
+
+#[derive(Debug, Clone)]
+struct OrchUrls {
+    publish: Option<String>,
+    subscribe: Option<String>,
+    control: String,
+    events: String,
+    data: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StartRequest {
+    #[serde(default)]
+    stream_name: String,
+    #[serde(default)]
+    stream_id: String,
+    #[serde(default)]
+    rtmp_output: String,
+    /// go-livepeer clients send a string holding a JSON object; an object is accepted too.
+    #[serde(default)]
+    params: Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct JobParameters {
+    #[serde(default)]
+    orchestrators: OrchestratorFilter,
+    #[serde(default)]
+    enable_video_ingress: bool,
+    #[serde(default)]
+    enable_video_egress: bool,
+    #[serde(default)]
+    enable_data_output: bool,
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+fn random_hex(bytes: usize) -> String {
+    byoc_payment::SecretKey::generate().to_bytes().iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time comparison of secrets (hashed first, so lengths do not leak either).
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (byoc_payment::keccak256(a.as_bytes()), byoc_payment::keccak256(b.as_bytes()));
+    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+}
+
+fn valid_id_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, Refusal> {
+    axum::body::to_bytes(body, gw.config.max_body_bytes).await.map_err(|_| {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body too large (max {} bytes)", gw.config.max_body_bytes),
+        )
+    })
+}
+
+fn job_from(h: &HeaderMap) -> Result<JobRequest, Refusal> {
+    let v = h
+        .get(headers::LIVEPEER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "missing Livepeer job header"))?;
+    JobRequest::from_header(v).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid job: {e}")))
+}
+
+fn header_url(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+/// The channel URLs an orchestrator handed out, refused unless they point at that orchestrator's
+/// own trickle server (go-livepeer follows whatever URL it is given).
+fn channel_urls(orch: &str, h: &HeaderMap) -> Result<OrchUrls, String> {
+    let prefix = format!("{orch}/ai/trickle/");
+    let check = |name: &str| -> Result<Option<String>, String> {
+        match header_url(h, name) {
+            Some(u) if u.starts_with(&prefix) => Ok(Some(u)),
+            Some(u) => Err(format!("{name} {u} is not on the orchestrator")),
+            None => Ok(None),
+        }
+    };
+    Ok(OrchUrls {
+        publish: check(headers::PUBLISH_URL)?,
+        subscribe: check(headers::SUBSCRIBE_URL)?,
+        control: check(headers::CONTROL_URL)?.ok_or("no X-Control-Url")?,
+        events: check(headers::EVENTS_URL)?.ok_or("no X-Events-Url")?,
+        data: check(headers::DATA_URL)?,
+    })
+}
+
+pub(super) async fn start(State(gw): State<Arc<Gateway>>, h: HeaderMap, body: Body) -> Response {
+    match start_inner(gw, h, body).await {
+        Ok(r) | Err(r) => r,
+    }
+    .into_response()
+}
+
+fn boxed(r: Response) -> Box<Response> {
+    Box::new(r)
+}
+
+async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<Response>, Refusal> {
+    check_api_key(&gw, &h)?;
+    let job = job_from(&h)?;
+    let body = read_body(&gw, body).await?;
+    let req: StartRequest = if body.is_empty() {
+        StartRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid JSON request body: {e}")))?
+    };
+    let params = match &req.params {
+        Value::Null => json!({}),
+        Value::String(s) if s.trim().is_empty() => json!({}),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Err(refuse(StatusCode::BAD_REQUEST, "invalid model params: must be a JSON object")),
+        },
+        v @ Value::Object(_) => v.clone(),
+        _ => return Err(refuse(StatusCode::BAD_REQUEST, "invalid model params: must be a JSON object")),
+    };
+    let jp: JobParameters = if job.parameters.trim().is_empty() {
+        JobParameters::default()
+    } else {
+        serde_json::from_str(&job.parameters)
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid job parameters: {e}")))?
+    };
+    let base = if req.stream_id.is_empty() { random_hex(8) } else { req.stream_id.clone() };
+    let id = if req.stream_name.is_empty() { base.clone() } else { format!("{}-{base}", req.stream_name) };
+    if !valid_id_part(&base) || (!req.stream_name.is_empty() && !valid_id_part(&req.stream_name)) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "stream_name and stream_id may use letters, digits, '-', '_' and '.' (at most 64 each)",
+        ));
+    }
+    if gw.lock().contains_key(&id) {
+        return Err(refuse(StatusCode::CONFLICT, format!("stream already exists: {id}")));
+    }
+    if !req.rtmp_output.is_empty() {
+        tracing::warn!(stream_id = %id, "rtmp_output is not served yet by this gateway; ignored");
+    }
+    let credential = gw.credential()?;
+    let (candidates, mut reasons) = discover(
+        &gw.http,
+        &gw.config.orchestrators,
+        &jp.orchestrators,
+        &job.capability,
+        &credential,
+        gw.config.token_timeout,
+    )
+    .await;
+    let start_body = json!({ "params": params }).to_string();
+    for cand in candidates {
+        let signed = gw.sign(JobRequest {
+            id: id.clone(),
+            request: json!({ "stream_id": id }).to_string(),
+            parameters: job.parameters.clone(),
+            capability: job.capability.clone(),
+            timeout_seconds: job.timeout_seconds,
+            ..JobRequest::default()
+        })?;
+        let resp = gw
+            .http
+            .post(format!("{}/ai/stream/start", cand.url))
+            .header(headers::LIVEPEER, signed)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .timeout(Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
+            .body(start_body.clone())
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                reasons.push(format!("{}: {e}", cand.url));
+                continue;
+            }
+        };
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            reasons.push(format!("{}: {status} {}", cand.url, text.trim()));
+            continue;
+        }
+        let urls = match channel_urls(&cand.url, resp.headers()) {
+            Ok(u) => u,
+            Err(e) => {
+                reasons.push(format!("{}: {e}", cand.url));
+                continue;
+            }
+        };
+        let stream = Arc::new(GwStream {
+            id: id.clone(),
+            secret: random_hex(16),
+            capability: job.capability.clone(),
+            orchestrator: cand.url.clone(),
+            timeout_seconds: job.timeout_seconds,
+            urls,
+            params: Mutex::new(params.clone()),
+            last_status: Mutex::new(Value::Null),
+            events: broadcast::channel(64).0,
+            data: broadcast::channel(64).0,
+            cancel: CancellationToken::new(),
+            started_ms: now_ms(),
+        });
+        gw.lock().insert(id.clone(), stream.clone());
+        spawn_legs(&gw, &stream);
+        tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
+        return Ok(boxed(Json(stream_urls(&gw, &stream, &jp)).into_response()));
+    }
+    let body = json!({ "error": format!("no orchestrator accepted the stream for capability {}", job.capability), "reasons": reasons });
+    Err(boxed((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()))
+}
+
+fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
+    let base = format!("{}/process/stream/{}", gw.config.public_url.trim_end_matches('/'), s.id);
+    let url = |route: &str| format!("{base}/{route}?token={}", s.secret);
+    let when = |on: bool, u: String| if on { u } else { String::new() };
+    json!({
+        "stream_id": s.id,
+        "stream_secret": s.secret,
+        "whip_url": "",
+        "whep_url": "",
+        "rtmp_url": "",
+        "rtmp_output_url": "",
+        "update_url": url("update"),
+        "status_url": url("status"),
+        "stop_url": url("stop"),
+        "data_url": when(jp.enable_data_output && s.urls.data.is_some(), url("data")),
+        "events_url": url("events"),
+        "ingest_url": when(jp.enable_video_ingress && s.urls.publish.is_some(), format!("{base}/ingest")),
+        "egress_url": when(jp.enable_video_egress && s.urls.subscribe.is_some(), format!("{base}/egress")),
+    })
+}
+
+/// Starts the stream's background legs: control keepalives, events and data readers. Each ends
+/// with the stream (its cancellation token); an orchestrator closing the events channel ends
+/// the stream.
+fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>) {
+    let weak = Arc::downgrade(gw);
+    let (stream, every) = (s.clone(), gw.config.keepalive_every);
+    tokio::spawn(async move {
+        let Ok(mut control) = HttpPublisher::new(&stream.urls.control, "application/json") else { return };
+        loop {
+            let mut seg = control.next_segment();
+            if seg.write(Bytes::from_static(br#"{"keep":"alive"}"#)).is_err() {
+                break;
+            }
+            let sent = tokio::select! {
+                _ = stream.cancel.cancelled() => return,
+                r = seg.finish() => r,
+            };
+            if let Err(ClientError::NotFound | ClientError::Closed) = sent {
+                break;
+            }
+            tokio::select! {
+                _ = stream.cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+        if let Some(gw) = weak.upgrade() {
+            end(&gw, &stream.id, "control channel closed by the orchestrator", false).await;
+        }
+    });
+    let weak = Arc::downgrade(gw);
+    let stream = s.clone();
+    tokio::spawn(async move {
+        read_channel(&stream.urls.events, &stream.cancel, |text| {
+            let event = serde_json::from_str::<Value>(text).ok();
+            // pytrickle wraps events as {"event": {...}, "queue_event_type": ...}.
+            let inner = event.as_ref().map(|e| e.get("event").unwrap_or(e));
+            if let Some(inner) = inner.filter(|i| i.get("type").and_then(Value::as_str) == Some("status")) {
+                *stream.last_status.lock().unwrap_or_else(|e| e.into_inner()) = inner.clone();
+            }
+            let _ = stream.events.send(Arc::from(text.trim()));
+        })
+        .await;
+        if let Some(gw) = weak.upgrade() {
+            end(&gw, &stream.id, "the orchestrator ended the stream", false).await;
+        }
+    });
+    if let Some(data_url) = s.urls.data.clone() {
+        let stream = s.clone();
+        tokio::spawn(async move {
+            read_channel(&data_url, &stream.cancel, |text| {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let _ = stream.data.send(Arc::from(line));
+                }
+            })
+            .await;
+        });
+    }
+}
+
+/// Reads a message channel from its start until it ends or `cancel` fires.
+async fn read_channel(url: &str, cancel: &CancellationToken, mut each: impl FnMut(&str)) {
+    let Ok(mut sub) =
+        HttpSubscriber::new(url, SubscriberOptions { start: SeqRequest::At(Seq(0)), ..Default::default() })
+    else {
+        return;
+    };
+    loop {
+        let seg = tokio::select! {
+            _ = cancel.cancelled() => return,
+            s = sub.next_segment() => s,
+        };
+        let Ok(Some(seg)) = seg else { return };
+        let body = tokio::select! {
+            _ = cancel.cancelled() => return,
+            b = seg.read_all() => b,
+        };
+        if let Ok(b) = body {
+            each(&String::from_utf8_lossy(&b));
+        }
+    }
+}
+
+/// Ends a stream once: its legs stop, it leaves the table and, if asked, the orchestrator is
+/// told. Returns the orchestrator's answer to the stop, if any.
+pub(crate) async fn end(gw: &Arc<Gateway>, id: &str, why: &str, tell: bool) -> Option<reqwest::Response> {
+    let stream = gw.lock().remove(id)?;
+    stream.cancel.cancel();
+    tracing::info!(stream_id = %id, orchestrator = %stream.orchestrator, reason = why, "stream ended");
+    if !tell {
+        return None;
+    }
+    let signed = gw
+        .sign(JobRequest {
+            id: id.to_string(),
+            request: json!({ "stream_id": id }).to_string(),
+            capability: stream.capability.clone(),
+            timeout_seconds: 10,
+            ..JobRequest::default()
+        })
+        .ok()?;
+    gw.http
+        .post(format!("{}/ai/stream/stop", stream.orchestrator))
+        .header(headers::LIVEPEER, signed)
+        .timeout(Duration::from_secs(10))
+        .body(why.to_string())
+        .send()
+        .await
+        .ok()
+}
+
+/// The stream, if the request carries its secret (`Authorization: Bearer` or `?token=`).
+fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Result<Arc<GwStream>, Refusal> {
+    let stream = gw.lock().get(id).cloned().ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Stream not found"))?;
+    let bearer =
+        h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let token = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    match bearer.or(token) {
+        Some(given) if same_secret(given, &stream.secret) => Ok(stream),
+        Some(_) => Err(refuse(StatusCode::FORBIDDEN, "wrong stream secret")),
+        None => {
+            Err(refuse(StatusCode::UNAUTHORIZED, "this stream's secret is required (Authorization: Bearer or ?token=)"))
+        }
+    }
+}
+
+macro_rules! try_or_respond {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return *r,
+        }
+    };
+}
+
+pub(super) async fn stop(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    match end(&gw, &id, "stopped by the client", true).await {
+        Some(resp) => {
+            let body = resp.bytes().await.unwrap_or_default();
+            (StatusCode::OK, body).into_response()
+        }
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+pub(super) async fn update(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let stream = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let body = try_or_respond!(read_body(&gw, body).await);
+    let params: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return super::error(StatusCode::BAD_REQUEST, "update body must be a JSON object"),
+    };
+    let signed = try_or_respond!(gw.sign(JobRequest {
+        id: id.clone(),
+        request: json!({ "stream_id": id }).to_string(),
+        parameters: "{}".into(),
+        capability: stream.capability.clone(),
+        timeout_seconds: stream.timeout_seconds,
+        ..JobRequest::default()
+    }));
+    let resp = gw
+        .http
+        .post(format!("{}/ai/stream/update", stream.orchestrator))
+        .header(headers::LIVEPEER, signed)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .timeout(Duration::from_secs(stream.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
+        .body(body)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => {
+            if r.status().is_success() {
+                *stream.params.lock().unwrap_or_else(|e| e.into_inner()) = params;
+            }
+            let status = r.status();
+            (status, r.bytes().await.unwrap_or_default()).into_response()
+        }
+        Err(e) => super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}")),
+    }
+}
+
+pub(super) async fn status(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let params = s.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let last = s.last_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Json(json!({
+        "stream_id": s.id,
+        "state": "running",
+        "capability": s.capability,
+        "orchestrator": s.orchestrator,
+        "gateway_address": gw.address(),
+        "started_at_ms": u64::try_from(s.started_ms).unwrap_or(u64::MAX),
+        "params": params,
+        "last_status": last,
+    }))
+    .into_response()
+}
+
+fn sse(s: &GwStream, rx: broadcast::Receiver<Arc<str>>) -> Response {
+    let cancel = s.cancel.clone();
+    let live = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
+        loop {
+            let msg = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                m = rx.recv() => m,
+            };
+            match msg {
+                Ok(text) => return Some((Ok::<Event, Infallible>(Event::default().data(text.as_ref())), (rx, cancel))),
+                // A slow reader skips what it missed rather than ending.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let end = futures_util::stream::once(async {
+        Ok::<Event, Infallible>(Event::default().event("end").data(r#"{"type":"stream_ended"}"#))
+    });
+    Sse::new(live.chain(end)).keep_alive(KeepAlive::default()).into_response()
+}
+
+pub(super) async fn data(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    if s.urls.data.is_none() {
+        return super::error(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available");
+    }
+    sse(&s, s.data.subscribe())
+}
+
+pub(super) async fn events(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    sse(&s, s.events.subscribe())
+}
+
+/// Copies a trickle answer (status, `Lp-Trickle-*` and `Content-Type`, streamed body).
+fn relay_trickle(resp: reqwest::Response) -> Response {
+    let mut out = Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        let n = name.as_str();
+        if n.starts_with("lp-trickle-") || n == "content-type" {
+            out = out.header(name, value);
+        }
+    }
+    out.body(Body::from_stream(resp.bytes_stream()))
+        .unwrap_or_else(|e| super::error(StatusCode::BAD_GATEWAY, e.to_string()))
+}
+
+/// `POST /process/stream/{id}/ingest/{seq}`: a trickle publish of one MPEG-TS segment, relayed
+/// to the orchestrator's input channel.
+pub(super) async fn ingest(
+    State(gw): State<Arc<Gateway>>,
+    Path((id, seq)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let Some(url) = &s.urls.publish else {
+        return super::error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
+    };
+    if seq.parse::<SeqRequest>().is_err() {
+        return super::error(StatusCode::BAD_REQUEST, "invalid seq");
+    }
+    let mut req = gw.http.post(format!("{url}/{seq}")).body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    req = req.header(http::header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    match req.send().await {
+        Ok(r) => relay_trickle(r),
+        Err(e) => super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}")),
+    }
+}
+
+/// `GET /process/stream/{id}/egress/{seq}`: a trickle subscribe to the output channel (`-1`,
+/// `-2`, a seq, or `next`), relayed from the orchestrator.
+pub(super) async fn egress(
+    State(gw): State<Arc<Gateway>>,
+    Path((id, seq)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let Some(url) = &s.urls.subscribe else {
+        return super::error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
+    };
+    if seq != "next" && seq.parse::<SeqRequest>().is_err() {
+        return super::error(StatusCode::BAD_REQUEST, "invalid seq");
+    }
+    match gw.http.get(format!("{url}/{seq}")).send().await {
+        Ok(r) => relay_trickle(r),
+        Err(e) => super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}")),
+    }
+}
+
+/// `POST /process/request/{path}`: a batch job, tried on each orchestrator in turn. A 4xx is the
+/// client's answer; a 5xx or a transport error moves on; all failing is a 503 with the reasons
+/// (go-livepeer answers an empty 200).
+pub(super) async fn batch(
+    State(gw): State<Arc<Gateway>>,
+    Path(path): Path<String>,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    try_or_respond!(check_api_key(&gw, &h));
+    let job = try_or_respond!(job_from(&h));
+    let body = try_or_respond!(read_body(&gw, body).await);
+    let filter = serde_json::from_str::<JobParameters>(&job.parameters).map(|p| p.orchestrators).unwrap_or_default();
+    let credential = try_or_respond!(gw.credential());
+    let (candidates, mut reasons) =
+        discover(&gw.http, &gw.config.orchestrators, &filter, &job.capability, &credential, gw.config.token_timeout)
+            .await;
+    for cand in candidates {
+        let signed = try_or_respond!(gw.sign(JobRequest { capability_url: String::new(), ..job.clone() }));
+        let mut req = gw
+            .http
+            .post(format!("{}/process/request/{}", cand.url, path.trim_start_matches('/')))
+            .header(headers::LIVEPEER, signed)
+            .timeout(Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
+            .body(body.clone());
+        if let Some(ct) = h.get(http::header::CONTENT_TYPE) {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_server_error() => {
+                let status = r.status();
+                reasons.push(format!("{}: {status} {}", cand.url, r.text().await.unwrap_or_default().trim()));
+            }
+            Ok(r) => {
+                let mut out = Response::builder().status(r.status()).header("X-Orchestrator-Url", cand.url.as_str());
+                for name in ["content-type", "x-metadata", "livepeer-balance"] {
+                    if let Some(v) = r.headers().get(name) {
+                        out = out.header(name, v);
+                    }
+                }
+                return out
+                    .body(Body::from_stream(r.bytes_stream()))
+                    .unwrap_or_else(|e| super::error(StatusCode::BAD_GATEWAY, e.to_string()));
+            }
+            Err(e) => reasons.push(format!("{}: {e}", cand.url)),
+        }
+    }
+    let body = json!({ "error": format!("no orchestrator completed the job for capability {}", job.capability), "reasons": reasons });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}

@@ -1,0 +1,310 @@
+//! Gateway + orchestrator + a toy worker, all real HTTP on loopback.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use byoc_node::gateway::{Gateway, GatewayConfig};
+use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
+use byoc_payment::job::{JobRequest, SignaturePolicy};
+use byoc_trickle::{LocalPublisher, LocalSubscriber, Seq, SeqRequest, TrickleStore};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn listen(app: Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// An orchestrator with one toy worker ("toy", capacity 2) answering `status` to starts.
+async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, Calls) {
+    let calls: Calls = Arc::default();
+    let worker = listen(
+        Router::new()
+            .route(
+                "/{*route}",
+                post(|State((calls, st)): State<(Calls, u16)>, Path(route): Path<String>, body: Bytes| async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    calls.lock().unwrap().push((route.clone(), v.clone()));
+                    let status = if route == "stream/start" { st } else { 200 };
+                    let reply = if route == "echo" { v } else { json!({"status": "success"}) };
+                    (StatusCode::from_u16(status).unwrap(), axum::Json(reply)).into_response()
+                }),
+            )
+            .with_state((calls.clone(), start_status)),
+    )
+    .await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let config = OrchestratorConfig {
+        service_url: url.clone(),
+        signatures: SignaturePolicy::Required,
+        stream_idle_timeout: idle,
+        ..OrchestratorConfig::default()
+    };
+    let orch = Orchestrator::new(config, TrickleStore::default()).unwrap();
+    orch.registry
+        .register_worker(&byoc_node::WorkerRegistration {
+            name: "toy".into(),
+            url: worker,
+            capacity: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    let app = byoc_node::orchestrator::router(orch.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (url, orch, calls)
+}
+
+async fn gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let gw = Gateway::new(GatewayConfig {
+        public_url: url.clone(),
+        orchestrators,
+        keepalive_every: Duration::from_millis(100),
+        ..GatewayConfig::default()
+    })
+    .unwrap();
+    let app = byoc_node::gateway::router(gw.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (url, gw)
+}
+
+fn http() -> reqwest::Client {
+    byoc_trickle::http_client().unwrap()
+}
+
+fn livepeer(params: Value) -> String {
+    JobRequest {
+        request: "{}".into(),
+        parameters: params.to_string(),
+        capability: "toy".into(),
+        timeout_seconds: 10,
+        ..Default::default()
+    }
+    .to_header()
+}
+
+fn all_legs() -> Value {
+    json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true})
+}
+
+async fn start(gw: &str, body: Value) -> reqwest::Response {
+    http()
+        .post(format!("{gw}/process/stream/start"))
+        .header("Livepeer", livepeer(all_legs()))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
+    let (orch_url, orch, calls) = orchestrator(200, Duration::from_millis(400)).await;
+    let (gw_url, gw) = gateway(vec![orch_url.clone()]).await;
+    let r = start(&gw_url, json!({"stream_name": "cam-out", "params": "{\"prompt\":\"x\"}"})).await;
+    assert_eq!(r.status(), 200);
+    let urls: Value = r.json().await.unwrap();
+    let id = urls["stream_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("cam-out-"), "names ending in -out are fine: {id}");
+    let secret = urls["stream_secret"].as_str().unwrap().to_string();
+    assert!(urls["status_url"].as_str().unwrap().ends_with(&format!("?token={secret}")));
+    // The worker was started with the client's params and the orchestrator's channel URLs.
+    let start_call = calls.lock().unwrap().iter().find(|c| c.0 == "stream/start").unwrap().1.clone();
+    assert_eq!(start_call["params"], json!({"prompt": "x"}));
+    assert_eq!(start_call["gateway_request_id"], id.as_str());
+
+    // Per-stream routes need the stream's secret.
+    let status_url = format!("{gw_url}/process/stream/{id}/status");
+    assert_eq!(http().get(&status_url).send().await.unwrap().status(), 401);
+    assert_eq!(http().get(&status_url).bearer_auth("nope").send().await.unwrap().status(), 403);
+    let st: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(st["orchestrator"], orch_url.as_str());
+    assert_eq!(st["gateway_address"], gw.address().to_checksum());
+
+    // The gateway's keepalives keep the orchestrator's stream alive past its idle timeout.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(orch.streams().len(), 1);
+
+    // Events and data published by the worker arrive as SSE.
+    let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
+    let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ev = LocalPublisher::new(&orch.trickle, &format!("{id}-events")).unwrap();
+    let mut seg = ev.next_segment().unwrap();
+    seg.write(Bytes::from_static(br#"{"event":{"type":"status","fps":30},"queue_event_type":"ai_stream_events"}"#))
+        .unwrap();
+    seg.finish();
+    let dp = LocalPublisher::new(&orch.trickle, &format!("{id}-data")).unwrap();
+    let mut seg = dp.next_segment().unwrap();
+    seg.write(Bytes::from_static(b"{\"n\":1}\n{\"n\":2}\n")).unwrap();
+    seg.finish();
+    let mut got = String::new();
+    while !got.contains("fps") {
+        got.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
+    }
+    let mut lines = String::new();
+    while !lines.contains("\"n\":2") {
+        lines.push_str(&String::from_utf8_lossy(&data.chunk().await.unwrap().unwrap()));
+    }
+    assert!(lines.contains("data: {\"n\":1}\n\n") && lines.contains("data: {\"n\":2}\n\n"), "{lines}");
+    let st: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(st["last_status"]["fps"], 30);
+
+    // Ingest reaches the orchestrator's input channel; output comes back through egress.
+    let mut input = LocalSubscriber::new(&orch.trickle, &id, SeqRequest::At(Seq(0)));
+    let r = http()
+        .post(format!("{gw_url}/process/stream/{id}/ingest/0"))
+        .bearer_auth(&secret)
+        .body(&b"\x47input"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["lp-trickle-seq"], "0");
+    assert_eq!(&input.next_segment().await.unwrap().unwrap().read_all().await.unwrap()[..], b"\x47input");
+    let out = LocalPublisher::new(&orch.trickle, &format!("{id}-out")).unwrap();
+    let mut seg = out.next_segment().unwrap();
+    seg.write(Bytes::from_static(b"\x47output")).unwrap();
+    seg.finish();
+    let r = http().get(format!("{gw_url}/process/stream/{id}/egress/0")).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(r.headers()["lp-trickle-seq"], "0");
+    assert_eq!(&r.bytes().await.unwrap()[..], b"\x47output");
+
+    // Update reaches the worker's /stream/params.
+    let r = http().post(urls["update_url"].as_str().unwrap()).body(r#"{"prompt":"y"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(calls.lock().unwrap().iter().any(|c| c.0 == "stream/params" && c.1 == json!({"prompt": "y"})));
+    let bad = http().post(urls["update_url"].as_str().unwrap()).body("not json").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // Stop: everything is released on both nodes and the SSE streams end with an end event.
+    let r = http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(gw.stream_ids().is_empty());
+    assert!(orch.streams().is_empty());
+    assert_eq!(orch.registry.get("toy").unwrap().capacity.in_use(), 0);
+    let mut tail = String::new();
+    while let Some(c) = events.chunk().await.unwrap() {
+        tail.push_str(&String::from_utf8_lossy(&c));
+    }
+    assert!(tail.contains("event: end\ndata: {\"type\":\"stream_ended\"}"), "{tail}");
+    assert_eq!(http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_rejecting_orchestrator_is_skipped_and_none_left_is_503_with_reasons() {
+    let (busy_url, busy, _) = orchestrator(503, Duration::from_secs(60)).await;
+    let (ok_url, ok, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, _) = gateway(vec![busy_url.clone(), ok_url.clone()]).await;
+    let r = start(&gw_url, json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert!(busy.streams().is_empty());
+    assert_eq!(busy.registry.get("toy").unwrap().capacity.in_use(), 0);
+    assert_eq!(ok.streams().len(), 1);
+
+    let (gw2, _) = gateway(vec![busy_url.clone(), "http://127.0.0.1:9".into()]).await;
+    let r = start(&gw2, json!({})).await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["reasons"].as_array().unwrap().len(), 2, "{body}");
+
+    // include/exclude pick among the list.
+    let only_busy = JobRequest {
+        request: "{}".into(),
+        parameters: json!({"orchestrators": {"exclude": [ok_url]}}).to_string(),
+        capability: "toy".into(),
+        timeout_seconds: 10,
+        ..Default::default()
+    };
+    let r = http()
+        .post(format!("{gw_url}/process/stream/start"))
+        .header("Livepeer", only_busy.to_header())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+}
+
+#[tokio::test]
+async fn the_gateway_notices_when_the_orchestrator_ends_the_stream() {
+    let (orch_url, orch, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, gw) = gateway(vec![orch_url]).await;
+    assert_eq!(start(&gw_url, json!({})).await.status(), 200);
+    orch.shutdown().await;
+    wait_until("gateway stream removed", || gw.stream_ids().is_empty()).await;
+}
+
+#[tokio::test]
+async fn bad_start_requests_are_4xx() {
+    let (orch_url, orch, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, _) = gateway(vec![orch_url]).await;
+    let post = |header: Option<String>, body: &'static str| {
+        let mut r = http().post(format!("{gw_url}/process/stream/start")).body(body);
+        if let Some(h) = header {
+            r = r.header("Livepeer", h);
+        }
+        r.send()
+    };
+    assert_eq!(post(None, "{}").await.unwrap().status(), 400);
+    assert_eq!(post(Some("@@".into()), "{}").await.unwrap().status(), 400);
+    assert_eq!(post(Some(livepeer(all_legs())), "{").await.unwrap().status(), 400);
+    assert_eq!(post(Some(livepeer(all_legs())), r#"{"params":"[1]"}"#).await.unwrap().status(), 400);
+    assert_eq!(post(Some(livepeer(all_legs())), r#"{"stream_name":"a/b"}"#).await.unwrap().status(), 400);
+    assert_eq!(post(Some(livepeer(all_legs())), r#"{"stream_id":"dup"}"#).await.unwrap().status(), 200);
+    assert_eq!(post(Some(livepeer(all_legs())), r#"{"stream_id":"dup"}"#).await.unwrap().status(), 409);
+    assert_eq!(orch.streams().len(), 1);
+}
+
+#[tokio::test]
+async fn batch_jobs_fail_over_and_report_failure_clearly() {
+    let (busy_url, _, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (ok_url, _, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, _) = gateway(vec!["http://127.0.0.1:9".into(), busy_url.clone(), ok_url.clone()]).await;
+    let r = http()
+        .post(format!("{gw_url}/process/request/echo"))
+        .header("Livepeer", livepeer(json!({})))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-orchestrator-url"], busy_url.as_str());
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"a": 1}));
+    let (dead, _) = gateway(vec!["http://127.0.0.1:9".into()]).await;
+    let r = http()
+        .post(format!("{dead}/process/request/echo"))
+        .header("Livepeer", livepeer(json!({})))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "not go-livepeer's empty 200");
+}
