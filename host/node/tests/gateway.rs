@@ -308,3 +308,45 @@ async fn batch_jobs_fail_over_and_report_failure_clearly() {
         .unwrap();
     assert_eq!(r.status(), 503, "not go-livepeer's empty 200");
 }
+
+#[tokio::test]
+async fn a_stream_moves_to_the_next_orchestrator_with_its_latest_params() {
+    let (a_url, a, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (b_url, b, b_calls) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, gw) = gateway(vec![a_url.clone(), b_url.clone()]).await;
+    let urls: Value = start(&gw_url, json!({"params": {"prompt": "x"}})).await.json().await.unwrap();
+    let id = urls["stream_id"].as_str().unwrap().to_string();
+    assert_eq!(a.streams().len(), 1);
+    let r = http().post(urls["update_url"].as_str().unwrap()).body(r#"{"prompt":"latest"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Orchestrator A goes away: its channels close.
+    a.shutdown().await;
+    wait_until("stream on B", || b.streams().len() == 1).await;
+    let start_on_b = b_calls.lock().unwrap().iter().find(|c| c.0 == "stream/start").unwrap().1.clone();
+    assert_eq!(start_on_b["params"], json!({"prompt": "latest"}));
+    assert_eq!(start_on_b["gateway_request_id"], id.as_str());
+    let st: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(st["orchestrator"], b_url.as_str());
+    let mut got = String::new();
+    while !got.contains("orchestrator_swap") {
+        got.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
+    }
+    // The client's ingest URL keeps working, now into B.
+    let mut input = LocalSubscriber::new(&b.trickle, &id, SeqRequest::At(Seq(0)));
+    let r = http()
+        .post(format!("{}/0", urls["ingest_url"].as_str().unwrap()))
+        .bearer_auth(urls["stream_secret"].as_str().unwrap())
+        .body("seg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(&input.next_segment().await.unwrap().unwrap().read_all().await.unwrap()[..], b"seg");
+    // B goes away too: nothing is left, the stream ends.
+    b.shutdown().await;
+    wait_until("stream ended", || gw.stream_ids().is_empty()).await;
+    assert_eq!(a.registry.get("toy").unwrap().capacity.in_use(), 0);
+    assert_eq!(b.registry.get("toy").unwrap().capacity.in_use(), 0);
+}

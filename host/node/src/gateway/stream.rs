@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -27,15 +27,41 @@ pub(crate) struct GwStream {
     id: String,
     secret: String,
     capability: String,
-    orchestrator: String,
+    /// The job's `parameters`, re-sent on every (re)start.
+    parameters: String,
     timeout_seconds: i64,
-    urls: OrchUrls,
+    /// The orchestrator currently serving the stream.
+    att: Mutex<Arc<Attachment>>,
+    /// Orchestrators that failed this stream (not tried again).
+    failed: Mutex<Vec<String>>,
+    /// When the stream last moved to another orchestrator.
+    swaps: Mutex<Vec<Instant>>,
     params: Mutex<Value>,
     last_status: Mutex<Value>,
     events: broadcast::Sender<Arc<str>>,
     data: broadcast::Sender<Arc<str>>,
     cancel: CancellationToken,
     started_ms: u128,
+}
+
+/// The stream as attached to one orchestrator; its legs end with `cancel`.
+struct Attachment {
+    orchestrator: String,
+    urls: OrchUrls,
+    cancel: CancellationToken,
+    /// Set by the first leg that notices the orchestrator lost the stream.
+    lost: std::sync::atomic::AtomicBool,
+}
+
+/// At most this many moves to another orchestrator within [`SWAP_WINDOW`]; beyond, the stream
+/// ends (a stream that kills every orchestrator it lands on must not roam forever).
+const MAX_SWAPS: usize = 3;
+const SWAP_WINDOW: Duration = Duration::from_secs(60);
+
+impl GwStream {
+    fn att(&self) -> Arc<Attachment> {
+        self.att.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -194,66 +220,154 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         gw.config.token_timeout,
     )
     .await;
-    let start_body = json!({ "params": params }).to_string();
     for cand in candidates {
-        let signed = gw.sign(JobRequest {
-            id: id.clone(),
-            request: json!({ "stream_id": id }).to_string(),
-            parameters: job.parameters.clone(),
-            capability: job.capability.clone(),
-            timeout_seconds: job.timeout_seconds,
-            ..JobRequest::default()
-        })?;
-        let resp = gw
-            .http
-            .post(format!("{}/ai/stream/start", cand.url))
-            .header(headers::LIVEPEER, signed)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .timeout(Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
-            .body(start_body.clone())
-            .send()
-            .await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                reasons.push(format!("{}: {e}", cand.url));
-                continue;
-            }
-        };
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            reasons.push(format!("{}: {status} {}", cand.url, text.trim()));
-            continue;
-        }
-        let urls = match channel_urls(&cand.url, resp.headers()) {
-            Ok(u) => u,
-            Err(e) => {
-                reasons.push(format!("{}: {e}", cand.url));
-                continue;
-            }
-        };
+        let urls =
+            match start_on(&gw, &cand.url, &id, &job.capability, &job.parameters, job.timeout_seconds, &params).await {
+                Ok(u) => u,
+                Err(e) => {
+                    reasons.push(e);
+                    continue;
+                }
+            };
+        let cancel = CancellationToken::new();
+        let att = Arc::new(Attachment {
+            orchestrator: cand.url.clone(),
+            urls,
+            cancel: cancel.child_token(),
+            lost: Default::default(),
+        });
         let stream = Arc::new(GwStream {
             id: id.clone(),
             secret: random_hex(16),
             capability: job.capability.clone(),
-            orchestrator: cand.url.clone(),
+            parameters: job.parameters.clone(),
             timeout_seconds: job.timeout_seconds,
-            urls,
+            att: Mutex::new(att.clone()),
+            failed: Mutex::new(Vec::new()),
+            swaps: Mutex::new(Vec::new()),
             params: Mutex::new(params.clone()),
             last_status: Mutex::new(Value::Null),
             events: broadcast::channel(64).0,
             data: broadcast::channel(64).0,
-            cancel: CancellationToken::new(),
+            cancel,
             started_ms: now_ms(),
         });
         gw.lock().insert(id.clone(), stream.clone());
-        spawn_legs(&gw, &stream);
+        spawn_legs(&gw, &stream, att);
         tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
         return Ok(boxed(Json(stream_urls(&gw, &stream, &jp)).into_response()));
     }
     let body = json!({ "error": format!("no orchestrator accepted the stream for capability {}", job.capability), "reasons": reasons });
     Err(boxed((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()))
+}
+
+/// Starts the stream on one orchestrator; returns its channel URLs, or why it refused.
+async fn start_on(
+    gw: &Gateway,
+    orch: &str,
+    id: &str,
+    capability: &str,
+    parameters: &str,
+    timeout_seconds: i64,
+    params: &Value,
+) -> Result<OrchUrls, String> {
+    let signed = gw
+        .sign(JobRequest {
+            id: id.to_string(),
+            request: json!({ "stream_id": id }).to_string(),
+            parameters: parameters.to_string(),
+            capability: capability.to_string(),
+            timeout_seconds,
+            ..JobRequest::default()
+        })
+        .map_err(|_| format!("{orch}: could not sign the job"))?;
+    let resp = gw
+        .http
+        .post(format!("{orch}/ai/stream/start"))
+        .header(headers::LIVEPEER, signed)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .timeout(Duration::from_secs(timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
+        .body(json!({ "params": params }).to_string())
+        .send()
+        .await
+        .map_err(|e| format!("{orch}: {e}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        return Err(format!("{orch}: {status} {}", text.trim()));
+    }
+    channel_urls(orch, resp.headers()).map_err(|e| format!("{orch}: {e}"))
+}
+
+/// The current orchestrator lost the stream (it closed the channels, died or refused the
+/// control channel): move the stream to the next orchestrator with the latest params, or end it
+/// when none is left or it has moved too often.
+async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why: &'static str) {
+    // Several legs notice the same loss; only the first acts.
+    if stream.cancel.is_cancelled() || att.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    att.cancel.cancel();
+    tracing::warn!(stream_id = %stream.id, orchestrator = %att.orchestrator, reason = why, "orchestrator lost the stream");
+    tell_stop(&gw, &stream, &att.orchestrator, why).await;
+    stream.failed.lock().unwrap_or_else(|e| e.into_inner()).push(att.orchestrator.clone());
+    let recent = {
+        let mut swaps = stream.swaps.lock().unwrap_or_else(|e| e.into_inner());
+        swaps.retain(|t| t.elapsed() < SWAP_WINDOW);
+        swaps.push(Instant::now());
+        swaps.len()
+    };
+    if recent > MAX_SWAPS {
+        end(&gw, &stream.id, "too many orchestrator swaps", false).await;
+        return;
+    }
+    let filter = OrchestratorFilter {
+        exclude: stream.failed.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ..serde_json::from_str::<JobParameters>(&stream.parameters).map(|p| p.orchestrators).unwrap_or_default()
+    };
+    let Ok(credential) = gw.credential() else { return };
+    let (candidates, _) =
+        discover(&gw.http, &gw.config.orchestrators, &filter, &stream.capability, &credential, gw.config.token_timeout)
+            .await;
+    let params = stream.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for cand in candidates {
+        if stream.cancel.is_cancelled() {
+            return;
+        }
+        match start_on(
+            &gw,
+            &cand.url,
+            &stream.id,
+            &stream.capability,
+            &stream.parameters,
+            stream.timeout_seconds,
+            &params,
+        )
+        .await
+        {
+            Ok(urls) => {
+                let next = Arc::new(Attachment {
+                    orchestrator: cand.url.clone(),
+                    urls,
+                    cancel: stream.cancel.child_token(),
+                    lost: Default::default(),
+                });
+                *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
+                tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
+                let _ = stream.events.send(Arc::from(
+                    json!({"type": "orchestrator_swap", "from": att.orchestrator, "to": cand.url, "reason": why})
+                        .to_string(),
+                ));
+                spawn_legs(&gw, &stream, next);
+                return;
+            }
+            Err(e) => {
+                tracing::info!(stream_id = %stream.id, reason = %e, "orchestrator refused the moved stream");
+                stream.failed.lock().unwrap_or_else(|e| e.into_inner()).push(cand.url.clone());
+            }
+        }
+    }
+    end(&gw, &stream.id, "all orchestrators exhausted", false).await;
 }
 
 fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
@@ -270,46 +384,44 @@ fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
         "update_url": url("update"),
         "status_url": url("status"),
         "stop_url": url("stop"),
-        "data_url": when(jp.enable_data_output && s.urls.data.is_some(), url("data")),
+        "data_url": when(jp.enable_data_output, url("data")),
         "events_url": url("events"),
-        "ingest_url": when(jp.enable_video_ingress && s.urls.publish.is_some(), format!("{base}/ingest")),
-        "egress_url": when(jp.enable_video_egress && s.urls.subscribe.is_some(), format!("{base}/egress")),
+        "ingest_url": when(jp.enable_video_ingress, format!("{base}/ingest")),
+        "egress_url": when(jp.enable_video_egress, format!("{base}/egress")),
     })
 }
 
-/// Starts the stream's background legs: control keepalives, events and data readers. Each ends
-/// with the stream (its cancellation token); an orchestrator closing the events channel ends
-/// the stream.
-fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>) {
-    let weak = Arc::downgrade(gw);
-    let (stream, every) = (s.clone(), gw.config.keepalive_every);
+/// Starts the legs of a stream on one orchestrator: control keepalives, events and data
+/// readers. They end with the attachment; the orchestrator closing the events or control channel
+/// (or becoming unreachable) moves the stream to another one.
+fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
+    let (weak, stream, a, every) = (Arc::downgrade(gw), s.clone(), att.clone(), gw.config.keepalive_every);
     tokio::spawn(async move {
-        let Ok(mut control) = HttpPublisher::new(&stream.urls.control, "application/json") else { return };
+        let Ok(mut control) = HttpPublisher::new(&a.urls.control, "application/json") else { return };
         loop {
             let mut seg = control.next_segment();
             if seg.write(Bytes::from_static(br#"{"keep":"alive"}"#)).is_err() {
                 break;
             }
             let sent = tokio::select! {
-                _ = stream.cancel.cancelled() => return,
+                _ = a.cancel.cancelled() => return,
                 r = seg.finish() => r,
             };
             if let Err(ClientError::NotFound | ClientError::Closed) = sent {
                 break;
             }
             tokio::select! {
-                _ = stream.cancel.cancelled() => return,
+                _ = a.cancel.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
         }
         if let Some(gw) = weak.upgrade() {
-            end(&gw, &stream.id, "control channel closed by the orchestrator", false).await;
+            lost(gw, stream, a, "control channel closed").await;
         }
     });
-    let weak = Arc::downgrade(gw);
-    let stream = s.clone();
+    let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
     tokio::spawn(async move {
-        read_channel(&stream.urls.events, &stream.cancel, |text| {
+        read_channel(&a.urls.events, &a.cancel, |text| {
             let event = serde_json::from_str::<Value>(text).ok();
             // pytrickle wraps events as {"event": {...}, "queue_event_type": ...}.
             let inner = event.as_ref().map(|e| e.get("event").unwrap_or(e));
@@ -320,13 +432,13 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>) {
         })
         .await;
         if let Some(gw) = weak.upgrade() {
-            end(&gw, &stream.id, "the orchestrator ended the stream", false).await;
+            lost(gw, stream, a, "events channel ended").await;
         }
     });
-    if let Some(data_url) = s.urls.data.clone() {
+    if let Some(data_url) = att.urls.data.clone() {
         let stream = s.clone();
         tokio::spawn(async move {
-            read_channel(&data_url, &stream.cancel, |text| {
+            read_channel(&data_url, &att.cancel, |text| {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     let _ = stream.data.send(Arc::from(line));
                 }
@@ -364,21 +476,27 @@ async fn read_channel(url: &str, cancel: &CancellationToken, mut each: impl FnMu
 pub(crate) async fn end(gw: &Arc<Gateway>, id: &str, why: &str, tell: bool) -> Option<reqwest::Response> {
     let stream = gw.lock().remove(id)?;
     stream.cancel.cancel();
-    tracing::info!(stream_id = %id, orchestrator = %stream.orchestrator, reason = why, "stream ended");
+    let orchestrator = stream.att().orchestrator.clone();
+    tracing::info!(stream_id = %id, orchestrator = %orchestrator, reason = why, "stream ended");
     if !tell {
         return None;
     }
+    tell_stop(gw, &stream, &orchestrator, why).await
+}
+
+/// Sends a signed `/ai/stream/stop` (best effort).
+async fn tell_stop(gw: &Gateway, stream: &GwStream, orchestrator: &str, why: &str) -> Option<reqwest::Response> {
     let signed = gw
         .sign(JobRequest {
-            id: id.to_string(),
-            request: json!({ "stream_id": id }).to_string(),
+            id: stream.id.clone(),
+            request: json!({ "stream_id": stream.id }).to_string(),
             capability: stream.capability.clone(),
             timeout_seconds: 10,
             ..JobRequest::default()
         })
         .ok()?;
     gw.http
-        .post(format!("{}/ai/stream/stop", stream.orchestrator))
+        .post(format!("{orchestrator}/ai/stream/stop"))
         .header(headers::LIVEPEER, signed)
         .timeout(Duration::from_secs(10))
         .body(why.to_string())
@@ -450,7 +568,7 @@ pub(super) async fn update(
     }));
     let resp = gw
         .http
-        .post(format!("{}/ai/stream/update", stream.orchestrator))
+        .post(format!("{}/ai/stream/update", stream.att().orchestrator))
         .header(headers::LIVEPEER, signed)
         .header(http::header::CONTENT_TYPE, "application/json")
         .timeout(Duration::from_secs(stream.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
@@ -482,7 +600,7 @@ pub(super) async fn status(
         "stream_id": s.id,
         "state": "running",
         "capability": s.capability,
-        "orchestrator": s.orchestrator,
+        "orchestrator": s.att().orchestrator,
         "gateway_address": gw.address(),
         "started_at_ms": u64::try_from(s.started_ms).unwrap_or(u64::MAX),
         "params": params,
@@ -520,7 +638,7 @@ pub(super) async fn data(
     h: HeaderMap,
 ) -> Response {
     let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
-    if s.urls.data.is_none() {
+    if s.att().urls.data.is_none() {
         return super::error(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available");
     }
     sse(&s, s.data.subscribe())
@@ -559,7 +677,8 @@ pub(super) async fn ingest(
     body: Body,
 ) -> Response {
     let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
-    let Some(url) = &s.urls.publish else {
+    let att = s.att();
+    let Some(url) = &att.urls.publish else {
         return super::error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
     };
     if seq.parse::<SeqRequest>().is_err() {
@@ -582,7 +701,8 @@ pub(super) async fn egress(
     h: HeaderMap,
 ) -> Response {
     let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
-    let Some(url) = &s.urls.subscribe else {
+    let att = s.att();
+    let Some(url) = &att.urls.subscribe else {
         return super::error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
     };
     if seq != "next" && seq.parse::<SeqRequest>().is_err() {
