@@ -21,6 +21,11 @@ use crate::segment::First;
 use crate::seq::{Seq, SeqRequest};
 use crate::store::{ReadHandle, ReadOutcome, TrickleStore, WriteHandle};
 
+/// How long, and how often, a subscriber ahead of the live edge waits for the publisher (the
+/// HTTP subscriber's defaults: 5 × 300 ms).
+const AHEAD_RETRY: std::time::Duration = std::time::Duration::from_millis(300);
+const AHEAD_ATTEMPTS: usize = 6;
+
 /// Publishes segments to one channel of a local store, one after the other.
 #[derive(Debug, Clone)]
 pub struct LocalPublisher {
@@ -121,9 +126,9 @@ impl LocalSubscriber {
     /// of the stream: the channel was closed or does not exist. Falling out of the window jumps
     /// to the live edge and counts the skipped segments.
     pub async fn next_segment(&mut self) -> Result<Option<LocalSegmentReader>, ClientError> {
-        // A jump lands on the live edge, which is always readable, so two rounds suffice; the
-        // bound only guards against a publisher racing the subscriber forever.
-        for _ in 0..8 {
+        // A jump lands on the live edge, which is always readable, so two rounds suffice for
+        // that; the bound also limits how long a subscriber ahead of the edge waits.
+        for _ in 0..AHEAD_ATTEMPTS {
             let ch = match self.store.channel(&self.channel) {
                 Ok(ch) => ch,
                 Err(StoreError::NoChannel) => return Ok(None),
@@ -131,8 +136,12 @@ impl LocalSubscriber {
             };
             match ch.open_read(self.next) {
                 ReadOutcome::Closed { .. } => return Ok(None),
+                // Ahead of the live edge: wait for the publisher rather than go back.
+                ReadOutcome::NotFound { seq, latest } if latest < seq => {
+                    tokio::time::sleep(AHEAD_RETRY).await;
+                }
                 ReadOutcome::NotFound { seq, latest } => {
-                    self.skipped += latest.0.saturating_sub(seq.0);
+                    self.skipped += latest.0 - seq.0;
                     self.next = SeqRequest::At(latest);
                 }
                 ReadOutcome::Segment { seg, .. } => {

@@ -493,3 +493,37 @@ async fn local_subscriber_jumps_when_it_falls_behind() {
     let r = old.next_segment().await.unwrap().unwrap();
     assert_eq!((r.seq(), &r.read_all().await.unwrap()[..]), (Seq(5), &[5u8][..]));
 }
+
+/// A subscriber following a fast publisher on another thread sees every seq exactly once:
+/// the live edge moves before a segment's first byte is visible, so "read N, ask N+1" never
+/// finds N+1 ahead of the edge (which used to send a local subscriber back to N).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_subscriber_never_sees_a_duplicate_or_a_gap() {
+    let srv = serve_default().await;
+    srv.store.create_channel("race", TS).unwrap();
+    let n = 20_000u64;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut sub = LocalSubscriber::new(&srv.store, "race", SeqRequest::At(Seq(0)));
+    let reader = tokio::spawn(async move {
+        let mut seqs = Vec::with_capacity(n as usize);
+        while (seqs.len() as u64) < n {
+            let Some(seg) = sub.next_segment().await.unwrap() else { break };
+            seqs.push(seg.seq().0);
+            let _ = tx.send(seg.seq().0);
+        }
+        seqs
+    });
+    let publisher = LocalPublisher::new(&srv.store, "race").unwrap();
+    let mut read = 0u64;
+    for i in 0..n {
+        while read + 2 < i {
+            rx.recv().await.unwrap();
+            read += 1;
+        }
+        let mut w = publisher.segment(Seq(i)).unwrap();
+        w.write(Bytes::from_static(b"x")).unwrap();
+        w.finish();
+    }
+    let seqs = within("reader", reader).await.unwrap();
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>());
+}

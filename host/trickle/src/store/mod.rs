@@ -427,13 +427,15 @@ impl WriteHandle {
 
     /// Appends bytes, waking readers.
     pub(crate) fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        // Move the live edge *before* the first byte becomes visible: a reader that has seen
+        // bytes of seq N and asks for N+1 must find N+1 at (or behind) the edge, never ahead
+        // of it, or it would be told to go back and read N again.
+        if self.seg.len() == 0 && !chunk.is_empty() {
+            self.channel.advance(self.seg.seq());
+        }
         match self.seg.append(chunk, self.channel.max_segment_bytes) {
-            Ok(first) => {
-                if first {
-                    self.channel.advance(self.seg.seq());
-                } else {
-                    self.channel.touch();
-                }
+            Ok(_) => {
+                self.channel.touch();
                 Ok(())
             }
             Err(AppendError::TooLarge) => {
