@@ -124,16 +124,25 @@ impl EthAddressCredential {
         B64.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    /// Decodes and verifies a header value, returning the address.
-    pub fn verify_header(value: &str, policy: SignaturePolicy) -> Result<Address, JobError> {
+    /// Decodes a header value (without verifying it).
+    pub fn from_header(value: &str) -> Result<Self, JobError> {
         let raw = B64.decode(value.trim()).map_err(|_| JobError::Base64)?;
-        let cred: EthAddressCredential = serde_json::from_slice(&raw).map_err(|e| JobError::Json(e.to_string()))?;
-        let addr: Address = cred.addr.parse().map_err(|e| JobError::Sender(format!("{e}")))?;
-        if (cred.sig.is_empty() || cred.sig == "0x") && policy == SignaturePolicy::AllowUnsigned {
+        serde_json::from_slice(&raw).map_err(|e| JobError::Json(e.to_string()))
+    }
+
+    /// Checks that the signature is by the address (or, when `policy` allows, that there is none).
+    pub fn verify(&self, policy: SignaturePolicy) -> Result<Address, JobError> {
+        let addr: Address = self.addr.parse().map_err(|e| JobError::Sender(format!("{e}")))?;
+        if (self.sig.is_empty() || self.sig == "0x") && policy == SignaturePolicy::AllowUnsigned {
             return Ok(addr);
         }
-        Signature::from_hex(&cred.sig)?.verify(cred.addr.as_bytes(), &addr)?;
+        Signature::from_hex(&self.sig)?.verify(self.addr.as_bytes(), &addr)?;
         Ok(addr)
+    }
+
+    /// Decodes and verifies a header value, returning the address.
+    pub fn verify_header(value: &str, policy: SignaturePolicy) -> Result<Address, JobError> {
+        Self::from_header(value)?.verify(policy)
     }
 }
 
