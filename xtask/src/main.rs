@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask test`  — install test dependencies, then fmt, clippy and every test.
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
-//! - `cargo xtask bench [trickle]` — benchmarks, printed as ratios against a same-run baseline.
+//! - `cargo xtask bench [trickle|runtime]` — benchmarks, printed as ratios against a same-run baseline.
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
 
 mod demo;
@@ -32,7 +32,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bench [trickle]|plugins|install>");
+            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime]|plugins|install>");
             bail!("unknown or missing command")
         }
     }
@@ -74,6 +74,7 @@ fn test(root: &std::path::Path) -> Result<()> {
     exec(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     plugins::test(root)?;
     plugins::build(root)?;
+    plugins::build_hostile(root)?;
     let mut t = cargo(root);
     t.args(["test", "--workspace"]);
     t.env("BYOC_PEERS_PYTHON", &peers.python).env("BYOC_REQUIRE_PEERS", "1");
@@ -85,6 +86,10 @@ fn test(root: &std::path::Path) -> Result<()> {
 fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
     match which.unwrap_or("trickle") {
         "trickle" => exec(cargo(root).args(["bench", "-p", "byoc-trickle", "--bench", "trickle"])),
-        other => bail!("unknown benchmark {other:?} (known: trickle)"),
+        "runtime" => {
+            plugins::build(root)?;
+            exec(cargo(root).args(["bench", "-p", "byoc-runtime", "--bench", "runtime"]))
+        }
+        other => bail!("unknown benchmark {other:?} (known: trickle, runtime)"),
     }
 }

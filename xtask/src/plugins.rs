@@ -81,6 +81,46 @@ pub fn build(root: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// Builds the deliberately hostile test components (`tests/hostile/`, their own workspace) for
+/// [`WASM_TARGET`] and lays them out for `byoc-runtime`'s tests:
+///
+/// ```text
+/// target/hostile-plugins/
+///   hostile/hostile.wasm      loadable plugin directory (with manifest.toml)
+///   hostile/manifest.toml
+///   hostile-v2.wasm           the same plugin at version 0.2.0 (`v2` feature), for hot reload
+///   wrong-world.wasm          a component of another world
+///   future-wit.wasm           a component built against byoc:capability@0.2.0
+/// ```
+///
+/// Build output goes to `target/hostile-build/`. `byoc-runtime`'s tests run the same build
+/// themselves when the directory is incomplete.
+pub fn build_hostile(root: &Path) -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    let manifest = root.join("tests").join("hostile").join("Cargo.toml");
+    let target_dir = root.join("target").join("hostile-build");
+    let built = target_dir.join(WASM_TARGET).join("release");
+    let out = root.join("target").join("hostile-plugins");
+    let dir = out.join("hostile");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let build = |extra: &[&str]| {
+        run(cargo()
+            .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .args(extra))
+    };
+    build(&[])?;
+    install(&built.join("hostile.wasm"), &dir.join("hostile.wasm"))?;
+    install(&built.join("wrong_world.wasm"), &out.join("wrong-world.wasm"))?;
+    install(&built.join("future_wit.wasm"), &out.join("future-wit.wasm"))?;
+    install(&root.join("tests").join("hostile").join("hostile").join("manifest.toml"), &dir.join("manifest.toml"))?;
+    build(&["-p", "hostile", "--features", "v2"])?;
+    install(&built.join("hostile.wasm"), &out.join("hostile-v2.wasm"))?;
+    Ok(out)
+}
+
 /// Checks the plugins' workspace: `cargo fmt --check`, `cargo clippy --all-targets` natively
 /// and `cargo clippy` for [`WASM_TARGET`] (both with `-D warnings`; the latter also for the
 /// SDK, whose wasm-only glue nothing else lints), then `cargo test` natively (the SDK's

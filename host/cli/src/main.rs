@@ -3,6 +3,7 @@
 mod gateway;
 mod keygen;
 mod orchestrator;
+mod plugin;
 mod trickle;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -34,6 +35,8 @@ enum Command {
     Orchestrator(orchestrator::OrchestratorArgs),
     /// Run a gateway node in front of orchestrators.
     Gateway(gateway::GatewayArgs),
+    /// Inspect and run capability plugins (wasm components) locally.
+    Plugin(plugin::PluginArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Trickle(args) => trickle::run(args).await,
+        Command::Plugin(args) => plugin::run(args).await,
         Command::Keygen(args) => keygen::run(args),
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
