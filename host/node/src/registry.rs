@@ -41,10 +41,32 @@ impl Price {
 }
 
 /// Where a capability's work is done.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Backend {
     /// An external worker: `POST {url}/stream/start` etc., `Authorization: Bearer {token}`.
     Worker { url: String, token: Option<String> },
+    /// A WebAssembly plugin hosted in this process. The current version is looked up for each
+    /// new job, so a hot reload serves new jobs while running ones finish on the old code.
+    Plugin { runtime: Arc<byoc_runtime::Runtime>, name: String },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Worker { url, .. } => f.debug_struct("Worker").field("url", url).finish_non_exhaustive(),
+            Backend::Plugin { name, .. } => f.debug_struct("Plugin").field("name", name).finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Backend {
+    /// The plugin's current version, for a new job.
+    pub fn plugin(&self) -> Option<byoc_runtime::Plugin> {
+        match self {
+            Backend::Plugin { runtime, name } => runtime.plugin(name),
+            Backend::Worker { .. } => None,
+        }
+    }
 }
 
 /// One capability.
@@ -134,6 +156,37 @@ impl Registry {
         });
         map.insert(reg.name.clone(), cap.clone());
         Ok(cap)
+    }
+
+    /// Offers every plugin loaded in `runtime` as a capability, with the price and capacity its
+    /// `describe()` gives (`default_capacity` when it gives no hint). Slots in use are kept when
+    /// a plugin is offered again (after a reload).
+    pub fn register_plugins(&self, runtime: &Arc<byoc_runtime::Runtime>, default_capacity: u32) -> Vec<String> {
+        let mut names = Vec::new();
+        for plugin in runtime.plugins() {
+            let info = plugin.describe();
+            let limit = if info.capacity == 0 { default_capacity } else { info.capacity };
+            let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+            let capacity = match map.get(&info.name) {
+                Some(old) => {
+                    old.capacity.set_limit(limit);
+                    old.capacity.clone()
+                }
+                None => Capacity::new(limit),
+            };
+            map.insert(
+                info.name.clone(),
+                Arc::new(Capability {
+                    name: info.name.clone(),
+                    description: info.description.clone(),
+                    backend: Backend::Plugin { runtime: runtime.clone(), name: info.name.clone() },
+                    price: Price { per_unit: u128::from(info.price.per_unit), scaling: u128::from(info.price.scaling.max(1)) },
+                    capacity,
+                }),
+            );
+            names.push(info.name.clone());
+        }
+        names
     }
 
     /// Removes a capability. Running jobs keep their reservations until they end.

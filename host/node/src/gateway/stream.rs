@@ -38,10 +38,40 @@ pub(crate) struct GwStream {
     swaps: Mutex<Vec<Instant>>,
     params: Mutex<Value>,
     last_status: Mutex<Value>,
-    events: broadcast::Sender<Arc<str>>,
-    data: broadcast::Sender<Arc<str>>,
+    events: Feed,
+    data: Feed,
     cancel: CancellationToken,
     started_ms: u128,
+}
+
+/// Messages for SSE readers: live ones, plus the last few for readers that connect late (a
+/// client usually opens its event stream right after `start`, when the first events may
+/// already have gone by).
+pub(crate) struct Feed {
+    history: Mutex<std::collections::VecDeque<Arc<str>>>,
+    keep: usize,
+    live: broadcast::Sender<Arc<str>>,
+}
+
+impl Feed {
+    fn new(keep: usize) -> Self {
+        Feed { history: Mutex::new(std::collections::VecDeque::new()), keep, live: broadcast::channel(64).0 }
+    }
+
+    fn send(&self, msg: Arc<str>) {
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() == self.keep {
+            h.pop_front();
+        }
+        h.push_back(msg.clone());
+        // Sent under the lock, so a reader subscribing concurrently sees it exactly once.
+        let _ = self.live.send(msg);
+    }
+
+    fn subscribe(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        (h.iter().cloned().collect(), self.live.subscribe())
+    }
 }
 
 /// The stream as attached to one orchestrator; its legs end with `cancel`.
@@ -247,8 +277,8 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
             swaps: Mutex::new(Vec::new()),
             params: Mutex::new(params.clone()),
             last_status: Mutex::new(Value::Null),
-            events: broadcast::channel(64).0,
-            data: broadcast::channel(64).0,
+            events: Feed::new(32),
+            data: Feed::new(5),
             cancel,
             started_ms: now_ms(),
         });
@@ -609,8 +639,12 @@ pub(super) async fn status(
     .into_response()
 }
 
-fn sse(s: &GwStream, rx: broadcast::Receiver<Arc<str>>) -> Response {
+fn sse(s: &GwStream, feed: &Feed) -> Response {
+    let (recent, rx) = feed.subscribe();
     let cancel = s.cancel.clone();
+    let recent = futures_util::stream::iter(
+        recent.into_iter().map(|text| Ok::<Event, Infallible>(Event::default().data(text.as_ref()))),
+    );
     let live = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
         loop {
             let msg = tokio::select! {
@@ -628,7 +662,7 @@ fn sse(s: &GwStream, rx: broadcast::Receiver<Arc<str>>) -> Response {
     let end = futures_util::stream::once(async {
         Ok::<Event, Infallible>(Event::default().event("end").data(r#"{"type":"stream_ended"}"#))
     });
-    Sse::new(live.chain(end)).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(recent.chain(live).chain(end)).keep_alive(KeepAlive::default()).into_response()
 }
 
 pub(super) async fn data(
@@ -641,7 +675,7 @@ pub(super) async fn data(
     if s.att().urls.data.is_none() {
         return super::error(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available");
     }
-    sse(&s, s.data.subscribe())
+    sse(&s, &s.data)
 }
 
 pub(super) async fn events(
@@ -651,7 +685,7 @@ pub(super) async fn events(
     h: HeaderMap,
 ) -> Response {
     let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
-    sse(&s, s.events.subscribe())
+    sse(&s, &s.events)
 }
 
 /// Copies a trickle answer (status, `Lp-Trickle-*` and `Content-Type`, streamed body).

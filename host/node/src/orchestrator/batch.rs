@@ -29,7 +29,17 @@ pub(super) async fn process(
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("No capacity available for capability: {e}"));
         }
     };
-    let Backend::Worker { url, token } = &cap.backend;
+    let (url, token) = match &cap.backend {
+        Backend::Worker { url, token } => (url, token),
+        Backend::Plugin { .. } => {
+            let Some(plugin) = cap.backend.plugin() else {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "the plugin is not loaded");
+            };
+            let result = process_with_plugin(&orch, &plugin, &path, &h, body).await;
+            drop(reservation);
+            return result;
+        }
+    };
     let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
     let mut req = orch
         .http
@@ -74,4 +84,67 @@ pub(super) async fn process(
     });
     out.body(Body::from_stream(stream))
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("response: {e}")))
+}
+
+/// A batch job run by a plugin: one fresh instance, one `process` call.
+async fn process_with_plugin(
+    orch: &Orchestrator,
+    plugin: &byoc_runtime::Plugin,
+    path: &str,
+    h: &HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match axum::body::to_bytes(body, orch.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    let content_type = h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let request = byoc_runtime::Request::new(format!("/{}", path.trim_start_matches('/')), content_type, body);
+    match plugin.process(&request).await {
+        Ok(resp) => plugin_response(resp),
+        Err(byoc_runtime::CallError::Plugin(e)) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error(status, e.to_string())
+        }
+        Err(e) => {
+            tracing::warn!(plugin = %plugin.name(), kind = e.kind(), error = %e, "plugin batch call failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, format!("plugin failed ({}): {e}", e.kind()))
+        }
+    }
+}
+
+fn plugin_response(resp: byoc_runtime::Response) -> Response {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = Response::builder().status(status).header(headers::BALANCE, "0");
+    for hd in &resp.headers {
+        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(hd.name.as_str()), HeaderValue::from_str(&hd.value)) {
+            out = out.header(n, v);
+        }
+    }
+    let body = match resp.body {
+        byoc_runtime::ResponseBody::Bytes(b) => {
+            if !resp.content_type.is_empty() {
+                out = out.header(http::header::CONTENT_TYPE, resp.content_type.as_str());
+            }
+            Body::from(b)
+        }
+        byoc_runtime::ResponseBody::Events(events) => {
+            out = out.header(http::header::CONTENT_TYPE, "text/event-stream");
+            let mut text = String::new();
+            for ev in events {
+                if let Some(e) = &ev.event {
+                    text.push_str(&format!("event: {e}\n"));
+                }
+                if let Some(id) = &ev.id {
+                    text.push_str(&format!("id: {id}\n"));
+                }
+                for line in ev.data.split('\n') {
+                    text.push_str(&format!("data: {line}\n"));
+                }
+                text.push('\n');
+            }
+            Body::from(text)
+        }
+    };
+    out.body(body).unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("response: {e}")))
 }

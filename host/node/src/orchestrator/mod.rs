@@ -4,6 +4,7 @@
 
 mod batch;
 mod capabilities;
+mod plugin_stream;
 mod stream;
 
 use std::sync::Arc;

@@ -35,6 +35,8 @@ struct Entry {
     info: StreamInfo,
     capability: Arc<Capability>,
     control: String,
+    /// Commands to a plugin session (`None` for external workers).
+    plugin: Option<tokio::sync::mpsc::Sender<super::plugin_stream::Cmd>>,
     reservation: Mutex<Option<Reservation>>,
     cancel: CancellationToken,
 }
@@ -79,24 +81,20 @@ struct StreamRef {
 
 const MP2T: &str = "video/MP2T";
 
-fn worker_of(cap: &Capability) -> (&str, Option<&str>) {
-    let Backend::Worker { url, token } = &cap.backend;
-    (url, token.as_deref())
-}
-
+/// A request to the capability's external worker; `None` for a plugin.
 fn worker_post(
     orch: &Orchestrator,
     cap: &Capability,
     route: &str,
     id: &str,
     timeout: Duration,
-) -> reqwest::RequestBuilder {
-    let (url, token) = worker_of(cap);
+) -> Option<reqwest::RequestBuilder> {
+    let Backend::Worker { url, token } = &cap.backend else { return None };
     let mut req = orch.http.post(format!("{url}{route}")).timeout(timeout).header(headers::STREAM_ID, id);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    req
+    Some(req)
 }
 
 async fn read_body(orch: &Orchestrator, body: Body) -> Result<Bytes, Response> {
@@ -122,9 +120,10 @@ fn remove(orch: &Orchestrator, id: &str, why: &str) -> Option<Arc<Entry>> {
 }
 
 /// Tells the worker a stream is over (best effort) after removing it.
-async fn end_and_tell_worker(orch: &Orchestrator, id: &str, why: &str) {
-    if let Some(entry) = remove(orch, id, why) {
-        let req = worker_post(orch, &entry.capability, "/stream/stop", id, Duration::from_secs(10));
+pub(super) async fn end_and_tell_worker(orch: &Orchestrator, id: &str, why: &str) {
+    if let Some(entry) = remove(orch, id, why)
+        && let Some(req) = worker_post(orch, &entry.capability, "/stream/stop", id, Duration::from_secs(10))
+    {
         if let Err(e) = req.body(why.to_string()).send().await {
             tracing::debug!(stream_id = %id, error = %e, "worker stop failed");
         }
@@ -197,8 +196,7 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("No capacity available for capability: {e}"));
         }
     };
-    // Channels: (name, mime, header for the gateway, field for the worker).
-    let mut plan = vec![
+    let mut plan: Plan = vec![
         (format!("{id}-control"), "application/json", headers::CONTROL_URL, "control_url"),
         (format!("{id}-events"), "application/json", headers::EVENTS_URL, "events_url"),
     ];
@@ -211,7 +209,19 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
     if params.enable_data_output {
         plan.push((format!("{id}-data"), "application/jsonl", headers::DATA_URL, "data_url"));
     }
+    let plugin = cap.backend.plugin();
+    if matches!(cap.backend, Backend::Plugin { .. }) && plugin.is_none() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the plugin is not loaded");
+    }
+    let (commands, command_rx) = match plugin {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(super::plugin_stream::COMMAND_QUEUE);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let entry = Arc::new(Entry {
+        plugin: commands.clone(),
         info: StreamInfo {
             id: id.clone(),
             capability: cap.name.clone(),
@@ -237,12 +247,32 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not create trickle channel {name}: {e}"));
         }
     }
+    if let (Some(plugin), Some(tx), Some(rx)) = (plugin, commands, command_rx) {
+        let params = worker_body.get("params").filter(|p| !p.is_null()).map_or_else(|| "{}".to_string(), |p| p.to_string());
+        let (session, outputs) = match plugin.open_session(&params).await {
+            Ok(v) => v,
+            Err(e) => {
+                remove(&orch, &id, "the plugin refused the stream");
+                let status = match &e {
+                    byoc_runtime::CallError::Plugin(pe) => StatusCode::from_u16(pe.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                return error(status, format!("plugin refused the stream: {e}"));
+            }
+        };
+        super::plugin_stream::spawn(&orch, &id, legs_of(&plan), session, outputs, tx, rx, entry.cancel.clone());
+        return started(&orch, &entry, &plan, &id, &cap.name, sender);
+    }
     worker_body.insert("gateway_request_id".into(), id.clone().into());
     for (name, _, _, field) in &plan {
         worker_body.insert((*field).into(), orch.channel_url(name).into());
     }
     let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
-    let req = worker_post(&orch, &cap, "/stream/start", &id, timeout)
+    let Some(req) = worker_post(&orch, &cap, "/stream/start", &id, timeout) else {
+        remove(&orch, &id, "no worker");
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "capability has no worker");
+    };
+    let req = req
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(serde_json::Value::Object(worker_body).to_string());
     let resp = match req.send().await {
@@ -263,10 +293,24 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         remove(&orch, &id, "worker refused the stream");
         return error(status, text);
     }
-    spawn_monitor(&orch, &entry);
-    tracing::info!(stream_id = %id, capability = %cap.name, sender = ?sender, "stream started");
+    started(&orch, &entry, &plan, &id, &cap.name, sender)
+}
+
+/// The stream's channels: (name, mime, header for the gateway, field for the worker).
+type Plan = Vec<(String, &'static str, &'static str, &'static str)>;
+
+/// Which legs a plan has.
+fn legs_of(plan: &Plan) -> super::plugin_stream::Legs {
+    let has = |field: &str| plan.iter().any(|p| p.3 == field);
+    super::plugin_stream::Legs { ingress: has("subscribe_url"), egress: has("publish_url"), data: has("data_url") }
+}
+
+/// The stream is running: watch it and tell the gateway where its channels are.
+fn started(orch: &Arc<Orchestrator>, entry: &Arc<Entry>, plan: &Plan, id: &str, cap: &str, sender: Option<Address>) -> Response {
+    spawn_monitor(orch, entry);
+    tracing::info!(stream_id = %id, capability = %cap, sender = ?sender, "stream started");
     let mut out = StatusCode::OK.into_response();
-    for (name, _, header, _) in &plan {
+    for (name, _, header, _) in plan {
         if let Ok(v) = HeaderValue::from_str(&orch.channel_url(name)) {
             out.headers_mut().insert(*header, v);
         }
@@ -316,7 +360,11 @@ pub(super) async fn stop(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, bo
     let id = entry.info.id.clone();
     // Remove first: the slot is freed even if the worker never answers.
     remove(&orch, &id, "stopped by the gateway");
-    let mut req = worker_post(&orch, &entry.capability, "/stream/stop", &id, Duration::from_secs(10)).body(body);
+    let Some(req) = worker_post(&orch, &entry.capability, "/stream/stop", &id, Duration::from_secs(10)) else {
+        // A plugin session is closed by its task when the stream is removed.
+        return StatusCode::OK.into_response();
+    };
+    let mut req = req.body(body);
     if let Some(ct) = h.get(http::header::CONTENT_TYPE) {
         req = req.header(http::header::CONTENT_TYPE, ct);
     }
@@ -342,10 +390,19 @@ pub(super) async fn update(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, 
         Ok(e) => e,
         Err(r) => return r.into_response(),
     };
+    if let Some(commands) = &entry.plugin {
+        // A plugin receives updates as control messages, like those on the control channel.
+        let text = String::from_utf8_lossy(&body).into_owned();
+        return match commands.send(super::plugin_stream::Cmd::Control(text)).await {
+            Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "success"}))).into_response(),
+            Err(_) => error(StatusCode::GONE, "the stream's plugin session has ended"),
+        };
+    }
     let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
-    let req = worker_post(&orch, &entry.capability, "/stream/params", &entry.info.id, timeout)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body);
+    let Some(req) = worker_post(&orch, &entry.capability, "/stream/params", &entry.info.id, timeout) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "capability has no worker");
+    };
+    let req = req.header(http::header::CONTENT_TYPE, "application/json").body(body);
     match req.send().await {
         Ok(resp) => relay(resp).await,
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error sending request to worker: {e}")),

@@ -1,0 +1,204 @@
+//! Streams and batch jobs served by real WebAssembly plugins (from `plugins/`, built for
+//! wasm32-wasip2) inside the orchestrator, driven through the gateway over loopback HTTP.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use byoc_node::gateway::{Gateway, GatewayConfig};
+use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
+use byoc_payment::job::{JobRequest, SignaturePolicy};
+use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
+use byoc_trickle::TrickleStore;
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `target/plugins`, built with `cargo xtask plugins` if a plugin is missing.
+fn plugins_dir() -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = root().join("target/plugins");
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if !["passthrough", "ts-analyzer", "text-transform"].iter().all(|p| dir.join(p).join(format!("{p}.wasm")).is_file()) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(root())
+            .args(["run", "-q", "-p", "xtask", "--", "plugins"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    dir
+}
+
+struct Nodes {
+    gw: String,
+    orch: Arc<Orchestrator>,
+}
+
+async fn nodes() -> Nodes {
+    let runtime = Arc::new(
+        Runtime::load(plugins_dir(), RuntimeConfig {
+            cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
+            max_instances: 16,
+            max_memory_mib: 256,
+            ..RuntimeConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let orch_url = format!("http://{}", l.local_addr().unwrap());
+    let orch = Orchestrator::new(
+        OrchestratorConfig {
+            service_url: orch_url.clone(),
+            signatures: SignaturePolicy::Required,
+            ..OrchestratorConfig::default()
+        },
+        TrickleStore::default(),
+    )
+    .unwrap();
+    let offered = orch.registry.register_plugins(&runtime, 4);
+    assert!(offered.contains(&"passthrough".to_string()), "{offered:?}");
+    let app = byoc_node::orchestrator::router(orch.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_url = format!("http://{}", l.local_addr().unwrap());
+    let gw = Gateway::new(GatewayConfig {
+        public_url: gw_url.clone(),
+        orchestrators: vec![orch_url],
+        ..GatewayConfig::default()
+    })
+    .unwrap();
+    let app = byoc_node::gateway::router(gw);
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    Nodes { gw: gw_url, orch }
+}
+
+fn http() -> reqwest::Client {
+    byoc_trickle::http_client().unwrap()
+}
+
+fn job(capability: &str, params: Value) -> String {
+    JobRequest {
+        request: "{}".into(),
+        parameters: params.to_string(),
+        capability: capability.into(),
+        timeout_seconds: 30,
+        ..Default::default()
+    }
+    .to_header()
+}
+
+async fn sse_until(resp: &mut reqwest::Response, needle: &str) -> String {
+    let mut got = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !got.contains(needle) {
+            match resp.chunk().await.unwrap() {
+                Some(c) => got.push_str(&String::from_utf8_lossy(&c)),
+                None => break,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in {got}"));
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn video_through_passthrough_and_ts_analyzer_plugins() {
+    let n = nodes().await;
+    let fixture = std::fs::read(root().join("plugins/ts-analyzer/tests/fixtures/h264-aac-2s.ts")).unwrap();
+    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+
+    // passthrough: the same bytes come back out, segment for segment.
+    let r = http().post(format!("{}/process/stream/start", n.gw)).header("Livepeer", job("passthrough", legs.clone())).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let urls: Value = r.json().await.unwrap();
+    let secret = urls["stream_secret"].as_str().unwrap();
+    let ingest = urls["ingest_url"].as_str().unwrap();
+    let egress = urls["egress_url"].as_str().unwrap();
+    let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
+    for seq in 0..2 {
+        let r = http().post(format!("{ingest}/{seq}")).bearer_auth(secret).body(fixture.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let out = http().get(format!("{egress}/{seq}")).bearer_auth(secret).send().await.unwrap();
+        assert_eq!(out.headers()["lp-trickle-seq"], seq.to_string().as_str());
+        assert_eq!(out.bytes().await.unwrap(), fixture, "segment {seq} differs after passthrough");
+    }
+    sse_until(&mut events, "stream_started").await;
+    let stop = http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(stop.status(), 200);
+    assert!(n.orch.streams().is_empty());
+    assert_eq!(n.orch.registry.get("passthrough").unwrap().capacity.in_use(), 0);
+
+    // ts-analyzer: what it saw in the segment arrives as data over SSE.
+    let r = http().post(format!("{}/process/stream/start", n.gw)).header("Livepeer", job("ts-analyzer", legs)).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let urls: Value = r.json().await.unwrap();
+    let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = http()
+        .post(format!("{}/0", urls["ingest_url"].as_str().unwrap()))
+        .bearer_auth(urls["stream_secret"].as_str().unwrap())
+        .body(fixture.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report = sse_until(&mut data, "h264").await;
+    assert!(report.contains("data: "), "{report}");
+    http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_and_live_control_through_text_transform() {
+    let n = nodes().await;
+    let batch = |route: &'static str, body: &'static str| {
+        http()
+            .post(format!("{}/process/request/{route}", n.gw))
+            .header("Livepeer", job("text-transform", json!({})))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = batch("upper", r#"{"text":"hello world"}"#).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"mode": "upper", "text": "HELLO WORLD"}));
+    // A streamed (SSE) answer, ending with [DONE].
+    let r = batch("reverse", r#"{"text":"ab\ncd","stream":true}"#).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"ba\"") && text.contains("\"dc\"") && text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // A plugin's own refusal keeps its status (404 for an unknown mode), and is final.
+    assert_eq!(batch("sideways", r#"{"text":"x"}"#).await.unwrap().status(), 404);
+    assert_eq!(n.orch.registry.get("text-transform").unwrap().capacity.in_use(), 0);
+
+    // As a data-only stream, with its mode changed live through update (control).
+    let legs = json!({"enable_data_output": true});
+    let r = http()
+        .post(format!("{}/process/stream/start", n.gw))
+        .header("Livepeer", job("text-transform", legs))
+        .body(r#"{"params": {"mode": "upper"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let urls: Value = r.json().await.unwrap();
+    let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let up = http().post(urls["update_url"].as_str().unwrap()).body(r#"{"mode":"lower","text":"MiXeD"}"#).send().await.unwrap();
+    assert_eq!(up.status(), 200);
+    let got = sse_until(&mut data, "mixed").await;
+    assert!(got.contains("\"lower\""), "{got}");
+    http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+    // Unknown capability: every orchestrator refuses, a clear 503.
+    let r = http().post(format!("{}/process/request/x", n.gw)).header("Livepeer", job("nope", json!({}))).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+}
