@@ -1,14 +1,18 @@
-//! `cargo xtask demo`: builds the host, starts a trickle server and moves a real stream through
-//! it — ffmpeg-generated H.264/AAC MPEG-TS segments published and subscribed over HTTP — then
-//! checks every byte and prints the URLs to look at.
+//! `cargo xtask demo`: builds the plugins and the host, starts `byoc dev` (gateway,
+//! orchestrator and the bundled WebAssembly plugins in one process) and drives real streams
+//! through real plugins: ffmpeg-generated H.264/AAC MPEG-TS in over the gateway's ingest URL,
+//! processed video out over its egress URL, events and data over SSE. It checks what comes
+//! back and prints the URLs a user would open.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
 
-use crate::{cargo, env, exec};
+use crate::{cargo, env, exec, plugins};
 
 const SEGMENTS: usize = 6;
 
@@ -21,9 +25,65 @@ impl Drop for KillOnDrop {
     }
 }
 
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The `Livepeer` job header a client sends to start a stream (free mode: unsigned).
+fn job_header(capability: &str, parameters: &Value) -> String {
+    let job = serde_json::json!({
+        "request": "{}",
+        "parameters": parameters.to_string(),
+        "capability": capability,
+        "timeout_seconds": 30,
+    });
+    base64(job.to_string().as_bytes())
+}
+
+fn curl_json(args: &[&str]) -> Result<Value> {
+    let out = Command::new("curl").args(["-sS", "--max-time", "30"]).args(args).output().context("running curl")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).with_context(|| format!("unexpected answer from the gateway: {text}"))
+}
+
+fn start_stream(gateway: &str, capability: &str, legs: Value, body: &str) -> Result<Value> {
+    let header = format!("Livepeer: {}", job_header(capability, &legs));
+    let urls = curl_json(&["-X", "POST", "-H", &header, "-d", body, &format!("{gateway}/process/stream/start")])?;
+    if urls.get("stream_id").is_none() {
+        bail!("the gateway refused the {capability} stream: {urls}");
+    }
+    Ok(urls)
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> &'a str {
+    v.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// `curl -N` on an SSE URL for `secs` seconds, into a file.
+fn sse_to_file(url: &str, file: &Path, secs: u64) -> Result<KillOnDrop> {
+    let out = std::fs::File::create(file)?;
+    Ok(KillOnDrop(
+        Command::new("curl").args(["-sN", "--max-time", &secs.to_string(), url]).stdout(out).spawn().context("curl")?,
+    ))
+}
+
 pub fn run(root: &Path) -> Result<()> {
     env::ensure_rust_target("wasm32-wasip2")?;
-    env::ensure_debian_packages(&[("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg")])?;
+    env::ensure_debian_packages(&[("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg"), ("curl", "curl")])?;
+    let plugin_dir = plugins::build(root)?;
     exec(cargo(root).args(["build", "--release", "-p", "byoc-cli"]))?;
     let byoc = root.join("target/release/byoc");
     let work = root.join("target/demo");
@@ -40,73 +100,125 @@ pub fn run(root: &Path) -> Result<()> {
             .args(["-f", "segment", "-segment_time", "1", "-segment_format", "mpegts"])
             .arg(input.join("%03d.ts")),
     )?;
-    let mut files: Vec<_> = std::fs::read_dir(&input)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&input)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
 
-    eprintln!("xtask: starting the trickle server");
-    let mut server = KillOnDrop(
+    eprintln!("xtask: starting `byoc dev` (gateway + orchestrator + plugins from {})", plugin_dir.display());
+    let mut dev = KillOnDrop(
         Command::new(&byoc)
-            .args(["trickle", "--listen", "127.0.0.1:0", "--base", "/ai/trickle", "--autocreate"])
+            .args(["dev", "--listen", "127.0.0.1:0", "--plugins"])
+            .arg(&plugin_dir)
             .stdout(Stdio::piped())
             .spawn()
-            .context("starting byoc trickle")?,
+            .context("starting byoc dev")?,
     );
-    let stdout = server.0.stdout.take().context("no server stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let base = line.trim().rsplit(' ').next().unwrap_or_default().trim_end_matches('/').to_string();
-    if !base.starts_with("http://") {
-        bail!("unexpected server banner {line:?}");
+    let mut lines = BufReader::new(dev.0.stdout.take().context("no stdout")?).lines();
+    let mut gateway = String::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for line in lines.by_ref() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("byoc dev: gateway") {
+            gateway = rest.split_whitespace().next().unwrap_or_default().to_string();
+        }
+        if line.starts_with("byoc dev: free mode") || Instant::now() > deadline {
+            break;
+        }
     }
-    let channel = format!("{base}/demo-stream");
-    exec(Command::new("curl").args(["-sf", "-X", "POST", "-H", "Expect-Content: video/mp2t", &channel]))?;
+    if !gateway.starts_with("http://") {
+        bail!("byoc dev did not print its gateway URL");
+    }
+    // Keep echoing what `byoc dev` prints.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| println!("{l}")));
 
-    let subscriber = KillOnDrop(
+    // 1. Video through the passthrough plugin: in over ingest, out over egress.
+    let video = start_stream(
+        &gateway,
+        "passthrough",
+        serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
+        r#"{"stream_name":"demo-video"}"#,
+    )?;
+    let secret = field(&video, "stream_secret").to_string();
+    let events = sse_to_file(field(&video, "events_url"), &work.join("video-events.txt"), 12)?;
+    let mut subscriber = KillOnDrop(
         Command::new(&byoc)
-            .args(["trickle", "subscribe", &channel, "--start", "0", "--count", &files.len().to_string()])
-            .arg("--out")
+            .args(["trickle", "subscribe", field(&video, "egress_url"), "--start", "0", "--bearer", &secret])
+            .args(["--count", &files.len().to_string(), "--out"])
             .arg(&output)
             .spawn()
-            .context("starting the subscriber")?,
+            .context("starting the egress subscriber")?,
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    eprintln!("xtask: publishing at real time (one segment per second)");
-    exec(Command::new(&byoc).args(["trickle", "publish", &channel, "--interval-ms", "1000"]).args(&files))?;
-    let mut subscriber = subscriber;
+    std::thread::sleep(Duration::from_millis(300));
+    eprintln!("xtask: publishing the segments at real time through the gateway");
+    exec(
+        Command::new(&byoc)
+            .args(["trickle", "publish", field(&video, "ingest_url"), "--interval-ms", "1000", "--bearer", &secret])
+            .args(&files),
+    )?;
     let status = subscriber.0.wait()?;
     if !status.success() {
-        bail!("subscriber failed: {status}");
+        bail!("the egress subscriber failed: {status}");
     }
-
     for (i, f) in files.iter().enumerate() {
-        let got = std::fs::read(output.join(format!("{i}.ts"))).with_context(|| format!("segment {i} missing"))?;
+        let got =
+            std::fs::read(output.join(format!("{i}.ts"))).with_context(|| format!("output segment {i} missing"))?;
         if got != std::fs::read(f)? {
-            bail!("segment {i} differs from what was published");
+            bail!("output segment {i} differs from the input");
         }
     }
     let probe = Command::new("ffprobe")
         .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "compact"])
         .arg(output.join("0.ts"))
         .output()?;
+    let status_json = curl_json(&[field(&video, "status_url")])?;
+
+    // 2. The same video through ts-analyzer: what it sees arrives as data over SSE.
+    let analysis = start_stream(
+        &gateway,
+        "ts-analyzer",
+        serde_json::json!({"enable_video_ingress": true, "enable_data_output": true}),
+        r#"{"stream_name":"demo-analysis"}"#,
+    )?;
+    let data = sse_to_file(field(&analysis, "data_url"), &work.join("analysis-data.txt"), 6)?;
+    std::thread::sleep(Duration::from_millis(300));
+    exec(
+        Command::new(&byoc)
+            .args(["trickle", "publish", field(&analysis, "ingest_url"), "--bearer", field(&analysis, "stream_secret")])
+            .args(&files[..2]),
+    )?;
+    let mut data = data;
+    let _ = data.0.wait();
+    let mut events = events;
+    let _ = events.0.kill();
+    let analysis_data = std::fs::read_to_string(work.join("analysis-data.txt")).unwrap_or_default();
+    let first_report = analysis_data.lines().find(|l| l.starts_with("data: ")).unwrap_or("(none)");
+
     println!();
-    println!("demo: {} segments published and received byte for byte", files.len());
-    println!("demo: ffprobe of the first received segment:\n{}", String::from_utf8_lossy(&probe.stdout).trim());
+    println!(
+        "demo: {} one-second segments went through the passthrough plugin and came back byte for byte",
+        files.len()
+    );
+    println!("demo: ffprobe of the first output segment:\n{}", String::from_utf8_lossy(&probe.stdout).trim());
+    println!("demo: stream status: {status_json}");
+    println!("demo: ts-analyzer data (first line): {}", first_report.chars().take(300).collect::<String>());
     println!();
-    println!("  trickle server      {base}/");
-    println!("  channel             {channel}");
-    println!("  live edge           curl -i {channel}/next");
-    println!("  latest segment      curl -s {channel}/-2 | ffprobe -");
-    println!("  received segments   {}", output.display());
+    println!("  gateway              {gateway}");
+    println!("  video stream         {}", field(&video, "stream_id"));
+    println!("  status               curl -s '{}'", field(&video, "status_url"));
+    println!("  events (SSE)         curl -sN '{}'", field(&video, "events_url"));
+    println!(
+        "  latest output        curl -s -H 'Authorization: Bearer {secret}' {}/-2 | ffprobe -",
+        field(&video, "egress_url")
+    );
+    println!("  analysis data (SSE)  curl -sN '{}'", field(&analysis, "data_url"));
+    println!("  output segments      {}", output.display());
     println!();
-    println!("The stream goes on from its live edge for 20 s so you can try the URLs above (Ctrl-C to stop).");
-    for _ in 0..3 {
-        exec(
-            Command::new(&byoc)
-                .args(["trickle", "publish", &channel, "--live-edge", "--interval-ms", "1000"])
-                .args(&files),
-        )?;
+    println!("The node stays up for 20 s so you can try the URLs above; then the streams are stopped.");
+    std::thread::sleep(Duration::from_secs(20));
+    for s in [&video, &analysis] {
+        let _ = Command::new("curl").args(["-s", "-X", "POST", field(s, "stop_url")]).output();
     }
-    drop(server);
+    drop(dev);
     println!("demo: done");
     Ok(())
 }

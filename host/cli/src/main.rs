@@ -1,5 +1,6 @@
 //! `byoc`: the command-line entry point of the project.
 
+mod dev;
 mod gateway;
 mod keygen;
 mod orchestrator;
@@ -35,6 +36,8 @@ enum Command {
     Orchestrator(orchestrator::OrchestratorArgs),
     /// Run a gateway node in front of orchestrators.
     Gateway(gateway::GatewayArgs),
+    /// Run a gateway, an orchestrator and the bundled plugins in one process (free mode, loopback).
+    Dev(dev::DevArgs),
     /// Inspect and run capability plugins (wasm components) locally.
     Plugin(plugin::PluginArgs),
 }
@@ -59,5 +62,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Keygen(args) => keygen::run(args),
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
     }
 }

@@ -36,6 +36,66 @@ pub struct OrchestratorArgs {
     /// Seconds without a control-channel keepalive after which a stream is ended.
     #[arg(long, default_value_t = 60)]
     stream_idle_timeout_secs: u64,
+    #[command(flatten)]
+    plugins: PluginsArgs,
+}
+
+/// Where the node's WebAssembly plugins come from.
+#[derive(clap::Args, Clone)]
+pub struct PluginsArgs {
+    /// Directory of plugins (each a `.wasm` beside its `manifest.toml`), offered as
+    /// capabilities; `target/plugins` (from `cargo xtask plugins`) when it exists.
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// Offer no plugins.
+    #[arg(long, conflicts_with = "plugins")]
+    pub no_plugins: bool,
+    /// Concurrent streams per plugin when its describe() gives no capacity hint.
+    #[arg(long, default_value_t = 4)]
+    pub plugin_capacity: u32,
+}
+
+/// Loads the plugins into a runtime, offers them on `orch`, and keeps them in sync with the
+/// directory (a replaced file is hot-reloaded: new streams get the new code). Returns the task
+/// that watches the directory.
+pub async fn offer_plugins(
+    orch: &std::sync::Arc<Orchestrator>,
+    args: &PluginsArgs,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if args.no_plugins {
+        return Ok(None);
+    }
+    let dir = match &args.plugins {
+        Some(d) => d.clone(),
+        None if std::path::Path::new("target/plugins").is_dir() => PathBuf::from("target/plugins"),
+        None => {
+            tracing::info!("no plugin directory (build one with `cargo xtask plugins`, or pass --plugins)");
+            return Ok(None);
+        }
+    };
+    let runtime = std::sync::Arc::new(byoc_runtime::Runtime::new(byoc_runtime::RuntimeConfig::default())?);
+    for result in runtime.load_dir(&dir).await.with_context(|| format!("loading plugins from {}", dir.display()))? {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "plugin not loaded");
+        }
+    }
+    let names = orch.registry.register_plugins(&runtime, args.plugin_capacity);
+    tracing::info!(plugins = ?names, dir = %dir.display(), "plugins offered as capabilities");
+    let (orch, capacity) = (orch.clone(), args.plugin_capacity);
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for (name, result) in runtime.reload_changed().await {
+                match result {
+                    Ok(_) => tracing::info!(plugin = %name, "plugin reloaded"),
+                    Err(e) => {
+                        tracing::warn!(plugin = %name, error = %e, "plugin reload failed; the old code keeps serving")
+                    }
+                }
+                orch.registry.register_plugins(&runtime, capacity);
+            }
+        }
+    })))
 }
 
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
@@ -72,10 +132,14 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let trickle = TrickleStore::new(TrickleConfig::default());
     let _sweeper = trickle.spawn_sweeper();
     let orch = Orchestrator::new(config, trickle)?;
+    let watcher = offer_plugins(&orch, &args.plugins).await?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");
     let served = crate::trickle::serve_until_signal(listener, router(orch.clone())).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
     orch.shutdown().await;
     served
 }

@@ -40,6 +40,9 @@ enum ClientCommand {
         /// Close the channel when done (`DELETE`).
         #[arg(long)]
         close: bool,
+        /// Send `Authorization: Bearer TOKEN` (e.g. a gateway stream's secret, for its ingest URL).
+        #[arg(long)]
+        bearer: Option<String>,
     },
     /// Read segments from a channel and write each to a file.
     Subscribe {
@@ -57,6 +60,9 @@ enum ClientCommand {
         /// File extension of written segments.
         #[arg(long, default_value = "ts")]
         ext: String,
+        /// Send `Authorization: Bearer TOKEN` (e.g. a gateway stream's secret, for its egress URL).
+        #[arg(long)]
+        bearer: Option<String>,
     },
 }
 
@@ -93,17 +99,31 @@ fn base_path(base: Option<&str>) -> Option<String> {
 
 pub async fn run(args: TrickleArgs) -> anyhow::Result<()> {
     match args.client {
-        Some(ClientCommand::Publish { url, files, mime, interval_ms, live_edge, close }) => {
-            publish(&url, &files, &mime, Duration::from_millis(interval_ms), live_edge, close).await
+        Some(ClientCommand::Publish { url, files, mime, interval_ms, live_edge, close, bearer }) => {
+            let client = client(bearer.as_deref())?;
+            publish(client, &url, &files, &mime, Duration::from_millis(interval_ms), live_edge, close).await
         }
-        Some(ClientCommand::Subscribe { url, start, count, out, ext }) => {
-            subscribe(&url, start, count, out.as_deref(), &ext).await
+        Some(ClientCommand::Subscribe { url, start, count, out, ext, bearer }) => {
+            subscribe(client(bearer.as_deref())?, &url, start, count, out.as_deref(), &ext).await
         }
         None => serve(args.serve).await,
     }
 }
 
+/// The HTTP client of the trickle commands, with a bearer token on every request if given.
+fn client(bearer: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = byoc_trickle::http_client_builder().http1_only();
+    if let Some(token) = bearer {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).context("bad --bearer token")?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        builder = builder.default_headers(headers);
+    }
+    Ok(builder.build()?)
+}
+
 async fn publish(
+    client: reqwest::Client,
     url: &str,
     files: &[PathBuf],
     mime: &str,
@@ -111,7 +131,7 @@ async fn publish(
     live_edge: bool,
     close: bool,
 ) -> anyhow::Result<()> {
-    let mut publisher = HttpPublisher::new(url, mime)?;
+    let mut publisher = HttpPublisher::with_client(client, url, mime);
     if live_edge {
         let seq = publisher.start_at_live_edge().await.context("asking for the live edge")?;
         eprintln!("starting at seq {seq}");
@@ -134,6 +154,7 @@ async fn publish(
 }
 
 async fn subscribe(
+    client: reqwest::Client,
     url: &str,
     start: SeqRequest,
     count: Option<u64>,
@@ -143,7 +164,7 @@ async fn subscribe(
     if let Some(dir) = out {
         tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut sub = HttpSubscriber::new(url, SubscriberOptions { start, ..Default::default() })?;
+    let mut sub = HttpSubscriber::with_client(client, url, SubscriberOptions { start, ..Default::default() });
     let mut n = 0;
     while count.is_none_or(|c| n < c) {
         let Some(seg) = sub.next_segment().await? else {

@@ -180,7 +180,10 @@ impl Registry {
                     name: info.name.clone(),
                     description: info.description.clone(),
                     backend: Backend::Plugin { runtime: runtime.clone(), name: info.name.clone() },
-                    price: Price { per_unit: u128::from(info.price.per_unit), scaling: u128::from(info.price.scaling.max(1)) },
+                    price: Price {
+                        per_unit: u128::from(info.price.per_unit),
+                        scaling: u128::from(info.price.scaling.max(1)),
+                    },
                     capacity,
                 }),
             );

@@ -21,7 +21,8 @@ fn plugins_dir() -> PathBuf {
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let dir = root().join("target/plugins");
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !["passthrough", "ts-analyzer", "text-transform"].iter().all(|p| dir.join(p).join(format!("{p}.wasm")).is_file()) {
+    if !["passthrough", "ts-analyzer", "text-transform"].iter().all(|p| dir.join(p).join(format!("{p}.wasm")).is_file())
+    {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = std::process::Command::new(cargo)
             .current_dir(root())
@@ -40,12 +41,15 @@ struct Nodes {
 
 async fn nodes() -> Nodes {
     let runtime = Arc::new(
-        Runtime::load(plugins_dir(), RuntimeConfig {
-            cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
-            max_instances: 16,
-            max_memory_mib: 256,
-            ..RuntimeConfig::default()
-        })
+        Runtime::load(
+            plugins_dir(),
+            RuntimeConfig {
+                cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
+                max_instances: 16,
+                max_memory_mib: 256,
+                ..RuntimeConfig::default()
+            },
+        )
         .await
         .unwrap(),
     );
@@ -118,7 +122,13 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
     let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
 
     // passthrough: the same bytes come back out, segment for segment.
-    let r = http().post(format!("{}/process/stream/start", n.gw)).header("Livepeer", job("passthrough", legs.clone())).body("{}").send().await.unwrap();
+    let r = http()
+        .post(format!("{}/process/stream/start", n.gw))
+        .header("Livepeer", job("passthrough", legs.clone()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let urls: Value = r.json().await.unwrap();
     let secret = urls["stream_secret"].as_str().unwrap();
@@ -139,7 +149,13 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
     assert_eq!(n.orch.registry.get("passthrough").unwrap().capacity.in_use(), 0);
 
     // ts-analyzer: what it saw in the segment arrives as data over SSE.
-    let r = http().post(format!("{}/process/stream/start", n.gw)).header("Livepeer", job("ts-analyzer", legs)).body("{}").send().await.unwrap();
+    let r = http()
+        .post(format!("{}/process/stream/start", n.gw))
+        .header("Livepeer", job("ts-analyzer", legs))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let urls: Value = r.json().await.unwrap();
     let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
@@ -193,12 +209,22 @@ async fn batch_and_live_control_through_text_transform() {
     let urls: Value = r.json().await.unwrap();
     let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let up = http().post(urls["update_url"].as_str().unwrap()).body(r#"{"mode":"lower","text":"MiXeD"}"#).send().await.unwrap();
+    let up = http()
+        .post(urls["update_url"].as_str().unwrap())
+        .body(r#"{"mode":"lower","text":"MiXeD"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(up.status(), 200);
     let got = sse_until(&mut data, "mixed").await;
     assert!(got.contains("\"lower\""), "{got}");
     http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
     // Unknown capability: every orchestrator refuses, a clear 503.
-    let r = http().post(format!("{}/process/request/x", n.gw)).header("Livepeer", job("nope", json!({}))).send().await.unwrap();
+    let r = http()
+        .post(format!("{}/process/request/x", n.gw))
+        .header("Livepeer", job("nope", json!({})))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
 }

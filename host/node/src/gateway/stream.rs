@@ -384,7 +384,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
                 });
                 *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
                 tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
-                let _ = stream.events.send(Arc::from(
+                stream.events.send(Arc::from(
                     json!({"type": "orchestrator_swap", "from": att.orchestrator, "to": cand.url, "reason": why})
                         .to_string(),
                 ));
@@ -458,7 +458,7 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
             if let Some(inner) = inner.filter(|i| i.get("type").and_then(Value::as_str) == Some("status")) {
                 *stream.last_status.lock().unwrap_or_else(|e| e.into_inner()) = inner.clone();
             }
-            let _ = stream.events.send(Arc::from(text.trim()));
+            stream.events.send(Arc::from(text.trim()));
         })
         .await;
         if let Some(gw) = weak.upgrade() {
@@ -470,7 +470,7 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
         tokio::spawn(async move {
             read_channel(&data_url, &att.cancel, |text| {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    let _ = stream.data.send(Arc::from(line));
+                    stream.data.send(Arc::from(line));
                 }
             })
             .await;

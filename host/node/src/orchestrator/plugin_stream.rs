@@ -98,7 +98,8 @@ pub(crate) fn spawn(
                 let Ok(Some(seg)) = seg else { return };
                 let Ok(body) = seg.read_all().await else { continue };
                 let text = String::from_utf8_lossy(&body).trim().to_string();
-                let keepalive = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v == json!({"keep": "alive"}));
+                let keepalive =
+                    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v == json!({"keep": "alive"}));
                 if text.is_empty() || keepalive {
                     continue;
                 }
@@ -118,10 +119,10 @@ pub(crate) fn spawn(
 
 fn publish_text(publisher: Option<&LocalPublisher>, text: &str) {
     let Some(p) = publisher else { return };
-    if let Ok(mut seg) = p.next_segment() {
-        if seg.write(Bytes::copy_from_slice(text.as_bytes())).is_ok() {
-            seg.finish();
-        }
+    if let Ok(mut seg) = p.next_segment()
+        && seg.write(Bytes::copy_from_slice(text.as_bytes())).is_ok()
+    {
+        seg.finish();
     }
 }
 
@@ -168,7 +169,10 @@ async fn drive(
         };
         if restarted {
             skipping = true;
-            publish_text(events.as_ref(), &json!({"type": "plugin_restarted", "restarts": session.restarts()}).to_string());
+            publish_text(
+                events.as_ref(),
+                &json!({"type": "plugin_restarted", "restarts": session.restarts()}).to_string(),
+            );
             continue;
         }
         if let Some(orch) = orch.upgrade() {

@@ -123,10 +123,9 @@ fn remove(orch: &Orchestrator, id: &str, why: &str) -> Option<Arc<Entry>> {
 pub(super) async fn end_and_tell_worker(orch: &Orchestrator, id: &str, why: &str) {
     if let Some(entry) = remove(orch, id, why)
         && let Some(req) = worker_post(orch, &entry.capability, "/stream/stop", id, Duration::from_secs(10))
+        && let Err(e) = req.body(why.to_string()).send().await
     {
-        if let Err(e) = req.body(why.to_string()).send().await {
-            tracing::debug!(stream_id = %id, error = %e, "worker stop failed");
-        }
+        tracing::debug!(stream_id = %id, error = %e, "worker stop failed");
     }
 }
 
@@ -248,13 +247,16 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         }
     }
     if let (Some(plugin), Some(tx), Some(rx)) = (plugin, commands, command_rx) {
-        let params = worker_body.get("params").filter(|p| !p.is_null()).map_or_else(|| "{}".to_string(), |p| p.to_string());
+        let params =
+            worker_body.get("params").filter(|p| !p.is_null()).map_or_else(|| "{}".to_string(), |p| p.to_string());
         let (session, outputs) = match plugin.open_session(&params).await {
             Ok(v) => v,
             Err(e) => {
                 remove(&orch, &id, "the plugin refused the stream");
                 let status = match &e {
-                    byoc_runtime::CallError::Plugin(pe) => StatusCode::from_u16(pe.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+                    byoc_runtime::CallError::Plugin(pe) => {
+                        StatusCode::from_u16(pe.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+                    }
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 return error(status, format!("plugin refused the stream: {e}"));
@@ -306,7 +308,14 @@ fn legs_of(plan: &Plan) -> super::plugin_stream::Legs {
 }
 
 /// The stream is running: watch it and tell the gateway where its channels are.
-fn started(orch: &Arc<Orchestrator>, entry: &Arc<Entry>, plan: &Plan, id: &str, cap: &str, sender: Option<Address>) -> Response {
+fn started(
+    orch: &Arc<Orchestrator>,
+    entry: &Arc<Entry>,
+    plan: &Plan,
+    id: &str,
+    cap: &str,
+    sender: Option<Address>,
+) -> Response {
     spawn_monitor(orch, entry);
     tracing::info!(stream_id = %id, capability = %cap, sender = ?sender, "stream started");
     let mut out = StatusCode::OK.into_response();

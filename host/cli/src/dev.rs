@@ -1,0 +1,71 @@
+//! `byoc dev`: a gateway, an orchestrator and the bundled plugins in one process, on loopback,
+//! in free mode with a generated key: everything a developer needs to try a stream.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use byoc_node::gateway::{Gateway, GatewayConfig};
+use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
+use byoc_payment::job::SignaturePolicy;
+use byoc_trickle::{TrickleConfig, TrickleStore};
+
+use crate::orchestrator::{PluginsArgs, offer_plugins};
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Address of the gateway API (what clients use).
+    #[arg(long, default_value = "127.0.0.1:8937")]
+    listen: SocketAddr,
+    /// Address of the orchestrator (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    orchestrator_listen: SocketAddr,
+    #[command(flatten)]
+    plugins: PluginsArgs,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let orch_listener = tokio::net::TcpListener::bind(args.orchestrator_listen)
+        .await
+        .with_context(|| format!("binding {}", args.orchestrator_listen))?;
+    let orch_url = format!("http://{}", orch_listener.local_addr()?);
+    let trickle = TrickleStore::new(TrickleConfig::default());
+    let _sweeper = trickle.spawn_sweeper();
+    let orch = Orchestrator::new(
+        OrchestratorConfig {
+            service_url: orch_url.clone(),
+            open_registration: true,
+            signatures: SignaturePolicy::AllowUnsigned,
+            stream_idle_timeout: Duration::from_secs(60),
+            ..OrchestratorConfig::default()
+        },
+        trickle,
+    )?;
+    let watcher = offer_plugins(&orch, &args.plugins).await?;
+    let gw_listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let gw_url = format!("http://{}", gw_listener.local_addr()?);
+    let gw = Gateway::new(GatewayConfig {
+        public_url: gw_url.clone(),
+        orchestrators: vec![orch_url.clone()],
+        ..GatewayConfig::default()
+    })?;
+    let orch_app = byoc_node::orchestrator::router(orch.clone());
+    let orch_task = tokio::spawn(async move {
+        let _ = axum::serve(orch_listener, orch_app).await;
+    });
+    println!("byoc dev: gateway       {gw_url}   (start streams: POST {gw_url}/process/stream/start)");
+    println!(
+        "byoc dev: orchestrator  {orch_url}   (trickle: {orch_url}/ai/trickle/, workers register at {orch_url}/capability/register)"
+    );
+    println!("byoc dev: capabilities  {}", orch.registry.names().join(", "));
+    println!("byoc dev: free mode (unsigned jobs accepted, open worker registration); loopback only");
+    let served = crate::trickle::serve_until_signal(gw_listener, byoc_node::gateway::router(gw.clone())).await;
+    gw.shutdown().await;
+    orch.shutdown().await;
+    orch_task.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    served
+}
