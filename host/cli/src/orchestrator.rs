@@ -16,11 +16,12 @@ pub struct OrchestratorArgs {
     #[arg(long, default_value = "127.0.0.1:8935")]
     listen: SocketAddr,
     /// URL gateways and workers reach this node at (default: http://LISTEN).
-    #[arg(long)]
-    service_url: Option<String>,
-    /// Environment variable holding the secret workers must send to register.
-    #[arg(long, default_value = "BYOC_ORCH_SECRET")]
-    secret_env: String,
+    #[arg(long, alias = "service-url")]
+    service_addr: Option<String>,
+    /// The secret workers must send to register (prefer the environment variable: command
+    /// lines are visible to other users).
+    #[arg(long, env = "BYOC_ORCH_SECRET", hide_env_values = true)]
+    secret: Option<String>,
     /// Let workers register without a secret when none is configured.
     #[arg(long)]
     open_registration: bool,
@@ -112,11 +113,13 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     if key.is_none() && !args.allow_unsigned {
         bail!("give a node key (--key FILE) or run in free mode (--allow-unsigned)");
     }
-    let secret = std::env::var(&args.secret_env).ok().filter(|s| !s.is_empty());
+    let secret = args.secret.clone().filter(|s| !s.is_empty());
     if secret.is_none() && !args.open_registration {
-        tracing::warn!(env = %args.secret_env, "no orchestrator secret: workers cannot register (set it, or --open-registration)");
+        tracing::warn!(
+            "no orchestrator secret (--secret or BYOC_ORCH_SECRET): workers cannot register (or --open-registration)"
+        );
     }
-    let service_url = args.service_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let service_url = args.service_addr.clone().unwrap_or_else(|| format!("http://{}", args.listen));
     let config = OrchestratorConfig {
         service_url: service_url.clone(),
         secret,

@@ -201,8 +201,10 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
     let r = http().post(urls["update_url"].as_str().unwrap()).body(r#"{"prompt":"y"}"#).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(calls.lock().unwrap().iter().any(|c| c.0 == "stream/params" && c.1 == json!({"prompt": "y"})));
-    let bad = http().post(urls["update_url"].as_str().unwrap()).body("not json").send().await.unwrap();
-    assert_eq!(bad.status(), 400);
+    let verbatim = http().post(urls["update_url"].as_str().unwrap()).body("not json").send().await.unwrap();
+    assert_eq!(verbatim.status(), 200, "updates are forwarded verbatim");
+    let st: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(st["params"], json!({"prompt": "y"}), "only JSON objects become the remembered params");
 
     // Stop: everything is released on both nodes and the SSE streams end with an end event.
     let r = http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();

@@ -348,6 +348,14 @@ async fn streams_are_bound_to_the_sender_that_started_them() {
     assert_eq!(start(&n, "unsigned", None).await.status(), 400, "unsigned jobs are refused unless in free mode");
     assert_eq!(start(&n, "a1", Some(&alice)).await.status(), 200);
     assert_eq!(stop(&n, "a1", Some(&mallory)).await.status(), 403);
+    let pay = |key: &SecretKey| {
+        http()
+            .post(format!("{}/ai/stream/payment", n.url))
+            .header("Livepeer", job("x", "toy", json!({"stream_id": "a1"}), json!({}), Some(key)))
+            .send()
+    };
+    assert_eq!(pay(&mallory).await.unwrap().status(), 403);
+    assert_eq!(pay(&alice).await.unwrap().status(), 200);
     assert_eq!(n.in_use("toy"), 1);
     assert_eq!(stop(&n, "a1", Some(&alice)).await.status(), 200);
     assert_eq!(n.in_use("toy"), 0);

@@ -59,6 +59,7 @@ async fn nodes() -> Nodes {
         OrchestratorConfig {
             service_url: orch_url.clone(),
             signatures: SignaturePolicy::Required,
+            heartbeat_every: Duration::from_millis(200),
             ..OrchestratorConfig::default()
         },
         TrickleStore::default(),
@@ -143,6 +144,7 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
         assert_eq!(out.bytes().await.unwrap(), fixture, "segment {seq} differs after passthrough");
     }
     sse_until(&mut events, "stream_started").await;
+    sse_until(&mut events, "heartbeat").await;
     let stop = http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(stop.status(), 200);
     assert!(n.orch.streams().is_empty());
@@ -227,4 +229,91 @@ async fn batch_and_live_control_through_text_transform() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+}
+
+/// A plugin that traps mid-stream fails only its own stream: restarts per its policy, then the
+/// stream ends with error events and its capacity returns, while another stream goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_trap_mid_stream_is_contained() {
+    let hostile = root().join("target/hostile-plugins/hostile");
+    if !hostile.join("hostile.wasm").is_file() {
+        assert!(
+            std::env::var("BYOC_REQUIRE_PEERS").is_err(),
+            "target/hostile-plugins missing: `cargo xtask test` builds it"
+        );
+        eprintln!("skipped: hostile plugins not built (run through `cargo xtask test`)");
+        return;
+    }
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
+            max_instances: 16,
+            max_memory_mib: 256,
+            ..RuntimeConfig::default()
+        })
+        .unwrap(),
+    );
+    runtime.load_plugin(&hostile).await.unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let orch_url = format!("http://{}", l.local_addr().unwrap());
+    let orch = Orchestrator::new(
+        OrchestratorConfig {
+            service_url: orch_url.clone(),
+            signatures: SignaturePolicy::Required,
+            ..OrchestratorConfig::default()
+        },
+        TrickleStore::default(),
+    )
+    .unwrap();
+    orch.registry.register_plugins(&runtime, 4);
+    let app = byoc_node::orchestrator::router(orch.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_url = format!("http://{}", l.local_addr().unwrap());
+    let gw = Gateway::new(GatewayConfig {
+        public_url: gw_url.clone(),
+        orchestrators: vec![orch_url],
+        ..GatewayConfig::default()
+    })
+    .unwrap();
+    let app = byoc_node::gateway::router(gw);
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let legs = json!({"enable_data_output": true});
+    let start = || {
+        http()
+            .post(format!("{gw_url}/process/stream/start"))
+            .header("Livepeer", job("hostile", legs.clone()))
+            .body("{}")
+            .send()
+    };
+    let victim: Value = start().await.unwrap().json().await.unwrap();
+    let bystander: Value = start().await.unwrap().json().await.unwrap();
+    assert_eq!(orch.registry.get("hostile").unwrap().capacity.in_use(), 2);
+    let mut events = http().get(victim["events_url"].as_str().unwrap()).send().await.unwrap();
+    // The manifest allows two restarts; the third trap fails the stream.
+    for _ in 0..3 {
+        let r = http().post(victim["update_url"].as_str().unwrap()).body("trap").send().await.unwrap();
+        assert!(r.status().is_success() || r.status().as_u16() == 410 || r.status().as_u16() == 404, "{}", r.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = sse_until(&mut events, "stream_ended").await;
+    assert!(log.contains("\"kind\":\"trap\""), "{log}");
+    assert!(log.contains("plugin_restarted"), "{log}");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while orch.streams().len() != 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the failed stream is removed");
+    assert_eq!(orch.registry.get("hostile").unwrap().capacity.in_use(), 1);
+    // The other stream still works.
+    let mut data = http().get(bystander["data_url"].as_str().unwrap()).send().await.unwrap();
+    let r = http().post(bystander["update_url"].as_str().unwrap()).body("echo still here").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    sse_until(&mut data, "still here").await;
 }

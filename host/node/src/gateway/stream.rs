@@ -584,10 +584,9 @@ pub(super) async fn update(
 ) -> Response {
     let stream = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
     let body = try_or_respond!(read_body(&gw, body).await);
-    let params: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return super::error(StatusCode::BAD_REQUEST, "update body must be a JSON object"),
-    };
+    // Forwarded verbatim, as go-livepeer does; a JSON object is also remembered as the stream's
+    // params (re-sent if the stream moves to another orchestrator).
+    let params = serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object);
     let signed = try_or_respond!(gw.sign(JobRequest {
         id: id.clone(),
         request: json!({ "stream_id": id }).to_string(),
@@ -607,8 +606,8 @@ pub(super) async fn update(
         .await;
     match resp {
         Ok(r) => {
-            if r.status().is_success() {
-                *stream.params.lock().unwrap_or_else(|e| e.into_inner()) = params;
+            if let (true, Some(p)) = (r.status().is_success(), params) {
+                *stream.params.lock().unwrap_or_else(|e| e.into_inner()) = p;
             }
             let status = r.status();
             (status, r.bytes().await.unwrap_or_default()).into_response()

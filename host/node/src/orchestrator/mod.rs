@@ -56,6 +56,8 @@ pub struct OrchestratorConfig {
     /// A stream whose control channel has seen no activity for this long is stopped (the
     /// gateway publishes a keepalive every 10 s).
     pub stream_idle_timeout: Duration,
+    /// How often a plugin stream publishes a heartbeat event.
+    pub heartbeat_every: Duration,
 }
 
 impl Default for OrchestratorConfig {
@@ -68,6 +70,7 @@ impl Default for OrchestratorConfig {
             key: None,
             max_body_bytes: 10 << 20,
             stream_idle_timeout: Duration::from_secs(60),
+            heartbeat_every: Duration::from_secs(10),
         }
     }
 }

@@ -111,6 +111,21 @@ pub(crate) fn spawn(
     }
     let events = LocalPublisher::new(&store, &format!("{id}-events")).ok();
     publish_text(events.as_ref(), &json!({"type": "stream_started", "plugin": session.plugin_name()}).to_string());
+    // A heartbeat on the events channel (as pytrickle workers send) lets a gateway tell a live
+    // stream from a dead one even when the plugin itself is quiet.
+    if let Some(events) = events.clone() {
+        let (cancel, every) = (cancel.clone(), orch.config.heartbeat_every);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let beat = json!({"event": {"type": "heartbeat"}, "queue_event_type": "stream_heartbeat"});
+                publish_text(Some(&events), &beat.to_string());
+            }
+        });
+    }
     tokio::spawn(drive(Arc::downgrade(orch), id.to_string(), session, rx, cancel.clone(), events.clone()));
     let out = legs.egress.then(|| LocalPublisher::new(&store, &format!("{id}-out")).ok()).flatten();
     let data = legs.data.then(|| LocalPublisher::new(&store, &format!("{id}-data")).ok()).flatten();

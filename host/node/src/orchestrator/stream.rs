@@ -419,8 +419,14 @@ pub(super) async fn update(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, 
 }
 
 /// Free mode: nothing to pay; the balance is reported as 0. (Priced mode validates tickets.)
+/// A payment naming a stream must come from the sender that started it.
 pub(super) async fn payment(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Response {
-    if let Err(r) = orch.job(&h) {
+    let (job, sender) = match orch.job(&h) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let names_stream = serde_json::from_str::<StreamRef>(&job.request).is_ok_and(|r| !r.stream_id.is_empty());
+    if names_stream && let Err(r) = owned_stream(&orch, &job, sender) {
         return r.into_response();
     }
     let mut out = StatusCode::OK.into_response();
