@@ -26,6 +26,9 @@ pub enum StoreError {
     /// Another publisher is streaming into this very segment (409).
     #[error("seq {0} is being written by another publisher")]
     Busy(Seq),
+    /// Another publisher took this (still empty) segment over (409).
+    #[error("seq {0} was taken over by another publisher")]
+    Superseded(Seq),
     /// `DELETE {ch}/{seq}` for a seq the server does not hold (400).
     #[error("Nonexistent segment")]
     NoSegment,

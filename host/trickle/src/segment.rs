@@ -23,8 +23,8 @@ pub(crate) struct State {
     chunks: Vec<Bytes>,
     len: usize,
     end: End,
-    /// A publisher is attached and streaming into this segment.
-    writer: bool,
+    /// The id of the publisher attached to this segment (0: none).
+    writer: u64,
 }
 
 /// Why bytes could not be appended.
@@ -34,7 +34,18 @@ pub(crate) enum AppendError {
     Ended,
     /// The segment would exceed the size cap; it has been aborted.
     TooLarge,
+    /// Another publisher took the segment over (this one had not sent a byte).
+    Superseded,
 }
+
+/// Why a writer's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriterEnd {
+    Ended,
+    Superseded,
+}
+
+static NEXT_WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -44,7 +55,7 @@ pub(crate) struct Segment {
 
 impl Segment {
     pub(crate) fn new(seq: Seq) -> Self {
-        let (state, _) = watch::channel(State { chunks: Vec::new(), len: 0, end: End::Open, writer: false });
+        let (state, _) = watch::channel(State { chunks: Vec::new(), len: 0, end: End::Open, writer: 0 });
         Segment { seq, state }
     }
 
@@ -57,26 +68,55 @@ impl Segment {
     }
 
     pub(crate) fn has_writer(&self) -> bool {
-        self.state.borrow().writer
+        self.state.borrow().writer != 0
+    }
+
+    /// Open and still empty: a new publisher may take it over.
+    pub(crate) fn is_fresh(&self) -> bool {
+        let s = self.state.borrow();
+        s.end == End::Open && s.len == 0
     }
 
     /// True when nothing was ever written and nothing is attached: a placeholder created for a
     /// waiting reader (or left by a publisher that went away before its first byte).
+    #[cfg(test)]
     pub(crate) fn is_bare(&self) -> bool {
         let s = self.state.borrow();
-        s.end == End::Open && !s.writer && s.len == 0
+        s.end == End::Open && s.writer == 0 && s.len == 0
     }
 
-    pub(crate) fn set_writer(&self, attached: bool) {
-        self.state.send_if_modified(|s| std::mem::replace(&mut s.writer, attached) != attached);
+    /// Attaches a publisher (replacing any other); returns its id.
+    pub(crate) fn attach_writer(&self) -> u64 {
+        let id = NEXT_WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.state.send_modify(|s| s.writer = id);
+        id
     }
 
-    /// Appends one chunk. Returns whether this was the segment's first byte.
-    pub(crate) fn append(&self, chunk: Bytes, cap: usize) -> Result<bool, AppendError> {
+    /// Detaches publisher `id` if it is still the attached one.
+    pub(crate) fn detach_writer(&self, id: u64) {
+        self.state.send_if_modified(|s| {
+            let mine = s.writer == id;
+            if mine {
+                s.writer = 0;
+            }
+            mine
+        });
+    }
+
+    pub(crate) fn is_writer(&self, id: u64) -> bool {
+        self.state.borrow().writer == id
+    }
+
+    /// Appends one chunk from publisher `writer`. Returns whether this was the first byte.
+    pub(crate) fn append(&self, writer: u64, chunk: Bytes, cap: usize) -> Result<bool, AppendError> {
         let mut result = Ok(false);
         self.state.send_if_modified(|s| {
             if s.end != End::Open {
                 result = Err(AppendError::Ended);
+                return false;
+            }
+            if s.writer != writer {
+                result = Err(AppendError::Superseded);
                 return false;
             }
             if chunk.is_empty() {
@@ -110,13 +150,24 @@ impl Segment {
         self.state.subscribe()
     }
 
-    /// Waits until the segment has ended.
-    pub(crate) async fn ended(&self) -> End {
+    /// Ends an open segment on behalf of publisher `writer`, if it is still the attached one.
+    pub(crate) fn finish_by(&self, writer: u64, how: End) -> bool {
+        self.state.send_if_modified(|s| {
+            if s.end != End::Open || s.writer != writer {
+                return false;
+            }
+            s.end = how;
+            true
+        })
+    }
+
+    /// Waits until the segment has ended or publisher `writer` was superseded.
+    pub(crate) async fn ended_for(&self, writer: u64) -> WriterEnd {
         let mut rx = self.state.subscribe();
         // `wait_for` only fails if the sender is dropped, which cannot happen while `self` lives.
-        match rx.wait_for(|s| s.end != End::Open).await {
-            Ok(s) => s.end,
-            Err(_) => End::Aborted,
+        match rx.wait_for(|s| s.end != End::Open || s.writer != writer).await {
+            Ok(s) if s.end == End::Open => WriterEnd::Superseded,
+            _ => WriterEnd::Ended,
         }
     }
 }
@@ -201,12 +252,12 @@ mod tests {
     #[tokio::test]
     async fn late_reader_gets_everything_in_one_piece_then_live_bytes() {
         let seg = Segment::new(Seq(0));
-        seg.append(Bytes::from_static(b"ab"), 100).unwrap();
-        seg.append(Bytes::from_static(b"cd"), 100).unwrap();
+        seg.append(0, Bytes::from_static(b"ab"), 100).unwrap();
+        seg.append(0, Bytes::from_static(b"cd"), 100).unwrap();
         let mut c = Cursor::new(&seg);
         assert_eq!(c.first().await, First::Data);
         assert_eq!(c.next().await, Some(Ok(Bytes::from_static(b"abcd"))));
-        seg.append(Bytes::from_static(b"e"), 100).unwrap();
+        seg.append(0, Bytes::from_static(b"e"), 100).unwrap();
         assert_eq!(c.next().await, Some(Ok(Bytes::from_static(b"e"))));
         seg.finish(End::Complete);
         assert_eq!(c.next().await, None);
@@ -216,9 +267,9 @@ mod tests {
     async fn cap_aborts_and_readers_see_an_error() {
         let seg = Segment::new(Seq(0));
         let mut c = Cursor::new(&seg);
-        assert_eq!(seg.append(Bytes::from_static(b"abc"), 4), Ok(true));
-        assert_eq!(seg.append(Bytes::from_static(b"de"), 4), Err(AppendError::TooLarge));
-        assert_eq!(seg.append(Bytes::from_static(b"d"), 4), Err(AppendError::Ended));
+        assert_eq!(seg.append(0, Bytes::from_static(b"abc"), 4), Ok(true));
+        assert_eq!(seg.append(0, Bytes::from_static(b"de"), 4), Err(AppendError::TooLarge));
+        assert_eq!(seg.append(0, Bytes::from_static(b"d"), 4), Err(AppendError::Ended));
         assert_eq!(c.next().await, Some(Ok(Bytes::from_static(b"abc"))));
         assert_eq!(c.next().await, Some(Err(Aborted)));
     }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
-use crate::segment::{AppendError, Cursor, End, Segment};
+use crate::segment::{AppendError, Cursor, End, Segment, WriterEnd};
 use crate::seq::{MAX_SEQ, Seq, SeqRequest};
 
 /// Limits and behaviour of a trickle server.
@@ -337,8 +337,12 @@ impl Channel {
         let slot = st.slot(seq, self.window);
         let seg = match slot {
             Some(seg) if seg.seq().0 > seq => return Err(too_old()),
-            Some(seg) if seg.seq().0 == seq && seg.has_writer() => return Err(StoreError::Busy(Seq(seq))),
-            Some(seg) if seg.seq().0 == seq && seg.is_bare() => seg.clone(),
+            Some(seg) if seg.seq().0 == seq && seg.has_writer() && !seg.is_fresh() => {
+                return Err(StoreError::Busy(Seq(seq)));
+            }
+            // Still open and empty: waiting readers keep it, and a publisher attached to it that
+            // has not sent a byte (an idle preconnection) is taken over, as go-livepeer does.
+            Some(seg) if seg.seq().0 == seq && seg.is_fresh() => seg.clone(),
             _ if seq + w <= latest.0 => return Err(too_old()),
             _ => {
                 // A fresh segment: the slot held an older one (dropped from the window) or an
@@ -356,9 +360,9 @@ impl Channel {
                 evict(old);
             }
         }
-        seg.set_writer(true);
+        let writer = seg.attach_writer();
         drop(st);
-        Ok(WriteHandle { channel: self.clone(), seg, done: false })
+        Ok(WriteHandle { channel: self.clone(), seg, writer, done: false })
     }
 
     /// Finds (or, at the live edge and for gaps inside the window, pre-creates) a segment.
@@ -417,6 +421,7 @@ impl Channel {
 pub(crate) struct WriteHandle {
     channel: Arc<Channel>,
     seg: Arc<Segment>,
+    writer: u64,
     done: bool,
 }
 
@@ -430,18 +435,22 @@ impl WriteHandle {
         // Move the live edge *before* the first byte becomes visible: a reader that has seen
         // bytes of seq N and asks for N+1 must find N+1 at (or behind) the edge, never ahead
         // of it, or it would be told to go back and read N again.
-        if self.seg.len() == 0 && !chunk.is_empty() {
+        if self.seg.len() == 0 && !chunk.is_empty() && self.seg.is_writer(self.writer) {
             self.channel.advance(self.seg.seq());
         }
-        match self.seg.append(chunk, self.channel.max_segment_bytes) {
+        match self.seg.append(self.writer, chunk, self.channel.max_segment_bytes) {
             Ok(_) => {
                 self.channel.touch();
                 Ok(())
             }
             Err(AppendError::TooLarge) => {
                 self.done = true;
-                self.seg.set_writer(false);
+                self.seg.detach_writer(self.writer);
                 Err(StoreError::TooLarge(self.channel.max_segment_bytes))
+            }
+            Err(AppendError::Superseded) => {
+                self.done = true;
+                Err(StoreError::Superseded(self.seg.seq()))
             }
             Err(AppendError::Ended) if self.channel.is_closed() => Err(StoreError::Closed),
             // Ended by a reset, a `DELETE {ch}/{seq}` or eviction from the window.
@@ -452,26 +461,27 @@ impl WriteHandle {
     /// Ends the segment normally. An empty segment still moves the live edge past it.
     pub(crate) fn finish(mut self) {
         self.done = true;
-        if self.seg.finish(End::Complete) && self.seg.len() == 0 {
+        if self.seg.finish_by(self.writer, End::Complete) && self.seg.len() == 0 {
             self.channel.advance(self.seg.seq());
         }
-        self.seg.set_writer(false);
+        self.seg.detach_writer(self.writer);
     }
 
-    /// A future that resolves when the segment ends (if it ends while this writer is still
-    /// attached, something else ended it: a reset, a delete, eviction or channel close).
-    pub(crate) fn ended_waiter(&self) -> impl std::future::Future<Output = End> + Send + 'static {
-        let seg = self.seg.clone();
-        async move { seg.ended().await }
+    /// A future that resolves when the segment ends or this writer is superseded (either way,
+    /// while the writer is still attached, something else happened: a reset, a delete,
+    /// eviction, channel close, or another publisher taking the empty segment over).
+    pub(crate) fn ended_waiter(&self) -> impl std::future::Future<Output = WriterEnd> + Send + 'static {
+        let (seg, writer) = (self.seg.clone(), self.writer);
+        async move { seg.ended_for(writer).await }
     }
 }
 
 impl Drop for WriteHandle {
     fn drop(&mut self) {
         if !self.done && self.seg.len() > 0 {
-            self.seg.finish(End::Aborted);
+            self.seg.finish_by(self.writer, End::Aborted);
         }
-        self.seg.set_writer(false);
+        self.seg.detach_writer(self.writer);
     }
 }
 

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::segment::First;
+use crate::segment::{First, WriterEnd};
 
 fn store(window: usize) -> TrickleStore {
     TrickleStore::new(TrickleConfig { window, max_segment_bytes: 1024, ..TrickleConfig::default() })
@@ -95,7 +95,8 @@ async fn republishing_a_seq_replaces_it_and_never_appends() {
 async fn a_second_writer_on_an_active_segment_is_refused() {
     let s = store(5);
     let ch = chan(&s);
-    let _w = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    let mut w = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    w.write(Bytes::from_static(b"streaming")).unwrap();
     assert_eq!(ch.open_write(SeqRequest::At(Seq(0)), false).err(), Some(StoreError::Busy(Seq(0))));
     // `-1` skips the segment being written instead of sharing it.
     let w2 = ch.open_write(SeqRequest::Next, false).unwrap();
@@ -321,4 +322,20 @@ proptest! {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn an_idle_preconnected_writer_is_taken_over_and_waiting_readers_keep_their_segment() {
+    let s = store(5);
+    let ch = chan(&s);
+    let reader = found(ch.open_read(SeqRequest::At(Seq(0))));
+    let mut idle = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    let idle_end = idle.ended_waiter();
+    let mut fresh = ch.open_write(SeqRequest::At(Seq(0)), true).unwrap();
+    assert_eq!(idle_end.await, WriterEnd::Superseded);
+    assert_eq!(idle.write(Bytes::from_static(b"late")), Err(StoreError::Superseded(Seq(0))));
+    fresh.write(Bytes::from_static(b"new")).unwrap();
+    fresh.finish();
+    drop(idle);
+    assert_eq!(contents(reader).await.unwrap(), b"new");
 }

@@ -1,0 +1,73 @@
+//! Real media for the tests: MPEG-TS segments from ffmpeg's test sources, and ffprobe.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::process::Command;
+
+use crate::peers_required;
+
+/// Whether `tool` (e.g. `ffmpeg`) runs. When it does not: panics if the run requires every peer
+/// and tool (`BYOC_REQUIRE_PEERS=1`), otherwise prints a skip line and returns false.
+pub fn tool_available(test: &str, tool: &str) -> bool {
+    let ok = std::process::Command::new(tool)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if peers_required() {
+            panic!("{test}: {tool} is required (BYOC_REQUIRE_PEERS=1) but does not run");
+        }
+        eprintln!("{test}: skipped: {tool} not found; `cargo xtask test` installs it");
+    }
+    ok
+}
+
+async fn run(cmd: &mut Command, what: &str, timeout: Duration) -> Result<std::process::Output> {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn()?;
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .with_context(|| format!("{what} did not finish within {timeout:?}"))??;
+    if !out.status.success() {
+        bail!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out)
+}
+
+/// Writes `seconds` one-second MPEG-TS segments (H.264 + AAC, 320x240, 25 fps, a keyframe every
+/// second) from ffmpeg's `testsrc` and `sine` sources into `dir` as `seg000.ts`, `seg001.ts`...
+/// and returns their paths in order.
+pub async fn make_ts_segments(dir: &Path, seconds: u32) -> Result<Vec<PathBuf>> {
+    let pattern = dir.join("seg%03d.ts");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", "-keyint_min", "25"])
+        .args(["-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-threads", "1"])
+        .args(["-f", "segment", "-segment_time", "1", "-segment_format", "mpegts"])
+        .arg(&pattern);
+    run(&mut cmd, "ffmpeg", Duration::from_secs(60)).await?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ts"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("ffmpeg wrote no segments into {}", dir.display());
+    }
+    Ok(files)
+}
+
+/// The codec names of a media file's streams (e.g. `["h264", "aac"]`), from ffprobe.
+pub async fn probe_codecs(file: &Path) -> Result<Vec<String>> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"]).arg(file);
+    let out = run(&mut cmd, "ffprobe", Duration::from_secs(20)).await?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+}
