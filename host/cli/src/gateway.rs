@@ -30,16 +30,7 @@ pub struct GatewayArgs {
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
-    let key = match &args.key {
-        Some(path) => {
-            let pass = std::env::var(&args.passphrase_env).ok();
-            Some(
-                byoc_payment::keyfile::load(path, pass.as_deref())
-                    .with_context(|| format!("loading {}", path.display()))?,
-            )
-        }
-        None => None,
-    };
+    let key = crate::keygen::load_key(args.key.as_deref(), &args.passphrase_env)?;
     if args.orchestrators.iter().any(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
         bail!("orchestrator URLs must start with http:// or https://");
     }

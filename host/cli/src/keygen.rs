@@ -57,3 +57,12 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
 fn hex_key(key: &SecretKey) -> String {
     key.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Loads a node key file (JSON keystore with the passphrase in the environment variable
+/// `passphrase_env`, or a hex key), if a path is given.
+pub fn load_key(path: Option<&std::path::Path>, passphrase_env: &str) -> anyhow::Result<Option<SecretKey>> {
+    let Some(path) = path else { return Ok(None) };
+    let pass = std::env::var(passphrase_env).ok();
+    let key = keyfile::load(path, pass.as_deref()).with_context(|| format!("loading {}", path.display()))?;
+    Ok(Some(key))
+}

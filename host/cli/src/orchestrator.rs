@@ -100,16 +100,7 @@ pub async fn offer_plugins(
 }
 
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
-    let key = match &args.key {
-        Some(path) => {
-            let pass = std::env::var(&args.passphrase_env).ok();
-            Some(
-                byoc_payment::keyfile::load(path, pass.as_deref())
-                    .with_context(|| format!("loading {}", path.display()))?,
-            )
-        }
-        None => None,
-    };
+    let key = crate::keygen::load_key(args.key.as_deref(), &args.passphrase_env)?;
     if key.is_none() && !args.allow_unsigned {
         bail!("give a node key (--key FILE) or run in free mode (--allow-unsigned)");
     }

@@ -39,20 +39,25 @@ struct Nodes {
     orch: Arc<Orchestrator>,
 }
 
+fn runtime_config() -> RuntimeConfig {
+    RuntimeConfig {
+        cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
+        max_instances: 16,
+        max_memory_mib: 256,
+        ..RuntimeConfig::default()
+    }
+}
+
+/// The bundled plugins behind an orchestrator and a gateway.
 async fn nodes() -> Nodes {
-    let runtime = Arc::new(
-        Runtime::load(
-            plugins_dir(),
-            RuntimeConfig {
-                cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
-                max_instances: 16,
-                max_memory_mib: 256,
-                ..RuntimeConfig::default()
-            },
-        )
-        .await
-        .unwrap(),
-    );
+    let runtime = Arc::new(Runtime::load(plugins_dir(), runtime_config()).await.unwrap());
+    let n = nodes_with(&runtime).await;
+    assert!(n.orch.registry.names().contains(&"passthrough".to_string()));
+    n
+}
+
+/// The plugins loaded in `runtime` behind an orchestrator and a gateway, on loopback.
+async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let orch_url = format!("http://{}", l.local_addr().unwrap());
     let orch = Orchestrator::new(
@@ -65,8 +70,7 @@ async fn nodes() -> Nodes {
         TrickleStore::default(),
     )
     .unwrap();
-    let offered = orch.registry.register_plugins(&runtime, 4);
-    assert!(offered.contains(&"passthrough".to_string()), "{offered:?}");
+    orch.registry.register_plugins(runtime, 4);
     let app = byoc_node::orchestrator::router(orch.clone());
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -244,44 +248,9 @@ async fn a_plugin_trap_mid_stream_is_contained() {
         eprintln!("skipped: hostile plugins not built (run through `cargo xtask test`)");
         return;
     }
-    let runtime = Arc::new(
-        Runtime::new(RuntimeConfig {
-            cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
-            max_instances: 16,
-            max_memory_mib: 256,
-            ..RuntimeConfig::default()
-        })
-        .unwrap(),
-    );
+    let runtime = Arc::new(Runtime::new(runtime_config()).unwrap());
     runtime.load_plugin(&hostile).await.unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let orch_url = format!("http://{}", l.local_addr().unwrap());
-    let orch = Orchestrator::new(
-        OrchestratorConfig {
-            service_url: orch_url.clone(),
-            signatures: SignaturePolicy::Required,
-            ..OrchestratorConfig::default()
-        },
-        TrickleStore::default(),
-    )
-    .unwrap();
-    orch.registry.register_plugins(&runtime, 4);
-    let app = byoc_node::orchestrator::router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw_url = format!("http://{}", l.local_addr().unwrap());
-    let gw = Gateway::new(GatewayConfig {
-        public_url: gw_url.clone(),
-        orchestrators: vec![orch_url],
-        ..GatewayConfig::default()
-    })
-    .unwrap();
-    let app = byoc_node::gateway::router(gw);
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    let Nodes { gw: gw_url, orch } = nodes_with(&runtime).await;
     let legs = json!({"enable_data_output": true});
     let start = || {
         http()

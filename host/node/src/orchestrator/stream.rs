@@ -97,9 +97,9 @@ fn worker_post(
     Some(req)
 }
 
-async fn read_body(orch: &Orchestrator, body: Body) -> Result<Bytes, Response> {
+async fn read_body(orch: &Orchestrator, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, orch.config.max_body_bytes).await.map_err(|_| {
-        error(
+        ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body too large (max {} bytes)", orch.config.max_body_bytes),
         )
@@ -353,17 +353,21 @@ async fn relay(resp: reqwest::Response) -> Response {
     out
 }
 
+/// The verified job, the body and the stream a stop or update is about.
+async fn stream_request(
+    orch: &Orchestrator,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<(JobRequest, Bytes, Arc<Entry>), ApiError> {
+    let (job, sender) = orch.job(h)?;
+    let body = read_body(orch, body).await?;
+    let entry = owned_stream(orch, &job, sender)?;
+    Ok((job, body, entry))
+}
+
 pub(super) async fn stop(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Body) -> Response {
-    let (job, sender) = match orch.job(&h) {
-        Ok(j) => j,
-        Err(r) => return r.into_response(),
-    };
-    let body = match read_body(&orch, body).await {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
-    let entry = match owned_stream(&orch, &job, sender) {
-        Ok(e) => e,
+    let (_, body, entry) = match stream_request(&orch, &h, body).await {
+        Ok(v) => v,
         Err(r) => return r.into_response(),
     };
     let id = entry.info.id.clone();
@@ -387,16 +391,8 @@ pub(super) async fn stop(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, bo
 }
 
 pub(super) async fn update(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Body) -> Response {
-    let (job, sender) = match orch.job(&h) {
-        Ok(j) => j,
-        Err(r) => return r.into_response(),
-    };
-    let body = match read_body(&orch, body).await {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
-    let entry = match owned_stream(&orch, &job, sender) {
-        Ok(e) => e,
+    let (job, body, entry) = match stream_request(&orch, &h, body).await {
+        Ok(v) => v,
         Err(r) => return r.into_response(),
     };
     if let Some(commands) = &entry.plugin {
