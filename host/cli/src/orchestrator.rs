@@ -80,7 +80,7 @@ pub async fn offer_plugins(
             tracing::warn!(error = %e, "plugin not loaded");
         }
     }
-    let names = orch.registry.register_plugins(&runtime, args.plugin_capacity);
+    let names = orch.offer_plugins(&runtime, args.plugin_capacity);
     tracing::info!(plugins = ?names, dir = %dir.display(), "plugins offered as capabilities");
     let (orch, capacity) = (orch.clone(), args.plugin_capacity);
     Ok(Some(tokio::spawn(async move {

@@ -55,9 +55,17 @@ enum PluginCommand {
         chunk_size: usize,
     },
     /// Ask a running node to reload a plugin (not available yet: there is no node).
+    /// Ask a running node to reload a plugin's files (all plugins when no name is given): new
+    /// streams get the new code, running ones finish on the old.
     Reload {
         /// Plugin name.
-        name: String,
+        name: Option<String>,
+        /// The node (orchestrator or `byoc dev`'s orchestrator) URL.
+        #[arg(long, default_value = "http://127.0.0.1:8935")]
+        node: String,
+        /// The node's secret (as for worker registration).
+        #[arg(long, env = "BYOC_ORCH_SECRET", hide_env_values = true)]
+        secret: Option<String>,
     },
 }
 
@@ -72,10 +80,7 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<()> {
         PluginCommand::Run { plugin, input, output, params, control, chunk_size } => {
             run_session(config, &plugin, &input, &output, &params, &control, chunk_size.max(1)).await
         }
-        PluginCommand::Reload { name } => bail!(
-            "`byoc plugin reload {name}` talks to a running node, and this build has none yet; \
-             a node will reload when asked (Runtime::reload). Until then, restart the process"
-        ),
+        PluginCommand::Reload { name, node, secret } => reload(&node, name.as_deref(), secret.as_deref()).await,
     }
 }
 
@@ -234,4 +239,22 @@ async fn write_outputs(mut outputs: byoc_runtime::Outputs, dir: PathBuf) -> anyh
     data.flush().await?;
     events.flush().await?;
     Ok(summary)
+}
+
+async fn reload(node: &str, name: Option<&str>, secret: Option<&str>) -> anyhow::Result<()> {
+    let client = byoc_trickle::http_client()?;
+    let mut req = client
+        .post(format!("{}/plugins/reload", node.trim_end_matches('/')))
+        .body(name.unwrap_or_default().to_string());
+    if let Some(s) = secret {
+        req = req.header("Authorization", s);
+    }
+    let resp = req.send().await.with_context(|| format!("reaching {node}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    println!("{}", text.trim());
+    if !status.is_success() {
+        bail!("the node answered {status}");
+    }
+    Ok(())
 }

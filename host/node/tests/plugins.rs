@@ -37,6 +37,7 @@ fn plugins_dir() -> PathBuf {
 struct Nodes {
     gw: String,
     orch: Arc<Orchestrator>,
+    orch_url: String,
 }
 
 fn runtime_config() -> RuntimeConfig {
@@ -65,12 +66,13 @@ async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
             service_url: orch_url.clone(),
             signatures: SignaturePolicy::Required,
             heartbeat_every: Duration::from_millis(200),
+            secret: Some("node-secret".into()),
             ..OrchestratorConfig::default()
         },
         TrickleStore::default(),
     )
     .unwrap();
-    orch.registry.register_plugins(runtime, 4);
+    orch.offer_plugins(runtime, 4);
     let app = byoc_node::orchestrator::router(orch.clone());
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -79,7 +81,7 @@ async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
     let gw_url = format!("http://{}", l.local_addr().unwrap());
     let gw = Gateway::new(GatewayConfig {
         public_url: gw_url.clone(),
-        orchestrators: vec![orch_url],
+        orchestrators: vec![orch_url.clone()],
         ..GatewayConfig::default()
     })
     .unwrap();
@@ -87,7 +89,7 @@ async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
     });
-    Nodes { gw: gw_url, orch }
+    Nodes { gw: gw_url, orch, orch_url }
 }
 
 fn http() -> reqwest::Client {
@@ -250,7 +252,7 @@ async fn a_plugin_trap_mid_stream_is_contained() {
     }
     let runtime = Arc::new(Runtime::new(runtime_config()).unwrap());
     runtime.load_plugin(&hostile).await.unwrap();
-    let Nodes { gw: gw_url, orch } = nodes_with(&runtime).await;
+    let Nodes { gw: gw_url, orch, .. } = nodes_with(&runtime).await;
     let legs = json!({"enable_data_output": true});
     let start = || {
         http()
@@ -285,4 +287,21 @@ async fn a_plugin_trap_mid_stream_is_contained() {
     let r = http().post(bystander["update_url"].as_str().unwrap()).body("echo still here").send().await.unwrap();
     assert_eq!(r.status(), 200);
     sse_until(&mut data, "still here").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_reloads_its_plugins_on_request() {
+    let n = nodes().await;
+    let url = format!("{}/plugins/reload", n.orch_url);
+    assert_eq!(http().post(&url).send().await.unwrap().status(), 400, "the node's secret is required");
+    let r = http().post(&url).header("Authorization", "node-secret").body("passthrough").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report[0]["name"], "passthrough");
+    assert_eq!(report[0]["ok"], true);
+    let r = http().post(&url).header("Authorization", "node-secret").body("no-such-plugin").send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let all: Value =
+        http().post(&url).header("Authorization", "node-secret").send().await.unwrap().json().await.unwrap();
+    assert!(all.as_array().unwrap().len() >= 3, "{all}");
 }

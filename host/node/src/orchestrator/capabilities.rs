@@ -132,3 +132,28 @@ pub(super) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -
     })
     .into_response()
 }
+
+/// `POST /plugins/reload` (body: a plugin name, or empty for all): loads the plugins' files
+/// again. New streams get the new code; running ones finish on the old. Same authorization as
+/// worker registration. Answers a JSON list of `{name, ok, error}`.
+pub(super) async fn reload_plugins(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorized(&orch, &h) {
+        return r.into_response();
+    }
+    let Some((runtime, capacity)) = orch.plugin_runtime() else {
+        return error(StatusCode::NOT_FOUND, "this node hosts no plugins");
+    };
+    let name = String::from_utf8_lossy(&body).trim().to_string();
+    let results =
+        if name.is_empty() { runtime.reload_all().await } else { vec![(name.clone(), runtime.reload(&name).await)] };
+    orch.registry.register_plugins(&runtime, capacity);
+    let report: Vec<serde_json::Value> = results
+        .into_iter()
+        .map(|(name, r)| match r {
+            Ok(p) => serde_json::json!({"name": name, "ok": true, "version": p.describe().version}),
+            Err(e) => serde_json::json!({"name": name, "ok": false, "error": e.to_string()}),
+        })
+        .collect();
+    let status = if report.iter().all(|r| r["ok"] == true) { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    (status, Json(report)).into_response()
+}

@@ -82,6 +82,8 @@ pub struct Orchestrator {
     pub trickle: TrickleStore,
     pub(crate) streams: stream::Streams,
     pub(crate) http: reqwest::Client,
+    /// The plugins offered here, if any (for `POST /plugins/reload`).
+    plugins: std::sync::Mutex<Option<(Arc<byoc_runtime::Runtime>, u32)>>,
 }
 
 impl Orchestrator {
@@ -99,7 +101,19 @@ impl Orchestrator {
             trickle,
             streams: stream::Streams::default(),
             http,
+            plugins: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// Offers every plugin of `runtime` as a capability (`default_capacity` when a plugin gives
+    /// no hint) and remembers the runtime for `POST /plugins/reload`.
+    pub fn offer_plugins(&self, runtime: &Arc<byoc_runtime::Runtime>, default_capacity: u32) -> Vec<String> {
+        *self.plugins.lock().unwrap_or_else(|e| e.into_inner()) = Some((runtime.clone(), default_capacity));
+        self.registry.register_plugins(runtime, default_capacity)
+    }
+
+    fn plugin_runtime(&self) -> Option<(Arc<byoc_runtime::Runtime>, u32)> {
+        self.plugins.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Currently running streams.
@@ -160,6 +174,7 @@ pub fn router(orch: Arc<Orchestrator>) -> Router {
         .route("/ai/stream/stop", any(stream::stop))
         .route("/ai/stream/update", any(stream::update))
         .route("/ai/stream/payment", any(stream::payment))
+        .route("/plugins/reload", post(capabilities::reload_plugins))
         .with_state(orch.clone())
         .nest("/ai/trickle", byoc_trickle::router(orch.trickle.clone()))
 }
