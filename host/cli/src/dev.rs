@@ -41,7 +41,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         },
         trickle,
     )?;
-    let watcher = offer_plugins(&orch, &args.plugins).await?;
+    let watcher = offer_plugins(&orch, &args.plugins, &crate::config::NodeConfig::default()).await?;
     let gw_listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let gw_url = format!("http://{}", gw_listener.local_addr()?);

@@ -1,5 +1,6 @@
 //! `byoc`: the command-line entry point of the project.
 
+mod config;
 mod dev;
 mod gateway;
 mod keygen;

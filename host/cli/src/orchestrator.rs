@@ -10,11 +10,16 @@ use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig, router};
 use byoc_payment::job::SignaturePolicy;
 use byoc_trickle::{TrickleConfig, TrickleStore};
 
+use crate::config::NodeConfig;
+
 #[derive(clap::Args)]
 pub struct OrchestratorArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8935")]
-    listen: SocketAddr,
+    /// TOML configuration file (see the README); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8935].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// URL gateways and workers reach this node at (default: http://LISTEN).
     #[arg(long, alias = "service-url")]
     service_addr: Option<String>,
@@ -34,9 +39,9 @@ pub struct OrchestratorArgs {
     /// Free mode: accept unsigned jobs (no keystore needed). Never expose such a node publicly.
     #[arg(long)]
     allow_unsigned: bool,
-    /// Seconds without a control-channel keepalive after which a stream is ended.
-    #[arg(long, default_value_t = 60)]
-    stream_idle_timeout_secs: u64,
+    /// Seconds without a control-channel keepalive after which a stream is ended [default: 60].
+    #[arg(long)]
+    stream_idle_timeout_secs: Option<u64>,
     #[command(flatten)]
     plugins: PluginsArgs,
 }
@@ -51,9 +56,9 @@ pub struct PluginsArgs {
     /// Offer no plugins.
     #[arg(long, conflicts_with = "plugins")]
     pub no_plugins: bool,
-    /// Concurrent streams per plugin when its describe() gives no capacity hint.
-    #[arg(long, default_value_t = 4)]
-    pub plugin_capacity: u32,
+    /// Concurrent streams per plugin when its describe() gives no capacity hint [default: 4].
+    #[arg(long)]
+    pub plugin_capacity: Option<u32>,
 }
 
 /// Loads the plugins into a runtime, offers them on `orch`, and keeps them in sync with the
@@ -62,11 +67,16 @@ pub struct PluginsArgs {
 pub async fn offer_plugins(
     orch: &std::sync::Arc<Orchestrator>,
     args: &PluginsArgs,
+    file: &NodeConfig,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     if args.no_plugins {
         return Ok(None);
     }
-    let dir = match &args.plugins {
+    for (name, capacity) in &file.capacity {
+        orch.registry.set_plugin_capacity(name, *capacity);
+    }
+    let default_capacity = args.plugin_capacity.or(file.plugin_capacity).unwrap_or(4);
+    let dir = match args.plugins.as_ref().or(file.plugins.as_ref()) {
         Some(d) => d.clone(),
         None if std::path::Path::new("target/plugins").is_dir() => PathBuf::from("target/plugins"),
         None => {
@@ -74,15 +84,18 @@ pub async fn offer_plugins(
             return Ok(None);
         }
     };
-    let runtime = std::sync::Arc::new(byoc_runtime::Runtime::new(byoc_runtime::RuntimeConfig::default())?);
+    let runtime = std::sync::Arc::new(byoc_runtime::Runtime::new(byoc_runtime::RuntimeConfig {
+        operator: file.operator.clone(),
+        ..byoc_runtime::RuntimeConfig::default()
+    })?);
     for result in runtime.load_dir(&dir).await.with_context(|| format!("loading plugins from {}", dir.display()))? {
         if let Err(e) = result {
             tracing::warn!(error = %e, "plugin not loaded");
         }
     }
-    let names = orch.offer_plugins(&runtime, args.plugin_capacity);
+    let names = orch.offer_plugins(&runtime, default_capacity);
     tracing::info!(plugins = ?names, dir = %dir.display(), "plugins offered as capabilities");
-    let (orch, capacity) = (orch.clone(), args.plugin_capacity);
+    let (orch, capacity) = (orch.clone(), default_capacity);
     Ok(Some(tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -100,24 +113,31 @@ pub async fn offer_plugins(
 }
 
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
-    let key = crate::keygen::load_key(args.key.as_deref(), &args.passphrase_env)?;
-    if key.is_none() && !args.allow_unsigned {
+    let file = NodeConfig::load(args.config.as_deref())?;
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8935)));
+    let allow_unsigned = args.allow_unsigned || file.allow_unsigned.unwrap_or(false);
+    let open_registration = args.open_registration || file.open_registration.unwrap_or(false);
+    let key = crate::keygen::load_key(args.key.as_deref().or(file.key.as_deref()), &args.passphrase_env)?;
+    if key.is_none() && !allow_unsigned {
         bail!("give a node key (--key FILE) or run in free mode (--allow-unsigned)");
     }
     let secret = args.secret.clone().filter(|s| !s.is_empty());
-    if secret.is_none() && !args.open_registration {
+    if secret.is_none() && !open_registration {
         tracing::warn!(
             "no orchestrator secret (--secret or BYOC_ORCH_SECRET): workers cannot register (or --open-registration)"
         );
     }
-    let service_url = args.service_addr.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let service_url =
+        args.service_addr.clone().or_else(|| file.service_addr.clone()).unwrap_or_else(|| format!("http://{listen}"));
     let config = OrchestratorConfig {
         service_url: service_url.clone(),
         secret,
-        open_registration: args.open_registration,
-        signatures: if args.allow_unsigned { SignaturePolicy::AllowUnsigned } else { SignaturePolicy::Required },
+        open_registration,
+        signatures: if allow_unsigned { SignaturePolicy::AllowUnsigned } else { SignaturePolicy::Required },
         key,
-        stream_idle_timeout: Duration::from_secs(args.stream_idle_timeout_secs),
+        stream_idle_timeout: Duration::from_secs(
+            args.stream_idle_timeout_secs.or(file.stream_idle_timeout_secs).unwrap_or(60),
+        ),
         ..OrchestratorConfig::default()
     };
     if let Some(k) = &config.key {
@@ -126,9 +146,11 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let trickle = TrickleStore::new(TrickleConfig::default());
     let _sweeper = trickle.spawn_sweeper();
     let orch = Orchestrator::new(config, trickle)?;
-    let watcher = offer_plugins(&orch, &args.plugins).await?;
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    for (name, price) in &file.prices {
+        orch.registry.set_price(name, byoc_node::Price { per_unit: price.value()?, scaling: 1 });
+    }
+    let watcher = offer_plugins(&orch, &args.plugins, &file).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");
     let served = crate::trickle::serve_until_signal(listener, router(orch.clone())).await;
     if let Some(w) = watcher {

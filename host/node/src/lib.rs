@@ -7,4 +7,4 @@ pub mod orchestrator;
 mod registry;
 
 pub use capacity::{Capacity, CapacityError, Reservation};
-pub use registry::{Capability, Registry, WorkerRegistration};
+pub use registry::{Capability, Price, Registry, WorkerRegistration};

@@ -107,6 +107,10 @@ pub enum ReserveError {
 #[derive(Debug, Default)]
 pub struct Registry {
     map: RwLock<HashMap<String, Arc<Capability>>>,
+    /// The operator's prices, which win over what workers and plugins announce.
+    prices: RwLock<HashMap<String, Price>>,
+    /// The operator's capacities for plugins, which win over their hints.
+    capacities: RwLock<HashMap<String, u32>>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -116,6 +120,24 @@ fn valid_name(name: &str) -> bool {
 impl Registry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the operator's price for a capability (now and for later registrations).
+    pub fn set_price(&self, name: &str, price: Price) {
+        self.prices.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), price);
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = map.get(name).cloned() {
+            map.insert(name.to_string(), Arc::new(Capability { price, ..clone_capability(&old) }));
+        }
+    }
+
+    /// Sets the operator's capacity for a plugin capability (applied when plugins are offered).
+    pub fn set_plugin_capacity(&self, name: &str, capacity: u32) {
+        self.capacities.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), capacity);
+    }
+
+    fn price_for(&self, name: &str, announced: Price) -> Price {
+        self.prices.read().unwrap_or_else(|e| e.into_inner()).get(name).copied().unwrap_or(announced)
     }
 
     /// Registers (or updates) an external worker. A re-registration keeps the slots in use by
@@ -151,7 +173,7 @@ impl Registry {
             name: reg.name.clone(),
             description: reg.description.clone(),
             backend: Backend::Worker { url: url.to_string(), token },
-            price: Price { per_unit, scaling: scaling.max(1) },
+            price: self.price_for(&reg.name, Price { per_unit, scaling: scaling.max(1) }),
             capacity,
         });
         map.insert(reg.name.clone(), cap.clone());
@@ -165,7 +187,12 @@ impl Registry {
         let mut names = Vec::new();
         for plugin in runtime.plugins() {
             let info = plugin.describe();
-            let limit = if info.capacity == 0 { default_capacity } else { info.capacity };
+            let configured = self.capacities.read().unwrap_or_else(|e| e.into_inner()).get(&info.name).copied();
+            let limit = configured.unwrap_or(if info.capacity == 0 { default_capacity } else { info.capacity });
+            let price = self.price_for(
+                &info.name,
+                Price { per_unit: u128::from(info.price.per_unit), scaling: u128::from(info.price.scaling.max(1)) },
+            );
             let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
             let capacity = match map.get(&info.name) {
                 Some(old) => {
@@ -180,10 +207,7 @@ impl Registry {
                     name: info.name.clone(),
                     description: info.description.clone(),
                     backend: Backend::Plugin { runtime: runtime.clone(), name: info.name.clone() },
-                    price: Price {
-                        per_unit: u128::from(info.price.per_unit),
-                        scaling: u128::from(info.price.scaling.max(1)),
-                    },
+                    price,
                     capacity,
                 }),
             );
@@ -221,6 +245,16 @@ impl Registry {
     }
 }
 
+fn clone_capability(c: &Capability) -> Capability {
+    Capability {
+        name: c.name.clone(),
+        description: c.description.clone(),
+        backend: c.backend.clone(),
+        price: c.price,
+        capacity: c.capacity.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +277,18 @@ mod tests {
         assert!(r.unregister("a"));
         assert!(matches!(r.reserve("a"), Err(ReserveError::Unknown(_))));
         assert_eq!(r.available("a"), 0);
+    }
+
+    #[test]
+    fn operator_prices_win() {
+        let r = Registry::new();
+        let mut announced = reg("a", 1);
+        announced.price_per_unit = 5;
+        r.register_worker(&announced).unwrap();
+        r.set_price("a", Price { per_unit: 7, scaling: 1 });
+        assert_eq!(r.get("a").unwrap().price.per_unit, 7);
+        r.register_worker(&announced).unwrap();
+        assert_eq!(r.get("a").unwrap().price.per_unit, 7, "a re-registration does not undo the operator's price");
     }
 
     #[test]

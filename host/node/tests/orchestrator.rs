@@ -374,7 +374,15 @@ async fn a_gateway_that_goes_quiet_loses_its_stream() {
     .await
     .expect("stream ended");
     assert_eq!(n.in_use("toy"), 0);
-    assert_eq!(n.calls("stream/stop").len(), 1, "the worker is told");
+    // The worker is told right after the stream is removed.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while n.calls("stream/stop").is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the worker is told");
+    assert_eq!(n.calls("stream/stop").len(), 1);
 }
 
 #[tokio::test]

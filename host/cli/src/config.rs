@@ -1,0 +1,113 @@
+//! The node's TOML configuration file (`--config FILE`). Every setting is optional; a flag on
+//! the command line wins over the file, and the file over the built-in default.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8935"
+//! service_addr = "https://orch.example.com:8935"
+//! allow_unsigned = false
+//! key = "node.json"                 # passphrase from BYOC_KEY_PASSPHRASE
+//! open_registration = false         # the secret comes from --secret / BYOC_ORCH_SECRET
+//! stream_idle_timeout_secs = 60
+//! plugins = "target/plugins"
+//! plugin_capacity = 4
+//!
+//! [prices]                          # wei per second of compute, per capability
+//! passthrough = 1000
+//! ts-analyzer = "250000000000"      # as a string when it does not fit a TOML integer
+//!
+//! [capacity]                        # concurrent streams, per plugin capability
+//! passthrough = 8
+//!
+//! [operator]                        # narrows what plugins may do (see byoc-runtime)
+//! outbound_hosts = ["127.0.0.1:9000"]
+//! [operator.plugins.http-adapter]
+//! outbound_hosts = ["127.0.0.1:9000"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// A price in the file: an integer, or a decimal string for values beyond TOML's integers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum WeiPerSecond {
+    Int(u64),
+    Text(String),
+}
+
+impl WeiPerSecond {
+    pub fn value(&self) -> anyhow::Result<u128> {
+        match self {
+            WeiPerSecond::Int(v) => Ok(u128::from(*v)),
+            WeiPerSecond::Text(t) => {
+                t.trim().parse().with_context(|| format!("price {t:?} is not a whole number of wei"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub listen: Option<SocketAddr>,
+    pub service_addr: Option<String>,
+    pub allow_unsigned: Option<bool>,
+    pub key: Option<PathBuf>,
+    pub open_registration: Option<bool>,
+    pub stream_idle_timeout_secs: Option<u64>,
+    pub plugins: Option<PathBuf>,
+    pub plugin_capacity: Option<u32>,
+    #[serde(default)]
+    pub prices: BTreeMap<String, WeiPerSecond>,
+    #[serde(default)]
+    pub capacity: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub operator: byoc_runtime::OperatorConfig,
+}
+
+impl NodeConfig {
+    /// Reads a config file; `None` gives the empty configuration.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: NodeConfig = toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        for (name, price) in &config.prices {
+            if let Err(e) = price.value() {
+                bail!("[prices] {name}: {e}");
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file_and_refuses_unknown_keys() {
+        let c: NodeConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9"
+            plugin_capacity = 2
+            [prices]
+            a = 5
+            b = "340282366920938463463374607431768211455"
+            [capacity]
+            a = 3
+            [operator]
+            outbound_hosts = ["127.0.0.1:1"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.prices["a"].value().unwrap(), 5);
+        assert_eq!(c.prices["b"].value().unwrap(), u128::MAX);
+        assert_eq!(c.capacity["a"], 3);
+        assert!(toml::from_str::<NodeConfig>("listne = \"x\"").is_err());
+        assert!(WeiPerSecond::Text("1.5".into()).value().is_err());
+    }
+}
