@@ -5,6 +5,7 @@ mod capacity;
 pub mod gateway;
 pub mod orchestrator;
 mod registry;
+pub mod telemetry;
 
 pub use capacity::{Capacity, CapacityError, Reservation};
 pub use registry::{Capability, Price, Registry, WorkerRegistration};

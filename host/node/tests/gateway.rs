@@ -218,6 +218,13 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
     }
     assert!(tail.contains("event: end\ndata: {\"type\":\"stream_ended\"}"), "{tail}");
     assert_eq!(http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().status(), 404);
+
+    // Both nodes export Prometheus metrics.
+    let gw_metrics = http().get(format!("{gw_url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(gw_metrics.contains("byoc_gateway_streams_started_total{capability=\"toy\"}"), "{gw_metrics}");
+    let orch_metrics = http().get(format!("{orch_url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(orch_metrics.contains("byoc_orchestrator_streams_started_total"), "{orch_metrics}");
+    assert!(orch_metrics.contains("byoc_trickle_segments_published_total"), "{orch_metrics}");
 }
 
 #[tokio::test]

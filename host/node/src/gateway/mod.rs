@@ -67,6 +67,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(mut config: GatewayConfig) -> Result<Arc<Self>, reqwest::Error> {
+        crate::telemetry::init();
         let key = config.key.take().unwrap_or_else(SecretKey::generate);
         tracing::info!(address = %key.address(), "gateway key");
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
@@ -136,5 +137,6 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/process/stream/{id}/ingest/{seq}", post(stream::ingest))
         .route("/process/stream/{id}/egress/{seq}", get(stream::egress))
         .route("/process/request/{*path}", post(stream::batch))
+        .route("/metrics", get(crate::telemetry::metrics))
         .with_state(gw)
 }

@@ -285,6 +285,8 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         gw.lock().insert(id.clone(), stream.clone());
         spawn_legs(&gw, &stream, att);
         tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
+        metrics::counter!("byoc_gateway_streams_started_total", "capability" => job.capability.clone()).increment(1);
+        metrics::gauge!("byoc_gateway_streams_active").increment(1.0);
         return Ok(boxed(Json(stream_urls(&gw, &stream, &jp)).into_response()));
     }
     let body = json!({ "error": format!("no orchestrator accepted the stream for capability {}", job.capability), "reasons": reasons });
@@ -384,6 +386,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
                 });
                 *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
                 tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
+                metrics::counter!("byoc_gateway_orchestrator_swaps_total").increment(1);
                 stream.events.send(Arc::from(
                     json!({"type": "orchestrator_swap", "from": att.orchestrator, "to": cand.url, "reason": why})
                         .to_string(),
@@ -506,6 +509,7 @@ async fn read_channel(url: &str, cancel: &CancellationToken, mut each: impl FnMu
 pub(crate) async fn end(gw: &Arc<Gateway>, id: &str, why: &str, tell: bool) -> Option<reqwest::Response> {
     let stream = gw.lock().remove(id)?;
     stream.cancel.cancel();
+    metrics::gauge!("byoc_gateway_streams_active").decrement(1.0);
     let orchestrator = stream.att().orchestrator.clone();
     tracing::info!(stream_id = %id, orchestrator = %orchestrator, reason = why, "stream ended");
     if !tell {

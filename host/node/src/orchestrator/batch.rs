@@ -53,6 +53,7 @@ pub(super) async fn process(
         req = req.bearer_auth(t);
     }
     tracing::info!(capability = %cap.name, sender = ?sender, %path, "batch job");
+    metrics::counter!("byoc_orchestrator_batch_jobs_total", "capability" => cap.name.clone()).increment(1);
     let resp = match req.send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return error(StatusCode::GATEWAY_TIMEOUT, "worker did not answer in time"),

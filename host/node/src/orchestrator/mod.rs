@@ -90,6 +90,7 @@ impl Orchestrator {
     /// A new orchestrator over `trickle` (which it serves under `/ai/trickle/`).
     pub fn new(config: OrchestratorConfig, trickle: TrickleStore) -> Result<Arc<Self>, reqwest::Error> {
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
+        crate::telemetry::init();
         if config.signatures == SignaturePolicy::AllowUnsigned {
             tracing::warn!(
                 "free mode: unsigned jobs are accepted (no keystore needed); do not expose this node publicly"
@@ -175,6 +176,7 @@ pub fn router(orch: Arc<Orchestrator>) -> Router {
         .route("/ai/stream/update", any(stream::update))
         .route("/ai/stream/payment", any(stream::payment))
         .route("/plugins/reload", post(capabilities::reload_plugins))
+        .route("/metrics", get(crate::telemetry::metrics))
         .with_state(orch.clone())
         .nest("/ai/trickle", byoc_trickle::router(orch.trickle.clone()))
 }

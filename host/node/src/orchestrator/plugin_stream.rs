@@ -175,6 +175,7 @@ async fn drive(
             continue; // The plugin refused one call; the session goes on.
         }
         tracing::warn!(stream_id = %id, kind = e.kind(), error = %e, "plugin session failed");
+        metrics::counter!("byoc_plugin_failures_total", "kind" => e.kind()).increment(1);
         let restarted = session.failure_policy() == FailurePolicy::RestartSession && {
             let r = tokio::select! {
                 _ = cancel.cancelled() => Err(CallError::Closed),

@@ -115,6 +115,8 @@ fn remove(orch: &Orchestrator, id: &str, why: &str) -> Option<Arc<Entry>> {
         let _ = orch.trickle.delete_channel(ch);
     }
     drop(entry.reservation.lock().unwrap_or_else(|e| e.into_inner()).take());
+    metrics::gauge!("byoc_orchestrator_streams_active").decrement(1.0);
+    metrics::counter!("byoc_orchestrator_streams_ended_total", "reason" => why.to_string()).increment(1);
     tracing::info!(stream_id = %id, capability = %entry.info.capability, reason = why, "stream ended");
     Some(entry)
 }
@@ -308,6 +310,11 @@ fn legs_of(plan: &Plan) -> super::plugin_stream::Legs {
 }
 
 /// The stream is running: watch it and tell the gateway where its channels are.
+fn started_metrics(capability: &str) {
+    metrics::gauge!("byoc_orchestrator_streams_active").increment(1.0);
+    metrics::counter!("byoc_orchestrator_streams_started_total", "capability" => capability.to_string()).increment(1);
+}
+
 fn started(
     orch: &Arc<Orchestrator>,
     entry: &Arc<Entry>,
@@ -317,6 +324,7 @@ fn started(
     sender: Option<Address>,
 ) -> Response {
     spawn_monitor(orch, entry);
+    started_metrics(cap);
     tracing::info!(stream_id = %id, capability = %cap, sender = ?sender, "stream started");
     let mut out = StatusCode::OK.into_response();
     for (name, _, header, _) in plan {

@@ -438,9 +438,11 @@ impl WriteHandle {
         if self.seg.len() == 0 && !chunk.is_empty() && self.seg.is_writer(self.writer) {
             self.channel.advance(self.seg.seq());
         }
+        let len = chunk.len();
         match self.seg.append(self.writer, chunk, self.channel.max_segment_bytes) {
             Ok(_) => {
                 self.channel.touch();
+                metrics::counter!("byoc_trickle_bytes_published_total").increment(len as u64);
                 Ok(())
             }
             Err(AppendError::TooLarge) => {
@@ -461,8 +463,11 @@ impl WriteHandle {
     /// Ends the segment normally. An empty segment still moves the live edge past it.
     pub(crate) fn finish(mut self) {
         self.done = true;
-        if self.seg.finish_by(self.writer, End::Complete) && self.seg.len() == 0 {
-            self.channel.advance(self.seg.seq());
+        if self.seg.finish_by(self.writer, End::Complete) {
+            metrics::counter!("byoc_trickle_segments_published_total").increment(1);
+            if self.seg.len() == 0 {
+                self.channel.advance(self.seg.seq());
+            }
         }
         self.seg.detach_writer(self.writer);
     }
