@@ -75,6 +75,8 @@ async fn gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>) {
         public_url: url.clone(),
         orchestrators,
         keepalive_every: Duration::from_millis(100),
+        // The toy worker sends no events; the timeout has its own test.
+        events_timeout: None,
         ..GatewayConfig::default()
     })
     .unwrap();
@@ -358,4 +360,36 @@ async fn a_stream_moves_to_the_next_orchestrator_with_its_latest_params() {
     wait_until("stream ended", || gw.stream_ids().is_empty()).await;
     assert_eq!(a.registry.get("toy").unwrap().capacity.in_use(), 0);
     assert_eq!(b.registry.get("toy").unwrap().capacity.in_use(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_without_events_is_moved_then_ended() {
+    let (a_url, a, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (b_url, b, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_url = format!("http://{}", l.local_addr().unwrap());
+    let gw = Gateway::new(GatewayConfig {
+        public_url: gw_url.clone(),
+        orchestrators: vec![a_url, b_url],
+        events_timeout: Some(Duration::from_millis(300)),
+        ..GatewayConfig::default()
+    })
+    .unwrap();
+    let app = byoc_node::gateway::router(gw.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let urls: Value = start(&gw_url, json!({})).await.json().await.unwrap();
+    let id = urls["stream_id"].as_str().unwrap().to_string();
+    // An event keeps it where it is for a while.
+    let ev = LocalPublisher::new(&a.trickle, &format!("{id}-events")).unwrap();
+    let mut seg = ev.next_segment().unwrap();
+    seg.write(Bytes::from_static(br#"{"type":"heartbeat"}"#)).unwrap();
+    seg.finish();
+    assert_eq!(a.streams().len(), 1);
+    // Then silence: it moves to B (A is told to stop), and silence there too ends it.
+    wait_until("moved to B", || b.streams().len() == 1 || gw.stream_ids().is_empty()).await;
+    wait_until("ended", || gw.stream_ids().is_empty()).await;
+    wait_until("released on A", || a.registry.get("toy").unwrap().capacity.in_use() == 0).await;
+    wait_until("released on B", || b.registry.get("toy").unwrap().capacity.in_use() == 0).await;
 }

@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// How often a keepalive goes out on the control channel.
     pub keepalive_every: Duration,
+    /// A stream whose orchestrator sends no event (workers and plugins send heartbeats every
+    /// 10 s) for this long is moved to another orchestrator; `None` never does.
+    pub events_timeout: Option<Duration>,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +56,7 @@ impl Default for GatewayConfig {
             token_timeout: Duration::from_secs(2),
             max_body_bytes: 10 << 20,
             keepalive_every: Duration::from_secs(10),
+            events_timeout: Some(Duration::from_secs(30)),
         }
     }
 }

@@ -81,6 +81,8 @@ struct Attachment {
     cancel: CancellationToken,
     /// Set by the first leg that notices the orchestrator lost the stream.
     lost: std::sync::atomic::AtomicBool,
+    /// When the last event arrived (or the attachment started).
+    last_event: Mutex<Instant>,
 }
 
 /// At most this many moves to another orchestrator within [`SWAP_WINDOW`]; beyond, the stream
@@ -265,6 +267,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
             urls,
             cancel: cancel.child_token(),
             lost: Default::default(),
+            last_event: Mutex::new(Instant::now()),
         });
         let stream = Arc::new(GwStream {
             id: id.clone(),
@@ -383,6 +386,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
                     urls,
                     cancel: stream.cancel.child_token(),
                     lost: Default::default(),
+                    last_event: Mutex::new(Instant::now()),
                 });
                 *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
                 tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
@@ -455,6 +459,7 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
     let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
     tokio::spawn(async move {
         read_channel(&a.urls.events, &a.cancel, |text| {
+            *a.last_event.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             let event = serde_json::from_str::<Value>(text).ok();
             // pytrickle wraps events as {"event": {...}, "queue_event_type": ...}.
             let inner = event.as_ref().map(|e| e.get("event").unwrap_or(e));
@@ -468,6 +473,25 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
             lost(gw, stream, a, "events channel ended").await;
         }
     });
+    if let Some(limit) = gw.config.events_timeout {
+        let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
+        tokio::spawn(async move {
+            let every = (limit / 4).max(Duration::from_millis(10));
+            loop {
+                tokio::select! {
+                    _ = a.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let quiet = a.last_event.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+                if quiet >= limit {
+                    break;
+                }
+            }
+            if let Some(gw) = weak.upgrade() {
+                lost(gw, stream, a, "no events from the orchestrator").await;
+            }
+        });
+    }
     if let Some(data_url) = att.urls.data.clone() {
         let stream = s.clone();
         tokio::spawn(async move {
