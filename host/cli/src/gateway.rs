@@ -15,8 +15,12 @@ pub struct GatewayArgs {
     #[arg(long)]
     public_url: Option<String>,
     /// Orchestrator URLs, in order of preference (repeat the flag or separate with commas).
-    #[arg(long = "orchestrator", value_delimiter = ',', required = true)]
+    #[arg(long = "orchestrator", value_delimiter = ',', required_unless_present = "orchestrator_list")]
     orchestrators: Vec<String>,
+    /// More orchestrators from a file or an http(s) URL (one URL per line, or a JSON array),
+    /// read again at every discovery.
+    #[arg(long)]
+    orchestrator_list: Option<String>,
     /// Gateway key file (JSON keystore or hex); a fresh key is generated when absent.
     #[arg(long)]
     key: Option<PathBuf>,
@@ -38,6 +42,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let config = GatewayConfig {
         public_url: public_url.clone(),
         orchestrators: args.orchestrators.clone(),
+        orchestrator_list: args.orchestrator_list.clone(),
         key,
         api_key: std::env::var(&args.api_key_env).ok().filter(|k| !k.is_empty()),
         ..GatewayConfig::default()

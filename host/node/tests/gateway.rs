@@ -393,3 +393,30 @@ async fn a_stream_without_events_is_moved_then_ended() {
     wait_until("released on A", || a.registry.get("toy").unwrap().capacity.in_use() == 0).await;
     wait_until("released on B", || b.registry.get("toy").unwrap().capacity.in_use() == 0).await;
 }
+
+#[tokio::test]
+async fn orchestrators_can_come_from_a_refreshable_list() {
+    let (orch_url, orch, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let dir = std::env::temp_dir().join(format!("byoc-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("orchestrators.txt");
+    std::fs::write(&list, "# none yet\n").unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_url = format!("http://{}", l.local_addr().unwrap());
+    let gw = Gateway::new(GatewayConfig {
+        public_url: gw_url.clone(),
+        orchestrator_list: Some(list.to_string_lossy().into_owned()),
+        events_timeout: None,
+        ..GatewayConfig::default()
+    })
+    .unwrap();
+    let app = byoc_node::gateway::router(gw);
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    assert_eq!(start(&gw_url, json!({})).await.status(), 503, "an empty list: nobody to ask");
+    std::fs::write(&list, format!("{orch_url}\n")).unwrap();
+    assert_eq!(start(&gw_url, json!({})).await.status(), 200, "the list is read again");
+    assert_eq!(orch.streams().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

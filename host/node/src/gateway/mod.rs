@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     pub public_url: String,
     /// Orchestrators to use, in order of preference.
     pub orchestrators: Vec<String>,
+    /// A refreshable list of more orchestrators: a file path or an `http(s)://` URL holding one
+    /// URL per line (or a JSON array of URLs), read again at every discovery.
+    pub orchestrator_list: Option<String>,
     /// The gateway's signing key (a fresh one is generated when none is given).
     pub key: Option<SecretKey>,
     /// If set, `start` and batch requests need `Authorization: Bearer <api_key>`.
@@ -51,6 +54,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             public_url: "http://127.0.0.1:8937".into(),
             orchestrators: Vec::new(),
+            orchestrator_list: None,
             key: None,
             api_key: None,
             token_timeout: Duration::from_secs(2),
@@ -101,6 +105,46 @@ impl Gateway {
     fn sign(&self, mut job: JobRequest) -> Result<String, Refusal> {
         job.sign(&self.key).map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok(job.to_header())
+    }
+
+    /// The orchestrators to ask: the configured ones, then those of the refreshable list (an
+    /// unreadable list is logged and skipped: the configured ones still serve).
+    pub(crate) async fn pool(&self) -> Vec<String> {
+        let mut pool = self.config.orchestrators.clone();
+        let Some(source) = &self.config.orchestrator_list else { return pool };
+        let text = if source.starts_with("http://") || source.starts_with("https://") {
+            match self.http.get(source).timeout(self.config.token_timeout).send().await {
+                Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+                Ok(r) => {
+                    tracing::warn!(list = %source, status = %r.status(), "orchestrator list unavailable");
+                    String::new()
+                }
+                Err(e) => {
+                    tracing::warn!(list = %source, error = %e, "orchestrator list unavailable");
+                    String::new()
+                }
+            }
+        } else {
+            tokio::fs::read_to_string(source).await.unwrap_or_else(|e| {
+                tracing::warn!(list = %source, error = %e, "orchestrator list unreadable");
+                String::new()
+            })
+        };
+        let listed: Vec<String> = match serde_json::from_str::<Vec<String>>(&text) {
+            Ok(v) => v,
+            Err(_) => text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+        };
+        for url in listed {
+            if (url.starts_with("http://") || url.starts_with("https://")) && !pool.contains(&url) {
+                pool.push(url);
+            }
+        }
+        pool
     }
 
     /// Stops every stream (gateway shutdown).

@@ -243,15 +243,9 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         tracing::warn!(stream_id = %id, "rtmp_output is not served yet by this gateway; ignored");
     }
     let credential = gw.credential()?;
-    let (candidates, mut reasons) = discover(
-        &gw.http,
-        &gw.config.orchestrators,
-        &jp.orchestrators,
-        &job.capability,
-        &credential,
-        gw.config.token_timeout,
-    )
-    .await;
+    let (candidates, mut reasons) =
+        discover(&gw.http, &gw.pool().await, &jp.orchestrators, &job.capability, &credential, gw.config.token_timeout)
+            .await;
     for cand in candidates {
         let urls =
             match start_on(&gw, &cand.url, &id, &job.capability, &job.parameters, job.timeout_seconds, &params).await {
@@ -362,8 +356,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
     };
     let Ok(credential) = gw.credential() else { return };
     let (candidates, _) =
-        discover(&gw.http, &gw.config.orchestrators, &filter, &stream.capability, &credential, gw.config.token_timeout)
-            .await;
+        discover(&gw.http, &gw.pool().await, &filter, &stream.capability, &credential, gw.config.token_timeout).await;
     let params = stream.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for cand in candidates {
         if stream.cancel.is_cancelled() {
@@ -790,8 +783,7 @@ pub(super) async fn batch(
     let filter = serde_json::from_str::<JobParameters>(&job.parameters).map(|p| p.orchestrators).unwrap_or_default();
     let credential = try_or_respond!(gw.credential());
     let (candidates, mut reasons) =
-        discover(&gw.http, &gw.config.orchestrators, &filter, &job.capability, &credential, gw.config.token_timeout)
-            .await;
+        discover(&gw.http, &gw.pool().await, &filter, &job.capability, &credential, gw.config.token_timeout).await;
     for cand in candidates {
         let signed = try_or_respond!(gw.sign(JobRequest { capability_url: String::new(), ..job.clone() }));
         let mut req = gw
