@@ -12,16 +12,23 @@ use crate::exec;
 /// livepeer-gateway declares Python >= 3.12 but runs on 3.11.
 const PEERS_VERSION: &str = "peers-v2: aiohttp>=3.9 pytrickle==0.1.6 livepeer-gateway==1.0.0 eth-account==0.13.7";
 
+/// The full pytrickle worker (its `StreamServer` media pipeline): torch (CPU use, CUDA wheels),
+/// PyAV, OpenCV. About 2 minutes and 5.8 GB. av is pinned: pytrickle allows `av<=14.4.0`, and
+/// only 14.2.0 has a binary wheel for CPython 3.11 here (av's sdist does not build).
+const WORKER_VERSION: &str = "worker-v1: av==14.2.0 pytrickle==0.1.6";
+
 /// Where the installed peers live.
 pub struct Peers {
     pub python: PathBuf,
+    /// The full pytrickle worker venv's python (`tests/peers/peer_worker.py` runs on it).
+    pub worker_python: PathBuf,
 }
 
 /// Everything the tests and the demo need.
 pub fn install_all(root: &Path) -> Result<Peers> {
     ensure_rust_target("wasm32-wasip2")?;
     ensure_debian_packages(&[("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg")])?;
-    ensure_peers(root)
+    Ok(Peers { python: ensure_peers(root)?, worker_python: ensure_worker(root)? })
 }
 
 fn on_path(tool: &str) -> bool {
@@ -70,13 +77,13 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// A venv under `target/peers-venv` with the pinned third-party peers.
-pub fn ensure_peers(root: &Path) -> Result<Peers> {
+/// A venv under `target/peers-venv` with the pinned third-party peers; returns its python.
+pub fn ensure_peers(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target").join("peers-venv");
     let python = venv.join("bin").join("python");
     let marker = venv.join(".byoc-peers");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == PEERS_VERSION) && python.exists() {
-        return Ok(Peers { python });
+        return Ok(python);
     }
     eprintln!("xtask: installing Python peers into {} ({PEERS_VERSION})", venv.display());
     let py = ["python3", "python"].into_iter().find(|p| on_path(p)).context("python3 is required for the peers")?;
@@ -95,5 +102,22 @@ pub fn ensure_peers(root: &Path) -> Result<Peers> {
     // An independent Ethereum signing implementation, for the payment crate's test vectors.
     exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "eth-account==0.13.7"]))?;
     std::fs::write(&marker, PEERS_VERSION).context("writing the peers marker")?;
-    Ok(Peers { python })
+    Ok(python)
+}
+
+/// A venv under `target/worker-venv` with the full pytrickle worker; returns its python.
+pub fn ensure_worker(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target").join("worker-venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(".byoc-worker");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == WORKER_VERSION) && python.exists() {
+        return Ok(python);
+    }
+    eprintln!("xtask: installing the pytrickle worker into {} ({WORKER_VERSION}; ~2 min, ~6 GB)", venv.display());
+    let py = ["python3", "python"].into_iter().find(|p| on_path(p)).context("python3 is required for the peers")?;
+    exec(Command::new(py).args(["-m", "venv", "--clear"]).arg(&venv))?;
+    let pip = venv.join("bin").join("pip");
+    exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "av==14.2.0", "pytrickle==0.1.6"]))?;
+    std::fs::write(&marker, WORKER_VERSION).context("writing the worker marker")?;
+    Ok(python)
 }

@@ -77,7 +77,9 @@ fn test(root: &std::path::Path) -> Result<()> {
     plugins::build_hostile(root)?;
     let mut t = cargo(root);
     t.args(["test", "--workspace"]);
-    t.env("BYOC_PEERS_PYTHON", &peers.python).env("BYOC_REQUIRE_PEERS", "1");
+    t.env("BYOC_PEERS_PYTHON", &peers.python)
+        .env("BYOC_WORKER_PYTHON", &peers.worker_python)
+        .env("BYOC_REQUIRE_PEERS", "1");
     exec(&mut t)?;
     eprintln!("xtask: all checks and tests passed");
     Ok(())
