@@ -170,7 +170,11 @@ fn check_api_key(gw: &Gateway, h: &http::HeaderMap) -> Result<(), Refusal> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if stream::same_secret(given, expected) { Ok(()) } else { Err(refuse(StatusCode::UNAUTHORIZED, "invalid API key")) }
+    if crate::same_secret(given.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(refuse(StatusCode::UNAUTHORIZED, "invalid API key"))
+    }
 }
 
 /// The gateway's routes.

@@ -138,12 +138,6 @@ fn random_hex(bytes: usize) -> String {
     byoc_payment::SecretKey::generate().to_bytes().iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Constant-time comparison of secrets (hashed first, so lengths do not leak either).
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    let (x, y) = (byoc_payment::keccak256(a.as_bytes()), byoc_payment::keccak256(b.as_bytes()));
-    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
-}
-
 fn valid_id_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -151,12 +145,7 @@ fn valid_id_part(s: &str) -> bool {
 }
 
 async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, Refusal> {
-    axum::body::to_bytes(body, gw.config.max_body_bytes).await.map_err(|_| {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body too large (max {} bytes)", gw.config.max_body_bytes),
-        )
-    })
+    crate::read_limited(body, gw.config.max_body_bytes).await.map_err(|m| refuse(StatusCode::PAYLOAD_TOO_LARGE, m))
 }
 
 fn job_from(h: &HeaderMap) -> Result<JobRequest, Refusal> {
@@ -563,7 +552,7 @@ fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Res
         h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let token = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
     match bearer.or(token) {
-        Some(given) if same_secret(given, &stream.secret) => Ok(stream),
+        Some(given) if crate::same_secret(given.as_bytes(), stream.secret.as_bytes()) => Ok(stream),
         Some(_) => Err(refuse(StatusCode::FORBIDDEN, "wrong stream secret")),
         None => {
             Err(refuse(StatusCode::UNAUTHORIZED, "this stream's secret is required (Authorization: Bearer or ?token=)"))

@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use byoc_payment::job::EthAddressCredential;
-use byoc_payment::keccak256;
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
@@ -20,9 +19,11 @@ fn authorized(orch: &Orchestrator, h: &HeaderMap) -> Result<(), ApiError> {
     let given = h.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
     match &orch.config.secret {
         Some(secret) => {
-            let (a, b) = (keccak256(given), keccak256(secret.as_bytes()));
-            let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-            if diff == 0 { Ok(()) } else { Err(ApiError(StatusCode::BAD_REQUEST, "invalid authorization".into())) }
+            if crate::same_secret(given, secret.as_bytes()) {
+                Ok(())
+            } else {
+                Err(ApiError(StatusCode::BAD_REQUEST, "invalid authorization".into()))
+            }
         }
         None if orch.config.open_registration => Ok(()),
         None => Err(ApiError(

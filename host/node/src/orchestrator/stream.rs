@@ -98,12 +98,7 @@ fn worker_post(
 }
 
 async fn read_body(orch: &Orchestrator, body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, orch.config.max_body_bytes).await.map_err(|_| {
-        ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body too large (max {} bytes)", orch.config.max_body_bytes),
-        )
-    })
+    crate::read_limited(body, orch.config.max_body_bytes).await.map_err(|m| ApiError(StatusCode::PAYLOAD_TOO_LARGE, m))
 }
 
 /// Removes a stream: exactly once, whoever calls it. Frees its slot, closes its channels and
