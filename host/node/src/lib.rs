@@ -3,6 +3,7 @@
 
 mod capacity;
 pub mod gateway;
+mod messages;
 pub mod orchestrator;
 mod registry;
 pub mod telemetry;

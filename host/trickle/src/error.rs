@@ -23,12 +23,6 @@ pub enum StoreError {
     /// The seq is older than the window the server keeps (470 with `Lp-Trickle-Latest`).
     #[error("seq {seq} is outside the window (latest {latest})")]
     OutsideWindow { seq: Seq, latest: Seq },
-    /// Another publisher is streaming into this very segment (409).
-    #[error("seq {0} is being written by another publisher")]
-    Busy(Seq),
-    /// Another publisher took this (still empty) segment over (409).
-    #[error("seq {0} was taken over by another publisher")]
-    Superseded(Seq),
     /// `DELETE {ch}/{seq}` for a seq the server does not hold (400).
     #[error("Nonexistent segment")]
     NoSegment,

@@ -23,8 +23,43 @@ pub(crate) struct State {
     chunks: Vec<Bytes>,
     len: usize,
     end: End,
-    /// The id of the publisher attached to this segment (0: none).
+    /// The publisher whose bytes readers are seeing (0: none).
     writer: u64,
+    /// Publishers of the same seq that sent bytes while `writer` was streaming, in the order
+    /// their first byte arrived. Their bodies follow `writer`'s, whole and in that order.
+    queued: Vec<Queued>,
+    /// Publishers attached to this seq that have not sent a byte (e.g. idle preconnections).
+    idle: Vec<u64>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    id: u64,
+    chunks: Vec<Bytes>,
+    len: usize,
+    done: bool,
+}
+
+impl State {
+    fn pending_len(&self) -> usize {
+        self.queued.iter().map(|q| q.len).sum()
+    }
+
+    /// The current writer finished: readers get the queued bodies next, in order, and the segment
+    /// completes once no publisher with bytes is left.
+    fn hand_over(&mut self) {
+        self.writer = 0;
+        while !self.queued.is_empty() {
+            let q = self.queued.remove(0);
+            self.len += q.len;
+            self.chunks.extend(q.chunks);
+            if !q.done {
+                self.writer = q.id;
+                return;
+            }
+        }
+        self.end = End::Complete;
+    }
 }
 
 /// Why bytes could not be appended.
@@ -32,21 +67,17 @@ pub(crate) struct State {
 pub(crate) enum AppendError {
     /// The segment already ended (closed by a reset, a delete, eviction or channel close).
     Ended,
-    /// The segment would exceed the size cap; it has been aborted.
+    /// The segment (with every body queued for it) would exceed the size cap. If this writer's
+    /// bytes were visible the segment has been aborted; a queued body is simply dropped.
     TooLarge,
-    /// Another publisher took the segment over (this one had not sent a byte).
-    Superseded,
-}
-
-/// Why a writer's wait ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WriterEnd {
-    Ended,
-    Superseded,
 }
 
 static NEXT_WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// One segment. Several publishers may `POST` the same seq (pytrickle's publisher does so when two
+/// messages race, go-livepeer's server appends them): the first to send a byte streams to readers,
+/// the others' bodies are kept whole and follow it, so readers never see interleaved bytes and no
+/// message is dropped.
 #[derive(Debug)]
 pub(crate) struct Segment {
     seq: Seq,
@@ -55,7 +86,14 @@ pub(crate) struct Segment {
 
 impl Segment {
     pub(crate) fn new(seq: Seq) -> Self {
-        let (state, _) = watch::channel(State { chunks: Vec::new(), len: 0, end: End::Open, writer: 0 });
+        let (state, _) = watch::channel(State {
+            chunks: Vec::new(),
+            len: 0,
+            end: End::Open,
+            writer: 0,
+            queued: Vec::new(),
+            idle: Vec::new(),
+        });
         Segment { seq, state }
     }
 
@@ -67,14 +105,14 @@ impl Segment {
         self.state.borrow().len
     }
 
+    /// Some publisher is attached (streaming, queued or idle).
     pub(crate) fn has_writer(&self) -> bool {
-        self.state.borrow().writer != 0
+        let s = self.state.borrow();
+        s.writer != 0 || !s.queued.is_empty() || !s.idle.is_empty()
     }
 
-    /// Open and still empty: a new publisher may take it over.
-    pub(crate) fn is_fresh(&self) -> bool {
-        let s = self.state.borrow();
-        s.end == End::Open && s.len == 0
+    pub(crate) fn is_open(&self) -> bool {
+        self.state.borrow().end == End::Open
     }
 
     /// True when nothing was ever written and nothing is attached: a placeholder created for a
@@ -82,60 +120,74 @@ impl Segment {
     #[cfg(test)]
     pub(crate) fn is_bare(&self) -> bool {
         let s = self.state.borrow();
-        s.end == End::Open && s.writer == 0 && s.len == 0
+        s.end == End::Open && s.writer == 0 && s.len == 0 && s.idle.is_empty()
     }
 
-    /// Attaches a publisher (replacing any other); returns its id.
+    /// Attaches a publisher; it streams to readers once it sends the segment's first byte, or
+    /// after the publishers ahead of it have finished. Returns its id.
     pub(crate) fn attach_writer(&self) -> u64 {
         let id = NEXT_WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.state.send_modify(|s| s.writer = id);
+        self.state.send_modify(|s| s.idle.push(id));
         id
     }
 
-    /// Detaches publisher `id` if it is still the attached one.
-    pub(crate) fn detach_writer(&self, id: u64) {
-        self.state.send_if_modified(|s| {
-            let mine = s.writer == id;
-            if mine {
-                s.writer = 0;
-            }
-            mine
-        });
-    }
-
-    pub(crate) fn is_writer(&self, id: u64) -> bool {
-        self.state.borrow().writer == id
-    }
-
-    /// Appends one chunk from publisher `writer`. Returns whether this was the first byte.
-    pub(crate) fn append(&self, writer: u64, chunk: Bytes, cap: usize) -> Result<bool, AppendError> {
-        let mut result = Ok(false);
+    /// Appends one chunk from publisher `id`.
+    pub(crate) fn append(&self, id: u64, chunk: Bytes, cap: usize) -> Result<(), AppendError> {
+        let mut result = Ok(());
         self.state.send_if_modified(|s| {
             if s.end != End::Open {
                 result = Err(AppendError::Ended);
                 return false;
             }
-            if s.writer != writer {
-                result = Err(AppendError::Superseded);
-                return false;
-            }
             if chunk.is_empty() {
                 return false;
             }
-            if s.len.saturating_add(chunk.len()) > cap {
-                s.end = End::Aborted;
-                result = Err(AppendError::TooLarge);
+            let over = s.len.saturating_add(s.pending_len()).saturating_add(chunk.len()) > cap;
+            if s.writer != id && s.len == 0 {
+                // Nothing is visible yet: the first publisher to send a byte streams; an idle one
+                // that was ahead of it steps back.
+                if let Some(i) = s.idle.iter().position(|&w| w == id) {
+                    s.idle.remove(i);
+                    if s.writer != 0 {
+                        s.idle.push(s.writer);
+                    }
+                    s.writer = id;
+                }
+            }
+            if s.writer == id {
+                if over {
+                    s.end = End::Aborted;
+                    result = Err(AppendError::TooLarge);
+                    return true;
+                }
+                s.len += chunk.len();
+                s.chunks.push(chunk);
                 return true;
             }
-            result = Ok(s.len == 0);
-            s.len += chunk.len();
-            s.chunks.push(chunk);
-            true
+            if let Some(i) = s.idle.iter().position(|&w| w == id) {
+                s.idle.remove(i);
+                s.queued.push(Queued { id, chunks: Vec::new(), len: 0, done: false });
+            }
+            match s.queued.iter().position(|q| q.id == id) {
+                Some(i) if over => {
+                    s.queued.remove(i);
+                    result = Err(AppendError::TooLarge);
+                }
+                Some(i) => {
+                    let q = &mut s.queued[i];
+                    q.len += chunk.len();
+                    q.chunks.push(chunk);
+                }
+                // Detached (a finished or abandoned publisher writing again): nothing to add to.
+                None => result = Err(AppendError::Ended),
+            }
+            false
         });
         result
     }
 
-    /// Ends an open segment. Returns false if it had already ended.
+    /// Ends an open segment (a reset, a delete, eviction, channel close). Returns false if it had
+    /// already ended.
     pub(crate) fn finish(&self, how: End) -> bool {
         self.state.send_if_modified(|s| {
             if s.end != End::Open {
@@ -150,25 +202,56 @@ impl Segment {
         self.state.subscribe()
     }
 
-    /// Ends an open segment on behalf of publisher `writer`, if it is still the attached one.
-    pub(crate) fn finish_by(&self, writer: u64, how: End) -> bool {
+    /// Publisher `id` reached the end of its body. Returns true if that completed the segment.
+    pub(crate) fn finish_by(&self, id: u64) -> bool {
+        let mut completed = false;
         self.state.send_if_modified(|s| {
-            if s.end != End::Open || s.writer != writer {
+            if s.end != End::Open {
                 return false;
             }
-            s.end = how;
-            true
-        })
+            if s.writer == id {
+                s.hand_over();
+                completed = s.end == End::Complete;
+                return true;
+            }
+            if s.writer == 0 && s.len == 0 && s.queued.is_empty() {
+                // An empty body and nobody streaming: the segment is complete, and empty.
+                s.idle.retain(|&w| w != id);
+                s.end = End::Complete;
+                completed = true;
+                return true;
+            }
+            s.idle.retain(|&w| w != id);
+            if let Some(q) = s.queued.iter_mut().find(|q| q.id == id) {
+                q.done = true;
+            }
+            false
+        });
+        completed
     }
 
-    /// Waits until the segment has ended or publisher `writer` was superseded.
-    pub(crate) async fn ended_for(&self, writer: u64) -> WriterEnd {
+    /// Publisher `id` went away without finishing its body. Bytes readers have seen from it are
+    /// cut off (the segment aborts); bytes it had queued are dropped; an idle one just leaves.
+    pub(crate) fn abandon(&self, id: u64) {
+        self.state.send_if_modified(|s| {
+            if s.writer == id {
+                if s.end == End::Open && s.len > 0 {
+                    s.end = End::Aborted;
+                }
+                s.writer = 0;
+                return true;
+            }
+            s.idle.retain(|&w| w != id);
+            s.queued.retain(|q| q.id != id || q.done);
+            false
+        });
+    }
+
+    /// Waits until the segment has ended.
+    pub(crate) async fn ended(&self) {
         let mut rx = self.state.subscribe();
         // `wait_for` only fails if the sender is dropped, which cannot happen while `self` lives.
-        match rx.wait_for(|s| s.end != End::Open || s.writer != writer).await {
-            Ok(s) if s.end == End::Open => WriterEnd::Superseded,
-            _ => WriterEnd::Ended,
-        }
+        let _ = rx.wait_for(|s| s.end != End::Open).await;
     }
 }
 
@@ -267,7 +350,7 @@ mod tests {
     async fn cap_aborts_and_readers_see_an_error() {
         let seg = Segment::new(Seq(0));
         let mut c = Cursor::new(&seg);
-        assert_eq!(seg.append(0, Bytes::from_static(b"abc"), 4), Ok(true));
+        assert_eq!(seg.append(0, Bytes::from_static(b"abc"), 4), Ok(()));
         assert_eq!(seg.append(0, Bytes::from_static(b"de"), 4), Err(AppendError::TooLarge));
         assert_eq!(seg.append(0, Bytes::from_static(b"d"), 4), Err(AppendError::Ended));
         assert_eq!(c.next().await, Some(Ok(Bytes::from_static(b"abc"))));

@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 
 use crate::error::StoreError;
 use crate::headers;
-use crate::segment::{First, WriterEnd};
+use crate::segment::First;
 use crate::seq::{Seq, SeqRequest};
 use crate::store::{Channel, ChannelName, ReadHandle, ReadOutcome, TrickleStore};
 
@@ -58,7 +58,6 @@ fn refusal(e: StoreError) -> Response {
         StoreError::BadName | StoreError::BadSeq(_) | StoreError::CurrentOnPublish | StoreError::NoSegment => {
             StatusCode::BAD_REQUEST
         }
-        StoreError::Busy(_) | StoreError::Superseded(_) => StatusCode::CONFLICT,
         StoreError::TooManyChannels(_) => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::OutsideWindow { .. } => status_470(),
@@ -179,12 +178,10 @@ async fn publish_inner(store: &TrickleStore, name: &str, seq: &str, h: &HeaderMa
                     return text(StatusCode::INTERNAL_SERVER_ERROR, "Server error");
                 }
             },
-            why = &mut seg_end => {
-                return match why {
-                    // Ended by a reset, a `DELETE {ch}/{seq}`, eviction or channel close.
-                    WriterEnd::Ended => ok_with_seq(&ch, seq),
-                    WriterEnd::Superseded => with_seq(refusal(StoreError::Superseded(seq)), seq),
-                };
+            () = &mut seg_end => {
+                // Ended by a reset, a `DELETE {ch}/{seq}`, eviction, channel close, or another
+                // publisher of this seq completing it while this one sent nothing.
+                return ok_with_seq(&ch, seq);
             }
         }
     }

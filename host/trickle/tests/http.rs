@@ -314,17 +314,29 @@ async fn a_publisher_that_vanishes_mid_segment_aborts_it_for_readers() {
     assert!(matches!(within("aborted read", reader).await.unwrap(), Err(ClientError::Aborted(Seq(0)))));
 }
 
+/// pytrickle's publisher, when two messages race, POSTs both to one seq at once. Both requests
+/// succeed and readers get both bodies, whole and one after the other (go-livepeer appends them
+/// byte by byte as they come, which can interleave them).
 #[tokio::test]
-async fn a_second_post_of_an_active_segment_is_409() {
+async fn two_posts_of_one_seq_at_once_are_both_kept_whole_in_order() {
     let srv = serve_default().await;
-    srv.store.create_channel("s", TS).unwrap();
-    let mut p = HttpPublisher::new(srv.url("s"), TS).unwrap();
+    srv.store.create_channel("s", "application/json").unwrap();
+    let reader = tokio::spawn({
+        let c = http();
+        let url = format!("{}/0", srv.url("s"));
+        async move { c.get(url).send().await.unwrap().bytes().await.unwrap() }
+    });
+    let mut p = HttpPublisher::new(srv.url("s"), "application/json").unwrap();
     let mut seg = p.next_segment();
-    seg.write(Bytes::from_static(b"a")).unwrap();
+    seg.write(Bytes::from_static(br#"{"first":"#)).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let resp = http().post(format!("{}/0", srv.url("s"))).body("b").send().await.unwrap();
-    assert_eq!(resp.status(), 409);
+    let resp = http().post(format!("{}/0", srv.url("s"))).body(r#"{"second":2}"#).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "Lp-Trickle-Seq").as_deref(), Some("0"));
+    seg.write(Bytes::from_static(b"1}")).unwrap();
     seg.finish().await.unwrap();
+    let got = within("reader", reader).await.unwrap();
+    assert_eq!(&got[..], br#"{"first":1}{"second":2}"#);
 }
 
 #[tokio::test]

@@ -442,13 +442,15 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
     tokio::spawn(async move {
         read_channel(&a.urls.events, &a.cancel, |text| {
             *a.last_event.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-            let event = serde_json::from_str::<Value>(text).ok();
-            // pytrickle wraps events as {"event": {...}, "queue_event_type": ...}.
-            let inner = event.as_ref().map(|e| e.get("event").unwrap_or(e));
-            if let Some(inner) = inner.filter(|i| i.get("type").and_then(Value::as_str) == Some("status")) {
-                *stream.last_status.lock().unwrap_or_else(|e| e.into_inner()) = inner.clone();
+            for text in crate::messages::messages(text) {
+                let event = serde_json::from_str::<Value>(text).ok();
+                // pytrickle wraps events as {"event": {...}, "queue_event_type": ...}.
+                let inner = event.as_ref().map(|e| e.get("event").unwrap_or(e));
+                if let Some(inner) = inner.filter(|i| i.get("type").and_then(Value::as_str) == Some("status")) {
+                    *stream.last_status.lock().unwrap_or_else(|e| e.into_inner()) = inner.clone();
+                }
+                stream.events.send(Arc::from(text));
             }
-            stream.events.send(Arc::from(text.trim()));
         })
         .await;
         if let Some(gw) = weak.upgrade() {
@@ -478,7 +480,7 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
         let stream = s.clone();
         tokio::spawn(async move {
             read_channel(&data_url, &att.cancel, |text| {
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                for line in crate::messages::messages(text) {
                     stream.data.send(Arc::from(line));
                 }
             })

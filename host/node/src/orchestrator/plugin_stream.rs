@@ -97,14 +97,18 @@ pub(crate) fn spawn(
                 };
                 let Ok(Some(seg)) = seg else { return };
                 let Ok(body) = seg.read_all().await else { continue };
-                let text = String::from_utf8_lossy(&body).trim().to_string();
-                let keepalive =
-                    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v == json!({"keep": "alive"}));
-                if text.is_empty() || keepalive {
-                    continue;
-                }
-                if tx.send(Cmd::Control(text)).await.is_err() {
-                    return;
+                let text = String::from_utf8_lossy(&body);
+                // Usually one JSON message per segment, but racing publishers may have put several.
+                let msgs = crate::messages::json_values(&text).unwrap_or_else(|| vec![text.trim()]);
+                for msg in msgs {
+                    let keepalive =
+                        serde_json::from_str::<serde_json::Value>(msg).is_ok_and(|v| v == json!({"keep": "alive"}));
+                    if msg.is_empty() || keepalive {
+                        continue;
+                    }
+                    if tx.send(Cmd::Control(msg.to_string())).await.is_err() {
+                        return;
+                    }
                 }
             }
         });

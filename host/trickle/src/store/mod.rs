@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
-use crate::segment::{AppendError, Cursor, End, Segment, WriterEnd};
+use crate::segment::{AppendError, Cursor, End, Segment};
 use crate::seq::{MAX_SEQ, Seq, SeqRequest};
 
 /// Limits and behaviour of a trickle server.
@@ -337,12 +337,9 @@ impl Channel {
         let slot = st.slot(seq, self.window);
         let seg = match slot {
             Some(seg) if seg.seq().0 > seq => return Err(too_old()),
-            Some(seg) if seg.seq().0 == seq && seg.has_writer() && !seg.is_fresh() => {
-                return Err(StoreError::Busy(Seq(seq)));
-            }
-            // Still open and empty: waiting readers keep it, and a publisher attached to it that
-            // has not sent a byte (an idle preconnection) is taken over, as go-livepeer does.
-            Some(seg) if seg.seq().0 == seq && seg.is_fresh() => seg.clone(),
+            // Still open: join it. Waiting readers keep it; the first publisher to send a byte
+            // streams and any other one's body follows it whole (see `Segment`).
+            Some(seg) if seg.seq().0 == seq && seg.is_open() => seg.clone(),
             _ if seq + w <= latest.0 => return Err(too_old()),
             _ => {
                 // A fresh segment: the slot held an older one (dropped from the window) or an
@@ -435,24 +432,20 @@ impl WriteHandle {
         // Move the live edge *before* the first byte becomes visible: a reader that has seen
         // bytes of seq N and asks for N+1 must find N+1 at (or behind) the edge, never ahead
         // of it, or it would be told to go back and read N again.
-        if self.seg.len() == 0 && !chunk.is_empty() && self.seg.is_writer(self.writer) {
+        if self.seg.len() == 0 && !chunk.is_empty() {
             self.channel.advance(self.seg.seq());
         }
         let len = chunk.len();
         match self.seg.append(self.writer, chunk, self.channel.max_segment_bytes) {
-            Ok(_) => {
+            Ok(()) => {
                 self.channel.touch();
                 metrics::counter!("byoc_trickle_bytes_published_total").increment(len as u64);
                 Ok(())
             }
             Err(AppendError::TooLarge) => {
                 self.done = true;
-                self.seg.detach_writer(self.writer);
+                self.seg.abandon(self.writer);
                 Err(StoreError::TooLarge(self.channel.max_segment_bytes))
-            }
-            Err(AppendError::Superseded) => {
-                self.done = true;
-                Err(StoreError::Superseded(self.seg.seq()))
             }
             Err(AppendError::Ended) if self.channel.is_closed() => Err(StoreError::Closed),
             // Ended by a reset, a `DELETE {ch}/{seq}` or eviction from the window.
@@ -463,30 +456,28 @@ impl WriteHandle {
     /// Ends the segment normally. An empty segment still moves the live edge past it.
     pub(crate) fn finish(mut self) {
         self.done = true;
-        if self.seg.finish_by(self.writer, End::Complete) {
+        if self.seg.finish_by(self.writer) {
             metrics::counter!("byoc_trickle_segments_published_total").increment(1);
             if self.seg.len() == 0 {
                 self.channel.advance(self.seg.seq());
             }
         }
-        self.seg.detach_writer(self.writer);
     }
 
-    /// A future that resolves when the segment ends or this writer is superseded (either way,
-    /// while the writer is still attached, something else happened: a reset, a delete,
-    /// eviction, channel close, or another publisher taking the empty segment over).
-    pub(crate) fn ended_waiter(&self) -> impl std::future::Future<Output = WriterEnd> + Send + 'static {
-        let (seg, writer) = (self.seg.clone(), self.writer);
-        async move { seg.ended_for(writer).await }
+    /// A future that resolves when the segment ends (while this writer is still sending, that means
+    /// something else ended it: a reset, a delete, eviction, channel close, or another publisher of
+    /// the same seq completing it while this one stayed idle).
+    pub(crate) fn ended_waiter(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let seg = self.seg.clone();
+        async move { seg.ended().await }
     }
 }
 
 impl Drop for WriteHandle {
     fn drop(&mut self) {
-        if !self.done && self.seg.len() > 0 {
-            self.seg.finish_by(self.writer, End::Aborted);
+        if !self.done {
+            self.seg.abandon(self.writer);
         }
-        self.seg.detach_writer(self.writer);
     }
 }
 

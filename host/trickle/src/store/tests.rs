@@ -4,7 +4,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::segment::{First, WriterEnd};
+use crate::segment::First;
 
 fn store(window: usize) -> TrickleStore {
     TrickleStore::new(TrickleConfig { window, max_segment_bytes: 1024, ..TrickleConfig::default() })
@@ -92,16 +92,55 @@ async fn republishing_a_seq_replaces_it_and_never_appends() {
 }
 
 #[tokio::test]
-async fn a_second_writer_on_an_active_segment_is_refused() {
+async fn a_second_writer_of_a_seq_being_written_follows_the_first_whole() {
     let s = store(5);
     let ch = chan(&s);
-    let mut w = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
-    w.write(Bytes::from_static(b"streaming")).unwrap();
-    assert_eq!(ch.open_write(SeqRequest::At(Seq(0)), false).err(), Some(StoreError::Busy(Seq(0))));
+    let reader = found(ch.open_read(SeqRequest::At(Seq(0))));
+    let mut first = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    first.write(Bytes::from_static(b"{\"a\":")).unwrap();
+    let mut second = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    second.write(Bytes::from_static(b"{\"b\":")).unwrap();
+    first.write(Bytes::from_static(b"1}")).unwrap();
+    second.write(Bytes::from_static(b"2}")).unwrap();
     // `-1` skips the segment being written instead of sharing it.
-    let w2 = ch.open_write(SeqRequest::Next, false).unwrap();
-    assert_eq!(w2.seq(), Seq(1));
+    let w3 = ch.open_write(SeqRequest::Next, false).unwrap();
+    assert_eq!(w3.seq(), Seq(1));
     assert_eq!(ch.open_write(SeqRequest::Current, false).err(), Some(StoreError::CurrentOnPublish));
+    // The second body finishes first: it still waits for the first one, and the segment is
+    // complete only when both are.
+    second.finish();
+    let mut cursor = Cursor::new(&reader);
+    assert_eq!(cursor.next().await.unwrap().unwrap(), Bytes::from_static(b"{\"a\":1}"));
+    first.finish();
+    assert_eq!(contents(reader).await.unwrap(), b"{\"a\":1}{\"b\":2}");
+}
+
+#[tokio::test]
+async fn a_queued_body_is_dropped_if_its_publisher_goes_away_and_the_segment_goes_on() {
+    let s = store(5);
+    let ch = chan(&s);
+    let mut first = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    first.write(Bytes::from_static(b"one")).unwrap();
+    let mut second = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    second.write(Bytes::from_static(b"cut")).unwrap();
+    drop(second);
+    let mut third = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    third.write(Bytes::from_static(b"three")).unwrap();
+    third.finish();
+    first.finish();
+    assert_eq!(contents(found(ch.open_read(SeqRequest::At(Seq(0))))).await.unwrap(), b"onethree");
+}
+
+#[tokio::test]
+async fn queued_bodies_count_against_the_segment_cap() {
+    let s = TrickleStore::new(TrickleConfig { window: 5, max_segment_bytes: 8, ..TrickleConfig::default() });
+    let ch = chan(&s);
+    let mut first = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    first.write(Bytes::from_static(b"12345")).unwrap();
+    let mut second = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    assert_eq!(second.write(Bytes::from_static(b"6789")), Err(StoreError::TooLarge(8)));
+    first.finish();
+    assert_eq!(contents(found(ch.open_read(SeqRequest::At(Seq(0))))).await.unwrap(), b"12345");
 }
 
 #[tokio::test]
@@ -325,17 +364,30 @@ proptest! {
 }
 
 #[tokio::test]
-async fn an_idle_preconnected_writer_is_taken_over_and_waiting_readers_keep_their_segment() {
+async fn an_idle_preconnected_writer_is_overtaken_and_waiting_readers_keep_their_segment() {
     let s = store(5);
     let ch = chan(&s);
     let reader = found(ch.open_read(SeqRequest::At(Seq(0))));
-    let mut idle = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    let idle = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
     let idle_end = idle.ended_waiter();
     let mut fresh = ch.open_write(SeqRequest::At(Seq(0)), true).unwrap();
-    assert_eq!(idle_end.await, WriterEnd::Superseded);
-    assert_eq!(idle.write(Bytes::from_static(b"late")), Err(StoreError::Superseded(Seq(0))));
     fresh.write(Bytes::from_static(b"new")).unwrap();
     fresh.finish();
+    // The idle one sent nothing while the other completed the segment: its request ends.
+    idle_end.await;
     drop(idle);
     assert_eq!(contents(reader).await.unwrap(), b"new");
+}
+
+#[tokio::test]
+async fn an_idle_writer_that_wakes_up_while_another_streams_follows_it() {
+    let s = store(5);
+    let ch = chan(&s);
+    let mut idle = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    let mut other = ch.open_write(SeqRequest::At(Seq(0)), false).unwrap();
+    other.write(Bytes::from_static(b"first")).unwrap();
+    idle.write(Bytes::from_static(b"second")).unwrap();
+    idle.finish();
+    other.finish();
+    assert_eq!(contents(found(ch.open_read(SeqRequest::At(Seq(0))))).await.unwrap(), b"firstsecond");
 }
