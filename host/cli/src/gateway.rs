@@ -31,12 +31,19 @@ pub struct GatewayArgs {
     /// (`Authorization: Bearer`). No check when unset.
     #[arg(long, default_value = "BYOC_API_KEY")]
     api_key_env: String,
+    /// An http(s) URL asked (POST, JSON) before every start and batch request; a non-2xx answer
+    /// refuses the request (see the README).
+    #[arg(long)]
+    auth_webhook: Option<String>,
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let key = crate::keygen::load_key(args.key.as_deref(), &args.passphrase_env)?;
     if args.orchestrators.iter().any(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
         bail!("orchestrator URLs must start with http:// or https://");
+    }
+    if args.auth_webhook.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+        bail!("--auth-webhook must be an http:// or https:// URL");
     }
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
     let config = GatewayConfig {
@@ -45,6 +52,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         orchestrator_list: args.orchestrator_list.clone(),
         key,
         api_key: std::env::var(&args.api_key_env).ok().filter(|k| !k.is_empty()),
+        auth_webhook: args.auth_webhook.clone(),
         ..GatewayConfig::default()
     };
     let gw = Gateway::new(config)?;

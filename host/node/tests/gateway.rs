@@ -420,3 +420,146 @@ async fn orchestrators_can_come_from_a_refreshable_list() {
     assert_eq!(orch.streams().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The operator's auth webhook decides on every start: allowed → the stream starts; refused →
+/// 403 with the webhook's words and nothing started; unreachable → 503.
+#[tokio::test]
+async fn the_auth_webhook_decides_on_start() {
+    let (orch_url, orch, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let seen: Calls = Arc::default();
+    let hook = listen(
+        Router::new()
+            .route(
+                "/auth",
+                post(|State(seen): State<Calls>, body: Bytes| async move {
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    seen.lock().unwrap().push(("auth".into(), v.clone()));
+                    if v["authorization"] == "Bearer letmein" {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::UNAUTHORIZED, "unknown client")
+                    }
+                }),
+            )
+            .with_state(seen.clone()),
+    )
+    .await;
+    let gateway_with = |hook: String| {
+        let orch_url = orch_url.clone();
+        async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", l.local_addr().unwrap());
+            let gw = Gateway::new(GatewayConfig {
+                public_url: url.clone(),
+                orchestrators: vec![orch_url],
+                auth_webhook: Some(hook),
+                events_timeout: None,
+                ..GatewayConfig::default()
+            })
+            .unwrap();
+            let app = byoc_node::gateway::router(gw);
+            tokio::spawn(async move {
+                let _ = axum::serve(l, app).await;
+            });
+            url
+        }
+    };
+    let gw_url = gateway_with(format!("{hook}/auth")).await;
+    let send = |auth: &'static str| {
+        http()
+            .post(format!("{gw_url}/process/stream/start"))
+            .header("Livepeer", livepeer(all_legs()))
+            .header("Authorization", auth)
+            .body(json!({"stream_name": "cam", "params": {"prompt": "p"}}).to_string())
+            .send()
+    };
+    let r = send("Bearer nope").await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("unknown client"));
+    assert!(orch.streams().is_empty(), "a refused start starts nothing");
+    let r = send("Bearer letmein").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(orch.streams().len(), 1);
+    let q = seen.lock().unwrap().last().unwrap().1.clone();
+    assert_eq!((q["kind"].as_str(), q["capability"].as_str()), (Some("stream"), Some("toy")));
+    assert!(q["stream_id"].as_str().unwrap().starts_with("cam-"), "{q}");
+    assert_eq!(q["params"], json!({"prompt": "p"}));
+
+    // A webhook nobody answers refuses with 503.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/auth", l.local_addr().unwrap())
+    };
+    let gw2 = gateway_with(dead).await;
+    let r = http()
+        .post(format!("{gw2}/process/stream/start"))
+        .header("Livepeer", livepeer(all_legs()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(orch.streams().len(), 1);
+}
+
+/// `/openapi.json` is kept true: its operations are exactly the router's routes, every operation
+/// answers only statuses it documents (asked without credentials, about an unknown stream and
+/// about a real one), and start's and status's answers have exactly the documented fields.
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes_and_the_answers() {
+    use std::collections::BTreeSet;
+    let (orch_url, _orch, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, _gw) = gateway(vec![orch_url]).await;
+    let r = http().get(format!("{gw_url}/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    // The routes, as the router declares them.
+    let src = include_str!("../src/gateway/mod.rs");
+    let routes: BTreeSet<(String, String)> = src
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(".route(\""))
+        .map(|rest| {
+            let (path, after) = rest.split_once('"').unwrap();
+            let method = after.trim_start_matches(", ").split('(').next().unwrap();
+            (path.replace("{*", "{"), method.to_string())
+        })
+        .collect();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (p.clone(), m.clone())))
+        .collect();
+    assert_eq!(routes, documented, "the OpenAPI paths differ from the router's routes");
+
+    let started = start(&gw_url, json!({"stream_name": "doc"})).await;
+    assert_eq!(started.status(), 200);
+    let urls: Value = started.json().await.unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
+    let required = |schema: &str| {
+        doc["components"]["schemas"][schema]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(keys(&urls), required("StreamUrls"));
+    let id = urls["stream_id"].as_str().unwrap();
+    let status: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(keys(&status), required("StreamStatus"));
+
+    // Every operation answers a documented status.
+    for (path, method) in &documented {
+        let documented_statuses = keys(&doc["paths"][path][method]["responses"]);
+        for stream in ["no-such-stream", id] {
+            let url = format!("{gw_url}{path}").replace("{id}", stream).replace("{seq}", "0").replace("{path}", "echo");
+            let req = if method == "get" { http().get(&url) } else { http().post(&url) };
+            let r = tokio::time::timeout(Duration::from_secs(10), req.send()).await.unwrap().unwrap();
+            let code = r.status().as_u16().to_string();
+            assert!(documented_statuses.contains(&code), "{method} {path} ({stream}) answered {code}, not documented");
+        }
+    }
+}

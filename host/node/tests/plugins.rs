@@ -124,6 +124,7 @@ async fn sse_until(resp: &mut reqwest::Response, needle: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn video_through_passthrough_and_ts_analyzer_plugins() {
+    byoc_node::telemetry::init();
     let n = nodes().await;
     let fixture = std::fs::read(root().join("plugins/ts-analyzer/tests/fixtures/h264-aac-2s.ts")).unwrap();
     let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
@@ -178,6 +179,20 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
     assert_eq!(r.status(), 200);
     let report = sse_until(&mut data, "h264").await;
     assert!(report.contains("data: "), "{report}");
+
+    // What happened shows in both nodes' metrics (one process-wide registry here).
+    let metrics = http().get(format!("{}/metrics", n.orch_url)).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "byoc_plugin_call_seconds_bucket{call=\"chunk\"",
+        "byoc_capacity_in_use{capability=\"ts-analyzer\"} 1",
+        "byoc_capacity_limit{capability=\"passthrough\"} 4",
+        "byoc_gateway_segments_in_total",
+        "byoc_gateway_segments_out_total",
+    ] {
+        assert!(metrics.contains(needle), "no {needle} in /metrics:\n{metrics}");
+    }
+    let gw_metrics = http().get(format!("{}/metrics", n.gw)).send().await.unwrap().text().await.unwrap();
+    assert!(gw_metrics.contains("byoc_gateway_segments_in_total"), "{gw_metrics}");
     http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
 }
 

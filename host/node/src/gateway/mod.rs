@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use byoc_payment::SecretKey;
 use byoc_payment::job::{EthAddressCredential, JobRequest};
@@ -38,6 +38,9 @@ pub struct GatewayConfig {
     pub key: Option<SecretKey>,
     /// If set, `start` and batch requests need `Authorization: Bearer <api_key>`.
     pub api_key: Option<String>,
+    /// If set, every `start` and batch request is first `POST`ed (as JSON, see [`webhook`]) to this
+    /// URL; anything but a 2xx answer refuses it.
+    pub auth_webhook: Option<String>,
     /// Per-orchestrator timeout of a token request.
     pub token_timeout: Duration,
     /// Largest request body accepted on start/update/stop.
@@ -57,6 +60,7 @@ impl Default for GatewayConfig {
             orchestrator_list: None,
             key: None,
             api_key: None,
+            auth_webhook: None,
             token_timeout: Duration::from_secs(2),
             max_body_bytes: 10 << 20,
             keepalive_every: Duration::from_secs(10),
@@ -156,6 +160,13 @@ impl Gateway {
     }
 }
 
+/// The OpenAPI description of this API (kept true by `tests/openapi.rs`).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 /// A refusal, boxed so that `Result`s stay small.
 pub(crate) type Refusal = Box<Response>;
 
@@ -177,6 +188,35 @@ fn check_api_key(gw: &Gateway, h: &http::HeaderMap) -> Result<(), Refusal> {
     }
 }
 
+/// Asks the operator's auth webhook whether a start or batch request may go on. The webhook gets
+/// `{"kind": "stream"|"batch", "capability", "stream_id", "path", "params", "parameters",
+/// "request", "authorization"}` (`authorization`: the client's `Authorization` header, so the
+/// webhook can check its own tokens) and answers 2xx to allow; any other status refuses with 403
+/// and the webhook's text; an unreachable webhook refuses with 503.
+pub(crate) async fn webhook(gw: &Gateway, h: &http::HeaderMap, mut query: serde_json::Value) -> Result<(), Refusal> {
+    let Some(url) = &gw.config.auth_webhook else { return Ok(()) };
+    if let Some(o) = query.as_object_mut() {
+        let auth = h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        o.insert("authorization".into(), auth.into());
+    }
+    let resp = gw
+        .http
+        .post(url)
+        .timeout(Duration::from_secs(5))
+        .json(&query)
+        .send()
+        .await
+        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, format!("auth webhook unreachable: {e}")))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let text: String = text.trim().chars().take(200).collect();
+    metrics::counter!("byoc_gateway_errors_total", "kind" => "webhook_refused").increment(1);
+    Err(refuse(StatusCode::FORBIDDEN, format!("refused by the auth webhook ({status}): {text}")))
+}
+
 /// The gateway's routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
@@ -190,5 +230,6 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/process/stream/{id}/egress/{seq}", get(stream::egress))
         .route("/process/request/{*path}", post(stream::batch))
         .route("/metrics", get(crate::telemetry::metrics))
+        .route("/openapi.json", get(openapi))
         .with_state(gw)
 }

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::discovery::{OrchestratorFilter, discover};
-use super::{Gateway, Refusal, check_api_key, refuse};
+use super::{Gateway, Refusal, check_api_key, refuse, webhook};
 use crate::orchestrator::headers;
 
 /// One stream as the gateway runs it.
@@ -228,6 +228,9 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
     if gw.lock().contains_key(&id) {
         return Err(refuse(StatusCode::CONFLICT, format!("stream already exists: {id}")));
     }
+    let query = json!({"kind": "stream", "capability": job.capability, "stream_id": id, "params": params,
+        "parameters": job.parameters, "request": job.request});
+    webhook(&gw, &h, query).await?;
     if !req.rtmp_output.is_empty() {
         tracing::warn!(stream_id = %id, "rtmp_output is not served yet by this gateway; ignored");
     }
@@ -276,6 +279,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         return Ok(boxed(Json(stream_urls(&gw, &stream, &jp)).into_response()));
     }
     let body = json!({ "error": format!("no orchestrator accepted the stream for capability {}", job.capability), "reasons": reasons });
+    metrics::counter!("byoc_gateway_errors_total", "kind" => "no_orchestrator").increment(1);
     Err(boxed((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()))
 }
 
@@ -624,7 +628,10 @@ pub(super) async fn update(
             let status = r.status();
             (status, r.bytes().await.unwrap_or_default()).into_response()
         }
-        Err(e) => super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}")),
+        Err(e) => {
+            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
+            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
+        }
     }
 }
 
@@ -732,8 +739,16 @@ pub(super) async fn ingest(
     let mut req = gw.http.post(format!("{url}/{seq}")).body(reqwest::Body::wrap_stream(body.into_data_stream()));
     req = req.header(http::header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
     match req.send().await {
-        Ok(r) => relay_trickle(r),
-        Err(e) => super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}")),
+        Ok(r) => {
+            if r.status().is_success() {
+                metrics::counter!("byoc_gateway_segments_in_total").increment(1);
+            }
+            relay_trickle(r)
+        }
+        Err(e) => {
+            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
+            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
+        }
     }
 }
 
@@ -754,8 +769,16 @@ pub(super) async fn egress(
         return super::error(StatusCode::BAD_REQUEST, "invalid seq");
     }
     match gw.http.get(format!("{url}/{seq}")).send().await {
-        Ok(r) => relay_trickle(r),
-        Err(e) => super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}")),
+        Ok(r) => {
+            if r.status().is_success() {
+                metrics::counter!("byoc_gateway_segments_out_total").increment(1);
+            }
+            relay_trickle(r)
+        }
+        Err(e) => {
+            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
+            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
+        }
     }
 }
 
@@ -772,6 +795,9 @@ pub(super) async fn batch(
     let job = try_or_respond!(job_from(&h));
     let body = try_or_respond!(read_body(&gw, body).await);
     let filter = serde_json::from_str::<JobParameters>(&job.parameters).map(|p| p.orchestrators).unwrap_or_default();
+    let query = json!({"kind": "batch", "capability": job.capability, "path": path,
+        "parameters": job.parameters, "request": job.request});
+    try_or_respond!(webhook(&gw, &h, query).await);
     let credential = try_or_respond!(gw.credential());
     let (candidates, mut reasons) =
         discover(&gw.http, &gw.pool().await, &filter, &job.capability, &credential, gw.config.token_timeout).await;
@@ -806,5 +832,6 @@ pub(super) async fn batch(
         }
     }
     let body = json!({ "error": format!("no orchestrator completed the job for capability {}", job.capability), "reasons": reasons });
+    metrics::counter!("byoc_gateway_errors_total", "kind" => "no_orchestrator").increment(1);
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }

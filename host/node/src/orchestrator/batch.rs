@@ -101,7 +101,10 @@ async fn process_with_plugin(
     };
     let content_type = h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let request = byoc_runtime::Request::new(format!("/{}", path.trim_start_matches('/')), content_type, body);
-    match plugin.process(&request).await {
+    let began = std::time::Instant::now();
+    let result = plugin.process(&request).await;
+    crate::telemetry::plugin_call("process", began);
+    match result {
         Ok(resp) => plugin_response(resp),
         Err(byoc_runtime::CallError::Plugin(e)) => {
             let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

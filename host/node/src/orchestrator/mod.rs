@@ -176,7 +176,19 @@ pub fn router(orch: Arc<Orchestrator>) -> Router {
         .route("/ai/stream/update", any(stream::update))
         .route("/ai/stream/payment", any(stream::payment))
         .route("/plugins/reload", post(capabilities::reload_plugins))
-        .route("/metrics", get(crate::telemetry::metrics))
+        .route("/metrics", get(metrics))
         .with_state(orch.clone())
         .nest("/ai/trickle", byoc_trickle::router(orch.trickle.clone()))
+}
+
+/// `GET /metrics`, with the capacity of every capability read at the time of the scrape.
+async fn metrics(axum::extract::State(orch): axum::extract::State<Arc<Orchestrator>>) -> Response {
+    for name in orch.registry.names() {
+        if let Some(cap) = orch.registry.get(&name) {
+            let (in_use, limit) = (f64::from(cap.capacity.in_use()), f64::from(cap.capacity.limit()));
+            metrics::gauge!("byoc_capacity_in_use", "capability" => name.clone()).set(in_use);
+            metrics::gauge!("byoc_capacity_limit", "capability" => name).set(limit);
+        }
+    }
+    crate::telemetry::metrics().await
 }

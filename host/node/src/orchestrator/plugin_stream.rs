@@ -162,16 +162,18 @@ async fn drive(
             c = rx.recv() => c,
         };
         let Some(cmd) = cmd else { break };
-        let result = match cmd {
+        let began = std::time::Instant::now();
+        let (call, result) = match cmd {
             Cmd::Start(seq) => {
                 skipping = false;
-                session.on_segment_start(seq).await
+                ("segment_start", session.on_segment_start(seq).await)
             }
-            Cmd::Chunk(_) | Cmd::End if skipping => Ok(()),
-            Cmd::Chunk(c) => session.on_chunk(&c).await,
-            Cmd::End => session.on_segment_end().await,
-            Cmd::Control(text) => session.on_control(&text).await,
+            Cmd::Chunk(_) | Cmd::End if skipping => continue,
+            Cmd::Chunk(c) => ("chunk", session.on_chunk(&c).await),
+            Cmd::End => ("segment_end", session.on_segment_end().await),
+            Cmd::Control(text) => ("control", session.on_control(&text).await),
         };
+        crate::telemetry::plugin_call(call, began);
         let Err(e) = result else { continue };
         let report = json!({"type": "error", "kind": e.kind(), "message": e.to_string(), "fatal": e.is_failure()});
         publish_text(events.as_ref(), &report.to_string());
