@@ -69,17 +69,22 @@ async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchest
 }
 
 async fn gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>) {
+    gateway_with(|c| {
+        c.orchestrators = orchestrators;
+        c.keepalive_every = Duration::from_millis(100);
+        // The toy worker sends no events; the timeout has its own test.
+        c.events_timeout = None;
+    })
+    .await
+}
+
+/// A gateway on loopback, configured by `f` (its `public_url` is set to where it listens).
+async fn gateway_with(f: impl FnOnce(&mut GatewayConfig)) -> (String, Arc<Gateway>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
-    let gw = Gateway::new(GatewayConfig {
-        public_url: url.clone(),
-        orchestrators,
-        keepalive_every: Duration::from_millis(100),
-        // The toy worker sends no events; the timeout has its own test.
-        events_timeout: None,
-        ..GatewayConfig::default()
-    })
-    .unwrap();
+    let mut config = GatewayConfig { public_url: url.clone(), ..GatewayConfig::default() };
+    f(&mut config);
+    let gw = Gateway::new(config).unwrap();
     let app = byoc_node::gateway::router(gw.clone());
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -366,19 +371,11 @@ async fn a_stream_moves_to_the_next_orchestrator_with_its_latest_params() {
 async fn a_stream_without_events_is_moved_then_ended() {
     let (a_url, a, _) = orchestrator(200, Duration::from_secs(60)).await;
     let (b_url, b, _) = orchestrator(200, Duration::from_secs(60)).await;
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw_url = format!("http://{}", l.local_addr().unwrap());
-    let gw = Gateway::new(GatewayConfig {
-        public_url: gw_url.clone(),
-        orchestrators: vec![a_url, b_url],
-        events_timeout: Some(Duration::from_millis(300)),
-        ..GatewayConfig::default()
+    let (gw_url, gw) = gateway_with(|c| {
+        c.orchestrators = vec![a_url, b_url];
+        c.events_timeout = Some(Duration::from_millis(300));
     })
-    .unwrap();
-    let app = byoc_node::gateway::router(gw.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    .await;
     let urls: Value = start(&gw_url, json!({})).await.json().await.unwrap();
     let id = urls["stream_id"].as_str().unwrap().to_string();
     // An event keeps it where it is for a while.
@@ -401,19 +398,11 @@ async fn orchestrators_can_come_from_a_refreshable_list() {
     std::fs::create_dir_all(&dir).unwrap();
     let list = dir.join("orchestrators.txt");
     std::fs::write(&list, "# none yet\n").unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw_url = format!("http://{}", l.local_addr().unwrap());
-    let gw = Gateway::new(GatewayConfig {
-        public_url: gw_url.clone(),
-        orchestrator_list: Some(list.to_string_lossy().into_owned()),
-        events_timeout: None,
-        ..GatewayConfig::default()
+    let (gw_url, _gw) = gateway_with(|c| {
+        c.orchestrator_list = Some(list.to_string_lossy().into_owned());
+        c.events_timeout = None;
     })
-    .unwrap();
-    let app = byoc_node::gateway::router(gw);
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    .await;
     assert_eq!(start(&gw_url, json!({})).await.status(), 503, "an empty list: nobody to ask");
     std::fs::write(&list, format!("{orch_url}\n")).unwrap();
     assert_eq!(start(&gw_url, json!({})).await.status(), 200, "the list is read again");
@@ -444,27 +433,19 @@ async fn the_auth_webhook_decides_on_start() {
             .with_state(seen.clone()),
     )
     .await;
-    let gateway_with = |hook: String| {
+    let with_hook = |hook: String| {
         let orch_url = orch_url.clone();
         async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", l.local_addr().unwrap());
-            let gw = Gateway::new(GatewayConfig {
-                public_url: url.clone(),
-                orchestrators: vec![orch_url],
-                auth_webhook: Some(hook),
-                events_timeout: None,
-                ..GatewayConfig::default()
+            gateway_with(|c| {
+                c.orchestrators = vec![orch_url];
+                c.auth_webhook = Some(hook);
+                c.events_timeout = None;
             })
-            .unwrap();
-            let app = byoc_node::gateway::router(gw);
-            tokio::spawn(async move {
-                let _ = axum::serve(l, app).await;
-            });
-            url
+            .await
+            .0
         }
     };
-    let gw_url = gateway_with(format!("{hook}/auth")).await;
+    let gw_url = with_hook(format!("{hook}/auth")).await;
     let send = |auth: &'static str| {
         http()
             .post(format!("{gw_url}/process/stream/start"))
@@ -490,7 +471,7 @@ async fn the_auth_webhook_decides_on_start() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/auth", l.local_addr().unwrap())
     };
-    let gw2 = gateway_with(dead).await;
+    let gw2 = with_hook(dead).await;
     let r = http()
         .post(format!("{gw2}/process/stream/start"))
         .header("Livepeer", livepeer(all_legs()))
