@@ -50,6 +50,36 @@ impl WeiPerSecond {
     }
 }
 
+/// `--price CAPABILITY=WEI_PER_SECOND` (repeatable): the operator's prices, over the config file's.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct PriceArgs {
+    /// Price of a capability in wei per second of compute, e.g. `--price passthrough=1000`
+    /// (repeatable; wins over the config file and over what plugins and workers announce).
+    #[arg(long = "price", value_name = "CAPABILITY=WEI_PER_SECOND", value_parser = parse_price)]
+    pub prices: Vec<(String, u128)>,
+}
+
+fn parse_price(s: &str) -> Result<(String, u128), String> {
+    let (name, wei) = s.split_once('=').ok_or("expected CAPABILITY=WEI_PER_SECOND")?;
+    let wei = wei.trim().parse::<u128>().map_err(|_| format!("{wei:?} is not a whole number of wei"))?;
+    if name.trim().is_empty() {
+        return Err("the capability name is empty".into());
+    }
+    Ok((name.trim().to_string(), wei))
+}
+
+impl PriceArgs {
+    /// The prices to apply: the file's, then the flags' over them.
+    pub fn merged(&self, file: &NodeConfig) -> anyhow::Result<BTreeMap<String, u128>> {
+        let mut out = BTreeMap::new();
+        for (name, price) in &file.prices {
+            out.insert(name.clone(), price.value()?);
+        }
+        out.extend(self.prices.iter().cloned());
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
@@ -106,6 +136,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.prices["a"].value().unwrap(), 5);
         assert_eq!(c.prices["b"].value().unwrap(), u128::MAX);
+        let flags = PriceArgs { prices: vec![parse_price("a=9").unwrap(), parse_price(" c = 1 ").unwrap()] };
+        let merged = flags.merged(&c).unwrap();
+        assert_eq!((merged["a"], merged["b"], merged["c"]), (9, u128::MAX, 1));
+        assert!(parse_price("a").is_err() && parse_price("a=-1").is_err() && parse_price("=5").is_err());
         assert_eq!(c.capacity["a"], 3);
         assert!(toml::from_str::<NodeConfig>("listne = \"x\"").is_err());
         assert!(WeiPerSecond::Text("1.5".into()).value().is_err());

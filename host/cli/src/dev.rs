@@ -22,6 +22,8 @@ pub struct DevArgs {
     orchestrator_listen: SocketAddr,
     #[command(flatten)]
     plugins: PluginsArgs,
+    #[command(flatten)]
+    prices: crate::config::PriceArgs,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -41,6 +43,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         },
         trickle,
     )?;
+    for (name, price) in args.prices.merged(&crate::config::NodeConfig::default())? {
+        orch.registry.set_price(&name, byoc_node::Price { per_unit: price, scaling: 1 });
+    }
     let watcher = offer_plugins(&orch, &args.plugins, &crate::config::NodeConfig::default()).await?;
     let gw_listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

@@ -44,6 +44,8 @@ pub struct OrchestratorArgs {
     stream_idle_timeout_secs: Option<u64>,
     #[command(flatten)]
     plugins: PluginsArgs,
+    #[command(flatten)]
+    prices: crate::config::PriceArgs,
 }
 
 /// Where the node's WebAssembly plugins come from.
@@ -146,8 +148,8 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let trickle = TrickleStore::new(TrickleConfig::default());
     let _sweeper = trickle.spawn_sweeper();
     let orch = Orchestrator::new(config, trickle)?;
-    for (name, price) in &file.prices {
-        orch.registry.set_price(name, byoc_node::Price { per_unit: price.value()?, scaling: 1 });
+    for (name, price) in args.prices.merged(&file)? {
+        orch.registry.set_price(&name, byoc_node::Price { per_unit: price, scaling: 1 });
     }
     let watcher = offer_plugins(&orch, &args.plugins, &file).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
