@@ -299,6 +299,47 @@ async fn bad_start_requests_are_4xx() {
     assert_eq!(orch.streams().len(), 1);
 }
 
+/// Every per-stream route refuses bad input with a clear 4xx, and the stream is untouched.
+#[tokio::test]
+async fn bad_per_stream_requests_are_4xx_and_change_nothing() {
+    let (orch_url, orch, calls) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, gw) = gateway_with(|c| {
+        c.orchestrators = vec![orch_url];
+        c.events_timeout = None;
+        c.max_body_bytes = 1024;
+    })
+    .await;
+    let urls: Value = start(&gw_url, json!({"params": {"prompt": "kept"}})).await.json().await.unwrap();
+    let (id, secret) = (urls["stream_id"].as_str().unwrap(), urls["stream_secret"].as_str().unwrap());
+    let base = format!("{gw_url}/process/stream/{id}");
+    let calls_before = calls.lock().unwrap().len();
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (http().post(format!("{base}/update")).body("{}"), 401, "no secret"),
+        (http().post(format!("{base}/update")).bearer_auth("wrong").body("{}"), 403, "wrong secret"),
+        (http().post(format!("{base}/update?token=wrong")).body("{}"), 403, "wrong token"),
+        (http().post(format!("{base}/update")).bearer_auth(secret).body(vec![b' '; 4096]), 413, "oversized update"),
+        (http().post(format!("{base}/stop")).bearer_auth("wrong"), 403, "stop, wrong secret"),
+        (http().get(format!("{base}/status")), 401, "status, no secret"),
+        (http().get(format!("{base}/data")).bearer_auth("wrong"), 403, "data, wrong secret"),
+        (http().post(format!("{base}/ingest/abc")).bearer_auth(secret).body("x"), 400, "ingest, bad seq"),
+        (http().get(format!("{base}/egress/-7")).bearer_auth(secret), 400, "egress, bad seq"),
+        (http().post(format!("{gw_url}/process/stream/nope/stop")).bearer_auth(secret), 404, "unknown stream"),
+    ];
+    for (req, want, what) in cases {
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: no error message in {body}");
+    }
+    assert_eq!(gw.stream_ids(), vec![id.to_string()], "the stream is still there");
+    assert_eq!(orch.streams().len(), 1);
+    assert_eq!(calls.lock().unwrap().len(), calls_before, "nothing reached the worker");
+    let status: Value =
+        http().get(format!("{base}/status")).bearer_auth(secret).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["params"], json!({"prompt": "kept"}));
+}
+
 #[tokio::test]
 async fn batch_jobs_fail_over_and_report_failure_clearly() {
     let (busy_url, _, _) = orchestrator(200, Duration::from_secs(60)).await;

@@ -22,7 +22,10 @@ use http::StatusCode;
 
 pub use discovery::{Candidate, OrchestratorFilter, Token, discover};
 
-use crate::orchestrator::error;
+/// An error answer of the gateway API: `{"error": "..."}`.
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(serde_json::json!({"error": msg.into()}))).into_response()
+}
 
 /// How a gateway runs.
 #[derive(Debug, Clone)]
