@@ -114,9 +114,54 @@ impl NodeConfig {
     }
 }
 
+/// The gateway's TOML configuration file (`byoc gateway --config FILE`); flags win over it.
+///
+/// ```toml
+/// listen = "127.0.0.1:8937"
+/// public_url = "https://gw.example.com"
+/// orchestrators = ["https://orch-a.example.com:8935", "https://orch-b.example.com:8935"]
+/// orchestrator_list = "/etc/byoc/orchestrators.txt"   # or an http(s) URL, read at every discovery
+/// key = "gateway.json"                                 # passphrase from BYOC_KEY_PASSPHRASE
+/// auth_webhook = "https://auth.example.com/byoc"
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub orchestrators: Vec<String>,
+    pub orchestrator_list: Option<String>,
+    pub key: Option<PathBuf>,
+    pub auth_webhook: Option<String>,
+}
+
+impl GatewayFile {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_a_gateway_file_and_refuses_unknown_keys() {
+        let g: GatewayFile = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9"
+            orchestrators = ["http://a:1", "http://b:2"]
+            auth_webhook = "http://hook"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(g.orchestrators.len(), 2);
+        assert_eq!(g.auth_webhook.as_deref(), Some("http://hook"));
+        assert!(toml::from_str::<GatewayFile>("prices = 1").is_err());
+    }
 
     #[test]
     fn parses_a_full_file_and_refuses_unknown_keys() {

@@ -8,14 +8,17 @@ use byoc_node::gateway::{Gateway, GatewayConfig, router};
 
 #[derive(clap::Args)]
 pub struct GatewayArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8937")]
-    listen: SocketAddr,
+    /// TOML configuration file (see the README); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8937].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// URL clients reach this gateway at (default: http://LISTEN).
     #[arg(long)]
     public_url: Option<String>,
     /// Orchestrator URLs, in order of preference (repeat the flag or separate with commas).
-    #[arg(long = "orchestrator", value_delimiter = ',', required_unless_present = "orchestrator_list")]
+    #[arg(long = "orchestrator", value_delimiter = ',')]
     orchestrators: Vec<String>,
     /// More orchestrators from a file or an http(s) URL (one URL per line, or a JSON array),
     /// read again at every discovery.
@@ -38,27 +41,35 @@ pub struct GatewayArgs {
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
-    let key = crate::keygen::load_key(args.key.as_deref(), &args.passphrase_env)?;
-    if args.orchestrators.iter().any(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+    let file = crate::config::GatewayFile::load(args.config.as_deref())?;
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8937)));
+    let key = crate::keygen::load_key(args.key.as_deref().or(file.key.as_deref()), &args.passphrase_env)?;
+    let orchestrators = if args.orchestrators.is_empty() { file.orchestrators.clone() } else { args.orchestrators };
+    let orchestrator_list = args.orchestrator_list.or(file.orchestrator_list);
+    if orchestrators.is_empty() && orchestrator_list.is_none() {
+        bail!("give at least one --orchestrator URL or an --orchestrator-list (flags or config file)");
+    }
+    if orchestrators.iter().any(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
         bail!("orchestrator URLs must start with http:// or https://");
     }
-    if args.auth_webhook.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+    let auth_webhook = args.auth_webhook.or(file.auth_webhook);
+    if auth_webhook.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
         bail!("--auth-webhook must be an http:// or https:// URL");
     }
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
+    let public_url = args.public_url.or(file.public_url).unwrap_or_else(|| format!("http://{bound}"));
     let config = GatewayConfig {
         public_url: public_url.clone(),
-        orchestrators: args.orchestrators.clone(),
-        orchestrator_list: args.orchestrator_list.clone(),
+        orchestrators: orchestrators.clone(),
+        orchestrator_list,
         key,
         api_key: std::env::var(&args.api_key_env).ok().filter(|k| !k.is_empty()),
-        auth_webhook: args.auth_webhook.clone(),
+        auth_webhook,
         ..GatewayConfig::default()
     };
     let gw = Gateway::new(config)?;
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    println!("gateway listening on {public_url} (orchestrators: {})", args.orchestrators.join(", "));
+    println!("gateway listening on {public_url} (orchestrators: {})", orchestrators.join(", "));
     let served = crate::trickle::serve_until_signal(listener, router(gw.clone())).await;
     gw.shutdown().await;
     served

@@ -129,8 +129,11 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
             "no orchestrator secret (--secret or BYOC_ORCH_SECRET): workers cannot register (or --open-registration)"
         );
     }
+    // Bound first, so that `--listen 127.0.0.1:0` gets a real port into its service URL.
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
     let service_url =
-        args.service_addr.clone().or_else(|| file.service_addr.clone()).unwrap_or_else(|| format!("http://{listen}"));
+        args.service_addr.clone().or_else(|| file.service_addr.clone()).unwrap_or_else(|| format!("http://{bound}"));
     let config = OrchestratorConfig {
         service_url: service_url.clone(),
         secret,
@@ -152,7 +155,6 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         orch.registry.set_price(&name, byoc_node::Price { per_unit: price, scaling: 1 });
     }
     let watcher = offer_plugins(&orch, &args.plugins, &file).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");
     let served = crate::trickle::serve_until_signal(listener, router(orch.clone())).await;
     if let Some(w) = watcher {

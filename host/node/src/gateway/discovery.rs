@@ -41,6 +41,28 @@ fn norm(u: &str) -> &str {
     u.trim_end_matches('/')
 }
 
+/// `GET {url}/process/token` for `capability`, with the gateway's credential header.
+pub(crate) async fn fetch_token(
+    http: &reqwest::Client,
+    url: &str,
+    credential_header: &str,
+    capability: &str,
+    timeout: Duration,
+) -> Result<Token, String> {
+    let resp = http
+        .get(format!("{}/process/token", norm(url)))
+        .header(headers::ETH_ADDRESS, credential_header)
+        .header(headers::CAPABILITY, capability)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url}: token request answered {}", resp.status()));
+    }
+    resp.json().await.map_err(|e| format!("{url}: bad token: {e}"))
+}
+
 /// Asks every listed orchestrator (after filtering) for a token, in parallel. Returns the ones
 /// with free capacity, in list order, and the reasons the others were skipped.
 pub async fn discover(
@@ -58,17 +80,9 @@ pub async fn discover(
         .filter(|u| filter.include.is_empty() || filter.include.iter().any(|i| norm(i) == norm(u)))
         .collect();
     let asks = urls.iter().map(|url| {
-        let req = http
-            .get(format!("{}/process/token", norm(url)))
-            .header(headers::ETH_ADDRESS, &cred)
-            .header(headers::CAPABILITY, capability)
-            .timeout(timeout);
+        let cred = &cred;
         async move {
-            let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("{url}: token request answered {}", resp.status()));
-            }
-            let token: Token = resp.json().await.map_err(|e| format!("{url}: bad token: {e}"))?;
+            let token = fetch_token(http, url, cred, capability, timeout).await?;
             if token.available_capacity <= 0 {
                 return Err(format!("{url}: no capacity for {capability}"));
             }
