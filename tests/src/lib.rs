@@ -9,12 +9,14 @@
 //! - [`clients`]: the project's own trickle clients driven with the same payload convention as
 //!   the Python peers, and plain HTTP calls (create / delete a channel).
 //! - [`media`]: real MPEG-TS segments from ffmpeg's test sources, and ffprobe.
+//! - [`nodes`]: the repository root, the bundled plugins (built on demand), job headers.
 //!
 //! Every wait has a timeout and every child is killed when dropped; nothing listens anywhere but
 //! 127.0.0.1.
 
 pub mod clients;
 pub mod media;
+pub mod nodes;
 pub mod peers;
 pub mod server;
 

@@ -1,38 +1,17 @@
 //! Streams and batch jobs served by real WebAssembly plugins (from `plugins/`, built for
 //! wasm32-wasip2) inside the orchestrator, driven through the gateway over loopback HTTP.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use byoc_node::gateway::{Gateway, GatewayConfig};
 use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
-use byoc_payment::job::{JobRequest, SignaturePolicy};
+use byoc_payment::job::SignaturePolicy;
 use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
 use byoc_trickle::TrickleStore;
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `target/plugins`, built with `cargo xtask plugins` if a plugin is missing.
-fn plugins_dir() -> PathBuf {
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let dir = root().join("target/plugins");
-    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !["passthrough", "ts-analyzer", "text-transform"].iter().all(|p| dir.join(p).join(format!("{p}.wasm")).is_file())
-    {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(root())
-            .args(["run", "-q", "-p", "xtask", "--", "plugins"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    dir
-}
+use byoc_e2e::nodes::{plugins_dir, root};
 
 struct Nodes {
     gw: String,
@@ -97,14 +76,7 @@ fn http() -> reqwest::Client {
 }
 
 fn job(capability: &str, params: Value) -> String {
-    JobRequest {
-        request: "{}".into(),
-        parameters: params.to_string(),
-        capability: capability.into(),
-        timeout_seconds: 30,
-        ..Default::default()
-    }
-    .to_header()
+    byoc_e2e::nodes::job_header(capability, &params)
 }
 
 async fn sse_until(resp: &mut reqwest::Response, needle: &str) -> String {

@@ -1,0 +1,236 @@
+//! The real thing, as an operator runs it: a `byoc gateway` and two `byoc orchestrator`
+//! processes on loopback, the bundled plugins, ffmpeg-made video. One stream goes end to end
+//! (ingest, identical output, data and events over SSE, an update, a stop); a full orchestrator
+//! sends the next stream to the other one; include/exclude pick orchestrators; and an
+//! orchestrator killed with SIGKILL mid-stream loses the stream to the other one, which carries
+//! on after a bounded gap.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use byoc_e2e::media::{make_ts_segments, tool_available};
+use byoc_e2e::nodes::plugins_dir;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A `byoc` child process, killed (SIGKILL) when dropped.
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Node {
+    /// Starts `byoc ARGS` and waits (bounded) for the line announcing where it listens.
+    async fn start(args: &[&str], announce: &str) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn byoc");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix(announce) {
+                    return rest.split_whitespace().next().map(str::to_string);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("byoc {args:?} did not announce {announce:?}"));
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node { child, url }
+    }
+
+    async fn orchestrator(plugins: &Path) -> Node {
+        let plugins = plugins.to_str().unwrap();
+        let args = ["orchestrator", "--listen", "127.0.0.1:0", "--allow-unsigned", "--plugins", plugins];
+        Node::start(&[&args[..], &["--plugin-capacity", "1"]].concat(), "orchestrator listening on ").await
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+fn http() -> reqwest::Client {
+    byoc_trickle::http_client().unwrap()
+}
+
+fn job(capability: &str, parameters: Value) -> String {
+    byoc_e2e::nodes::job_header(capability, &parameters)
+}
+
+fn legs(extra: Value) -> Value {
+    let mut p = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    if let (Some(p), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    p
+}
+
+async fn start(gw: &str, capability: &str, parameters: Value, name: &str) -> reqwest::Response {
+    start_with(gw, capability, parameters, name, json!({})).await
+}
+
+async fn start_with(gw: &str, capability: &str, parameters: Value, name: &str, params: Value) -> reqwest::Response {
+    http()
+        .post(format!("{gw}/process/stream/start"))
+        .header("Livepeer", job(capability, parameters))
+        .json(&json!({"stream_name": name, "params": params}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn started(gw: &str, capability: &str, parameters: Value, name: &str) -> Value {
+    let r = start(gw, capability, parameters, name).await;
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 200, "start {name}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn status_of(urls: &Value) -> Value {
+    http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap()
+}
+
+/// Publishes one segment into the stream (at the live edge) and reads the output segment it
+/// becomes; `None` if nothing came back within `limit`.
+async fn round_trip(urls: &Value, segment: &[u8], limit: Duration) -> Option<Vec<u8>> {
+    let secret = urls["stream_secret"].as_str().unwrap();
+    let egress =
+        http().get(format!("{}/-1", urls["egress_url"].as_str().unwrap())).bearer_auth(secret).timeout(limit).send();
+    let egress = tokio::spawn(egress);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ingest = http()
+        .post(format!("{}/-1", urls["ingest_url"].as_str().unwrap()))
+        .bearer_auth(secret)
+        .timeout(limit)
+        .body(segment.to_vec())
+        .send()
+        .await;
+    if !ingest.is_ok_and(|r| r.status() == 200) {
+        egress.abort();
+        return None;
+    }
+    let resp = egress.await.ok()?.ok()?;
+    if resp.status() != 200 {
+        return None;
+    }
+    tokio::time::timeout(limit, resp.bytes()).await.ok()?.ok().map(|b| b.to_vec())
+}
+
+/// Reads an SSE response until `needle` shows (bounded).
+async fn sse_until(resp: &mut reqwest::Response, needle: &str, limit: Duration) -> String {
+    let mut got = String::new();
+    let _ = tokio::time::timeout(limit, async {
+        while !got.contains(needle) {
+            match resp.chunk().await {
+                Ok(Some(c)) => got.push_str(&String::from_utf8_lossy(&c)),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(got.contains(needle), "no {needle:?} in SSE: {got}");
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_and_two_orchestrators_as_processes() {
+    if !tool_available("a_gateway_and_two_orchestrators_as_processes", "ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let segments: Vec<Vec<u8>> =
+        make_ts_segments(dir.path(), 6).await.unwrap().iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let plugins = plugins_dir();
+    let mut a = Node::orchestrator(&plugins).await;
+    let b = Node::orchestrator(&plugins).await;
+    let orchs = format!("{},{}", a.url, b.url);
+    let gw_node =
+        Node::start(&["gateway", "--listen", "127.0.0.1:0", "--orchestrator", &orchs], "gateway listening on ").await;
+    let gw = gw_node.url.clone();
+
+    // 1. A stream end to end through passthrough on A (first in the list).
+    let s1 = started(&gw, "passthrough", legs(json!({})), "one").await;
+    assert_eq!(status_of(&s1).await["orchestrator"], a.url.as_str());
+    let mut events = http().get(s1["events_url"].as_str().unwrap()).send().await.unwrap();
+    for seg in &segments[..2] {
+        let out = round_trip(&s1, seg, Duration::from_secs(20)).await.expect("output segment");
+        assert_eq!(&out, seg, "passthrough changed the segment");
+    }
+    sse_until(&mut events, "stream_started", Duration::from_secs(20)).await;
+
+    // Data over SSE, and an update the plugin reacts to: ts-analyzer starts with its data output
+    // off, and reports segments once an update turns it on.
+    let r = start_with(&gw, "ts-analyzer", legs(json!({})), "data", json!({"data": false})).await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    let mut data = http().get(t["data_url"].as_str().unwrap()).send().await.unwrap();
+    let mut t_events = http().get(t["events_url"].as_str().unwrap()).send().await.unwrap();
+    let push = |seq: usize| {
+        http()
+            .post(format!("{}/{seq}", t["ingest_url"].as_str().unwrap()))
+            .bearer_auth(t["stream_secret"].as_str().unwrap())
+            .body(segments[seq].clone())
+            .send()
+    };
+    assert_eq!(push(0).await.unwrap().status(), 200);
+    // Segment 0 has been analysed (its stream list is an event) before the update goes out.
+    sse_until(&mut t_events, "ts-analyzer.streams", Duration::from_secs(20)).await;
+    let r = http().post(t["update_url"].as_str().unwrap()).json(&json!({"data": true})).send().await.unwrap();
+    assert_eq!(r.status(), 200, "update: {}", r.text().await.unwrap());
+    assert_eq!(status_of(&t).await["params"], json!({"data": true}));
+    assert_eq!(push(1).await.unwrap().status(), 200);
+    let seen = sse_until(&mut data, "h264", Duration::from_secs(20)).await;
+    assert!(!seen.contains("\"seq\":0"), "data for segment 0 while data was off: {seen}");
+    assert_eq!(http().post(t["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+
+    // 2. A is full for passthrough (capacity 1): the next stream goes to B.
+    let s2 = started(&gw, "passthrough", legs(json!({})), "two").await;
+    assert_eq!(status_of(&s2).await["orchestrator"], b.url.as_str());
+    assert_eq!(http().post(s2["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+
+    // 3. include/exclude: only A (full) → 503 with the reason; only B → B.
+    let r = start(&gw, "passthrough", legs(json!({"orchestrators": {"include": [a.url]}})), "three").await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["reasons"].to_string().contains("no capacity"), "{body}");
+    let s3 = started(&gw, "passthrough", legs(json!({"orchestrators": {"exclude": [a.url]}})), "four").await;
+    assert_eq!(status_of(&s3).await["orchestrator"], b.url.as_str());
+    assert_eq!(http().post(s3["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+
+    // 4. A dies (SIGKILL) mid-stream: the stream moves to B and output resumes.
+    a.kill().await;
+    let killed = Instant::now();
+    let mut resumed = None;
+    for (i, seg) in segments.iter().cycle().enumerate().take(60) {
+        if killed.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        if let Some(out) = round_trip(&s1, seg, Duration::from_secs(5)).await {
+            assert_eq!(&out, seg, "segment {i} after the swap changed");
+            resumed = Some(killed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gap = resumed.expect("the stream never resumed on the other orchestrator");
+    eprintln!("output resumed {gap:?} after SIGKILL of the serving orchestrator");
+    assert!(gap < Duration::from_secs(45), "gap {gap:?}");
+    assert_eq!(status_of(&s1).await["orchestrator"], b.url.as_str());
+    sse_until(&mut events, "orchestrator_swap", Duration::from_secs(10)).await;
+    assert_eq!(http().post(s1["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+}
