@@ -8,9 +8,21 @@
 //! - [`job`]: the `Livepeer` job header (`JobRequest`) and the `Livepeer-Eth-Address` credential.
 
 mod address;
+mod error;
 pub mod job;
 mod key;
 pub mod keyfile;
+pub mod proto;
+mod recipient;
+mod ticket;
+mod wei;
 
 pub use address::{Address, AddressError};
+pub use error::PaymentError;
 pub use key::{SecretKey, Signature, SignatureError, keccak256};
+pub use proto::Payment;
+pub use recipient::{BlockClock, Receipt, Recipient, RecipientConfig, WinningTicket};
+pub use ticket::{
+    ExpirationParams, MAX_TICKETS, Ticket, TicketParams, WinProb, create_payment, ticket_ev, tickets_for_cost,
+};
+pub use wei::{AmountError, Balance, Price, Wei};

@@ -1,0 +1,227 @@
+//! The protobuf messages of the `Livepeer-Payment` header (go-livepeer `net/lp_rpc.proto`: `Payment`,
+//! `TicketParams`, `TicketSenderParams`, `TicketExpirationParams`, `PriceInfo`), field for field.
+//!
+//! The header is standard base64 of a serialized [`Payment`]. These are wire types: checks of meaning
+//! (lengths, ranges, signatures) happen when they are turned into [`crate::TicketParams`] or received by a
+//! [`crate::Recipient`]. `TicketParams`, `TicketExpirationParams` and `PriceInfo` also carry go-livepeer's
+//! JSON form (as in a job token): byte fields as standard base64, zero and empty fields omitted.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use prost::Message as _;
+
+/// The largest `Livepeer-Payment` header accepted, in characters of base64. 600 tickets take ~60 KiB.
+pub const MAX_PAYMENT_HEADER: usize = 256 * 1024;
+
+/// Why a `Livepeer-Payment` header could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("payment header is {0} bytes, more than the {MAX_PAYMENT_HEADER} allowed")]
+    TooLarge(usize),
+    #[error("payment header is not standard base64: {0}")]
+    Base64(String),
+    #[error("payment header is not a protobuf Payment: {0}")]
+    Protobuf(String),
+}
+
+/// `net.Payment`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Payment {
+    /// Probabilistic micropayment ticket parameters, the same for every ticket of the payment.
+    #[prost(message, optional, tag = "1")]
+    pub ticket_params: Option<TicketParams>,
+    /// The sender's 20-byte address.
+    #[prost(bytes = "vec", tag = "2")]
+    pub sender: Vec<u8>,
+    /// The expiration params the tickets were made with (these, not `ticket_params.expiration_params`,
+    /// are what go-livepeer hashes).
+    #[prost(message, optional, tag = "3")]
+    pub expiration_params: Option<TicketExpirationParams>,
+    /// One entry per ticket.
+    #[prost(message, repeated, tag = "4")]
+    pub ticket_sender_params: Vec<TicketSenderParams>,
+    /// The price the sender expects (the orchestrator's last known price).
+    #[prost(message, optional, tag = "5")]
+    pub expected_price: Option<PriceInfo>,
+}
+
+impl Payment {
+    /// Decodes a `Livepeer-Payment` header value: size-limited, standard base64, then protobuf.
+    pub fn from_header(value: &str) -> Result<Payment, HeaderError> {
+        let value = value.trim();
+        if value.len() > MAX_PAYMENT_HEADER {
+            return Err(HeaderError::TooLarge(value.len()));
+        }
+        let bytes = STANDARD.decode(value).map_err(|e| HeaderError::Base64(e.to_string()))?;
+        Payment::decode(bytes.as_slice()).map_err(|e| HeaderError::Protobuf(e.to_string()))
+    }
+
+    /// Encodes as a `Livepeer-Payment` header value.
+    pub fn to_header(&self) -> String {
+        STANDARD.encode(self.encode_to_vec())
+    }
+}
+
+/// `net.TicketParams`.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct TicketParams {
+    #[prost(bytes = "vec", tag = "1")]
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub recipient: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub face_value: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub win_prob: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub recipient_rand_hash: Vec<u8>,
+    #[prost(bytes = "vec", tag = "5")]
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<u8>,
+    #[prost(bytes = "vec", tag = "6")]
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub expiration_block: Vec<u8>,
+    #[prost(message, optional, tag = "7")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_params: Option<TicketExpirationParams>,
+}
+
+/// `net.TicketSenderParams`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TicketSenderParams {
+    #[prost(uint32, tag = "1")]
+    pub sender_nonce: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub sig: Vec<u8>,
+}
+
+/// `net.TicketExpirationParams`.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct TicketExpirationParams {
+    #[prost(int64, tag = "1")]
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub creation_round: i64,
+    #[prost(bytes = "vec", tag = "2")]
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub creation_round_block_hash: Vec<u8>,
+}
+
+/// `net.PriceInfo`.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct PriceInfo {
+    #[prost(int64, tag = "1")]
+    #[serde(rename = "pricePerUnit", default, skip_serializing_if = "is_zero")]
+    pub price_per_unit: i64,
+    #[prost(int64, tag = "2")]
+    #[serde(rename = "pixelsPerUnit", default, skip_serializing_if = "is_zero")]
+    pub pixels_per_unit: i64,
+    #[prost(uint32, tag = "3")]
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub capability: u32,
+    #[prost(string, tag = "4")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub constraint: String,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Go's JSON form of `[]byte`: standard base64.
+mod b64 {
+    use super::STANDARD;
+    use base64::Engine as _;
+
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s: Option<String> = serde::Deserialize::deserialize(d)?;
+        match s {
+            None => Ok(Vec::new()),
+            Some(s) => STANDARD.decode(s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let p = Payment {
+            ticket_params: Some(TicketParams { recipient: vec![1; 20], seed: vec![7], ..Default::default() }),
+            sender: vec![2; 20],
+            expiration_params: Some(TicketExpirationParams {
+                creation_round: 5,
+                creation_round_block_hash: vec![3; 32],
+            }),
+            ticket_sender_params: vec![TicketSenderParams { sender_nonce: 1, sig: vec![4; 65] }],
+            expected_price: Some(PriceInfo { price_per_unit: 10, pixels_per_unit: 1, ..Default::default() }),
+        };
+        assert_eq!(Payment::from_header(&p.to_header()).unwrap(), p);
+    }
+
+    #[test]
+    fn field_numbers_match_lp_rpc_proto() {
+        // sender (field 2, wire type 2): tag byte 0x12; sender_nonce (field 1, varint) inside field 4 (0x22).
+        let p = Payment { sender: vec![0xaa], ..Default::default() };
+        assert_eq!(p.encode_to_vec(), vec![0x12, 1, 0xaa]);
+        let p = Payment {
+            ticket_sender_params: vec![TicketSenderParams { sender_nonce: 3, sig: vec![] }],
+            ..Default::default()
+        };
+        assert_eq!(p.encode_to_vec(), vec![0x22, 2, 0x08, 3]);
+        let p = Payment {
+            expected_price: Some(PriceInfo { pixels_per_unit: 1, ..Default::default() }),
+            ..Default::default()
+        };
+        assert_eq!(p.encode_to_vec(), vec![0x2a, 2, 0x10, 1]);
+        let t = TicketParams {
+            expiration_params: Some(TicketExpirationParams { creation_round: 1, ..Default::default() }),
+            ..Default::default()
+        };
+        assert_eq!(t.encode_to_vec(), vec![0x3a, 2, 0x08, 1]);
+    }
+
+    #[test]
+    fn malformed_headers_are_clear_errors() {
+        assert!(matches!(Payment::from_header("not base64!"), Err(HeaderError::Base64(_))));
+        // 0x0a = field 1, length-delimited, then a length running past the end.
+        let truncated = STANDARD.encode([0x0a, 0x20, 0x01]);
+        assert!(matches!(Payment::from_header(&truncated), Err(HeaderError::Protobuf(_))));
+        let huge = "A".repeat(MAX_PAYMENT_HEADER + 4);
+        assert_eq!(Payment::from_header(&huge), Err(HeaderError::TooLarge(MAX_PAYMENT_HEADER + 4)));
+        assert_eq!(Payment::from_header("").unwrap(), Payment::default());
+    }
+
+    #[test]
+    fn ticket_params_json_is_go_livepeers() {
+        let t = TicketParams {
+            recipient: vec![0xff; 20],
+            face_value: vec![1, 0],
+            expiration_params: Some(TicketExpirationParams {
+                creation_round: 7,
+                creation_round_block_hash: vec![0; 32],
+            }),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["recipient"], "//////////////////////////8=");
+        assert_eq!(v["face_value"], "AQA=");
+        assert!(v.get("win_prob").is_none());
+        assert_eq!(v["expiration_params"]["creation_round"], 7);
+        let back: TicketParams = serde_json::from_value(v).unwrap();
+        assert_eq!(back, t);
+        let p: PriceInfo = serde_json::from_str(r#"{"pricePerUnit":5,"pixelsPerUnit":1}"#).unwrap();
+        assert_eq!(p.price_per_unit, 5);
+    }
+}
