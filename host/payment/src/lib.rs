@@ -12,16 +12,20 @@ mod error;
 pub mod job;
 mod key;
 pub mod keyfile;
+mod ledger;
 pub mod proto;
 mod recipient;
+mod store;
 mod ticket;
 mod wei;
 
 pub use address::{Address, AddressError};
 pub use error::PaymentError;
 pub use key::{SecretKey, Signature, SignatureError, keccak256};
+pub use ledger::{BalanceKey, DEFAULT_BALANCE_TTL, Ledger, LedgerError};
 pub use proto::Payment;
 pub use recipient::{BlockClock, Receipt, Recipient, RecipientConfig, WinningTicket};
+pub use store::{Redeemer, StoreError, StoredTicket, TicketStore};
 pub use ticket::{
     ExpirationParams, MAX_TICKETS, Ticket, TicketParams, WinProb, create_payment, ticket_ev, tickets_for_cost,
 };

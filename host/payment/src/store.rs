@@ -1,0 +1,339 @@
+//! Durable storage: winning tickets (the redemption queue) and balances, in one SQLite file.
+//!
+//! The database runs with `journal_mode=WAL` and `synchronous=FULL`: every commit fsyncs the write-ahead
+//! log before returning, so a ticket [`TicketStore::insert`] returned for survives a `kill -9` or a power
+//! loss, and the orchestrator acknowledges a payment only after that. (WAL rather than DELETE so that
+//! `byoc tickets list` can read while the orchestrator writes.)
+//!
+//! On-chain redemption is out of reach on this machine. It sits behind [`Redeemer`]; the store is its
+//! queue: [`TicketStore::pending`] lists tickets not yet redeemed and [`TicketStore::redeem_pending`] hands
+//! them to a redeemer and records the transaction it reports.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::address::Address;
+use crate::key::Signature;
+use crate::ledger::BalanceKey;
+use crate::recipient::WinningTicket;
+use crate::ticket::{ExpirationParams, Ticket, WinProb};
+use crate::wei::{Balance, Wei};
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("ticket store database error: {0}")]
+    Db(String),
+    #[error("ticket store holds an unreadable row: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// A winning ticket as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTicket {
+    pub id: i64,
+    pub winning: WinningTicket,
+    /// Unix seconds.
+    pub received_at: i64,
+    /// The redemption transaction, once redeemed.
+    pub redeemed_tx: Option<String>,
+}
+
+impl StoredTicket {
+    /// One JSON object, byte fields as `0x` hex and amounts as decimal strings.
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = &self.winning.ticket;
+        serde_json::json!({
+            "id": self.id,
+            "recipient": t.recipient.to_checksum(),
+            "sender": t.sender.to_checksum(),
+            "face_value": t.face_value.to_string(),
+            "win_prob": format!("0x{}", hex::encode(t.win_prob.to_be_bytes())),
+            "ev": t.ev().to_string(),
+            "sender_nonce": t.sender_nonce,
+            "recipient_rand_hash": format!("0x{}", hex::encode(t.recipient_rand_hash)),
+            "creation_round": t.expiration.creation_round,
+            "creation_round_block_hash": format!("0x{}", hex::encode(t.expiration.creation_round_block_hash)),
+            "params_expiration_block": t.params_expiration_block,
+            "sig": self.winning.sig.to_hex(),
+            "recipient_rand": format!("0x{}", hex::encode(self.winning.recipient_rand)),
+            "received_at": self.received_at,
+            "redeemed_tx": self.redeemed_tx,
+        })
+    }
+}
+
+/// Submits winning tickets on chain (not available on this machine; see the module docs).
+pub trait Redeemer {
+    /// Redeems one ticket; returns the transaction id, or why it failed (it stays pending).
+    fn redeem(&self, ticket: &StoredTicket) -> Result<String, String>;
+}
+
+/// The SQLite store.
+pub struct TicketStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for TicketStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TicketStore")
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS winning_tickets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recipient TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    face_value TEXT NOT NULL,
+    win_prob TEXT NOT NULL,
+    sender_nonce INTEGER NOT NULL,
+    recipient_rand_hash TEXT NOT NULL,
+    creation_round INTEGER NOT NULL,
+    creation_round_block_hash TEXT NOT NULL,
+    params_expiration_block TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    recipient_rand TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    redeemed_tx TEXT,
+    UNIQUE (recipient_rand_hash, sender_nonce)
+);
+CREATE TABLE IF NOT EXISTS balances (
+    party TEXT NOT NULL,
+    capability TEXT NOT NULL,
+    stream TEXT NOT NULL DEFAULT '',
+    exact TEXT NOT NULL,
+    PRIMARY KEY (party, capability, stream)
+);
+";
+
+const COLUMNS: &str = "id, recipient, sender, face_value, win_prob, sender_nonce, recipient_rand_hash, creation_round, \
+     creation_round_block_hash, params_expiration_block, sig, recipient_rand, received_at, redeemed_tx";
+
+impl TicketStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<TicketStore, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Db(format!("journal_mode is {mode}, WAL is needed")));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(TicketStore { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores winning tickets in one transaction, returning only after it is committed and synced.
+    /// A ticket already stored (same recipient_rand_hash and nonce) is skipped; returns how many are new.
+    pub fn insert(&self, tickets: &[WinningTicket]) -> Result<usize, StoreError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR IGNORE INTO winning_tickets (recipient, sender, face_value, win_prob, sender_nonce, \
+                 recipient_rand_hash, creation_round, creation_round_block_hash, params_expiration_block, sig, \
+                 recipient_rand, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for w in tickets {
+                let t = &w.ticket;
+                added += stmt.execute(params![
+                    t.recipient.to_checksum(),
+                    t.sender.to_checksum(),
+                    t.face_value.to_string(),
+                    hex::encode(t.win_prob.to_be_bytes()),
+                    t.sender_nonce,
+                    hex::encode(t.recipient_rand_hash),
+                    t.expiration.creation_round,
+                    hex::encode(t.expiration.creation_round_block_hash),
+                    t.params_expiration_block.to_string(),
+                    hex::encode(w.sig.0),
+                    hex::encode(w.recipient_rand),
+                    now,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Every stored ticket, oldest first.
+    pub fn list(&self) -> Result<Vec<StoredTicket>, StoreError> {
+        self.query(&format!("SELECT {COLUMNS} FROM winning_tickets ORDER BY id"))
+    }
+
+    /// Tickets not yet redeemed, oldest first: the redemption queue.
+    pub fn pending(&self) -> Result<Vec<StoredTicket>, StoreError> {
+        self.query(&format!("SELECT {COLUMNS} FROM winning_tickets WHERE redeemed_tx IS NULL ORDER BY id"))
+    }
+
+    /// Every ticket as JSON lines: one object per ticket (see [`StoredTicket::to_json`]).
+    pub fn export_json(&self) -> Result<String, StoreError> {
+        Ok(self.list()?.iter().map(|t| format!("{}\n", t.to_json())).collect())
+    }
+
+    /// Records that ticket `id` was redeemed in transaction `tx`.
+    pub fn mark_redeemed(&self, id: i64, tx: &str) -> Result<(), StoreError> {
+        let n = self.lock().execute("UPDATE winning_tickets SET redeemed_tx = ?1 WHERE id = ?2", params![tx, id])?;
+        if n == 0 {
+            return Err(StoreError::Db(format!("no ticket with id {id}")));
+        }
+        Ok(())
+    }
+
+    /// Hands every pending ticket to `redeemer`, recording each success; returns how many were redeemed.
+    /// A failure leaves the ticket pending for the next call.
+    pub fn redeem_pending(&self, redeemer: &dyn Redeemer) -> Result<usize, StoreError> {
+        let mut done = 0;
+        for t in self.pending()? {
+            if let Ok(tx) = redeemer.redeem(&t) {
+                self.mark_redeemed(t.id, &tx)?;
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Saves one balance (committed and synced on return).
+    pub fn save_balance(&self, key: &BalanceKey, balance: &Balance) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT INTO balances (party, capability, stream, exact) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (party, capability, stream) DO UPDATE SET exact = excluded.exact",
+            params![key.party.to_checksum(), key.capability, key.stream.as_deref().unwrap_or(""), balance.exact()],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces every saved balance with `balances` in one transaction (e.g. a ledger snapshot).
+    pub fn save_balances(&self, balances: &[(BalanceKey, Balance)]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM balances", [])?;
+        {
+            let mut stmt =
+                tx.prepare("INSERT INTO balances (party, capability, stream, exact) VALUES (?1, ?2, ?3, ?4)")?;
+            for (k, b) in balances {
+                stmt.execute(params![
+                    k.party.to_checksum(),
+                    k.capability,
+                    k.stream.as_deref().unwrap_or(""),
+                    b.exact()
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every saved balance.
+    pub fn load_balances(&self) -> Result<Vec<(BalanceKey, Balance)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT party, capability, stream, exact FROM balances ORDER BY party, capability, stream")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (party, capability, stream, exact) = row?;
+            let party: Address = party.parse().map_err(|e| StoreError::Corrupt(format!("balance party: {e}")))?;
+            let balance = Balance::from_exact(&exact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let stream = (!stream.is_empty()).then_some(stream);
+            out.push((BalanceKey { party, capability, stream }, balance));
+        }
+        Ok(out)
+    }
+
+    /// One ticket by id.
+    pub fn get(&self, id: i64) -> Result<Option<StoredTicket>, StoreError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(&format!("SELECT {COLUMNS} FROM winning_tickets WHERE id = ?1"), [id], raw_row)
+            .optional()?;
+        row.map(parse_row).transpose()
+    }
+
+    fn query(&self, sql: &str) -> Result<Vec<StoredTicket>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], raw_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(parse_row(row?)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A row's columns as SQLite returns them.
+type RawRow =
+    (i64, String, String, String, String, u32, String, i64, String, String, String, String, i64, Option<String>);
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+    ))
+}
+
+fn parse_row(row: RawRow) -> Result<StoredTicket, StoreError> {
+    let (id, recipient, sender, fv, wp, nonce, rrh, round, block_hash, exp_block, sig, rand, received_at, redeemed_tx) =
+        row;
+    let bad = |what: &str| StoreError::Corrupt(format!("ticket {id}: {what}"));
+    let addr = |s: &str| s.parse::<Address>().map_err(|_| bad("address"));
+    let h32 = |s: &str| -> Result<[u8; 32], StoreError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| bad("32-byte hex"))?;
+        Ok(out)
+    };
+    let ticket = Ticket {
+        recipient: addr(&recipient)?,
+        sender: addr(&sender)?,
+        face_value: fv.parse::<Wei>().map_err(|_| bad("face_value"))?,
+        win_prob: WinProb::from_be_bytes(&hex::decode(&wp).map_err(|_| bad("win_prob"))?)
+            .map_err(|_| bad("win_prob"))?,
+        sender_nonce: nonce,
+        recipient_rand_hash: h32(&rrh)?,
+        expiration: ExpirationParams { creation_round: round, creation_round_block_hash: h32(&block_hash)? },
+        params_expiration_block: exp_block.parse().map_err(|_| bad("params_expiration_block"))?,
+    };
+    let mut sig_bytes = [0u8; 65];
+    hex::decode_to_slice(&sig, &mut sig_bytes).map_err(|_| bad("sig"))?;
+    Ok(StoredTicket {
+        id,
+        winning: WinningTicket { ticket, sig: Signature(sig_bytes), recipient_rand: h32(&rand)? },
+        received_at,
+        redeemed_tx,
+    })
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
