@@ -81,7 +81,7 @@ impl SecretKey {
         address_of(self.0.verifying_key())
     }
 
-    /// Signs `msg` the way go-livepeer does (see [`signing_digest`]). Always low-s.
+    /// Signs `msg` the way go-livepeer does (`personal_sign` of `keccak256(msg)`). Always low-s.
     pub fn sign(&self, msg: &[u8]) -> Result<Signature, SignatureError> {
         let digest = signing_digest(msg);
         // k256 only fails for prehashes shorter than the field size; ours is 32 bytes.

@@ -1,4 +1,4 @@
-//! Keys and signing for BYOC, byte-compatible with go-livepeer.
+//! Keys, signing and payments for BYOC, byte-compatible with go-livepeer.
 //!
 //! - [`Address`]: a 20-byte Ethereum address with EIP-55 checksummed text form.
 //! - [`SecretKey`] / [`Signature`]: secp256k1, EIP-191 `personal_sign` over `keccak256(message)`
@@ -6,6 +6,14 @@
 //!   low-s enforced on verification, address recovery.
 //! - [`keyfile`]: Ethereum JSON keystores (scrypt + AES-128-CTR) and plain hex key files, 0600.
 //! - [`job`]: the `Livepeer` job header (`JobRequest`) and the `Livepeer-Eth-Address` credential.
+//! - Money: [`Wei`], exact fractional [`Balance`]s (never floats) and [`Price`]s in wei per second.
+//! - Probabilistic micropayments as go-livepeer `pm/`: [`TicketParams`] (job-token JSON form), the
+//!   `Livepeer-Payment` header ([`Payment`], protobuf in [`proto`]), [`create_payment`] and
+//!   [`tickets_for_cost`] for the gateway, a [`Recipient`] for the orchestrator that validates every
+//!   ticket and reports its value and winners ([`Receipt`]), or a [`PaymentError`] fit for a 4xx.
+//! - [`Ledger`]: balances by (payer, capability[, stream]) with TTL eviction.
+//! - [`TicketStore`]: winning tickets and balances in SQLite, synced before a payment is acknowledged;
+//!   the queue of a [`Redeemer`] (on-chain redemption is not available here).
 
 mod address;
 mod error;
