@@ -225,3 +225,38 @@ fn the_system_clock_counts_blocks_of_wall_time() {
     c.advance(1000);
     assert!(c.current_block().abs_diff(now) <= 1, "advance does not move a system clock");
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any corruption of a valid header's bytes is an error or a payment worth no more than the original;
+        /// never a panic.
+        #[test]
+        fn corrupted_headers_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+                                        cut in any::<usize>()) {
+            let s = setup();
+            let good = s.pay(3);
+            let mut bytes = prost::Message::encode_to_vec(&good);
+            for (i, x) in flips {
+                let len = bytes.len();
+                bytes[i % len] ^= x;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            let header = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
+            if let Ok(p) = Payment::from_header(&header) {
+                if let Ok(receipt) = s.receive(&p) {
+                    prop_assert!(receipt.tickets <= 3);
+                }
+            }
+        }
+
+        /// Arbitrary text never panics the header decoder.
+        #[test]
+        fn arbitrary_headers_never_panic(text in ".{0,200}") {
+            let _ = Payment::from_header(&text);
+        }
+    }
+}
