@@ -10,6 +10,7 @@
 //! stream_idle_timeout_secs = 60
 //! plugins = "target/plugins"
 //! plugin_capacity = 4
+//! ticket_store = "tickets.sqlite"  # winning tickets and balances (priced mode)
 //!
 //! [prices]                          # wei per second of compute, per capability
 //! passthrough = 1000
@@ -91,6 +92,7 @@ pub struct NodeConfig {
     pub stream_idle_timeout_secs: Option<u64>,
     pub plugins: Option<PathBuf>,
     pub plugin_capacity: Option<u32>,
+    pub ticket_store: Option<PathBuf>,
     #[serde(default)]
     pub prices: BTreeMap<String, WeiPerSecond>,
     #[serde(default)]

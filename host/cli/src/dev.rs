@@ -38,6 +38,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             service_url: orch_url.clone(),
             open_registration: true,
             signatures: SignaturePolicy::AllowUnsigned,
+            // Free mode, unless prices are given: then a dev key, and the gateway pays the
+            // orchestrator with tickets (plugins' announced prices apply too).
+            key: (!args.prices.prices.is_empty()).then(byoc_payment::SecretKey::generate),
             stream_idle_timeout: Duration::from_secs(60),
             ..OrchestratorConfig::default()
         },
@@ -64,7 +67,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "byoc dev: orchestrator  {orch_url}   (trickle: {orch_url}/ai/trickle/, workers register at {orch_url}/capability/register)"
     );
     println!("byoc dev: capabilities  {}", orch.registry.names().join(", "));
-    println!("byoc dev: free mode (unsigned jobs accepted, open worker registration); loopback only");
+    if args.prices.prices.is_empty() {
+        println!("byoc dev: free mode (unsigned jobs accepted, open worker registration); loopback only");
+    } else {
+        let prices: Vec<String> = args.prices.prices.iter().map(|(c, p)| format!("{c}={p} wei/s")).collect();
+        println!("byoc dev: priced mode ({}), paid with tickets; loopback only", prices.join(", "));
+    }
     let served = crate::trickle::serve_until_signal(gw_listener, byoc_node::gateway::router(gw.clone())).await;
     gw.shutdown().await;
     orch.shutdown().await;

@@ -6,6 +6,7 @@ mod gateway;
 mod keygen;
 mod orchestrator;
 mod plugin;
+mod tickets;
 mod trickle;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -41,6 +42,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Inspect and run capability plugins (wasm components) locally.
     Plugin(plugin::PluginArgs),
+    /// List or export the winning tickets an orchestrator stored.
+    Tickets(tickets::TicketsArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -64,5 +67,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Dev(args) => dev::run(args).await,
+        Command::Tickets(args) => tickets::run(args),
     }
 }

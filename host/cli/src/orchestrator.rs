@@ -46,6 +46,16 @@ pub struct OrchestratorArgs {
     plugins: PluginsArgs,
     #[command(flatten)]
     prices: crate::config::PriceArgs,
+    /// SQLite file for winning tickets and balances (priced mode); winning tickets are written
+    /// to it before a payment is acknowledged. Without it they are kept in memory only.
+    #[arg(long)]
+    ticket_store: Option<PathBuf>,
+    /// Expected value of one ticket, in wei [default: 1000000000000, go-livepeer's -ticketEV].
+    #[arg(long)]
+    ticket_ev: Option<u128>,
+    /// Face value of a winning ticket, in wei [default: 100 × the expected value].
+    #[arg(long)]
+    ticket_face_value: Option<u128>,
 }
 
 /// Where the node's WebAssembly plugins come from.
@@ -114,6 +124,19 @@ pub async fn offer_plugins(
     })))
 }
 
+/// The tickets asked for: expected value and face value (the win probability follows).
+fn ticket_settings(ev: Option<u128>, face_value: Option<u128>) -> anyhow::Result<byoc_payment::RecipientConfig> {
+    if ev.is_none() && face_value.is_none() {
+        return Ok(byoc_payment::RecipientConfig::default());
+    }
+    let ev = ev.unwrap_or(1_000_000_000_000);
+    let face = face_value.unwrap_or(ev.saturating_mul(100));
+    if ev == 0 || face < ev {
+        bail!("--ticket-ev must be above 0 and at most --ticket-face-value");
+    }
+    Ok(byoc_payment::RecipientConfig::for_ev(byoc_payment::Wei::from_u128(face), &byoc_payment::Wei::from_u128(ev)))
+}
+
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let file = NodeConfig::load(args.config.as_deref())?;
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8935)));
@@ -143,6 +166,11 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         stream_idle_timeout: Duration::from_secs(
             args.stream_idle_timeout_secs.or(file.stream_idle_timeout_secs).unwrap_or(60),
         ),
+        payments: byoc_node::orchestrator::PaymentSettings {
+            ticket_store: args.ticket_store.clone().or_else(|| file.ticket_store.clone()),
+            recipient: ticket_settings(args.ticket_ev, args.ticket_face_value)?,
+            ..Default::default()
+        },
         ..OrchestratorConfig::default()
     };
     if let Some(k) = &config.key {
@@ -151,8 +179,20 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let trickle = TrickleStore::new(TrickleConfig::default());
     let _sweeper = trickle.spawn_sweeper();
     let orch = Orchestrator::new(config, trickle)?;
-    for (name, price) in args.prices.merged(&file)? {
-        orch.registry.set_price(&name, byoc_node::Price { per_unit: price, scaling: 1 });
+    let prices = args.prices.merged(&file)?;
+    for (name, price) in &prices {
+        orch.registry.set_price(name, byoc_node::Price { per_unit: *price, scaling: 1 });
+    }
+    if prices.values().any(|p| *p > 0) {
+        match (&orch.config.key, &orch.config.payments.ticket_store) {
+            (None, _) => {
+                tracing::warn!("prices are set but there is no node key (--key): priced capabilities cannot be paid")
+            }
+            (Some(_), None) => {
+                tracing::warn!("priced mode without --ticket-store: winning tickets are kept in memory only")
+            }
+            (Some(k), Some(db)) => tracing::info!(recipient = %k.address(), store = %db.display(), "priced mode"),
+        }
     }
     let watcher = offer_plugins(&orch, &args.plugins, &file).await?;
     println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");

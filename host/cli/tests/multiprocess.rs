@@ -234,3 +234,88 @@ async fn a_gateway_and_two_orchestrators_as_processes() {
     sse_until(&mut events, "orchestrator_swap", Duration::from_secs(10)).await;
     assert_eq!(http().post(s1["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
 }
+
+fn byoc(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_byoc")).args(args).output().expect("run byoc")
+}
+
+/// Priced mode across processes: the gateway pays the orchestrator with tickets at start (every
+/// ticket wins here); the orchestrator is killed with SIGKILL right after acknowledging, and every
+/// winning ticket is in its store (`byoc tickets`). Restarted on the same store, it still knows
+/// the gateway's balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn winning_tickets_survive_a_sigkill_and_balances_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    for k in ["orch.key", "gw.key"] {
+        assert!(byoc(&["keygen", "--out", &path(k)]).status.success());
+    }
+    let gw_key = byoc_payment::keyfile::load(Path::new(&path("gw.key")), None).unwrap();
+    let plugins = plugins_dir();
+    let orch_args = |store: &str| {
+        vec![
+            "orchestrator".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--key".into(),
+            path("orch.key"),
+            "--plugins".into(),
+            plugins.to_str().unwrap().into(),
+            "--price".into(),
+            "passthrough=1000".into(),
+            "--ticket-store".into(),
+            store.into(),
+            "--ticket-ev".into(),
+            "500".into(),
+            "--ticket-face-value".into(),
+            "500".into(),
+        ]
+    };
+    let store = path("tickets.sqlite");
+    let args = orch_args(&store);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut orch = Node::start(&args, "orchestrator listening on ").await;
+    let gw = Node::start(
+        &["gateway", "--listen", "127.0.0.1:0", "--orchestrator", &orch.url, "--key", &path("gw.key")],
+        "gateway listening on ",
+    )
+    .await;
+
+    // The gateway pays up to its minimum of 120 s × 1000 wei/s = 240 tickets of 500 wei.
+    let urls = started(&gw.url, "passthrough", legs(json!({})), "paid").await;
+    let status = status_of(&urls).await;
+    assert_eq!(status["gateway_address"], gw_key.address().to_checksum());
+    assert_eq!(status["balance"], "120000", "{status}");
+    orch.kill().await;
+
+    let list = byoc(&["tickets", "list", "--store", &store]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success(), "{text}{}", String::from_utf8_lossy(&list.stderr));
+    assert!(text.contains("240 winning ticket(s)"), "{text}");
+    let export = byoc(&["tickets", "export", "--store", &store]);
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&export.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 240);
+    assert!(lines.iter().all(|t| t["sender"] == gw_key.address().to_checksum().as_str()));
+    let mut nonces: Vec<u64> = lines.iter().map(|t| t["sender_nonce"].as_u64().unwrap()).collect();
+    nonces.sort();
+    assert_eq!(nonces, (1..=240).collect::<Vec<_>>());
+
+    // Restarted on the same store: the gateway's balance (120000 wei, minus what the stream used
+    // before the kill, saved every few seconds) is still there.
+    let mut again = Node::start(&args, "orchestrator listening on ").await;
+    let cred = byoc_payment::job::EthAddressCredential::new(&gw_key).unwrap().to_header();
+    let token: Value = http()
+        .get(format!("{}/process/token", again.url))
+        .header("Livepeer-Eth-Address", cred)
+        .header("Livepeer-Capability", "passthrough")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let balance = token["balance"].as_i64().unwrap_or(0);
+    assert!((100_000..=120_000).contains(&balance), "balance after restart: {token}");
+    again.kill().await;
+}

@@ -27,6 +27,12 @@ pub struct Token {
     pub available_capacity: i64,
     #[serde(default)]
     pub balance: i64,
+    /// Wei per second (free when absent or zero).
+    #[serde(default)]
+    pub price: byoc_payment::Price,
+    /// Present when the orchestrator wants to be paid.
+    #[serde(default)]
+    pub ticket_params: Option<byoc_payment::TicketParams>,
 }
 
 /// An orchestrator that offered the capability.

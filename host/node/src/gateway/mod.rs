@@ -7,6 +7,7 @@
 //! per-stream route needs the stream's own secret, handed out once by `start`.
 
 mod discovery;
+mod payments;
 mod stream;
 
 use std::collections::HashMap;
@@ -53,6 +54,13 @@ pub struct GatewayConfig {
     /// A stream whose orchestrator sends no event (workers and plugins send heartbeats every
     /// 10 s) for this long is moved to another orchestrator; `None` never does.
     pub events_timeout: Option<Duration>,
+    /// Priced mode: how often a running stream's balance is checked and topped up (go-livepeer:
+    /// 50 s); `None` never pays after the start.
+    pub payment_every: Option<Duration>,
+    /// Pay when the balance with an orchestrator is below this many seconds of price (go-livepeer: 120).
+    pub min_balance_secs: u64,
+    /// Seconds of price bought by a top-up of a running stream (go-livepeer: 70).
+    pub top_up_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -68,6 +76,9 @@ impl Default for GatewayConfig {
             max_body_bytes: 10 << 20,
             keepalive_every: Duration::from_secs(10),
             events_timeout: Some(Duration::from_secs(30)),
+            payment_every: Some(Duration::from_secs(50)),
+            min_balance_secs: 120,
+            top_up_secs: 70,
         }
     }
 }
@@ -78,6 +89,7 @@ pub struct Gateway {
     key: SecretKey,
     http: reqwest::Client,
     streams: Mutex<HashMap<String, Arc<stream::GwStream>>>,
+    ledger: byoc_payment::Ledger,
 }
 
 impl Gateway {
@@ -86,7 +98,11 @@ impl Gateway {
         let key = config.key.take().unwrap_or_else(SecretKey::generate);
         tracing::info!(address = %key.address(), "gateway key");
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
-        Ok(Arc::new(Gateway { config, key, http, streams: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Gateway { config, key, http, streams: Mutex::new(HashMap::new()), ledger: Default::default() }))
+    }
+
+    fn key(&self) -> &SecretKey {
+        &self.key
     }
 
     /// The gateway's address (the `sender` of its jobs).

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::discovery::{OrchestratorFilter, discover};
+use super::discovery::{Candidate, OrchestratorFilter, discover};
 use super::{Gateway, Refusal, check_api_key, refuse, webhook};
 use crate::orchestrator::headers;
 
@@ -77,6 +77,8 @@ impl Feed {
 /// The stream as attached to one orchestrator; its legs end with `cancel`.
 struct Attachment {
     orchestrator: String,
+    /// Who the orchestrator's tickets pay (priced capabilities only).
+    recipient: Option<byoc_payment::Address>,
     urls: OrchUrls,
     cancel: CancellationToken,
     /// Set by the first leg that notices the orchestrator lost the stream.
@@ -89,6 +91,19 @@ struct Attachment {
 /// ends (a stream that kills every orchestrator it lands on must not roam forever).
 const MAX_SWAPS: usize = 3;
 const SWAP_WINDOW: Duration = Duration::from_secs(60);
+
+impl Attachment {
+    fn new(cand: &Candidate, urls: OrchUrls, cancel: CancellationToken) -> Arc<Attachment> {
+        Arc::new(Attachment {
+            orchestrator: cand.url.clone(),
+            recipient: super::payments::recipient(&cand.token),
+            urls,
+            cancel,
+            lost: Default::default(),
+            last_event: Mutex::new(Instant::now()),
+        })
+    }
+}
 
 impl GwStream {
     fn att(&self) -> Arc<Attachment> {
@@ -239,22 +254,16 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         discover(&gw.http, &gw.pool().await, &jp.orchestrators, &job.capability, &credential, gw.config.token_timeout)
             .await;
     for cand in candidates {
-        let urls =
-            match start_on(&gw, &cand.url, &id, &job.capability, &job.parameters, job.timeout_seconds, &params).await {
-                Ok(u) => u,
-                Err(e) => {
-                    reasons.push(e);
-                    continue;
-                }
-            };
+        let urls = match start_on(&gw, &cand, &id, &job.capability, &job.parameters, job.timeout_seconds, &params).await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                reasons.push(e);
+                continue;
+            }
+        };
         let cancel = CancellationToken::new();
-        let att = Arc::new(Attachment {
-            orchestrator: cand.url.clone(),
-            urls,
-            cancel: cancel.child_token(),
-            lost: Default::default(),
-            last_event: Mutex::new(Instant::now()),
-        });
+        let att = Attachment::new(&cand, urls, cancel.child_token());
         let stream = Arc::new(GwStream {
             id: id.clone(),
             secret: random_hex(16),
@@ -286,13 +295,14 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
 /// Starts the stream on one orchestrator; returns its channel URLs, or why it refused.
 async fn start_on(
     gw: &Gateway,
-    orch: &str,
+    cand: &Candidate,
     id: &str,
     capability: &str,
     parameters: &str,
     timeout_seconds: i64,
     params: &Value,
 ) -> Result<OrchUrls, String> {
+    let orch = cand.url.as_str();
     let signed = gw
         .sign(JobRequest {
             id: id.to_string(),
@@ -303,16 +313,20 @@ async fn start_on(
             ..JobRequest::default()
         })
         .map_err(|_| format!("{orch}: could not sign the job"))?;
-    let resp = gw
+    // Priced: pay for the job's timeout when the balance is low, as go-livepeer does.
+    let payment = super::payments::payment_for(gw, &cand.token, capability, timeout_seconds.max(1).unsigned_abs())
+        .map_err(|e| format!("{orch}: cannot pay: {e}"))?;
+    let mut req = gw
         .http
         .post(format!("{orch}/ai/stream/start"))
         .header(headers::LIVEPEER, signed)
         .header(http::header::CONTENT_TYPE, "application/json")
         .timeout(Duration::from_secs(timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
-        .body(json!({ "params": params }).to_string())
-        .send()
-        .await
-        .map_err(|e| format!("{orch}: {e}"))?;
+        .body(json!({ "params": params }).to_string());
+    if let Some(p) = payment {
+        req = req.header(headers::PAYMENT, p);
+    }
+    let resp = req.send().await.map_err(|e| format!("{orch}: {e}"))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
@@ -355,25 +369,11 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
         if stream.cancel.is_cancelled() {
             return;
         }
-        match start_on(
-            &gw,
-            &cand.url,
-            &stream.id,
-            &stream.capability,
-            &stream.parameters,
-            stream.timeout_seconds,
-            &params,
-        )
-        .await
+        match start_on(&gw, &cand, &stream.id, &stream.capability, &stream.parameters, stream.timeout_seconds, &params)
+            .await
         {
             Ok(urls) => {
-                let next = Arc::new(Attachment {
-                    orchestrator: cand.url.clone(),
-                    urls,
-                    cancel: stream.cancel.child_token(),
-                    lost: Default::default(),
-                    last_event: Mutex::new(Instant::now()),
-                });
+                let next = Attachment::new(&cand, urls, stream.cancel.child_token());
                 *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
                 tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
                 metrics::counter!("byoc_gateway_orchestrator_swaps_total").increment(1);
@@ -444,23 +444,46 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
     });
     let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
     tokio::spawn(async move {
+        let mut unpaid = false;
         read_channel(&a.urls.events, &a.cancel, |text| {
             *a.last_event.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             for text in crate::messages::messages(text) {
                 let event = serde_json::from_str::<Value>(text).ok();
                 // pytrickle wraps events as {"event": {...}, "queue_event_type": ...}.
                 let inner = event.as_ref().map(|e| e.get("event").unwrap_or(e));
-                if let Some(inner) = inner.filter(|i| i.get("type").and_then(Value::as_str) == Some("status")) {
+                let kind = inner.and_then(|i| i.get("type")).and_then(Value::as_str);
+                if let (Some(inner), Some("status")) = (inner, kind) {
                     *stream.last_status.lock().unwrap_or_else(|e| e.into_inner()) = inner.clone();
                 }
+                unpaid |= kind == Some("insufficient_balance");
                 stream.events.send(Arc::from(text));
             }
         })
         .await;
         if let Some(gw) = weak.upgrade() {
-            lost(gw, stream, a, "events channel ended").await;
+            if unpaid {
+                // Stopped for want of payment: another orchestrator would not be paid either.
+                end(&gw, &stream.id, "the orchestrator stopped it: insufficient balance", false).await;
+            } else {
+                lost(gw, stream, a, "events channel ended").await;
+            }
         }
     });
+    if let (Some(every), Some(_)) = (gw.config.payment_every, att.recipient) {
+        let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = a.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let Some(gw) = weak.upgrade() else { return };
+                if let Err(e) = top_up(&gw, &stream, &a).await {
+                    tracing::warn!(stream_id = %stream.id, orchestrator = %a.orchestrator, error = %e, "payment failed");
+                }
+            }
+        });
+    }
     if let Some(limit) = gw.config.events_timeout {
         let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
         tokio::spawn(async move {
@@ -491,6 +514,51 @@ fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
             .await;
         });
     }
+}
+
+/// Keeps a priced stream paid: a fresh token from its orchestrator, and tickets for
+/// `top_up_secs` of price when the balance is below `min_balance_secs` of it.
+async fn top_up(gw: &Arc<Gateway>, stream: &GwStream, att: &Attachment) -> Result<(), String> {
+    let credential = gw.credential().map_err(|_| "no credential".to_string())?.to_header();
+    let token = super::discovery::fetch_token(
+        &gw.http,
+        &att.orchestrator,
+        &credential,
+        &stream.capability,
+        gw.config.token_timeout,
+    )
+    .await?;
+    let Some(payment) = super::payments::payment_for(gw, &token, &stream.capability, gw.config.top_up_secs)? else {
+        return Ok(());
+    };
+    let signed = gw
+        .sign(JobRequest {
+            id: stream.id.clone(),
+            request: json!({ "stream_id": stream.id }).to_string(),
+            parameters: "{}".into(),
+            capability: stream.capability.clone(),
+            timeout_seconds: i64::try_from(gw.config.top_up_secs).unwrap_or(70),
+            ..JobRequest::default()
+        })
+        .map_err(|_| "could not sign".to_string())?;
+    let resp = gw
+        .http
+        .post(format!("{}/ai/stream/payment", att.orchestrator))
+        .header(headers::LIVEPEER, signed)
+        .header(headers::PAYMENT, payment)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        return Err(format!("{status}: {}", resp.text().await.unwrap_or_default().trim()));
+    }
+    let reported = resp.headers().get(headers::BALANCE).and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
+    if let (Some(recipient), Some(b)) = (att.recipient, reported) {
+        super::payments::sync(&gw.ledger, &recipient, &stream.capability, b);
+    }
+    Ok(())
 }
 
 /// Reads a message channel from its start until it ends or `cancel` fires.
@@ -650,6 +718,7 @@ pub(super) async fn status(
         "capability": s.capability,
         "orchestrator": s.att().orchestrator,
         "gateway_address": gw.address(),
+        "balance": s.att().recipient.map(|r| super::payments::balance(&gw.ledger, &r, &s.capability).to_string()),
         "started_at_ms": u64::try_from(s.started_ms).unwrap_or(u64::MAX),
         "params": params,
         "last_status": last,

@@ -2,7 +2,7 @@
 //! response (plain or SSE) streamed back.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -29,14 +29,21 @@ pub(super) async fn process(
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("No capacity available for capability: {e}"));
         }
     };
+    // Priced: paid before (the job's tickets, the minimum balance), charged for its time after.
+    let charge = match super::payments::prepare(&orch, &h, sender, &cap).await {
+        Ok(payer) => Charge { orch: orch.clone(), capability: cap.name.clone(), payer, began: Instant::now() },
+        Err(r) => return r.into_response(),
+    };
     let (url, token) = match &cap.backend {
         Backend::Worker { url, token } => (url, token),
         Backend::Plugin { .. } => {
             let Some(plugin) = cap.backend.plugin() else {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the plugin is not loaded");
             };
-            let result = process_with_plugin(&orch, &plugin, &path, &h, body).await;
+            let mut result = process_with_plugin(&orch, &plugin, &path, &h, body).await;
             drop(reservation);
+            let balance = charge.finish();
+            result.headers_mut().insert(headers::BALANCE, super::payments::balance_header(&balance));
             return result;
         }
     };
@@ -77,14 +84,60 @@ pub(super) async fn process(
             out = out.header(name, v);
         }
     }
-    out = out.header(headers::BALANCE, HeaderValue::from_static("0"));
-    // The slot stays reserved until the whole answer has been streamed (or the client left).
+    out = out.header(headers::BALANCE, super::payments::balance_header(&charge.balance_now()));
+    // The slot stays reserved, and the time charged, until the whole answer has been streamed
+    // (or the client left).
     let stream = resp.bytes_stream().map(move |chunk| {
-        let _held = &reservation;
+        let _held = (&reservation, &charge);
         chunk
     });
     out.body(Body::from_stream(stream))
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("response: {e}")))
+}
+
+/// Charges a batch job for its time, in whole seconds rounded up (as go-livepeer does), once:
+/// when the job's answer is complete or abandoned.
+struct Charge {
+    orch: Arc<Orchestrator>,
+    capability: String,
+    payer: Option<super::payments::Payer>,
+    began: Instant,
+}
+
+impl Charge {
+    fn cost(&self) -> Option<(&super::payments::Payer, byoc_payment::Balance)> {
+        let payer = self.payer.as_ref()?;
+        let secs = self.began.elapsed().as_secs_f64().ceil().max(1.0) as u64;
+        Some((payer, super::payments::cost_of(&payer.price, Duration::from_secs(secs))))
+    }
+
+    /// The balance once this job is charged (not charged yet).
+    fn balance_now(&self) -> byoc_payment::Balance {
+        match (&self.orch.payments, self.cost()) {
+            (Some(p), Some((payer, cost))) => &p.balance(&payer.sender, &self.capability) - &cost,
+            _ => byoc_payment::Balance::zero(),
+        }
+    }
+
+    /// Charges now; returns the balance left.
+    fn finish(mut self) -> byoc_payment::Balance {
+        let left = self.charge();
+        self.payer = None;
+        left
+    }
+
+    fn charge(&self) -> byoc_payment::Balance {
+        match (&self.orch.payments, self.cost()) {
+            (Some(p), Some((payer, cost))) => p.debit(&payer.sender, &self.capability, &cost),
+            _ => byoc_payment::Balance::zero(),
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.charge();
+    }
 }
 
 /// A batch job run by a plugin: one fresh instance, one `process` call.

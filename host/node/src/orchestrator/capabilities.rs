@@ -111,21 +111,37 @@ pub(super) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("Invalid eth address header: {e}")),
     };
-    if let Err(e) = sender_address.verify(orch.config.signatures) {
-        return error(StatusCode::BAD_REQUEST, format!("Invalid eth address header: {e}"));
-    }
+    let sender = match sender_address.verify(orch.config.signatures) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Invalid eth address header: {e}")),
+    };
     let Some(capability) = h.get(headers::CAPABILITY).and_then(|v| v.to_str().ok()).filter(|c| !c.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "Job capabilities not provided in Livepeer-Capability header");
     };
     let (price, available) = match orch.registry.get(capability) {
-        Some(cap) => (cap.price, cap.capacity.available()),
+        // Without a key (free mode) nothing is charged, whatever the announced price.
+        Some(cap) if orch.payments.is_some() => (cap.price, cap.capacity.available()),
+        Some(cap) => (crate::registry::Price::FREE, cap.capacity.available()),
         None => (crate::registry::Price::FREE, 0),
+    };
+    // Priced: fresh ticket params (a new seed every time, so a token is good for one payment)
+    // and the sender's balance for this capability.
+    let (ticket_params, balance) = match &orch.payments {
+        Some(p) if price.per_unit > 0 => {
+            let wire = byoc_payment::Price {
+                price_per_unit: i64::try_from(price.per_unit).unwrap_or(i64::MAX),
+                pixels_per_unit: i64::try_from(price.scaling).unwrap_or(i64::MAX).max(1),
+            };
+            let params = p.ticket_params(&sender, &wire).and_then(|t| serde_json::to_value(t).ok());
+            (params, p.balance(&sender, capability).to_i64_saturating())
+        }
+        _ => (None, 0),
     };
     // The credential is echoed back, as go-livepeer does.
     Json(JobToken {
         sender_address,
-        ticket_params: None,
-        balance: 0,
+        ticket_params,
+        balance,
         price: PriceInfo { price_per_unit: price.per_unit, pixels_per_unit: price.scaling },
         service_addr: orch.config.service_url.clone(),
         available_capacity: i64::from(available),

@@ -4,6 +4,7 @@
 
 mod batch;
 mod capabilities;
+mod payments;
 mod plugin_stream;
 mod stream;
 
@@ -19,6 +20,7 @@ use byoc_trickle::TrickleStore;
 use http::{HeaderMap, StatusCode};
 
 use crate::registry::Registry;
+pub use payments::PaymentSettings;
 
 pub use stream::StreamInfo;
 
@@ -58,6 +60,8 @@ pub struct OrchestratorConfig {
     pub stream_idle_timeout: Duration,
     /// How often a plugin stream publishes a heartbeat event.
     pub heartbeat_every: Duration,
+    /// Priced mode (used when the node has a key and a capability has a price).
+    pub payments: PaymentSettings,
 }
 
 impl Default for OrchestratorConfig {
@@ -71,8 +75,18 @@ impl Default for OrchestratorConfig {
             max_body_bytes: 10 << 20,
             stream_idle_timeout: Duration::from_secs(60),
             heartbeat_every: Duration::from_secs(10),
+            payments: PaymentSettings::default(),
         }
     }
+}
+
+/// Why an orchestrator could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("ticket store: {0}")]
+    TicketStore(byoc_payment::StoreError),
 }
 
 /// The orchestrator's shared state.
@@ -82,13 +96,15 @@ pub struct Orchestrator {
     pub trickle: TrickleStore,
     pub(crate) streams: stream::Streams,
     pub(crate) http: reqwest::Client,
+    /// Priced mode; `None` without a node key (then priced capabilities cannot be paid for).
+    pub(crate) payments: Option<payments::Payments>,
     /// The plugins offered here, if any (for `POST /plugins/reload`).
     plugins: std::sync::Mutex<Option<(Arc<byoc_runtime::Runtime>, u32)>>,
 }
 
 impl Orchestrator {
     /// A new orchestrator over `trickle` (which it serves under `/ai/trickle/`).
-    pub fn new(config: OrchestratorConfig, trickle: TrickleStore) -> Result<Arc<Self>, reqwest::Error> {
+    pub fn new(config: OrchestratorConfig, trickle: TrickleStore) -> Result<Arc<Self>, OrchestratorError> {
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
         crate::telemetry::init();
         if config.signatures == SignaturePolicy::AllowUnsigned {
@@ -96,14 +112,37 @@ impl Orchestrator {
                 "free mode: unsigned jobs are accepted (no keystore needed); do not expose this node publicly"
             );
         }
-        Ok(Arc::new(Orchestrator {
+        let payments = match &config.key {
+            Some(k) => {
+                Some(payments::Payments::new(k, config.payments.clone()).map_err(OrchestratorError::TicketStore)?)
+            }
+            None => None,
+        };
+        let orch = Arc::new(Orchestrator {
+            payments,
             config,
             registry: Registry::new(),
             trickle,
             streams: stream::Streams::default(),
             http,
             plugins: std::sync::Mutex::new(None),
-        }))
+        });
+        // Balances are saved every few seconds (winning tickets are saved at once).
+        if orch.payments.is_some()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let weak = Arc::downgrade(&orch);
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let Some(orch) = weak.upgrade() else { return };
+                    if let Some(p) = &orch.payments {
+                        p.persist().await;
+                    }
+                }
+            });
+        }
+        Ok(orch)
     }
 
     /// Offers every plugin of `runtime` as a capability (`default_capacity` when a plugin gives
@@ -125,6 +164,9 @@ impl Orchestrator {
     /// Stops every stream (node shutdown): workers are told, channels closed, capacity freed.
     pub async fn shutdown(self: &Arc<Self>) {
         stream::stop_all(self).await;
+        if let Some(p) = &self.payments {
+            p.persist().await;
+        }
     }
 
     fn channel_url(&self, name: &str) -> String {

@@ -39,6 +39,8 @@ struct Entry {
     plugin: Option<tokio::sync::mpsc::Sender<super::plugin_stream::Cmd>>,
     reservation: Mutex<Option<Reservation>>,
     cancel: CancellationToken,
+    /// Who pays for the stream, on a priced capability.
+    payer: Option<super::payments::Payer>,
 }
 
 #[derive(Default)]
@@ -133,6 +135,58 @@ pub(crate) async fn stop_all(orch: &Arc<Orchestrator>) {
     }
 }
 
+/// Debits a priced stream as it runs; one whose balance stays negative for the grace period is
+/// stopped (an `insufficient_balance` event first tells the gateway why).
+fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
+    let (Some(payments), Some(payer)) = (&orch.payments, entry.payer.clone()) else { return };
+    let (every, grace) = (payments.settings.debit_every, payments.settings.grace);
+    let weak = Arc::downgrade(orch);
+    let (id, capability, cancel) = (entry.info.id.clone(), entry.info.capability.clone(), entry.cancel.clone());
+    tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
+        let mut overdrawn_since: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let Some(orch) = weak.upgrade() else { return };
+            let Some(payments) = &orch.payments else { return };
+            let now = tokio::time::Instant::now();
+            let cost = super::payments::cost_of(&payer.price, now - last);
+            last = now;
+            let left = payments.debit(&payer.sender, &capability, &cost);
+            if !left.is_negative() {
+                overdrawn_since = None;
+                continue;
+            }
+            let since = *overdrawn_since.get_or_insert(now);
+            if now - since < grace {
+                continue;
+            }
+            tracing::info!(stream_id = %id, sender = %payer.sender, balance = %left, "balance exhausted, stopping the stream");
+            metrics::counter!("byoc_orchestrator_streams_unpaid_total").increment(1);
+            if let Ok(events) = byoc_trickle::LocalPublisher::new(&orch.trickle, &format!("{id}-events")) {
+                let event = serde_json::json!({"type": "insufficient_balance", "balance": left.to_string()});
+                if let Ok(mut seg) = events.next_segment() {
+                    let _ = seg.write(Bytes::from(event.to_string()));
+                    seg.finish();
+                }
+            }
+            // A moment for the gateway's reader to take the event before the channels go.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            end_and_tell_worker(&orch, &id, "insufficient balance").await;
+            return;
+        }
+        // The stream ended: charge the time since the last debit.
+        if let Some(orch) = weak.upgrade()
+            && let Some(payments) = &orch.payments
+        {
+            payments.debit(&payer.sender, &capability, &super::payments::cost_of(&payer.price, last.elapsed()));
+        }
+    });
+}
+
 /// Ends the stream when its gateway goes quiet or its control channel disappears.
 fn spawn_monitor(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
     let weak = Arc::downgrade(orch);
@@ -192,6 +246,11 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("No capacity available for capability: {e}"));
         }
     };
+    // A priced capability: the job's tickets are credited and the balance must cover the minimum.
+    let payer = match super::payments::prepare(&orch, &h, sender, &cap).await {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
     let mut plan: Plan = vec![
         (format!("{id}-control"), "application/json", headers::CONTROL_URL, "control_url"),
         (format!("{id}-events"), "application/json", headers::EVENTS_URL, "events_url"),
@@ -228,6 +287,7 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         control: format!("{id}-control"),
         reservation: Mutex::new(Some(reservation)),
         cancel: CancellationToken::new(),
+        payer,
     });
     {
         let mut map = orch.streams.lock();
@@ -319,6 +379,7 @@ fn started(
     sender: Option<Address>,
 ) -> Response {
     spawn_monitor(orch, entry);
+    spawn_debits(orch, entry);
     started_metrics(cap);
     tracing::info!(stream_id = %id, capability = %cap, sender = ?sender, "stream started");
     let mut out = StatusCode::OK.into_response();
@@ -327,7 +388,11 @@ fn started(
             out.headers_mut().insert(*header, v);
         }
     }
-    out.headers_mut().insert(headers::BALANCE, HeaderValue::from_static("0"));
+    let balance = match (&orch.payments, &entry.payer) {
+        (Some(p), Some(payer)) => p.balance(&payer.sender, cap),
+        _ => byoc_payment::Balance::zero(),
+    };
+    out.headers_mut().insert(headers::BALANCE, super::payments::balance_header(&balance));
     out
 }
 
@@ -417,8 +482,9 @@ pub(super) async fn update(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, 
     }
 }
 
-/// Free mode: nothing to pay; the balance is reported as 0. (Priced mode validates tickets.)
-/// A payment naming a stream must come from the sender that started it.
+/// `/ai/stream/payment`: the tickets are validated and credited to (sender, capability); the
+/// answer carries the balance. A payment naming a stream must come from the sender that started
+/// it. In free mode (or for a free capability) there is nothing to pay and the balance is 0.
 pub(super) async fn payment(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Response {
     let (job, sender) = match orch.job(&h) {
         Ok(j) => j,
@@ -428,7 +494,17 @@ pub(super) async fn payment(State(orch): State<Arc<Orchestrator>>, h: HeaderMap)
     if names_stream && let Err(r) = owned_stream(&orch, &job, sender) {
         return r.into_response();
     }
+    let balance = match (&orch.payments, sender) {
+        (Some(p), Some(sender)) if h.contains_key(headers::PAYMENT) => {
+            match p.accept(&h, &sender, &job.capability).await {
+                Ok(b) => b,
+                Err(r) => return r.into_response(),
+            }
+        }
+        (Some(p), Some(sender)) => p.balance(&sender, &job.capability),
+        _ => byoc_payment::Balance::zero(),
+    };
     let mut out = StatusCode::OK.into_response();
-    out.headers_mut().insert(headers::BALANCE, HeaderValue::from_static("0"));
+    out.headers_mut().insert(headers::BALANCE, super::payments::balance_header(&balance));
     out
 }

@@ -1,0 +1,57 @@
+//! Paying orchestrators (priced mode, gateway side): the gateway keeps its view of its balance
+//! with each (orchestrator, capability), synced to what the orchestrator reports ("the
+//! orchestrator's number wins", which also covers an orchestrator restart), and pays with
+//! probabilistic tickets when it runs low: at start, and for a running stream on a timer.
+
+use byoc_payment::{Address, Balance, BalanceKey, Ledger, create_payment, tickets_for_cost};
+
+use super::Gateway;
+use super::discovery::Token;
+
+/// The gateway's balance with (orchestrator recipient, capability).
+pub(crate) fn balance(ledger: &Ledger, recipient: &Address, capability: &str) -> Balance {
+    ledger.balance(&BalanceKey::shared(*recipient, capability))
+}
+
+/// The orchestrator's reported balance replaces ours.
+pub(crate) fn sync(ledger: &Ledger, recipient: &Address, capability: &str, reported: i64) {
+    ledger.sync_to_reported(&BalanceKey::shared(*recipient, capability), &Balance::from_i128(i128::from(reported)));
+}
+
+/// The recipient of a token's tickets, when it asks to be paid.
+pub(crate) fn recipient(token: &Token) -> Option<Address> {
+    token.ticket_params.as_ref().filter(|_| !token.price.is_free()).map(|p| p.recipient)
+}
+
+/// A `Livepeer-Payment` header when the balance with this orchestrator is below
+/// `min_balance_secs` of its price (none for a free capability): tickets for `seconds` of
+/// compute, and at least enough to bring the balance back to the minimum. The token must be
+/// fresh: its ticket params are good for one payment.
+pub(crate) fn payment_for(
+    gw: &Gateway,
+    token: &Token,
+    capability: &str,
+    seconds: u64,
+) -> Result<Option<String>, String> {
+    let Some(params) = token.ticket_params.as_ref().filter(|_| !token.price.is_free()) else { return Ok(None) };
+    let price = &token.price;
+    let ledger = &gw.ledger;
+    sync(ledger, &params.recipient, capability, token.balance);
+    let have = balance(ledger, &params.recipient, capability);
+    let min = price.cost(gw.config.min_balance_secs).map_err(|e| e.to_string())?;
+    if have >= min {
+        return Ok(None);
+    }
+    // Enough for `seconds`, and at least back up to the minimum: go-livepeer pays only for the
+    // job's timeout, which is refused when that is below the orchestrator's 60 s minimum.
+    let target = price.cost(seconds.max(gw.config.min_balance_secs).max(1)).map_err(|e| e.to_string())?;
+    let n = tickets_for_cost(&(&target - &have), &params.ev());
+    if n == 0 {
+        return Ok(None);
+    }
+    let payment = create_payment(gw.key(), params, price, n).map_err(|e| e.to_string())?;
+    let _ = ledger.credit(&BalanceKey::shared(params.recipient, capability), &params.ev().times(u64::from(n)));
+    metrics::counter!("byoc_gateway_tickets_sent_total").increment(u64::from(n));
+    tracing::debug!(recipient = %params.recipient, capability, tickets = n, "paying");
+    Ok(Some(payment.to_header()))
+}

@@ -1,0 +1,199 @@
+//! Priced mode on the orchestrator: ticket params in job tokens, `Livepeer-Payment` headers
+//! validated and credited, balances per (sender, capability), winning tickets stored before a
+//! payment is acknowledged, and streams debited as they run.
+//!
+//! A capability is priced when the node has a key (tickets name it as recipient) and its price
+//! (the operator's, else the worker's or plugin's) is above zero; without a key everything is
+//! free, as go-livepeer's offchain mode. Priced jobs must be signed: the balance is the signer's.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use byoc_payment::{
+    Address, Balance, BalanceKey, BlockClock, Ledger, Payment, Price, Recipient, RecipientConfig, SecretKey,
+    TicketParams, TicketStore,
+};
+use http::{HeaderMap, StatusCode};
+
+use super::{ApiError, headers};
+use crate::registry::Capability;
+
+/// How priced mode runs.
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    /// Face value and win probability of the tickets this node asks for.
+    pub recipient: RecipientConfig,
+    /// A priced job starts only with at least this many seconds of price in the balance
+    /// (go-livepeer: 60).
+    pub min_balance_secs: u64,
+    /// How often running streams are debited.
+    pub debit_every: Duration,
+    /// How long a stream may run on a negative balance before it is stopped.
+    pub grace: Duration,
+    /// Where winning tickets (and balances) are kept; in memory only when `None`.
+    pub ticket_store: Option<PathBuf>,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            recipient: RecipientConfig::default(),
+            min_balance_secs: 60,
+            debit_every: Duration::from_secs(5),
+            grace: Duration::from_secs(10),
+            ticket_store: None,
+        }
+    }
+}
+
+/// The orchestrator's side of payments.
+pub(crate) struct Payments {
+    recipient: Recipient,
+    ledger: Ledger,
+    /// Winning tickets (and balances), durable; `None`: in memory only.
+    store: Option<Arc<TicketStore>>,
+    pub(crate) settings: PaymentSettings,
+}
+
+/// `402 Payment Required` with go-livepeer's message.
+fn insufficient(have: &Balance, need: &Balance) -> ApiError {
+    ApiError(
+        StatusCode::PAYMENT_REQUIRED,
+        format!("Insufficient balance for request (balance {have} wei, at least {need} wei needed)"),
+    )
+}
+
+impl Payments {
+    /// Priced mode for a node paid at `key`'s address. Balances saved in the ticket store are
+    /// restored (a restart loses no credit; outstanding ticket params are void, as the secret
+    /// behind them is new: gateways fetch fresh tokens).
+    pub(crate) fn new(key: &SecretKey, settings: PaymentSettings) -> Result<Payments, byoc_payment::StoreError> {
+        let recipient = Recipient::new(key.address(), settings.recipient.clone(), BlockClock::default());
+        let ledger = Ledger::default();
+        let store = match &settings.ticket_store {
+            Some(path) => {
+                let store = TicketStore::open(path)?;
+                ledger.restore(store.load_balances()?);
+                Some(Arc::new(store))
+            }
+            None => None,
+        };
+        Ok(Payments { recipient, ledger, store, settings })
+    }
+
+    /// The balance of `sender` for `capability` (zero if none).
+    pub(crate) fn balance(&self, sender: &Address, capability: &str) -> Balance {
+        self.ledger.balance(&BalanceKey::shared(*sender, capability))
+    }
+
+    /// Saves every balance (a timer and shutdown call this) and forgets untouched ones.
+    pub(crate) async fn persist(&self) {
+        self.ledger.evict_expired();
+        let Some(store) = self.store.clone() else { return };
+        let all = self.ledger.snapshot();
+        let saved = tokio::task::spawn_blocking(move || store.save_balances(&all)).await;
+        if let Ok(Err(e)) = saved {
+            tracing::warn!(error = %e, "balances not saved");
+        }
+    }
+
+    /// Fresh ticket params for `sender` at `price`.
+    pub(crate) fn ticket_params(&self, sender: &Address, price: &Price) -> Option<TicketParams> {
+        self.recipient.ticket_params(sender, price).ok()
+    }
+
+    /// Takes `amount` from the balance; returns what is left (may go negative).
+    pub(crate) fn debit(&self, sender: &Address, capability: &str, amount: &Balance) -> Balance {
+        let key = BalanceKey::shared(*sender, capability);
+        self.ledger.debit(&key, amount).unwrap_or_else(|_| self.ledger.balance(&key))
+    }
+
+    /// Processes the request's `Livepeer-Payment` header, if any: every ticket is validated, the
+    /// winning ones are stored, then the expected value is credited. Returns the balance.
+    pub(crate) async fn accept(&self, h: &HeaderMap, sender: &Address, capability: &str) -> Result<Balance, ApiError> {
+        let Some(value) = h.get(headers::PAYMENT) else { return Ok(self.balance(sender, capability)) };
+        let refused = |e: String| ApiError(StatusCode::BAD_REQUEST, format!("invalid payment: {e}"));
+        let value = value.to_str().map_err(|e| refused(e.to_string()))?;
+        let payment = Payment::from_header(value).map_err(|e| refused(e.to_string()))?;
+        let receipt = self.recipient.receive_payment(&payment, sender).map_err(|e| refused(e.to_string()))?;
+        if !receipt.winning.is_empty() {
+            // A winning ticket is money: on disk (synced) before the payment is acknowledged.
+            if let Some(store) = self.store.clone() {
+                let winning = receipt.winning.clone();
+                let stored = tokio::task::spawn_blocking(move || store.insert(&winning)).await;
+                match stored {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("ticket store: {e}"))),
+                    Err(e) => return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("ticket store: {e}"))),
+                }
+            }
+            metrics::counter!("byoc_orchestrator_winning_tickets_total").increment(receipt.winning.len() as u64);
+            tracing::info!(sender = %sender, winning = receipt.winning.len(), "winning tickets received");
+        }
+        metrics::counter!("byoc_orchestrator_tickets_total").increment(receipt.tickets as u64);
+        let key = BalanceKey::shared(*sender, capability);
+        let balance = self.ledger.credit(&key, &receipt.ev).unwrap_or_else(|_| self.ledger.balance(&key));
+        if let Some(store) = self.store.clone() {
+            let b = balance.clone();
+            let _ = tokio::task::spawn_blocking(move || store.save_balance(&key, &b)).await;
+        }
+        Ok(balance)
+    }
+
+    /// Refuses (402) unless the balance covers `min_balance_secs` of `price`.
+    pub(crate) fn require(&self, sender: &Address, capability: &str, price: &Price) -> Result<Balance, ApiError> {
+        let have = self.balance(sender, capability);
+        let need = price
+            .cost(self.settings.min_balance_secs)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("bad price: {e}")))?;
+        if have < need {
+            return Err(insufficient(&have, &need));
+        }
+        Ok(have)
+    }
+}
+
+/// A capability's price in go-livepeer's form (wei per second: `per_unit / scaling`).
+pub(crate) fn price_of(cap: &Capability) -> Price {
+    let clamp = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
+    Price { price_per_unit: clamp(cap.price.per_unit), pixels_per_unit: clamp(cap.price.scaling).max(1) }
+}
+
+/// What `elapsed` of compute at `price` costs, exactly.
+pub(crate) fn cost_of(price: &Price, elapsed: Duration) -> Balance {
+    let ms = i128::try_from(elapsed.as_millis()).unwrap_or(i128::MAX);
+    let den = u128::try_from(price.pixels_per_unit.max(1)).unwrap_or(1) * 1000;
+    Balance::from_ratio(i128::from(price.price_per_unit).saturating_mul(ms), den).unwrap_or_default()
+}
+
+/// The balance as go-livepeer reports it in `Livepeer-Balance`: whole wei.
+pub(crate) fn balance_header(b: &Balance) -> http::HeaderValue {
+    http::HeaderValue::from(b.to_i64_saturating())
+}
+
+/// Who pays for a job on a priced capability, and at what price.
+#[derive(Debug, Clone)]
+pub(crate) struct Payer {
+    pub(crate) sender: Address,
+    pub(crate) price: Price,
+}
+
+/// Before a job on `cap` runs: nothing for a free capability; otherwise the job's payment is
+/// credited and the balance must cover `min_balance_secs` of price (402 if not).
+pub(crate) async fn prepare(
+    orch: &super::Orchestrator,
+    h: &HeaderMap,
+    sender: Option<Address>,
+    cap: &Capability,
+) -> Result<Option<Payer>, ApiError> {
+    let price = price_of(cap);
+    // Without a key a node is in free mode (go-livepeer's offchain): every capability is free.
+    let Some(payments) = orch.payments.as_ref().filter(|_| !price.is_free()) else { return Ok(None) };
+    let Some(sender) = sender else {
+        return Err(ApiError(StatusCode::PAYMENT_REQUIRED, format!("{} is priced: jobs must be signed", cap.name)));
+    };
+    payments.accept(h, &sender, &cap.name).await?;
+    payments.require(&sender, &cap.name, &price)?;
+    Ok(Some(Payer { sender, price }))
+}
