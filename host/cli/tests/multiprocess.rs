@@ -26,7 +26,7 @@ impl Node {
     async fn start(args: &[&str], announce: &str) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("BYOC_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -242,7 +242,7 @@ fn byoc(args: &[&str]) -> std::process::Output {
 /// Priced mode across processes: the gateway pays the orchestrator with tickets at start (every
 /// ticket wins here); the orchestrator is killed with SIGKILL right after acknowledging, and every
 /// winning ticket is in its store (`byoc tickets`). Restarted on the same store, it still knows
-/// the gateway's balance.
+/// the gateway's balance, and the stream resumes on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn winning_tickets_survive_a_sigkill_and_balances_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,11 +252,14 @@ async fn winning_tickets_survive_a_sigkill_and_balances_a_restart() {
     }
     let gw_key = byoc_payment::keyfile::load(Path::new(&path("gw.key")), None).unwrap();
     let plugins = plugins_dir();
+    // A fixed port, so that the restarted orchestrator is where the gateway looks for it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
     let orch_args = |store: &str| {
         vec![
             "orchestrator".to_string(),
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            listen.clone(),
             "--key".into(),
             path("orch.key"),
             "--plugins".into(),
@@ -301,9 +304,17 @@ async fn winning_tickets_survive_a_sigkill_and_balances_a_restart() {
     nonces.sort();
     assert_eq!(nonces, (1..=240).collect::<Vec<_>>());
 
-    // Restarted on the same store: the gateway's balance (120000 wei, minus what the stream used
-    // before the kill, saved every few seconds) is still there.
+    // Restarted on the same port and store: the stream comes back to it (the gateway asks an
+    // orchestrator that went down again), and the gateway's balance (120000 wei, minus what the
+    // stream used) is still there.
+    let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
     let mut again = Node::start(&args, "orchestrator listening on ").await;
+    assert_eq!(again.url, orch.url);
+    sse_until(&mut events, "orchestrator_swap", Duration::from_secs(20)).await;
+    let seg = make_ts_segments(dir.path(), 1).await.unwrap();
+    let seg = std::fs::read(&seg[0]).unwrap();
+    let out = round_trip(&urls, &seg, Duration::from_secs(20)).await.expect("output after the restart");
+    assert_eq!(out, seg);
     let cred = byoc_payment::job::EthAddressCredential::new(&gw_key).unwrap().to_header();
     let token: Value = http()
         .get(format!("{}/process/token", again.url))

@@ -321,7 +321,9 @@ async fn a_stream_gets_its_channels_and_the_worker_its_urls() {
     assert_eq!(n.calls("stream/stop")[0].2, Value::String("stream ended".into()));
     assert!(!n.orch.trickle.contains("s1") && !n.orch.trickle.contains("s1-control"));
     assert_eq!(n.in_use("toy"), 0);
-    assert_eq!(stop(&n, "s1", None).await.status(), 404);
+    // Stopping it again: 410, it ended here (an id never seen is 404).
+    assert_eq!(stop(&n, "s1", None).await.status(), 410);
+    assert_eq!(stop(&n, "never-started", None).await.status(), 404);
     assert!(sub.next_segment().await.unwrap().is_none(), "the worker's subscription ends with the stream");
 }
 

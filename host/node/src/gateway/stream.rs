@@ -92,6 +92,11 @@ struct Attachment {
 const MAX_SWAPS: usize = 3;
 const SWAP_WINDOW: Duration = Duration::from_secs(60);
 
+/// Pauses before each round of looking for another orchestrator for a lost stream: at once
+/// among those that have not failed it, then among all of them again.
+const REDISCOVERY_PAUSES: [Duration; 5] =
+    [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)];
+
 impl Attachment {
     fn new(cand: &Candidate, urls: OrchUrls, cancel: CancellationToken) -> Arc<Attachment> {
         Arc::new(Attachment {
@@ -345,7 +350,10 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
     }
     att.cancel.cancel();
     tracing::warn!(stream_id = %stream.id, orchestrator = %att.orchestrator, reason = why, "orchestrator lost the stream");
-    tell_stop(&gw, &stream, &att.orchestrator, why).await;
+    // No answer, or "unknown stream" (404): it went down and may come back (or is back, restarted);
+    // any other answer (e.g. 410, it ended the stream itself): it let the stream go.
+    let may_return =
+        tell_stop(&gw, &stream, &att.orchestrator, why).await.is_none_or(|r| r.status() == StatusCode::NOT_FOUND);
     stream.failed.lock().unwrap_or_else(|e| e.into_inner()).push(att.orchestrator.clone());
     let recent = {
         let mut swaps = stream.swaps.lock().unwrap_or_else(|e| e.into_inner());
@@ -357,36 +365,56 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
         end(&gw, &stream.id, "too many orchestrator swaps", false).await;
         return;
     }
-    let filter = OrchestratorFilter {
-        exclude: stream.failed.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        ..serde_json::from_str::<JobParameters>(&stream.parameters).map(|p| p.orchestrators).unwrap_or_default()
-    };
     let Ok(credential) = gw.credential() else { return };
-    let (candidates, _) =
-        discover(&gw.http, &gw.pool().await, &filter, &stream.capability, &credential, gw.config.token_timeout).await;
-    let params = stream.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for cand in candidates {
-        if stream.cancel.is_cancelled() {
-            return;
+    let wanted = serde_json::from_str::<JobParameters>(&stream.parameters).map(|p| p.orchestrators).unwrap_or_default();
+    // First the orchestrators that have not failed this stream; then, if the one that lost it was
+    // down, it is asked again after a pause (it may restart), a bounded number of times.
+    let rounds = if may_return { REDISCOVERY_PAUSES.len() } else { 1 };
+    for (round, pause) in REDISCOVERY_PAUSES.iter().take(rounds).enumerate() {
+        tokio::select! {
+            _ = stream.cancel.cancelled() => return,
+            _ = tokio::time::sleep(*pause) => {}
         }
-        match start_on(&gw, &cand, &stream.id, &stream.capability, &stream.parameters, stream.timeout_seconds, &params)
-            .await
-        {
-            Ok(urls) => {
-                let next = Attachment::new(&cand, urls, stream.cancel.child_token());
-                *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
-                tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
-                metrics::counter!("byoc_gateway_orchestrator_swaps_total").increment(1);
-                stream.events.send(Arc::from(
-                    json!({"type": "orchestrator_swap", "from": att.orchestrator, "to": cand.url, "reason": why})
-                        .to_string(),
-                ));
-                spawn_legs(&gw, &stream, next);
+        let mut exclude = stream.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if round > 0 {
+            exclude.retain(|u| *u != att.orchestrator);
+        }
+        let filter = OrchestratorFilter { exclude, ..wanted.clone() };
+        let (candidates, _) =
+            discover(&gw.http, &gw.pool().await, &filter, &stream.capability, &credential, gw.config.token_timeout)
+                .await;
+        let params = stream.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for cand in candidates {
+            if stream.cancel.is_cancelled() {
                 return;
             }
-            Err(e) => {
-                tracing::info!(stream_id = %stream.id, reason = %e, "orchestrator refused the moved stream");
-                stream.failed.lock().unwrap_or_else(|e| e.into_inner()).push(cand.url.clone());
+            match start_on(
+                &gw,
+                &cand,
+                &stream.id,
+                &stream.capability,
+                &stream.parameters,
+                stream.timeout_seconds,
+                &params,
+            )
+            .await
+            {
+                Ok(urls) => {
+                    let next = Attachment::new(&cand, urls, stream.cancel.child_token());
+                    *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
+                    tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
+                    metrics::counter!("byoc_gateway_orchestrator_swaps_total").increment(1);
+                    stream.events.send(Arc::from(
+                        json!({"type": "orchestrator_swap", "from": att.orchestrator, "to": cand.url, "reason": why})
+                            .to_string(),
+                    ));
+                    spawn_legs(&gw, &stream, next);
+                    return;
+                }
+                Err(e) => {
+                    tracing::info!(stream_id = %stream.id, reason = %e, "orchestrator refused the moved stream");
+                    stream.failed.lock().unwrap_or_else(|e| e.into_inner()).push(cand.url.clone());
+                }
             }
         }
     }

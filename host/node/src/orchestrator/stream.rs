@@ -46,7 +46,13 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Streams {
     map: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Streams this node ended lately, with why: a stop or update for one of them is 410, so that
+    /// a gateway can tell "ended here" from "unknown here" (this node restarted).
+    ended: Mutex<std::collections::VecDeque<(String, String)>>,
 }
+
+/// How many ended streams are remembered.
+const REMEMBER_ENDED: usize = 4096;
 
 impl Streams {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Entry>>> {
@@ -61,6 +67,19 @@ impl Streams {
 
     fn get(&self, id: &str) -> Option<Arc<Entry>> {
         self.lock().get(id).cloned()
+    }
+
+    fn ended(&self, id: &str, why: &str) {
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() == REMEMBER_ENDED {
+            ended.pop_front();
+        }
+        ended.push_back((id.to_string(), why.to_string()));
+    }
+
+    fn why_ended(&self, id: &str) -> Option<String> {
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.iter().rev().find(|(i, _)| i == id).map(|(_, why)| why.clone())
     }
 }
 
@@ -107,6 +126,7 @@ async fn read_body(orch: &Orchestrator, body: Body) -> Result<Bytes, ApiError> {
 /// stops its monitor. Returns the entry if this call removed it.
 fn remove(orch: &Orchestrator, id: &str, why: &str) -> Option<Arc<Entry>> {
     let entry = orch.streams.lock().remove(id)?;
+    orch.streams.ended(id, why);
     entry.cancel.cancel();
     for ch in &entry.info.channels {
         let _ = orch.trickle.delete_channel(ch);
@@ -403,7 +423,10 @@ fn owned_stream(orch: &Orchestrator, job: &JobRequest, sender: Option<Address>) 
         Ok(r) if !r.stream_id.is_empty() => r.stream_id,
         _ => return Err(ApiError(StatusCode::BAD_REQUEST, "request must be a JSON object with stream_id".into())),
     };
-    let entry = orch.streams.get(&id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "Stream not found".into()))?;
+    let entry = orch.streams.get(&id).ok_or_else(|| match orch.streams.why_ended(&id) {
+        Some(why) => ApiError(StatusCode::GONE, format!("stream ended: {why}")),
+        None => ApiError(StatusCode::NOT_FOUND, "Stream not found".into()),
+    })?;
     if entry.info.sender.is_some() && entry.info.sender != sender {
         return Err(ApiError(StatusCode::FORBIDDEN, "stream was started by another sender".into()));
     }
