@@ -56,6 +56,12 @@ pub struct OrchestratorArgs {
     /// Face value of a winning ticket, in wei [default: 100 × the expected value].
     #[arg(long)]
     ticket_face_value: Option<u128>,
+    /// A priced job starts only with this many seconds of price in the balance [default: 60].
+    #[arg(long)]
+    min_balance_secs: Option<u64>,
+    /// Seconds a priced stream may run on a negative balance before it is stopped [default: 10].
+    #[arg(long)]
+    payment_grace_secs: Option<u64>,
 }
 
 /// Where the node's WebAssembly plugins come from.
@@ -169,6 +175,8 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         payments: byoc_node::orchestrator::PaymentSettings {
             ticket_store: args.ticket_store.clone().or_else(|| file.ticket_store.clone()),
             recipient: ticket_settings(args.ticket_ev, args.ticket_face_value)?,
+            min_balance_secs: args.min_balance_secs.unwrap_or(60),
+            grace: Duration::from_secs(args.payment_grace_secs.unwrap_or(10)),
             ..Default::default()
         },
         ..OrchestratorConfig::default()

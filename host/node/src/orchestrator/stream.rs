@@ -453,6 +453,12 @@ async fn stream_request(
     let (job, sender) = orch.job(h)?;
     let body = read_body(orch, body).await?;
     let entry = owned_stream(orch, &job, sender)?;
+    // Stop and update may carry tickets too (go-livepeer sends them through the same path).
+    if let (Some(p), Some(sender)) = (&orch.payments, sender)
+        && h.contains_key(headers::PAYMENT)
+    {
+        p.accept(h, &sender, &entry.info.capability).await?;
+    }
     Ok((job, body, entry))
 }
 
