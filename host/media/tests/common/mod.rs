@@ -1,0 +1,168 @@
+//! Helpers for tests that run real ffmpeg/ffprobe on loopback.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// True when ffmpeg and ffprobe run. Without them, tests print a notice and pass, unless
+/// `BYOC_REQUIRE_PEERS=1`, which makes their absence a failure.
+pub fn peers_available() -> bool {
+    let ok = ["ffmpeg", "ffprobe"].iter().all(|bin| {
+        std::process::Command::new(bin)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !ok {
+        assert!(std::env::var("BYOC_REQUIRE_PEERS").as_deref() != Ok("1"), "ffmpeg/ffprobe required but absent");
+        eprintln!("NOTICE: ffmpeg/ffprobe not found; skipping this test");
+    }
+    ok
+}
+
+/// Runs a command to completion within `secs`, returning stdout (panics on failure or timeout).
+pub async fn run(cmd: &mut Command, secs: u64) -> Vec<u8> {
+    cmd.kill_on_drop(true).stdin(Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(secs), cmd.output())
+        .await
+        .expect("command timed out")
+        .expect("command runs");
+    assert!(out.status.success(), "command failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// An ffmpeg-made MPEG-TS file: 640x360 test pattern at 30 fps, GOP `gop`, audio `audio` ("aac"/"libopus").
+pub async fn make_ts(dir: &Path, secs: u32, gop: u32, audio: &str) -> PathBuf {
+    let path = dir.join(format!("src-{secs}-{gop}-{audio}.ts"));
+    let gop = gop.to_string();
+    let t = secs.to_string();
+    run(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=640x360:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                &t,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                &gop,
+                "-c:a",
+                audio,
+                "-f",
+                "mpegts",
+            ])
+            .arg(&path),
+        60,
+    )
+    .await;
+    path
+}
+
+/// A publisher pushing a live test pattern to `url` for `secs` seconds.
+pub fn publisher(url: &str, secs: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30", "-c:a", "aac"])
+        .args(["-t", &secs.to_string(), "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg starts")
+}
+
+/// What ffprobe says about a media file.
+#[derive(Debug)]
+pub struct Probe {
+    pub video_codec: String,
+    pub width: u64,
+    pub height: u64,
+    pub audio_codec: Option<String>,
+    /// Frames counted by decoding (`-count_frames`).
+    pub video_frames: u64,
+    /// Whether the first video packet is a keyframe.
+    pub starts_with_keyframe: bool,
+}
+
+pub async fn probe(path: &Path) -> Probe {
+    let out = run(
+        Command::new("ffprobe").args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"]).arg(path),
+        60,
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out).expect("ffprobe json");
+    let streams = json["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio");
+    let first = run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags"])
+            .args(["-read_intervals", "%+#1", "-of", "csv=p=0"])
+            .arg(path),
+        60,
+    )
+    .await;
+    Probe {
+        video_codec: video["codec_name"].as_str().unwrap_or_default().to_string(),
+        width: video["width"].as_u64().unwrap_or_default(),
+        height: video["height"].as_u64().unwrap_or_default(),
+        audio_codec: audio.and_then(|a| a["codec_name"].as_str()).map(str::to_string),
+        video_frames: video["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or_default(),
+        starts_with_keyframe: String::from_utf8_lossy(&first).trim_start().starts_with('K'),
+    }
+}
+
+/// Decodes a file completely; true when ffmpeg reports no error.
+pub async fn decodes_cleanly(path: &Path) -> bool {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    out.status.success() && out.stderr.is_empty()
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Waits (bounded) until something listens on 127.0.0.1:`port`, without connecting to it (ffmpeg
+/// `-listen 1` serves a single connection). Reads /proc/net/tcp.
+pub async fn wait_listening(port: u16) {
+    let needle = format!("0100007F:{port:04X}");
+    for _ in 0..200 {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        if table.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.get(1) == Some(&needle.as_str()) && cols.get(3) == Some(&"0A")
+        }) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on port {port}");
+}
