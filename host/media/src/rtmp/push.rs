@@ -41,6 +41,9 @@ pub struct PushConfig {
     pub audio: PushAudio,
     /// On [`RtmpPush::close`], time allowed to send what is queued and let ffmpeg finish.
     pub close_timeout: Duration,
+    /// How much input ffmpeg analyses before it connects (`-analyzeduration`); it delays the start of each
+    /// ffmpeg run by about this much media time.
+    pub analyze_duration: Duration,
 }
 
 impl Default for PushConfig {
@@ -52,6 +55,7 @@ impl Default for PushConfig {
             max_backoff: Duration::from_secs(30),
             audio: PushAudio::default(),
             close_timeout: Duration::from_secs(5),
+            analyze_duration: Duration::from_secs(1),
         }
     }
 }
@@ -184,7 +188,21 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
         PushAudio::Aac => &["-c:a", "aac"],
         PushAudio::Copy => &["-c:a", "copy"],
     };
-    let mut args = vec!["-f", "mpegts", "-i", "pipe:0", "-map", "0:v?", "-map", "0:a?", "-c:v", "copy"];
+    let analyze = config.analyze_duration.as_micros().to_string();
+    let mut args = vec![
+        "-analyzeduration",
+        analyze.as_str(),
+        "-f",
+        "mpegts",
+        "-i",
+        "pipe:0",
+        "-map",
+        "0:v?",
+        "-map",
+        "0:a?",
+        "-c:v",
+        "copy",
+    ];
     args.extend_from_slice(audio);
     args.extend_from_slice(&["-flvflags", "no_duration_filesize", "-f", "flv", url.as_str()]);
     let mut backoff = config.min_backoff;
@@ -204,6 +222,9 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
             Err(e) => {
                 tracing::warn!(error = %e, "rtmp push: cannot start ffmpeg");
                 shared.restarts.fetch_add(1, Ordering::Relaxed);
+                if shared.closing.load(Ordering::Acquire) {
+                    return;
+                }
                 if !sleep_or_cancel(backoff, &shared, &cancel).await {
                     return;
                 }
@@ -212,6 +233,7 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
             }
         };
         let started = Instant::now();
+        let closing_at_start = shared.closing.load(Ordering::Acquire);
         let fed = feed(&mut ffmpeg, &shared, &cancel).await;
         match fed {
             Fed::Cancelled => {
@@ -230,6 +252,10 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
                 if started.elapsed() > config.max_backoff {
                     backoff = config.min_backoff;
                 }
+                if closing_at_start {
+                    // The last attempt, made for close(), failed too.
+                    return;
+                }
                 if !sleep_or_cancel(backoff, &shared, &cancel).await {
                     return;
                 }
@@ -239,12 +265,13 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
     }
 }
 
-/// Sleeps for the backoff; `false` when cancelled or closed meanwhile (then nothing is restarted).
+/// Sleeps for the backoff; `false` when cancelled. A `close()` cuts the sleep short so that one last
+/// attempt delivers what is queued (bounded by the close timeout).
 async fn sleep_or_cancel(delay: Duration, shared: &Shared, cancel: &CancellationToken) -> bool {
     let deadline = tokio::time::Instant::now() + delay;
     loop {
         if shared.closing.load(Ordering::Acquire) {
-            return false;
+            return true;
         }
         tokio::select! {
             _ = cancel.cancelled() => return false,
