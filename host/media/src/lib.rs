@@ -1,4 +1,26 @@
-//! Media legs for BYOC: RTMP and WHIP ingest, RTMP and WHEP egress, MPEG-TS segmenting.
+//! Media legs for BYOC: the gateway's RTMP ingest and egress, and MPEG-TS segmenting.
+//!
+//! The gateway works in whole MPEG-TS segments (`bytes::Bytes`, each self-contained: PAT/PMT first, then
+//! packets from a keyframe). This crate turns what clients send into such segments and segments back into
+//! what viewers pull. Only this crate names the RTMP library (`rml_rtmp`) and runs `ffmpeg`; callers see:
+//!
+//! - [`TsSegmenter`]: sans-IO; `push(&[u8]) -> Vec<Bytes>`, `finish() -> Option<Bytes>`, or
+//!   `pump(AsyncRead, &mpsc::Sender<Bytes>)`. Cuts a continuous TS at H.264/HEVC keyframes at least
+//!   [`SegmenterConfig::min_duration`] apart (by PTS), re-emitting PAT/PMT at the head of each segment.
+//! - [`RtmpServer::bind`]`(addr, RtmpConfig, authorizer)`: RTMP ingest. For each publish to
+//!   `rtmp://host:port/{app}/{stream_key}` the [`RtmpAuthorizer`] returns `Some(mpsc::Sender<Bytes>)` to
+//!   accept (segments flow there; the channel closes after the last partial segment when the publisher
+//!   leaves; dropping the receiver disconnects the publisher) or `None` to reject. A key already
+//!   publishing is rejected without asking. FLV is remuxed to TS by a child `ffmpeg -c copy`.
+//! - [`RtmpPush::spawn`]`(url, PushConfig)`: RTMP egress. `push(Bytes)` never waits (a full queue drops
+//!   its oldest segment); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it dies;
+//!   `close()` sends what is queued and ends the FLV stream, all within a timeout.
+//!
+//! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO H.264 + Opus MPEG-TS mux and demux to access units, in
+//!   ffmpeg's Opus layout; the building blocks for WHIP ingest (RTP → TS) and WHEP egress (TS → RTP).
+//!
+//! Every server, connection, pump and child process has an owner: dropping [`RtmpServer`] or
+//! [`RtmpPush`] stops their tasks and kills their ffmpeg processes.
 
 mod error;
 mod ffmpeg;

@@ -175,3 +175,21 @@ async fn garbage_is_refused_and_the_server_stays_up() {
     }
     assert_eq!(server.active_publishes(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_publish_leaves_nothing_behind() {
+    if !common::peers_available() {
+        return;
+    }
+    let (server, mut publishes) = server().await;
+    let mut publisher = common::publisher(&url(&server, "good"), 60);
+    let mut rx = next_publish(&mut publishes).await;
+    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("a segment in time");
+    assert!(first.is_some());
+    server.shutdown().await;
+    // Every task holding a sender is gone, so the stream ends; the publisher is disconnected.
+    let (_, ended) = collect(&mut rx, 1000, 20).await;
+    assert!(ended, "segment stream closed by shutdown");
+    let status = tokio::time::timeout(Duration::from_secs(40), publisher.wait()).await;
+    assert!(status.is_ok(), "publisher disconnected by shutdown");
+}

@@ -1,7 +1,11 @@
 //! MPEG-TS: packet-level parsing (no allocation, no panics on any input) and the keyframe segmenter.
 
+mod demux;
+mod mux;
 mod segmenter;
 
+pub use demux::{FrameKind, TsDemuxer, TsFrame};
+pub use mux::{AUDIO_PID, TsMuxer, VIDEO_PID};
 pub use segmenter::{SegmenterConfig, TsSegmenter};
 
 /// Size of one transport stream packet.
@@ -82,6 +86,8 @@ pub(crate) fn parse_pat(section: &[u8]) -> Vec<u16> {
 pub(crate) struct EsInfo {
     pub stream_type: u8,
     pub pid: u16,
+    /// Opus the way ffmpeg maps it: private data with an `Opus` registration descriptor.
+    pub opus: bool,
 }
 
 /// H.264 video.
@@ -108,10 +114,22 @@ pub(crate) fn parse_pmt(section: &[u8]) -> Vec<EsInfo> {
         let stream_type = section[i];
         let pid = u16::from_be_bytes([section[i + 1], section[i + 2]]) & 0x1fff;
         let info_len = usize::from(u16::from_be_bytes([section[i + 3], section[i + 4]]) & 0x0fff);
-        streams.push(EsInfo { stream_type, pid });
+        let descriptors = section.get(i + 5..(i + 5 + info_len).min(end)).unwrap_or_default();
+        streams.push(EsInfo { stream_type, pid, opus: stream_type == 0x06 && has_opus_registration(descriptors) });
         i += 5 + info_len;
     }
     streams
+}
+
+fn has_opus_registration(mut descriptors: &[u8]) -> bool {
+    while let [tag, len, rest @ ..] = descriptors {
+        let len = usize::from(*len);
+        if *tag == 0x05 && rest.get(..4) == Some(b"Opus") {
+            return true;
+        }
+        descriptors = rest.get(len..).unwrap_or_default();
+    }
+    false
 }
 
 /// The PTS of a PES packet, from its first bytes; `None` when absent or truncated.
@@ -120,6 +138,21 @@ pub(crate) fn pes_pts(pes: &[u8]) -> Option<u64> {
         return None;
     }
     let b = pes.get(9..14)?;
+    Some(
+        (u64::from(b[0] >> 1) & 0x7) << 30
+            | u64::from(b[1]) << 22
+            | u64::from(b[2] >> 1) << 15
+            | u64::from(b[3]) << 7
+            | u64::from(b[4] >> 1),
+    )
+}
+
+/// The DTS of a PES packet (its PTS when it carries no DTS).
+pub(crate) fn pes_dts(pes: &[u8]) -> Option<u64> {
+    if *pes.get(7)? & 0xc0 != 0xc0 {
+        return pes_pts(pes);
+    }
+    let b = pes.get(14..19)?;
     Some(
         (u64::from(b[0] >> 1) & 0x7) << 30
             | u64::from(b[1]) << 22

@@ -1,0 +1,305 @@
+//! An MPEG-TS demuxer to access units: H.264 (Annex-B, one PES per AU), Opus (control headers stripped,
+//! one frame per Opus packet), anything else as whole PES payloads. Needed to send TS segments out as RTP.
+
+use bytes::Bytes;
+
+use super::{
+    PacketHeader, Picture, STREAM_TYPE_H264, TS_PACKET_SIZE, first_picture, parse_pat, parse_pmt, pes_dts,
+    pes_header_len, pes_pts, psi_section,
+};
+
+/// What a [`TsFrame`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// An H.264 access unit, Annex-B.
+    H264,
+    /// One Opus packet.
+    Opus,
+    /// The PES payload of another stream type (the PMT's stream_type).
+    Other(u8),
+}
+
+/// One access unit out of a transport stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsFrame {
+    /// What the data is.
+    pub kind: FrameKind,
+    /// The PID it came on.
+    pub pid: u16,
+    /// Presentation time, 90 kHz.
+    pub pts: Option<u64>,
+    /// Decode time, 90 kHz (the PTS when the PES has no DTS).
+    pub dts: Option<u64>,
+    /// An H.264 IDR (or a PES flagged random access).
+    pub keyframe: bool,
+    /// The elementary stream bytes.
+    pub data: Bytes,
+}
+
+/// Largest PES kept; a bigger one is dropped (bounds memory against broken input).
+const MAX_PES: usize = 16 << 20;
+
+struct PesBuf {
+    pid: u16,
+    kind: FrameKind,
+    data: Vec<u8>,
+    random_access: bool,
+    active: bool,
+}
+
+/// Splits a transport stream into access units. Sans-IO: [`push`](Self::push) any chunking, then
+/// [`finish`](Self::finish). Packets before the PAT/PMT are skipped; malformed packets are ignored.
+#[derive(Default)]
+pub struct TsDemuxer {
+    buf: Vec<u8>,
+    pmt_pids: Vec<u16>,
+    streams: Vec<PesBuf>,
+    out: Vec<TsFrame>,
+}
+
+impl TsDemuxer {
+    /// A demuxer at the start of a stream.
+    pub fn new() -> TsDemuxer {
+        TsDemuxer::default()
+    }
+
+    /// Feeds bytes; returns the access units completed by them, in stream order per PID.
+    pub fn push(&mut self, data: &[u8]) -> Vec<TsFrame> {
+        self.buf.extend_from_slice(data);
+        let buf = std::mem::take(&mut self.buf);
+        let mut i = 0;
+        while i < buf.len() {
+            if buf[i] != super::SYNC_BYTE {
+                i += 1;
+                continue;
+            }
+            let Some(pkt) = buf.get(i..i + TS_PACKET_SIZE) else { break };
+            self.packet(pkt);
+            i += TS_PACKET_SIZE;
+        }
+        self.buf = buf;
+        self.buf.drain(..i);
+        std::mem::take(&mut self.out)
+    }
+
+    /// Ends the stream: returns the access units still buffered.
+    pub fn finish(mut self) -> Vec<TsFrame> {
+        for idx in 0..self.streams.len() {
+            self.flush(idx);
+        }
+        self.out
+    }
+
+    fn packet(&mut self, pkt: &[u8]) {
+        let Some(h) = PacketHeader::parse(pkt) else { return };
+        let payload = pkt.get(h.payload_offset..).unwrap_or_default();
+        if h.pid == 0 {
+            if h.pusi
+                && let Some(section) = psi_section(payload)
+            {
+                self.pmt_pids = parse_pat(section);
+            }
+            return;
+        }
+        if self.pmt_pids.contains(&h.pid) {
+            if h.pusi
+                && let Some(section) = psi_section(payload)
+            {
+                for es in parse_pmt(section) {
+                    let kind = match es.stream_type {
+                        STREAM_TYPE_H264 => FrameKind::H264,
+                        _ if es.opus => FrameKind::Opus,
+                        other => FrameKind::Other(other),
+                    };
+                    match self.streams.iter_mut().find(|s| s.pid == es.pid) {
+                        Some(s) => s.kind = kind,
+                        None => self.streams.push(PesBuf {
+                            pid: es.pid,
+                            kind,
+                            data: Vec::new(),
+                            random_access: false,
+                            active: false,
+                        }),
+                    }
+                }
+            }
+            return;
+        }
+        let Some(idx) = self.streams.iter().position(|s| s.pid == h.pid) else { return };
+        if h.pusi {
+            self.flush(idx);
+        }
+        let Some(s) = self.streams.get_mut(idx) else { return };
+        if h.pusi {
+            s.active = true;
+            s.random_access = h.random_access;
+        }
+        if !s.active {
+            return;
+        }
+        if s.data.len() + payload.len() > MAX_PES {
+            tracing::debug!(pid = h.pid, "pes too large; dropped");
+            s.data.clear();
+            s.active = false;
+            return;
+        }
+        s.data.extend_from_slice(payload);
+        // A PES with a length is complete as soon as it is all here (no need to wait for the next one).
+        let declared = s.data.get(4..6).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+        if let Some(len) = declared
+            && len > 0
+            && s.data.len() >= len + 6
+        {
+            self.flush(idx);
+        }
+    }
+
+    fn flush(&mut self, idx: usize) {
+        let Some(s) = self.streams.get_mut(idx) else { return };
+        if !s.active {
+            return;
+        }
+        s.active = false;
+        let pes = std::mem::take(&mut s.data);
+        let (pid, kind, random_access) = (s.pid, s.kind, s.random_access);
+        let Some(hdr) = pes_header_len(&pes) else { return };
+        let declared = usize::from(u16::from_be_bytes([pes[4], pes[5]]));
+        let end = if declared > 0 { (declared + 6).min(pes.len()) } else { pes.len() };
+        let es = pes.get(hdr..end).unwrap_or_default();
+        let (pts, dts) = (pes_pts(&pes), pes_dts(&pes));
+        match kind {
+            FrameKind::Opus => self.opus_frames(pid, pts, es),
+            FrameKind::H264 => {
+                let keyframe = random_access || first_picture(es, false) == Some(Picture::Key);
+                self.out.push(TsFrame { kind, pid, pts, dts, keyframe, data: Bytes::copy_from_slice(es) });
+            }
+            FrameKind::Other(_) => {
+                self.out.push(TsFrame {
+                    kind,
+                    pid,
+                    pts,
+                    dts,
+                    keyframe: random_access,
+                    data: Bytes::copy_from_slice(es),
+                });
+            }
+        }
+    }
+
+    /// Strips the 0x7FE0 control headers; each Opus packet becomes a frame, timed by the TOC durations.
+    fn opus_frames(&mut self, pid: u16, pts: Option<u64>, mut es: &[u8]) {
+        let mut pts = pts;
+        while let [0x7f, flags, rest @ ..] = es {
+            if flags & 0xe0 != 0xe0 {
+                return;
+            }
+            let mut rest = rest;
+            let mut size = 0usize;
+            loop {
+                let Some((&b, tail)) = rest.split_first() else { return };
+                rest = tail;
+                size += usize::from(b);
+                if b != 0xff {
+                    break;
+                }
+            }
+            let skip = if flags & 0x10 != 0 { 2 } else { 0 } + if flags & 0x08 != 0 { 2 } else { 0 };
+            rest = rest.get(skip..).unwrap_or_default();
+            if flags & 0x04 != 0 {
+                let Some((&len, tail)) = rest.split_first() else { return };
+                rest = tail.get(usize::from(len)..).unwrap_or_default();
+            }
+            let Some(packet) = rest.get(..size) else { return };
+            self.out.push(TsFrame {
+                kind: FrameKind::Opus,
+                pid,
+                pts,
+                dts: pts,
+                keyframe: true,
+                data: Bytes::copy_from_slice(packet),
+            });
+            pts = pts.map(|p| (p + opus_duration_90k(packet)) & super::PTS_MASK);
+            es = rest.get(size..).unwrap_or_default();
+        }
+    }
+}
+
+/// Duration of an Opus packet in 90 kHz ticks, from its TOC byte (RFC 6716 §3.1).
+fn opus_duration_90k(packet: &[u8]) -> u64 {
+    let Some(&toc) = packet.first() else { return 0 };
+    let config = toc >> 3;
+    // Frame duration in units of 1/400 s (2.5 ms).
+    let frame_400ths: u64 = match config {
+        0..=11 => [4, 8, 16, 24][usize::from(config % 4)],
+        12..=15 => [4, 8][usize::from(config % 2)],
+        _ => [1, 2, 4, 8][usize::from(config % 4)],
+    };
+    let frames = match toc & 0x3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => packet.get(1).map_or(0, |b| u64::from(b & 0x3f)),
+    };
+    frames * frame_400ths * 225
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TsMuxer;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip_through_the_muxer() {
+        let mut mux = TsMuxer::new(Some(2));
+        let mut ts = Vec::new();
+        let mut sent = Vec::new();
+        for i in 0..20u64 {
+            let key = i % 10 == 0;
+            if key {
+                mux.psi(&mut ts);
+            }
+            let mut au = vec![0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, if key { 0x65 } else { 0x41 }];
+            au.extend(std::iter::repeat_n(i as u8, 50 + 97 * i as usize));
+            mux.video(3000 * i + 6000, 3000 * i, key, &au, &mut ts);
+            // A 20 ms CELT packet (config 31, code 0), length crossing 255.
+            let opus: Vec<u8> =
+                std::iter::once(0xf8).chain(std::iter::repeat_n(i as u8, 200 + 10 * i as usize)).collect();
+            mux.opus(1800 * i, &opus, &mut ts);
+            sent.push((au, opus));
+        }
+        let mut demux = TsDemuxer::new();
+        let mut frames = Vec::new();
+        for chunk in ts.chunks(1000) {
+            frames.extend(demux.push(chunk));
+        }
+        frames.extend(demux.finish());
+        let video: Vec<&TsFrame> = frames.iter().filter(|f| f.kind == FrameKind::H264).collect();
+        let audio: Vec<&TsFrame> = frames.iter().filter(|f| f.kind == FrameKind::Opus).collect();
+        assert_eq!(video.len(), 20);
+        assert_eq!(audio.len(), 20);
+        for (i, ((au, opus), (v, a))) in sent.iter().zip(video.iter().zip(&audio)).enumerate() {
+            let i = i as u64;
+            assert_eq!(&v.data[..], &au[..]);
+            assert_eq!((v.pts, v.dts, v.keyframe), (Some(3000 * i + 6000), Some(3000 * i), i.is_multiple_of(10)));
+            assert_eq!(&a.data[..], &opus[..]);
+            assert_eq!(a.pts, Some(1800 * i));
+        }
+        assert_eq!(opus_duration_90k(&[0xf8]), 1800);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..3000), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..32)) {
+            let mut mux = TsMuxer::new(Some(1));
+            let mut ts = Vec::new();
+            mux.psi(&mut ts);
+            mux.video(0, 0, true, &data, &mut ts);
+            mux.opus(0, &data, &mut ts);
+            let len = ts.len();
+            for (at, b) in flips { ts[at % len] = b; }
+            let mut demux = TsDemuxer::new();
+            let _ = demux.push(&ts);
+            let _ = demux.finish();
+        }
+    }
+}

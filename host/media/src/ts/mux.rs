@@ -1,0 +1,248 @@
+//! An MPEG-TS muxer for H.264 + Opus, laid out the way ffmpeg writes and reads it (Opus as stream_type
+//! 0x06 with an `Opus` registration descriptor, a 0x7f/0x80 extension descriptor, private_stream_1 PES and
+//! 0x7FE0 control headers). Needed where no ffmpeg sits in between: RTP from WHIP into segments.
+
+use super::{PTS_MASK, STREAM_TYPE_H264, SYNC_BYTE, TS_PACKET_SIZE};
+
+const PMT_PID: u16 = 0x1000;
+/// PID of the H.264 stream.
+pub const VIDEO_PID: u16 = 0x100;
+/// PID of the Opus stream.
+pub const AUDIO_PID: u16 = 0x101;
+/// The PCR sent with an access unit is this far (90 kHz ticks) behind its DTS, so that a decoder holds the
+/// frame before it is due.
+const PCR_LEAD: u64 = 9000;
+
+/// Writes PAT, PMT and PES packets for one program with H.264 video and optionally Opus audio.
+///
+/// Sans-IO: every call appends whole 188-byte packets to `out`. Timestamps are 90 kHz ticks (they wrap at
+/// 2^33). Write [`psi`](Self::psi) before each keyframe so that the stream can be cut there; a
+/// [`crate::TsSegmenter`] after this muxer turns the output into segments (keyframes carry the
+/// random_access_indicator).
+#[derive(Debug)]
+pub struct TsMuxer {
+    opus_channels: Option<u8>,
+    cc_pat: u8,
+    cc_pmt: u8,
+    cc_video: u8,
+    cc_audio: u8,
+}
+
+impl TsMuxer {
+    /// A muxer for H.264 video plus, when `opus_channels` is set (1 or 2), Opus audio.
+    pub fn new(opus_channels: Option<u8>) -> TsMuxer {
+        TsMuxer { opus_channels: opus_channels.map(|c| c.clamp(1, 2)), cc_pat: 0, cc_pmt: 0, cc_video: 0, cc_audio: 0 }
+    }
+
+    /// Appends a PAT and a PMT.
+    pub fn psi(&mut self, out: &mut Vec<u8>) {
+        // PAT: program 1 → PMT_PID.
+        let mut pat = vec![0x00, 0xb0, 0, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01];
+        pat.extend_from_slice(&(0xe000 | PMT_PID).to_be_bytes());
+        finish_section(&mut pat);
+        psi_packet(0, &mut self.cc_pat, &pat, out);
+
+        let mut pmt = vec![0x02, 0xb0, 0, 0x00, 0x01, 0xc1, 0x00, 0x00];
+        pmt.extend_from_slice(&(0xe000 | VIDEO_PID).to_be_bytes()); // PCR PID
+        pmt.extend_from_slice(&[0xf0, 0x00]);
+        pmt.push(STREAM_TYPE_H264);
+        pmt.extend_from_slice(&(0xe000 | VIDEO_PID).to_be_bytes());
+        pmt.extend_from_slice(&[0xf0, 0x00]);
+        if let Some(channels) = self.opus_channels {
+            pmt.push(0x06);
+            pmt.extend_from_slice(&(0xe000 | AUDIO_PID).to_be_bytes());
+            let descriptors = [0x05, 4, b'O', b'p', b'u', b's', 0x7f, 2, 0x80, channels];
+            pmt.extend_from_slice(&(0xf000 | descriptors.len() as u16).to_be_bytes());
+            pmt.extend_from_slice(&descriptors);
+        }
+        finish_section(&mut pmt);
+        psi_packet(PMT_PID, &mut self.cc_pmt, &pmt, out);
+    }
+
+    /// Appends one H.264 access unit (Annex-B, with SPS/PPS before IDRs) as a PES. Keyframes get the
+    /// random_access_indicator; every AU carries a PCR.
+    pub fn video(&mut self, pts: u64, dts: u64, keyframe: bool, annexb: &[u8], out: &mut Vec<u8>) {
+        let (pts, dts) = (pts & PTS_MASK, dts & PTS_MASK);
+        let mut pes = pes_header(0xe0, pts, (dts != pts).then_some(dts), None);
+        // An access unit delimiter first, as H.264 in TS requires.
+        if !annexb.starts_with(&[0, 0, 0, 1, 0x09]) {
+            pes.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xf0]);
+        }
+        pes.extend_from_slice(annexb);
+        let pcr = dts.wrapping_sub(PCR_LEAD) & PTS_MASK;
+        write_pes(VIDEO_PID, &mut self.cc_video, &pes, Some(pcr), keyframe, out);
+    }
+
+    /// Appends one Opus packet as a PES (ignored when the muxer has no audio).
+    pub fn opus(&mut self, pts: u64, packet: &[u8], out: &mut Vec<u8>) {
+        if self.opus_channels.is_none() {
+            return;
+        }
+        let mut es = Vec::with_capacity(packet.len() + 3 + packet.len() / 255);
+        es.extend_from_slice(&[0x7f, 0xe0]);
+        es.extend(std::iter::repeat_n(0xff, packet.len() / 255));
+        es.push((packet.len() % 255) as u8);
+        es.extend_from_slice(packet);
+        let mut pes = pes_header(0xbd, pts & PTS_MASK, None, Some(es.len()));
+        pes.extend_from_slice(&es);
+        write_pes(AUDIO_PID, &mut self.cc_audio, &pes, None, false, out);
+    }
+}
+
+/// Fills in section_length and appends the CRC.
+fn finish_section(section: &mut Vec<u8>) {
+    let len = (section.len() - 3 + 4) as u16;
+    section[1] = 0xb0 | ((len >> 8) as u8 & 0x0f);
+    section[2] = len as u8;
+    let crc = crc32_mpeg2(section);
+    section.extend_from_slice(&crc.to_be_bytes());
+}
+
+fn crc32_mpeg2(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+fn psi_packet(pid: u16, cc: &mut u8, section: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[SYNC_BYTE, 0x40 | (pid >> 8) as u8, pid as u8, 0x10 | (*cc & 0x0f), 0x00]);
+    *cc = cc.wrapping_add(1);
+    out.extend_from_slice(section);
+    out.resize(start + TS_PACKET_SIZE, 0xff);
+}
+
+fn encode_ts(prefix: u8, ts: u64) -> [u8; 5] {
+    [
+        prefix << 4 | ((ts >> 29) as u8 & 0x0e) | 1,
+        (ts >> 22) as u8,
+        ((ts >> 14) as u8) | 1,
+        (ts >> 7) as u8,
+        ((ts << 1) as u8) | 1,
+    ]
+}
+
+/// A PES header; `len` is the elementary stream length when the PES length field can hold it.
+fn pes_header(stream_id: u8, pts: u64, dts: Option<u64>, es_len: Option<usize>) -> Vec<u8> {
+    let header_data = if dts.is_some() { 10 } else { 5 };
+    let pes_len = es_len.map(|l| l + 3 + header_data).filter(|&l| l <= usize::from(u16::MAX)).unwrap_or(0);
+    let mut h = vec![0, 0, 1, stream_id];
+    h.extend_from_slice(&(pes_len as u16).to_be_bytes());
+    h.push(0x80);
+    match dts {
+        Some(dts) => {
+            h.extend_from_slice(&[0xc0, 10]);
+            h.extend_from_slice(&encode_ts(0x3, pts));
+            h.extend_from_slice(&encode_ts(0x1, dts));
+        }
+        None => {
+            h.extend_from_slice(&[0x80, 5]);
+            h.extend_from_slice(&encode_ts(0x2, pts));
+        }
+    }
+    h
+}
+
+/// Splits a PES into packets; the first carries PUSI and, when asked, a PCR and the random access flag.
+fn write_pes(pid: u16, cc: &mut u8, pes: &[u8], pcr: Option<u64>, random_access: bool, out: &mut Vec<u8>) {
+    let mut rest = pes;
+    let mut first = true;
+    while !rest.is_empty() {
+        let mut af: Vec<u8> = Vec::new();
+        if first && (pcr.is_some() || random_access) {
+            af.push((if random_access { 0x40 } else { 0 }) | (if pcr.is_some() { 0x10 } else { 0 }));
+            if let Some(pcr) = pcr {
+                af.extend_from_slice(&[
+                    (pcr >> 25) as u8,
+                    (pcr >> 17) as u8,
+                    (pcr >> 9) as u8,
+                    (pcr >> 1) as u8,
+                    ((pcr & 1) as u8) << 7 | 0x7e,
+                    0,
+                ]);
+            }
+        }
+        // Room for payload when the adaptation field (if any) is its length byte plus `af`.
+        let af_total = if af.is_empty() { 0 } else { 1 + af.len() };
+        let room = TS_PACKET_SIZE - 4 - af_total;
+        let take = rest.len().min(room);
+        let mut stuffing = room - take;
+        if stuffing > 0 && af.is_empty() {
+            // Open an adaptation field to hold the stuffing: its length byte takes one byte.
+            stuffing -= 1;
+            if stuffing > 0 {
+                af.push(0x00);
+                stuffing -= 1;
+            }
+            af.extend(std::iter::repeat_n(0xff, stuffing));
+            out.extend_from_slice(&header(pid, first, cc, true));
+            out.push(af.len() as u8);
+        } else {
+            af.extend(std::iter::repeat_n(0xff, stuffing));
+            out.extend_from_slice(&header(pid, first, cc, !af.is_empty()));
+            if !af.is_empty() {
+                out.push(af.len() as u8);
+            }
+        }
+        out.extend_from_slice(&af);
+        out.extend_from_slice(&rest[..take]);
+        rest = &rest[take..];
+        first = false;
+    }
+}
+
+fn header(pid: u16, pusi: bool, cc: &mut u8, adaptation: bool) -> [u8; 4] {
+    let h = [
+        SYNC_BYTE,
+        (if pusi { 0x40 } else { 0 }) | (pid >> 8) as u8 & 0x1f,
+        pid as u8,
+        (if adaptation { 0x30 } else { 0x10 }) | (*cc & 0x0f),
+    ];
+    *cc = cc.wrapping_add(1);
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{PacketHeader, parse_pat, parse_pmt, pes_pts, psi_section};
+    use super::*;
+
+    #[test]
+    fn crc_of_known_pat() {
+        // The PAT ffmpeg writes for one program with PMT PID 0x1000.
+        let pat = [0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00];
+        assert_eq!(crc32_mpeg2(&pat), 0x2ab104b2);
+    }
+
+    #[test]
+    fn psi_and_pes_parse_back() {
+        let mut mux = TsMuxer::new(Some(2));
+        let mut out = Vec::new();
+        mux.psi(&mut out);
+        for len in [0usize, 1, 150, 170, 175, 176, 177, 182, 183, 184, 185, 400, 2000] {
+            mux.video(90_000 + len as u64, 90_000, len % 2 == 0, &vec![0x42; len], &mut out);
+            mux.opus(90_000, &vec![0x11; len], &mut out);
+        }
+        assert_eq!(out.len() % TS_PACKET_SIZE, 0);
+        let packets: Vec<&[u8]> = out.chunks(TS_PACKET_SIZE).collect();
+        let pat = PacketHeader::parse(packets[0]).expect("pat");
+        assert_eq!(parse_pat(psi_section(&packets[0][pat.payload_offset..]).expect("section")), [PMT_PID]);
+        let pmt = PacketHeader::parse(packets[1]).expect("pmt");
+        let streams = parse_pmt(psi_section(&packets[1][pmt.payload_offset..]).expect("section"));
+        assert_eq!(
+            streams.iter().map(|s| (s.stream_type, s.pid)).collect::<Vec<_>>(),
+            [(0x1b, VIDEO_PID), (0x06, AUDIO_PID)]
+        );
+        for pkt in &packets[2..] {
+            let h = PacketHeader::parse(pkt).expect("every packet parses");
+            if h.pusi && h.pid == VIDEO_PID {
+                assert!(pes_pts(&pkt[h.payload_offset..]).is_some());
+            }
+        }
+    }
+}
