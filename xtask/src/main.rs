@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask test`  — install test dependencies, then fmt, clippy and every test.
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
-//! - `cargo xtask bench [trickle|runtime]` — benchmarks, printed as ratios against a same-run baseline.
+//! - `cargo xtask bench [trickle|runtime|stream]` — benchmarks, printed as ratios against a same-run baseline.
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
 
 mod demo;
@@ -32,7 +32,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime]|plugins|install>");
+            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime|stream]|plugins|install>");
             bail!("unknown or missing command")
         }
     }
@@ -92,6 +92,10 @@ fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
             plugins::build(root)?;
             exec(cargo(root).args(["bench", "-p", "byoc-runtime", "--bench", "runtime"]))
         }
-        other => bail!("unknown benchmark {other:?} (known: trickle, runtime)"),
+        "stream" => {
+            plugins::build(root)?;
+            exec(cargo(root).args(["bench", "-p", "byoc-node", "--bench", "stream"]))
+        }
+        other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream)"),
     }
 }
