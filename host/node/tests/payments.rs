@@ -233,4 +233,7 @@ async fn payments_are_checked_and_never_counted_twice() {
     let t = token(&key).await;
     let balance = t["balance"].as_i64().unwrap();
     assert!((0..=2000).contains(&balance), "balance {balance} after a refused replay");
+    byoc_node::telemetry::init();
+    let metrics = http().get(format!("{orch_url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("byoc_orchestrator_balance_wei{capability=\"passthrough\"}"), "{metrics}");
 }

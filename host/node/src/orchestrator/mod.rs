@@ -232,5 +232,10 @@ async fn metrics(axum::extract::State(orch): axum::extract::State<Arc<Orchestrat
             metrics::gauge!("byoc_capacity_limit", "capability" => name).set(limit);
         }
     }
+    if let Some(p) = &orch.payments {
+        for (capability, wei) in p.totals() {
+            metrics::gauge!("byoc_orchestrator_balance_wei", "capability" => capability).set(wei);
+        }
+    }
     crate::telemetry::metrics().await
 }

@@ -87,6 +87,15 @@ impl Payments {
         self.ledger.balance(&BalanceKey::shared(*sender, capability))
     }
 
+    /// Balances summed per capability, in whole wei (for `/metrics`).
+    pub(crate) fn totals(&self) -> Vec<(String, f64)> {
+        let mut sums: std::collections::BTreeMap<String, Balance> = Default::default();
+        for (key, b) in self.ledger.snapshot() {
+            *sums.entry(key.capability).or_default() += &b;
+        }
+        sums.into_iter().map(|(c, b)| (c, b.to_i64_saturating() as f64)).collect()
+    }
+
     /// Saves every balance (a timer and shutdown call this) and forgets untouched ones.
     pub(crate) async fn persist(&self) {
         self.ledger.evict_expired();
