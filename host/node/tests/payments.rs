@@ -65,9 +65,18 @@ async fn orchestrator(grace: Duration) -> (String, Arc<Orchestrator>) {
 }
 
 async fn gateway(orch: &str, payment_every: Option<Duration>) -> (String, Arc<Gateway>) {
+    gateway_with_key(orch, payment_every, None).await
+}
+
+async fn gateway_with_key(
+    orch: &str,
+    payment_every: Option<Duration>,
+    key: Option<SecretKey>,
+) -> (String, Arc<Gateway>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let gw = Gateway::new(GatewayConfig {
+        key,
         public_url: url.clone(),
         orchestrators: vec![orch.to_string()],
         payment_every,
@@ -89,9 +98,13 @@ fn http() -> reqwest::Client {
 
 /// A client's start: the job asks for 2 s of compute (the gateway pays that much up front).
 async fn start(gw: &str) -> Value {
+    start_with(gw, json!({"enable_video_ingress": true, "enable_video_egress": true})).await
+}
+
+async fn start_with(gw: &str, parameters: Value) -> Value {
     let header = JobRequest {
         request: "{}".into(),
-        parameters: json!({"enable_video_ingress": true, "enable_video_egress": true}).to_string(),
+        parameters: parameters.to_string(),
         capability: "passthrough".into(),
         timeout_seconds: 2,
         ..Default::default()
@@ -171,6 +184,50 @@ fn signed(key: &SecretKey, id: &str) -> String {
     };
     job.sign(key).unwrap();
     job.to_header()
+}
+
+async fn token(orch_url: &str, key: &SecretKey) -> Value {
+    let cred = EthAddressCredential::new(key).unwrap().to_header();
+    let r = http()
+        .get(format!("{orch_url}/process/token"))
+        .header("Livepeer-Eth-Address", cred)
+        .header("Livepeer-Capability", "passthrough")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()
+}
+
+/// Opt-in: a stream paid from a balance of its own, apart from the gateway's shared balance; what
+/// is left when it ends goes back to the shared one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_can_pay_from_a_balance_of_its_own() {
+    let (orch_url, orch) = orchestrator(Duration::from_secs(10)).await;
+    let key = SecretKey::generate();
+    let gw_key = SecretKey::from_bytes(&key.to_bytes()[..]).unwrap();
+    let (gw_url, _gw) = gateway_with_key(&orch_url, Some(Duration::from_millis(200)), Some(gw_key)).await;
+    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "per_stream_balance": true});
+    let urls = start_with(&gw_url, legs).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let own: i64 = status["balance"].as_str().unwrap().parse().unwrap();
+    assert!(own > 0, "the stream's own balance: {status}");
+    assert!(token(&orch_url, &key).await.get("balance").is_none(), "the shared balance is untouched while it runs");
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+    wait_until("the slot to be free", Duration::from_secs(5), || {
+        orch.registry.get("passthrough").unwrap().capacity.in_use() == 0
+    })
+    .await;
+    let mut shared = 0;
+    for _ in 0..100 {
+        shared = token(&orch_url, &key).await["balance"].as_i64().unwrap_or(0);
+        if shared > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(shared > 0 && shared <= own, "shared {shared} after the stream, which had {own}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

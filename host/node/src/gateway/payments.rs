@@ -26,18 +26,26 @@ pub(crate) fn recipient(token: &Token) -> Option<Address> {
 /// A `Livepeer-Payment` header when the balance with this orchestrator is below
 /// `min_balance_secs` of its price (none for a free capability): tickets for `seconds` of
 /// compute, and at least enough to bring the balance back to the minimum. The token must be
-/// fresh: its ticket params are good for one payment.
+/// fresh: its ticket params are good for one payment. `own_balance`: a stream paying from a
+/// balance of its own on the orchestrator, as last reported (the gateway's shared view is left alone).
 pub(crate) fn payment_for(
     gw: &Gateway,
     token: &Token,
     capability: &str,
     seconds: u64,
+    own_balance: Option<i64>,
 ) -> Result<Option<String>, String> {
     let Some(params) = token.ticket_params.as_ref().filter(|_| !token.price.is_free()) else { return Ok(None) };
     let price = &token.price;
     let ledger = &gw.ledger;
-    sync(ledger, &params.recipient, capability, token.balance);
-    let have = balance(ledger, &params.recipient, capability);
+    let have = match own_balance {
+        // A stream paying from a balance of its own: that balance, as last reported.
+        Some(own) => Balance::from_i128(i128::from(own)),
+        None => {
+            sync(ledger, &params.recipient, capability, token.balance);
+            balance(ledger, &params.recipient, capability)
+        }
+    };
     let min = price.cost(gw.config.min_balance_secs).map_err(|e| e.to_string())?;
     if have >= min {
         return Ok(None);
@@ -50,7 +58,9 @@ pub(crate) fn payment_for(
         return Ok(None);
     }
     let payment = create_payment(gw.key(), params, price, n).map_err(|e| e.to_string())?;
-    let _ = ledger.credit(&BalanceKey::shared(params.recipient, capability), &params.ev().times(u64::from(n)));
+    if own_balance.is_none() {
+        let _ = ledger.credit(&BalanceKey::shared(params.recipient, capability), &params.ev().times(u64::from(n)));
+    }
     metrics::counter!("byoc_gateway_tickets_sent_total").increment(u64::from(n));
     tracing::debug!(recipient = %params.recipient, capability, tickets = n, "paying");
     Ok(Some(payment.to_header()))

@@ -79,6 +79,9 @@ struct Attachment {
     orchestrator: String,
     /// Who the orchestrator's tickets pay (priced capabilities only).
     recipient: Option<byoc_payment::Address>,
+    /// The stream's own balance there, as last reported, when it pays from one (opt-in,
+    /// `per_stream_balance`); `None`: it pays from the gateway's shared balance.
+    own_balance: Mutex<Option<i64>>,
     urls: OrchUrls,
     cancel: CancellationToken,
     /// Set by the first leg that notices the orchestrator lost the stream.
@@ -98,10 +101,23 @@ const REDISCOVERY_PAUSES: [Duration; 5] =
     [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)];
 
 impl Attachment {
+    /// Keeps the stream's own balance only if the job asked for one.
+    fn set_own_balance(&self, parameters: &str) {
+        let own = serde_json::from_str::<JobParameters>(parameters).is_ok_and(|p| p.per_stream_balance);
+        if !own {
+            *self.own_balance.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    fn own_balance(&self) -> Option<i64> {
+        *self.own_balance.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn new(cand: &Candidate, urls: OrchUrls, cancel: CancellationToken) -> Arc<Attachment> {
         Arc::new(Attachment {
             orchestrator: cand.url.clone(),
             recipient: super::payments::recipient(&cand.token),
+            own_balance: Mutex::new(urls.own_balance),
             urls,
             cancel,
             lost: Default::default(),
@@ -118,6 +134,8 @@ impl GwStream {
 
 #[derive(Debug, Clone)]
 struct OrchUrls {
+    /// `Livepeer-Balance` of the start answer (the stream's own balance, if it has one).
+    own_balance: Option<i64>,
     publish: Option<String>,
     subscribe: Option<String>,
     control: String,
@@ -148,6 +166,9 @@ struct JobParameters {
     enable_video_egress: bool,
     #[serde(default)]
     enable_data_output: bool,
+    /// Priced: the stream is paid from a balance of its own on the orchestrator.
+    #[serde(default)]
+    per_stream_balance: bool,
 }
 
 fn now_ms() -> u128 {
@@ -192,6 +213,7 @@ fn channel_urls(orch: &str, h: &HeaderMap) -> Result<OrchUrls, String> {
         }
     };
     Ok(OrchUrls {
+        own_balance: None,
         publish: check(headers::PUBLISH_URL)?,
         subscribe: check(headers::SUBSCRIBE_URL)?,
         control: check(headers::CONTROL_URL)?.ok_or("no X-Control-Url")?,
@@ -269,6 +291,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         };
         let cancel = CancellationToken::new();
         let att = Attachment::new(&cand, urls, cancel.child_token());
+        att.set_own_balance(&job.parameters);
         let stream = Arc::new(GwStream {
             id: id.clone(),
             secret: random_hex(16),
@@ -318,8 +341,10 @@ async fn start_on(
             ..JobRequest::default()
         })
         .map_err(|_| format!("{orch}: could not sign the job"))?;
-    // Priced: pay for the job's timeout when the balance is low, as go-livepeer does.
-    let payment = super::payments::payment_for(gw, &cand.token, capability, timeout_seconds.max(1).unsigned_abs())
+    // Priced: pay for the job's timeout when the balance is low, as go-livepeer does; a stream
+    // with a balance of its own starts from nothing there.
+    let own = serde_json::from_str::<JobParameters>(parameters).is_ok_and(|p| p.per_stream_balance).then_some(0);
+    let payment = super::payments::payment_for(gw, &cand.token, capability, timeout_seconds.max(1).unsigned_abs(), own)
         .map_err(|e| format!("{orch}: cannot pay: {e}"))?;
     let mut req = gw
         .http
@@ -337,7 +362,9 @@ async fn start_on(
         let text = resp.text().await.unwrap_or_default();
         return Err(format!("{orch}: {status} {}", text.trim()));
     }
-    channel_urls(orch, resp.headers()).map_err(|e| format!("{orch}: {e}"))
+    let mut urls = channel_urls(orch, resp.headers()).map_err(|e| format!("{orch}: {e}"))?;
+    urls.own_balance = resp.headers().get(headers::BALANCE).and_then(|v| v.to_str().ok()?.parse().ok());
+    Ok(urls)
 }
 
 /// The current orchestrator lost the stream (it closed the channels, died or refused the
@@ -401,6 +428,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
             {
                 Ok(urls) => {
                     let next = Attachment::new(&cand, urls, stream.cancel.child_token());
+                    next.set_own_balance(&stream.parameters);
                     *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
                     tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
                     metrics::counter!("byoc_gateway_orchestrator_swaps_total").increment(1);
@@ -556,7 +584,9 @@ async fn top_up(gw: &Arc<Gateway>, stream: &GwStream, att: &Attachment) -> Resul
         gw.config.token_timeout,
     )
     .await?;
-    let Some(payment) = super::payments::payment_for(gw, &token, &stream.capability, gw.config.top_up_secs)? else {
+    let own = att.own_balance();
+    let Some(payment) = super::payments::payment_for(gw, &token, &stream.capability, gw.config.top_up_secs, own)?
+    else {
         return Ok(());
     };
     let signed = gw
@@ -583,8 +613,10 @@ async fn top_up(gw: &Arc<Gateway>, stream: &GwStream, att: &Attachment) -> Resul
         return Err(format!("{status}: {}", resp.text().await.unwrap_or_default().trim()));
     }
     let reported = resp.headers().get(headers::BALANCE).and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
-    if let (Some(recipient), Some(b)) = (att.recipient, reported) {
-        super::payments::sync(&gw.ledger, &recipient, &stream.capability, b);
+    match (own, att.recipient, reported) {
+        (Some(_), _, Some(b)) => *att.own_balance.lock().unwrap_or_else(|e| e.into_inner()) = Some(b),
+        (None, Some(recipient), Some(b)) => super::payments::sync(&gw.ledger, &recipient, &stream.capability, b),
+        _ => {}
     }
     Ok(())
 }
@@ -740,13 +772,19 @@ pub(super) async fn status(
     let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
     let params = s.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let last = s.last_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let att = s.att();
+    let balance = match (att.own_balance(), att.recipient) {
+        (Some(own), Some(_)) => Some(own.to_string()),
+        (None, Some(r)) => Some(super::payments::balance(&gw.ledger, &r, &s.capability).to_string()),
+        _ => None,
+    };
     Json(json!({
         "stream_id": s.id,
         "state": "running",
         "capability": s.capability,
         "orchestrator": s.att().orchestrator,
         "gateway_address": gw.address(),
-        "balance": s.att().recipient.map(|r| super::payments::balance(&gw.ledger, &r, &s.capability).to_string()),
+        "balance": balance,
         "started_at_ms": u64::try_from(s.started_ms).unwrap_or(u64::MAX),
         "params": params,
         "last_status": last,

@@ -30,8 +30,8 @@ pub(super) async fn process(
         }
     };
     // Priced: paid before (the job's tickets, the minimum balance), charged for its time after.
-    let charge = match super::payments::prepare(&orch, &h, sender, &cap).await {
-        Ok(payer) => Charge { orch: orch.clone(), capability: cap.name.clone(), payer, began: Instant::now() },
+    let charge = match super::payments::prepare(&orch, &h, sender, &cap, None).await {
+        Ok(payer) => Charge { orch: orch.clone(), payer, began: Instant::now() },
         Err(r) => return r.into_response(),
     };
     let (url, token) = match &cap.backend {
@@ -99,7 +99,6 @@ pub(super) async fn process(
 /// when the job's answer is complete or abandoned.
 struct Charge {
     orch: Arc<Orchestrator>,
-    capability: String,
     payer: Option<super::payments::Payer>,
     began: Instant,
 }
@@ -114,7 +113,7 @@ impl Charge {
     /// The balance once this job is charged (not charged yet).
     fn balance_now(&self) -> byoc_payment::Balance {
         match (&self.orch.payments, self.cost()) {
-            (Some(p), Some((payer, cost))) => &p.balance(&payer.sender, &self.capability) - &cost,
+            (Some(p), Some((payer, cost))) => &p.balance_of(&payer.key) - &cost,
             _ => byoc_payment::Balance::zero(),
         }
     }
@@ -128,7 +127,7 @@ impl Charge {
 
     fn charge(&self) -> byoc_payment::Balance {
         match (&self.orch.payments, self.cost()) {
-            (Some(p), Some((payer, cost))) => p.debit(&payer.sender, &self.capability, &cost),
+            (Some(p), Some((payer, cost))) => p.debit(&payer.key, &cost),
             _ => byoc_payment::Balance::zero(),
         }
     }

@@ -87,6 +87,26 @@ impl Payments {
         self.ledger.balance(&BalanceKey::shared(*sender, capability))
     }
 
+    /// The balance under `key` (zero if none).
+    pub(crate) fn balance_of(&self, key: &BalanceKey) -> Balance {
+        self.ledger.balance(key)
+    }
+
+    /// A per-stream balance goes back to its sender's shared balance when the stream ends.
+    pub(crate) fn close_stream_balance(&self, key: &BalanceKey) {
+        if key.stream.is_none() {
+            return;
+        }
+        let left = self.ledger.remove(key).unwrap_or_default();
+        let shared = BalanceKey::shared(key.party, key.capability.clone());
+        let moved = if left.is_negative() {
+            self.ledger.debit(&shared, &(&Balance::zero() - &left))
+        } else {
+            self.ledger.credit(&shared, &left)
+        };
+        let _ = moved;
+    }
+
     /// Balances summed per capability, in whole wei (for `/metrics`).
     pub(crate) fn totals(&self) -> Vec<(String, f64)> {
         let mut sums: std::collections::BTreeMap<String, Balance> = Default::default();
@@ -112,16 +132,15 @@ impl Payments {
         self.recipient.ticket_params(sender, price).ok()
     }
 
-    /// Takes `amount` from the balance; returns what is left (may go negative).
-    pub(crate) fn debit(&self, sender: &Address, capability: &str, amount: &Balance) -> Balance {
-        let key = BalanceKey::shared(*sender, capability);
-        self.ledger.debit(&key, amount).unwrap_or_else(|_| self.ledger.balance(&key))
+    /// Takes `amount` from the balance under `key`; returns what is left (may go negative).
+    pub(crate) fn debit(&self, key: &BalanceKey, amount: &Balance) -> Balance {
+        self.ledger.debit(key, amount).unwrap_or_else(|_| self.ledger.balance(key))
     }
 
     /// Processes the request's `Livepeer-Payment` header, if any: every ticket is validated, the
     /// winning ones are stored, then the expected value is credited. Returns the balance.
-    pub(crate) async fn accept(&self, h: &HeaderMap, sender: &Address, capability: &str) -> Result<Balance, ApiError> {
-        let Some(value) = h.get(headers::PAYMENT) else { return Ok(self.balance(sender, capability)) };
+    pub(crate) async fn accept(&self, h: &HeaderMap, sender: &Address, key: &BalanceKey) -> Result<Balance, ApiError> {
+        let Some(value) = h.get(headers::PAYMENT) else { return Ok(self.ledger.balance(key)) };
         let refused = |e: String| ApiError(StatusCode::BAD_REQUEST, format!("invalid payment: {e}"));
         let value = value.to_str().map_err(|e| refused(e.to_string()))?;
         let payment = Payment::from_header(value).map_err(|e| refused(e.to_string()))?;
@@ -141,18 +160,17 @@ impl Payments {
             tracing::info!(sender = %sender, winning = receipt.winning.len(), "winning tickets received");
         }
         metrics::counter!("byoc_orchestrator_tickets_total").increment(receipt.tickets as u64);
-        let key = BalanceKey::shared(*sender, capability);
-        let balance = self.ledger.credit(&key, &receipt.ev).unwrap_or_else(|_| self.ledger.balance(&key));
+        let balance = self.ledger.credit(key, &receipt.ev).unwrap_or_else(|_| self.ledger.balance(key));
         if let Some(store) = self.store.clone() {
-            let b = balance.clone();
-            let _ = tokio::task::spawn_blocking(move || store.save_balance(&key, &b)).await;
+            let (k, b) = (key.clone(), balance.clone());
+            let _ = tokio::task::spawn_blocking(move || store.save_balance(&k, &b)).await;
         }
         Ok(balance)
     }
 
-    /// Refuses (402) unless the balance covers `min_balance_secs` of `price`.
-    pub(crate) fn require(&self, sender: &Address, capability: &str, price: &Price) -> Result<Balance, ApiError> {
-        let have = self.balance(sender, capability);
+    /// Refuses (402) unless the balance under `key` covers `min_balance_secs` of `price`.
+    pub(crate) fn require(&self, key: &BalanceKey, price: &Price) -> Result<Balance, ApiError> {
+        let have = self.ledger.balance(key);
         let need = price
             .cost(self.settings.min_balance_secs)
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("bad price: {e}")))?;
@@ -186,15 +204,19 @@ pub(crate) fn balance_header(b: &Balance) -> http::HeaderValue {
 pub(crate) struct Payer {
     pub(crate) sender: Address,
     pub(crate) price: Price,
+    /// The balance paid from: the shared one, or the stream's own (opt-in).
+    pub(crate) key: BalanceKey,
 }
 
 /// Before a job on `cap` runs: nothing for a free capability; otherwise the job's payment is
-/// credited and the balance must cover `min_balance_secs` of price (402 if not).
+/// credited and the balance must cover `min_balance_secs` of price (402 if not). `own_balance`:
+/// a stream that opted into a balance of its own (the stream id).
 pub(crate) async fn prepare(
     orch: &super::Orchestrator,
     h: &HeaderMap,
     sender: Option<Address>,
     cap: &Capability,
+    own_balance: Option<&str>,
 ) -> Result<Option<Payer>, ApiError> {
     let price = price_of(cap);
     // Without a key a node is in free mode (go-livepeer's offchain): every capability is free.
@@ -202,7 +224,11 @@ pub(crate) async fn prepare(
     let Some(sender) = sender else {
         return Err(ApiError(StatusCode::PAYMENT_REQUIRED, format!("{} is priced: jobs must be signed", cap.name)));
     };
-    payments.accept(h, &sender, &cap.name).await?;
-    payments.require(&sender, &cap.name, &price)?;
-    Ok(Some(Payer { sender, price }))
+    let key = match own_balance {
+        Some(id) => BalanceKey::stream(sender, cap.name.clone(), id),
+        None => BalanceKey::shared(sender, cap.name.clone()),
+    };
+    payments.accept(h, &sender, &key).await?;
+    payments.require(&key, &price)?;
+    Ok(Some(Payer { sender, price, key }))
 }

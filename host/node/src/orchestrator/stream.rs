@@ -92,6 +92,9 @@ struct JobParameters {
     enable_video_egress: bool,
     #[serde(default)]
     enable_data_output: bool,
+    /// Priced: pay for this stream from a balance of its own, not the sender's shared one.
+    #[serde(default)]
+    per_stream_balance: bool,
 }
 
 #[derive(Deserialize)]
@@ -161,7 +164,7 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
     let (Some(payments), Some(payer)) = (&orch.payments, entry.payer.clone()) else { return };
     let (every, grace) = (payments.settings.debit_every, payments.settings.grace);
     let weak = Arc::downgrade(orch);
-    let (id, capability, cancel) = (entry.info.id.clone(), entry.info.capability.clone(), entry.cancel.clone());
+    let (id, cancel) = (entry.info.id.clone(), entry.cancel.clone());
     tokio::spawn(async move {
         let mut last = tokio::time::Instant::now();
         let mut overdrawn_since: Option<tokio::time::Instant> = None;
@@ -175,7 +178,7 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
             let now = tokio::time::Instant::now();
             let cost = super::payments::cost_of(&payer.price, now - last);
             last = now;
-            let left = payments.debit(&payer.sender, &capability, &cost);
+            let left = payments.debit(&payer.key, &cost);
             if !left.is_negative() {
                 overdrawn_since = None;
                 continue;
@@ -196,13 +199,15 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
             // A moment for the gateway's reader to take the event before the channels go.
             tokio::time::sleep(Duration::from_millis(250)).await;
             end_and_tell_worker(&orch, &id, "insufficient balance").await;
+            payments.close_stream_balance(&payer.key);
             return;
         }
         // The stream ended: charge the time since the last debit.
         if let Some(orch) = weak.upgrade()
             && let Some(payments) = &orch.payments
         {
-            payments.debit(&payer.sender, &capability, &super::payments::cost_of(&payer.price, last.elapsed()));
+            payments.debit(&payer.key, &super::payments::cost_of(&payer.price, last.elapsed()));
+            payments.close_stream_balance(&payer.key);
         }
     });
 }
@@ -267,7 +272,8 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         }
     };
     // A priced capability: the job's tickets are credited and the balance must cover the minimum.
-    let payer = match super::payments::prepare(&orch, &h, sender, &cap).await {
+    let own = params.per_stream_balance.then_some(id.as_str());
+    let payer = match super::payments::prepare(&orch, &h, sender, &cap, own).await {
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
@@ -409,7 +415,7 @@ fn started(
         }
     }
     let balance = match (&orch.payments, &entry.payer) {
-        (Some(p), Some(payer)) => p.balance(&payer.sender, cap),
+        (Some(p), Some(payer)) => p.balance_of(&payer.key),
         _ => byoc_payment::Balance::zero(),
     };
     out.headers_mut().insert(headers::BALANCE, super::payments::balance_header(&balance));
@@ -457,7 +463,11 @@ async fn stream_request(
     if let (Some(p), Some(sender)) = (&orch.payments, sender)
         && h.contains_key(headers::PAYMENT)
     {
-        p.accept(h, &sender, &entry.info.capability).await?;
+        let key = entry.payer.as_ref().map_or_else(
+            || byoc_payment::BalanceKey::shared(sender, entry.info.capability.clone()),
+            |payer| payer.key.clone(),
+        );
+        p.accept(h, &sender, &key).await?;
     }
     Ok((job, body, entry))
 }
@@ -520,17 +530,24 @@ pub(super) async fn payment(State(orch): State<Arc<Orchestrator>>, h: HeaderMap)
         Err(r) => return r.into_response(),
     };
     let names_stream = serde_json::from_str::<StreamRef>(&job.request).is_ok_and(|r| !r.stream_id.is_empty());
-    if names_stream && let Err(r) = owned_stream(&orch, &job, sender) {
-        return r.into_response();
-    }
+    let entry = if names_stream {
+        match owned_stream(&orch, &job, sender) {
+            Ok(e) => Some(e),
+            Err(r) => return r.into_response(),
+        }
+    } else {
+        None
+    };
     let balance = match (&orch.payments, sender) {
-        (Some(p), Some(sender)) if h.contains_key(headers::PAYMENT) => {
-            match p.accept(&h, &sender, &job.capability).await {
+        (Some(p), Some(sender)) => {
+            // A stream with a balance of its own is paid into it; anything else into the shared one.
+            let key = entry.and_then(|e| e.payer.as_ref().map(|payer| payer.key.clone()));
+            let key = key.unwrap_or_else(|| byoc_payment::BalanceKey::shared(sender, job.capability.clone()));
+            match p.accept(&h, &sender, &key).await {
                 Ok(b) => b,
                 Err(r) => return r.into_response(),
             }
         }
-        (Some(p), Some(sender)) => p.balance(&sender, &job.capability),
         _ => byoc_payment::Balance::zero(),
     };
     let mut out = StatusCode::OK.into_response();
