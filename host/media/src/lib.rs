@@ -2,7 +2,8 @@
 //!
 //! The gateway works in whole MPEG-TS segments (`bytes::Bytes`, each self-contained: PAT/PMT first, then
 //! packets from a keyframe). This crate turns what clients send into such segments and segments back into
-//! what viewers pull. Only this crate names the RTMP library (`rml_rtmp`) and runs `ffmpeg`; callers see:
+//! what viewers pull. Only this crate names the RTMP and WebRTC libraries (`rml_rtmp`, `str0m`) and runs
+//! `ffmpeg`; callers see:
 //!
 //! - [`TsSegmenter`]: sans-IO; `push(&[u8]) -> Vec<Bytes>`, `finish() -> Option<Bytes>`, or
 //!   `pump(AsyncRead, &mpsc::Sender<Bytes>)`. Cuts a continuous TS at H.264/HEVC keyframes at least
@@ -16,6 +17,10 @@
 //!   its oldest segment); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it dies;
 //!   `close()` sends what is queued and ends the FLV stream, all within a timeout.
 //!
+//! - [`WebRtcServer::bind`]`(WebRtcConfig)`: WHIP ingest over `str0m` (ICE-lite, one UDP socket for all
+//!   sessions, advertised address configurable, PLI every [`WebRtcConfig::pli_interval`]).
+//!   `whip_offer(sdp, mpsc::Sender<Bytes>) -> (SessionId, answer_sdp)`; `close(SessionId)` for `DELETE`.
+//!   RTP H.264 + Opus are muxed by our own TS muxer and cut by [`TsSegmenter`] into the channel.
 //! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO H.264 + Opus MPEG-TS mux and demux to access units, in
 //!   ffmpeg's Opus layout; the building blocks for WHIP ingest (RTP → TS) and WHEP egress (TS → RTP).
 //!
@@ -27,7 +32,9 @@ mod ffmpeg;
 mod flv;
 pub mod rtmp;
 pub mod ts;
+pub mod webrtc;
 
 pub use error::MediaError;
 pub use rtmp::{PublishRequest, PushAudio, PushConfig, PushStats, RtmpAuthorizer, RtmpConfig, RtmpPush, RtmpServer};
 pub use ts::{SegmenterConfig, TsSegmenter};
+pub use webrtc::{SessionId, WebRtcConfig, WebRtcServer};

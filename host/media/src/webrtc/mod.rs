@@ -1,0 +1,308 @@
+//! WHIP ingest over `str0m`: ICE-lite, one UDP socket for every session, periodic PLI, RTP H.264 + Opus
+//! muxed by [`TsMuxer`](crate::ts::TsMuxer) and cut by [`TsSegmenter`](crate::TsSegmenter).
+//!
+//! HTTP-agnostic: the gateway mounts `POST whip_url` (`application/sdp`) on [`WebRtcServer::whip_offer`]
+//! (answer with 201, the SDP and a `Location` naming the [`SessionId`]) and `DELETE` on
+//! [`WebRtcServer::close`].
+
+mod ingest;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use str0m::change::SdpOffer;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{MediaError, SegmenterConfig};
+use ingest::Ingest;
+
+/// Settings of a [`WebRtcServer`].
+#[derive(Debug, Clone)]
+pub struct WebRtcConfig {
+    /// The UDP address every session shares.
+    pub bind: SocketAddr,
+    /// The address announced to peers as the only (host) candidate; defaults to the bound address, which
+    /// must then not be unspecified (`0.0.0.0`).
+    pub advertised: Option<SocketAddr>,
+    /// How ingest is cut into segments.
+    pub segmenter: SegmenterConfig,
+    /// How often a keyframe is requested from publishers (segments can only start on one).
+    pub pli_interval: Duration,
+    /// Sessions served at once; more offers are refused.
+    pub max_sessions: usize,
+    /// A session that is not connected this long after its offer is dropped.
+    pub connect_timeout: Duration,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertised: None,
+            segmenter: SegmenterConfig::default(),
+            pli_interval: Duration::from_secs(2),
+            max_sessions: 256,
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Names one WHIP/WHEP session (the resource a `Location` header points to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = MediaError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(SessionId).map_err(|_| MediaError::Protocol("bad session id".into()))
+    }
+}
+
+enum Command {
+    Add(Box<Session>),
+    Close(SessionId, oneshot::Sender<bool>),
+    Count(oneshot::Sender<usize>),
+}
+
+/// The WebRTC side of the gateway: one UDP socket, one driver task, any number of sessions. Dropping it
+/// ends every session.
+pub struct WebRtcServer {
+    advertised: SocketAddr,
+    segmenter: SegmenterConfig,
+    local_addr: SocketAddr,
+    commands: mpsc::Sender<Command>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl WebRtcServer {
+    /// Binds the UDP socket and starts the driver.
+    pub async fn bind(config: WebRtcConfig) -> Result<WebRtcServer, MediaError> {
+        let socket = UdpSocket::bind(config.bind).await?;
+        let local_addr = socket.local_addr()?;
+        let advertised = match config.advertised {
+            Some(a) => a,
+            None if local_addr.ip().is_unspecified() => {
+                return Err(MediaError::Protocol("an advertised address is needed when binding 0.0.0.0".into()));
+            }
+            None => local_addr,
+        };
+        let (commands, rx) = mpsc::channel(64);
+        let cancel = CancellationToken::new();
+        let segmenter = config.segmenter.clone();
+        let task = tokio::spawn(drive(socket, advertised, config, rx, cancel.clone()));
+        Ok(WebRtcServer { advertised, segmenter, local_addr, commands, cancel, task: Some(task) })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Answers a WHIP offer (SDP text). Segments of the published media go to `segments` (H.264 + Opus
+    /// MPEG-TS, each starting on a keyframe); the channel closes when the session ends. Segments are
+    /// dropped, with a warning, while `segments` is full; the session ends when its receiver is dropped.
+    pub async fn whip_offer(
+        &self,
+        offer_sdp: &str,
+        segments: mpsc::Sender<Bytes>,
+    ) -> Result<(SessionId, String), MediaError> {
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::Protocol(format!("bad sdp: {e}")))?;
+        let with_audio = offer_sdp.lines().any(|l| l.starts_with("m=audio"));
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .set_ice_lite(true)
+            .build(Instant::now());
+        let candidate =
+            Candidate::host(self.advertised, "udp").map_err(|e| MediaError::Protocol(format!("candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Protocol(format!("offer: {e}")))?;
+        let id = SessionId(rand_id());
+        let ingest = Ingest::new(segments, self.segmenter.clone(), with_audio);
+        let now = Instant::now();
+        let session = Session { id, rtc, ingest, created: now, connected: false, next_pli: now };
+        self.commands.send(Command::Add(Box::new(session))).await.map_err(|_| MediaError::Closed)?;
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Ends a session (WHIP/WHEP `DELETE`); `false` when there is no such session.
+    pub async fn close(&self, id: SessionId) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(id, tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// How many sessions are live.
+    pub async fn sessions(&self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Count(tx)).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Ends every session and waits for the driver to stop.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for WebRtcServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded randomly per process and per instance.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+struct Session {
+    id: SessionId,
+    rtc: Rtc,
+    ingest: Ingest,
+    created: Instant,
+    connected: bool,
+    next_pli: Instant,
+}
+
+/// The one task that owns the socket and every `Rtc`: reads datagrams, routes them, writes what the
+/// sessions want sent, and fires their timers.
+async fn drive(
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    config: WebRtcConfig,
+    mut commands: mpsc::Receiver<Command>,
+    cancel: CancellationToken,
+) {
+    let mut sessions: Vec<Session> = Vec::new();
+    let mut buf = vec![0u8; 2000];
+    loop {
+        let now = Instant::now();
+        let mut next = now + Duration::from_millis(100);
+        for s in &mut sessions {
+            if let Some(t) = s.poll(&socket, now, &config) {
+                next = next.min(t);
+            }
+        }
+        sessions.retain_mut(|s| {
+            let alive = s.rtc.is_alive() && (s.connected || s.created.elapsed() < config.connect_timeout);
+            if !alive {
+                tracing::info!(session = %s.id, "webrtc session ended");
+                s.ingest.finish();
+            }
+            alive
+        });
+        let wait = next.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            cmd = commands.recv() => match cmd {
+                None => break,
+                Some(Command::Add(session)) => {
+                    if sessions.len() >= config.max_sessions.max(1) {
+                        tracing::warn!("webrtc session refused: too many sessions");
+                        continue;
+                    }
+                    sessions.push(*session);
+                }
+                Some(Command::Close(id, reply)) => {
+                    let found = sessions.iter_mut().find(|s| s.id == id).map(|s| s.rtc.disconnect()).is_some();
+                    let _ = reply.send(found);
+                }
+                Some(Command::Count(reply)) => {
+                    let _ = reply.send(sessions.len());
+                }
+            },
+            received = socket.recv_from(&mut buf) => {
+                let Ok((n, source)) = received else { continue };
+                let Some(data) = buf.get(..n) else { continue };
+                let Ok(contents) = data.try_into() else { continue };
+                let input = Input::Receive(
+                    Instant::now(),
+                    Receive { proto: Protocol::Udp, source, destination: advertised, contents },
+                );
+                if let Some(s) = sessions.iter_mut().find(|s| s.rtc.accepts(&input))
+                    && let Err(e) = s.rtc.handle_input(input)
+                {
+                    tracing::info!(session = %s.id, error = %e, "webrtc input failed");
+                    s.rtc.disconnect();
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let now = Instant::now();
+        for s in &mut sessions {
+            if s.rtc.is_alive() && s.rtc.handle_input(Input::Timeout(now)).is_err() {
+                s.rtc.disconnect();
+            }
+        }
+    }
+    for mut s in sessions {
+        s.rtc.disconnect();
+        s.ingest.finish();
+    }
+}
+
+impl Session {
+    /// Drains the session's output: datagrams out, events handled. Returns when it next needs a timeout.
+    fn poll(&mut self, socket: &UdpSocket, now: Instant, config: &WebRtcConfig) -> Option<Instant> {
+        if self.connected && now >= self.next_pli {
+            self.ingest.request_keyframe(&mut self.rtc);
+            self.next_pli = now + config.pli_interval;
+        }
+        // Bounded: a session cannot starve the others.
+        for _ in 0..10_000 {
+            if !self.rtc.is_alive() {
+                return None;
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    // UDP: a full socket buffer drops the datagram, as the network would.
+                    let _ = socket.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Timeout(t)) => return Some(t.min(self.next_pli)),
+                Ok(Output::Event(event)) => match event {
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.rtc.disconnect(),
+                    Event::Connected => {
+                        tracing::info!(session = %self.id, "webrtc session connected");
+                        self.connected = true;
+                    }
+                    Event::MediaAdded(added) => self.ingest.media_added(added.mid, added.kind),
+                    Event::MediaData(data) if !self.ingest.media(&data, &mut self.rtc) => self.rtc.disconnect(),
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::info!(session = %self.id, error = %e, "webrtc session failed");
+                    self.rtc.disconnect();
+                    return None;
+                }
+            }
+        }
+        Some(now)
+    }
+}

@@ -1,0 +1,80 @@
+//! WHIP ingest with a real aiortc publisher on loopback.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use byoc_media::{WebRtcConfig, WebRtcServer};
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+async fn read_json(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("peer answers in time")
+        .expect("read")
+        .expect("a line");
+    serde_json::from_str(&line).expect("json line")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_publish_gives_valid_h264_opus_segments() {
+    if !common::peers_available() {
+        return;
+    }
+    let Some(python) = common::aiortc_python() else { return };
+    let server = WebRtcServer::bind(WebRtcConfig::default()).await.expect("bind");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Bad SDP is refused.
+    let (tx, _rx) = mpsc::channel(1);
+    assert!(server.whip_offer("not sdp", tx).await.is_err());
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/whip_client.py");
+    let mut peer = Command::new(python)
+        .args([script, "6"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let mut stdin = peer.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(peer.stdout.take().expect("stdout")).lines();
+    let offer = read_json(&mut lines).await;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let (id, answer) = server.whip_offer(offer["offer"].as_str().expect("offer"), tx).await.expect("answer");
+    stdin.write_all(format!("{}\n", serde_json::json!({ "answer": answer })).as_bytes()).await.expect("write");
+    let done = read_json(&mut lines).await;
+    assert_eq!(done["state"], "connected");
+    assert!(server.close(id).await, "DELETE ends the session");
+    stdin.write_all(b"bye\n").await.expect("write");
+    let _ = tokio::time::timeout(Duration::from_secs(20), peer.wait()).await;
+
+    let mut segments = Vec::new();
+    for _ in 0..100 {
+        match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+            Ok(Some(s)) => segments.push(s),
+            Ok(None) => break,
+            Err(_) => panic!("segment stream did not end"),
+        }
+    }
+    assert!(segments.len() >= 2, "got {} segments", segments.len());
+    let mut frames = 0;
+    for (i, s) in segments.iter().enumerate() {
+        let path = dir.path().join(format!("whip{i}.ts"));
+        std::fs::write(&path, s).expect("write");
+        let probe = common::probe(&path).await;
+        assert_eq!((probe.video_codec.as_str(), probe.width, probe.height), ("h264", 640, 360), "segment {i}");
+        assert_eq!(probe.audio_codec.as_deref(), Some("opus"), "segment {i}");
+        assert!(probe.starts_with_keyframe, "segment {i}");
+        assert!(common::decodes_cleanly(&path).await, "segment {i} decodes without errors");
+        frames += probe.video_frames;
+    }
+    eprintln!("whip: {} segments, {frames} frames", segments.len());
+    // About 6 s at 30 fps, minus what came before the first keyframe.
+    assert!(frames >= 60, "decoded {frames} frames");
+    assert_eq!(server.sessions().await, 0);
+}
