@@ -16,16 +16,19 @@
 //! - [`RtmpPush::spawn`]`(url, PushConfig)`: RTMP egress. `push(Bytes)` never waits (a full queue drops
 //!   its oldest segment); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it dies;
 //!   `close()` sends what is queued and ends the FLV stream, all within a timeout.
-//!
-//! - [`WebRtcServer::bind`]`(WebRtcConfig)`: WHIP ingest over `str0m` (ICE-lite, one UDP socket for all
-//!   sessions, advertised address configurable, PLI every [`WebRtcConfig::pli_interval`]).
-//!   `whip_offer(sdp, mpsc::Sender<Bytes>) -> (SessionId, answer_sdp)`; `close(SessionId)` for `DELETE`.
-//!   RTP H.264 + Opus are muxed by our own TS muxer and cut by [`TsSegmenter`] into the channel.
+//! - [`WebRtcServer::bind`]`(WebRtcConfig)`: WHIP ingest and WHEP egress over `str0m` (ICE-lite, one UDP
+//!   socket for all sessions, advertised address configurable).
+//!   `whip_offer(sdp, mpsc::Sender<Bytes>) -> (SessionId, answer_sdp)`: RTP H.264 + Opus are muxed by our
+//!   own TS muxer and cut by [`TsSegmenter`] into the channel (PLI every
+//!   [`WebRtcConfig::pli_interval`] so that there are keyframes to cut at).
+//!   `whep_offer(sdp, mpsc::Receiver<Bytes>) -> (SessionId, answer_sdp)`: segments are demuxed and sent
+//!   as H.264 + Opus, paced by their timestamps, from the first segment after the viewer connects.
+//!   `close(SessionId)` serves `DELETE`.
 //! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO H.264 + Opus MPEG-TS mux and demux to access units, in
 //!   ffmpeg's Opus layout; the building blocks for WHIP ingest (RTP → TS) and WHEP egress (TS → RTP).
 //!
-//! Every server, connection, pump and child process has an owner: dropping [`RtmpServer`] or
-//! [`RtmpPush`] stops their tasks and kills their ffmpeg processes.
+//! Every server, connection, pump and child process has an owner: dropping [`RtmpServer`],
+//! [`RtmpPush`] or [`WebRtcServer`] stops their tasks and kills their ffmpeg processes.
 
 mod error;
 mod ffmpeg;

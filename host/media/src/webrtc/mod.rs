@@ -1,10 +1,14 @@
-//! WHIP ingest over `str0m`: ICE-lite, one UDP socket for every session, periodic PLI, RTP H.264 + Opus
-//! muxed by [`TsMuxer`](crate::ts::TsMuxer) and cut by [`TsSegmenter`](crate::TsSegmenter).
+//! WHIP ingest and WHEP egress over `str0m`: ICE-lite, one UDP socket for every session.
 //!
-//! HTTP-agnostic: the gateway mounts `POST whip_url` (`application/sdp`) on [`WebRtcServer::whip_offer`]
-//! (answer with 201, the SDP and a `Location` naming the [`SessionId`]) and `DELETE` on
-//! [`WebRtcServer::close`].
+//! Ingest: periodic PLI, RTP H.264 + Opus muxed by [`TsMuxer`](crate::ts::TsMuxer) and cut by
+//! [`TsSegmenter`](crate::TsSegmenter). Egress: TS segments demuxed by [`TsDemuxer`](crate::ts::TsDemuxer),
+//! paced by DTS, written as H.264 and Opus.
+//!
+//! HTTP-agnostic: the gateway mounts `POST whip_url`/`whep_url` (`application/sdp`) on
+//! [`WebRtcServer::whip_offer`]/[`WebRtcServer::whep_offer`] (answer 201, the SDP, and a `Location` naming
+//! the [`SessionId`]) and `DELETE` on [`WebRtcServer::close`].
 
+mod egress;
 mod ingest;
 
 use std::fmt;
@@ -21,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{MediaError, SegmenterConfig};
+use egress::{Egress, Paced};
 use ingest::Ingest;
 
 /// Settings of a [`WebRtcServer`].
@@ -72,6 +77,11 @@ impl std::str::FromStr for SessionId {
     }
 }
 
+enum Role {
+    Ingest(Box<Ingest>),
+    Egress(Egress),
+}
+
 enum Command {
     Add(Box<Session>),
     Close(SessionId, oneshot::Sender<bool>),
@@ -85,6 +95,7 @@ pub struct WebRtcServer {
     segmenter: SegmenterConfig,
     local_addr: SocketAddr,
     commands: mpsc::Sender<Command>,
+    paced: mpsc::Sender<Paced>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -102,10 +113,11 @@ impl WebRtcServer {
             None => local_addr,
         };
         let (commands, rx) = mpsc::channel(64);
+        let (paced, paced_rx) = mpsc::channel(256);
         let cancel = CancellationToken::new();
         let segmenter = config.segmenter.clone();
-        let task = tokio::spawn(drive(socket, advertised, config, rx, cancel.clone()));
-        Ok(WebRtcServer { advertised, segmenter, local_addr, commands, cancel, task: Some(task) })
+        let task = tokio::spawn(drive(socket, advertised, config, rx, paced_rx, cancel.clone()));
+        Ok(WebRtcServer { advertised, segmenter, local_addr, commands, paced, cancel, task: Some(task) })
     }
 
     /// The bound UDP address.
@@ -123,6 +135,30 @@ impl WebRtcServer {
     ) -> Result<(SessionId, String), MediaError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::Protocol(format!("bad sdp: {e}")))?;
         let with_audio = offer_sdp.lines().any(|l| l.starts_with("m=audio"));
+        let rtc = self.new_rtc()?;
+        let id = SessionId(rand_id());
+        let role = Role::Ingest(Box::new(Ingest::new(segments, self.segmenter.clone(), with_audio)));
+        self.add(id, rtc, offer, role).await
+    }
+
+    /// Answers a WHEP offer (SDP text, recvonly). The viewer is sent the segments of `segments` from the
+    /// first one received after it connected (each starts on a keyframe, so the picture starts clean),
+    /// paced by their timestamps; H.264 and Opus pass through. The session ends when `segments` closes.
+    /// For many viewers of one stream, give each its own receiver (the gateway decides whether a slow
+    /// viewer skips segments, and may send the latest segment first for a fast start).
+    pub async fn whep_offer(
+        &self,
+        offer_sdp: &str,
+        segments: mpsc::Receiver<Bytes>,
+    ) -> Result<(SessionId, String), MediaError> {
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::Protocol(format!("bad sdp: {e}")))?;
+        let rtc = self.new_rtc()?;
+        let id = SessionId(rand_id());
+        let role = Role::Egress(Egress::new(id, segments, self.paced.clone()));
+        self.add(id, rtc, offer, role).await
+    }
+
+    fn new_rtc(&self) -> Result<Rtc, MediaError> {
         let mut rtc = Rtc::builder()
             .clear_codecs()
             .enable_h264(true)
@@ -132,11 +168,19 @@ impl WebRtcServer {
         let candidate =
             Candidate::host(self.advertised, "udp").map_err(|e| MediaError::Protocol(format!("candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
+        Ok(rtc)
+    }
+
+    async fn add(
+        &self,
+        id: SessionId,
+        mut rtc: Rtc,
+        offer: SdpOffer,
+        role: Role,
+    ) -> Result<(SessionId, String), MediaError> {
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Protocol(format!("offer: {e}")))?;
-        let id = SessionId(rand_id());
-        let ingest = Ingest::new(segments, self.segmenter.clone(), with_audio);
         let now = Instant::now();
-        let session = Session { id, rtc, ingest, created: now, connected: false, next_pli: now };
+        let session = Session { id, rtc, role, created: now, connected: false, next_pli: now };
         self.commands.send(Command::Add(Box::new(session))).await.map_err(|_| MediaError::Closed)?;
         Ok((id, answer.to_sdp_string()))
     }
@@ -185,7 +229,7 @@ fn rand_id() -> u64 {
 struct Session {
     id: SessionId,
     rtc: Rtc,
-    ingest: Ingest,
+    role: Role,
     created: Instant,
     connected: bool,
     next_pli: Instant,
@@ -198,6 +242,7 @@ async fn drive(
     advertised: SocketAddr,
     config: WebRtcConfig,
     mut commands: mpsc::Receiver<Command>,
+    mut paced: mpsc::Receiver<Paced>,
     cancel: CancellationToken,
 ) {
     let mut sessions: Vec<Session> = Vec::new();
@@ -214,7 +259,9 @@ async fn drive(
             let alive = s.rtc.is_alive() && (s.connected || s.created.elapsed() < config.connect_timeout);
             if !alive {
                 tracing::info!(session = %s.id, "webrtc session ended");
-                s.ingest.finish();
+                if let Role::Ingest(ingest) = &mut s.role {
+                    ingest.finish();
+                }
             }
             alive
         });
@@ -253,6 +300,20 @@ async fn drive(
                     s.rtc.disconnect();
                 }
             }
+            Some(msg) = paced.recv() => match msg {
+                Paced::Frame { session, video, pts, data } => {
+                    if let Some(s) = sessions.iter_mut().find(|s| s.id == session)
+                        && let Role::Egress(egress) = &s.role
+                    {
+                        egress.write(&mut s.rtc, video, pts, data);
+                    }
+                }
+                Paced::End(session) => {
+                    if let Some(s) = sessions.iter_mut().find(|s| s.id == session) {
+                        s.rtc.disconnect();
+                    }
+                }
+            },
             _ = tokio::time::sleep(wait) => {}
         }
         let now = Instant::now();
@@ -264,15 +325,20 @@ async fn drive(
     }
     for mut s in sessions {
         s.rtc.disconnect();
-        s.ingest.finish();
+        if let Role::Ingest(ingest) = &mut s.role {
+            ingest.finish();
+        }
     }
 }
 
 impl Session {
     /// Drains the session's output: datagrams out, events handled. Returns when it next needs a timeout.
     fn poll(&mut self, socket: &UdpSocket, now: Instant, config: &WebRtcConfig) -> Option<Instant> {
-        if self.connected && now >= self.next_pli {
-            self.ingest.request_keyframe(&mut self.rtc);
+        if self.connected
+            && now >= self.next_pli
+            && let Role::Ingest(ingest) = &mut self.role
+        {
+            ingest.request_keyframe(&mut self.rtc);
             self.next_pli = now + config.pli_interval;
         }
         // Bounded: a session cannot starve the others.
@@ -291,9 +357,21 @@ impl Session {
                     Event::Connected => {
                         tracing::info!(session = %self.id, "webrtc session connected");
                         self.connected = true;
+                        if let Role::Egress(egress) = &mut self.role {
+                            egress.connected();
+                        }
                     }
-                    Event::MediaAdded(added) => self.ingest.media_added(added.mid, added.kind),
-                    Event::MediaData(data) if !self.ingest.media(&data, &mut self.rtc) => self.rtc.disconnect(),
+                    Event::MediaAdded(added) => match &mut self.role {
+                        Role::Ingest(ingest) => ingest.media_added(added.mid, added.kind),
+                        Role::Egress(egress) => egress.media_added(added.mid, added.kind),
+                    },
+                    Event::MediaData(data) => {
+                        if let Role::Ingest(ingest) = &mut self.role
+                            && !ingest.media(&data, &mut self.rtc)
+                        {
+                            self.rtc.disconnect();
+                        }
+                    }
                     _ => {}
                 },
                 Err(e) => {

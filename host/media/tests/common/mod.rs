@@ -38,7 +38,12 @@ pub async fn run(cmd: &mut Command, secs: u64) -> Vec<u8> {
 
 /// An ffmpeg-made MPEG-TS file: 640x360 test pattern at 30 fps, GOP `gop`, audio `audio` ("aac"/"libopus").
 pub async fn make_ts(dir: &Path, secs: u32, gop: u32, audio: &str) -> PathBuf {
-    let path = dir.join(format!("src-{secs}-{gop}-{audio}.ts"));
+    make_ts_with(dir, secs, gop, audio, &[]).await
+}
+
+/// [`make_ts`] with extra encoder options (e.g. `-bf 0`).
+pub async fn make_ts_with(dir: &Path, secs: u32, gop: u32, audio: &str, extra: &[&str]) -> PathBuf {
+    let path = dir.join(format!("src-{secs}-{gop}-{audio}-{}.ts", extra.len()));
     let gop = gop.to_string();
     let t = secs.to_string();
     run(
@@ -65,9 +70,9 @@ pub async fn make_ts(dir: &Path, secs: u32, gop: u32, audio: &str) -> PathBuf {
                 &gop,
                 "-c:a",
                 audio,
-                "-f",
-                "mpegts",
             ])
+            .args(extra)
+            .args(["-f", "mpegts"])
             .arg(&path),
         60,
     )
