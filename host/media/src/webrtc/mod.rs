@@ -83,7 +83,7 @@ enum Role {
 }
 
 enum Command {
-    Add(Box<Session>),
+    Add(Box<Session>, oneshot::Sender<bool>),
     Close(SessionId, oneshot::Sender<bool>),
     Count(oneshot::Sender<usize>),
 }
@@ -181,7 +181,11 @@ impl WebRtcServer {
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Protocol(format!("offer: {e}")))?;
         let now = Instant::now();
         let session = Session { id, rtc, role, created: now, connected: false, next_pli: now };
-        self.commands.send(Command::Add(Box::new(session))).await.map_err(|_| MediaError::Closed)?;
+        let (tx, accepted) = oneshot::channel();
+        self.commands.send(Command::Add(Box::new(session), tx)).await.map_err(|_| MediaError::Closed)?;
+        if !accepted.await.unwrap_or(false) {
+            return Err(MediaError::Rejected("too many webrtc sessions".into()));
+        }
         Ok((id, answer.to_sdp_string()))
     }
 
@@ -270,12 +274,14 @@ async fn drive(
             _ = cancel.cancelled() => break,
             cmd = commands.recv() => match cmd {
                 None => break,
-                Some(Command::Add(session)) => {
-                    if sessions.len() >= config.max_sessions.max(1) {
+                Some(Command::Add(session, reply)) => {
+                    let accepted = sessions.len() < config.max_sessions.max(1);
+                    if accepted {
+                        sessions.push(*session);
+                    } else {
                         tracing::warn!("webrtc session refused: too many sessions");
-                        continue;
                     }
-                    sessions.push(*session);
+                    let _ = reply.send(accepted);
                 }
                 Some(Command::Close(id, reply)) => {
                     let found = sessions.iter_mut().find(|s| s.id == id).map(|s| s.rtc.disconnect()).is_some();
@@ -382,5 +388,56 @@ impl Session {
             }
         }
         Some(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::media::{Direction, MediaKind};
+
+    /// An offer as a browser would make it, from a str0m peer.
+    fn offer(direction: Direction) -> String {
+        let mut peer = Rtc::builder().clear_codecs().enable_h264(true).enable_opus(true, false).build(Instant::now());
+        let mut change = peer.sdp_api();
+        change.add_media(MediaKind::Video, direction, None, None, None);
+        change.add_media(MediaKind::Audio, direction, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        offer.to_sdp_string()
+    }
+
+    #[tokio::test]
+    async fn offers_are_answered_limited_and_closed() {
+        let config = WebRtcConfig { max_sessions: 1, ..WebRtcConfig::default() };
+        let server = WebRtcServer::bind(config).await.expect("bind");
+        let (tx, _rx) = mpsc::channel(1);
+        let (id, answer) = server.whip_offer(&offer(Direction::SendOnly), tx).await.expect("answered");
+        assert!(answer.contains("a=ice-lite"));
+        assert!(answer.contains(&format!("{}", server.local_addr().port())), "the candidate is announced");
+        assert_eq!(server.sessions().await, 1);
+
+        let (_tx, rx) = mpsc::channel(1);
+        let refused = server.whep_offer(&offer(Direction::RecvOnly), rx).await;
+        assert!(matches!(refused, Err(MediaError::Rejected(_))), "over the session limit");
+        let (tx, _rx) = mpsc::channel(1);
+        assert!(matches!(server.whip_offer("v=0 garbage", tx).await, Err(MediaError::Protocol(_))));
+
+        assert!(server.close(id).await);
+        let unknown: SessionId = "00000000000000ff".parse().expect("id");
+        assert!(!server.close(unknown).await);
+        for _ in 0..100 {
+            if server.sessions().await == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(server.sessions().await, 0, "closed sessions are gone");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn unspecified_bind_needs_an_advertised_address() {
+        let config = WebRtcConfig { bind: SocketAddr::from(([0, 0, 0, 0], 0)), ..WebRtcConfig::default() };
+        assert!(WebRtcServer::bind(config).await.is_err());
     }
 }
