@@ -47,7 +47,12 @@ async fn serve(app: axum::Router) -> String {
 }
 
 fn http() -> reqwest::Client {
-    byoc_trickle::http_client_builder().pool_max_idle_per_host(1024).build().expect("client")
+    // Every request is bounded, so a stuck stream counts as lost instead of hanging the run.
+    byoc_trickle::http_client_builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
 }
 
 async fn nodes() -> String {
@@ -113,7 +118,13 @@ async fn start(http: &reqwest::Client, gw: &str) -> Client {
     let r = http.post(format!("{gw}/process/stream/start")).header("Livepeer", job()).body("{}").send().await;
     let urls: Value = r.expect("start").json().await.expect("start answer");
     let s = |k: &str| urls[k].as_str().unwrap_or_default().to_string();
-    Client { next: AtomicU64::new(0), ingest: s("ingest_url"), egress: s("egress_url"), secret: s("stream_secret"), stop: s("stop_url") }
+    Client {
+        next: AtomicU64::new(0),
+        ingest: s("ingest_url"),
+        egress: s("egress_url"),
+        secret: s("stream_secret"),
+        stop: s("stop_url"),
+    }
 }
 
 /// Sends one segment at `seq` and reads it back; the time it took.
@@ -161,7 +172,8 @@ async fn baseline(body: &Bytes) -> Duration {
         let mut w = publisher.next_segment();
         w.write(body.clone()).expect("write");
         w.finish().await.expect("publish");
-        let got = read.await.ok().flatten().expect("segment");
+        let got = tokio::time::timeout(Duration::from_secs(10), read).await.ok().and_then(|r| r.ok().flatten());
+        let got = got.expect("the baseline segment came back");
         assert_eq!(got.len(), SEGMENT);
         times.push(t.elapsed());
     }
