@@ -71,3 +71,20 @@ pub async fn probe_codecs(file: &Path) -> Result<Vec<String>> {
     let out = run(&mut cmd, "ffprobe", Duration::from_secs(20)).await?;
     Ok(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
 }
+
+/// `(codec, frames)` of a file's first video stream, as ffprobe decodes it (`("", 0)` when
+/// there is none).
+pub fn probe_video(file: &Path) -> (String, u64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0"])
+        .arg(file)
+        .output();
+    let Ok(out) = out else { return (String::new(), 0) };
+    // One line per stream (MPEG-TS repeats it under its program); the first is enough.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.lines().next().unwrap_or_default().trim().split(',');
+    let codec = parts.next().unwrap_or_default().to_string();
+    let frames = parts.next().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    (codec, frames)
+}

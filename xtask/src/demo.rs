@@ -106,7 +106,7 @@ pub fn run(root: &Path) -> Result<()> {
     eprintln!("xtask: starting `byoc dev` (gateway + orchestrator + plugins from {})", plugin_dir.display());
     let mut dev = KillOnDrop(
         Command::new(&byoc)
-            .args(["dev", "--listen", "127.0.0.1:0", "--plugins"])
+            .args(["dev", "--listen", "127.0.0.1:0", "--rtmp-listen", "127.0.0.1:0", "--plugins"])
             .arg(&plugin_dir)
             .stdout(Stdio::piped())
             .spawn()

@@ -10,7 +10,8 @@ use crate::exec;
 /// Third-party Python peers, pinned. pytrickle is installed without its declared dependencies
 /// (they pull torch with CUDA, gigabytes); its trickle client needs only aiohttp.
 /// livepeer-gateway declares Python >= 3.12 but runs on 3.11.
-const PEERS_VERSION: &str = "peers-v2: aiohttp>=3.9 pytrickle==0.1.6 livepeer-gateway==1.0.0 eth-account==0.13.7";
+const PEERS_VERSION: &str =
+    "peers-v3: aiohttp>=3.9 pytrickle==0.1.6 livepeer-gateway==1.0.0 eth-account==0.13.7 aiortc==1.16.0";
 
 /// The full pytrickle worker (its `StreamServer` media pipeline): torch (CPU use, CUDA wheels),
 /// PyAV, OpenCV. About 2 minutes and 5.8 GB. av is pinned: pytrickle allows `av<=14.4.0`, and
@@ -101,6 +102,8 @@ pub fn ensure_peers(root: &Path) -> Result<PathBuf> {
     ]))?;
     // An independent Ethereum signing implementation, for the payment crate's test vectors.
     exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "eth-account==0.13.7"]))?;
+    // WebRTC peers (WHIP publisher, WHEP viewer) for the media tests; av comes with livepeer-gateway.
+    exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "aiortc==1.16.0"]))?;
     std::fs::write(&marker, PEERS_VERSION).context("writing the peers marker")?;
     Ok(python)
 }

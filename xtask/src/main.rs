@@ -78,6 +78,7 @@ fn test(root: &std::path::Path) -> Result<()> {
     let mut t = cargo(root);
     t.args(["test", "--workspace"]);
     t.env("BYOC_PEERS_PYTHON", &peers.python)
+        .env("BYOC_PYTHON", &peers.python)
         .env("BYOC_WORKER_PYTHON", &peers.worker_python)
         .env("BYOC_REQUIRE_PEERS", "1");
     exec(&mut t)?;

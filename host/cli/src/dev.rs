@@ -24,6 +24,9 @@ pub struct DevArgs {
     plugins: PluginsArgs,
     #[command(flatten)]
     prices: crate::config::PriceArgs,
+    /// RTMP ingest address (a publish to a stream's `rtmp_url` feeds it).
+    #[arg(long, default_value = "127.0.0.1:1935")]
+    rtmp_listen: SocketAddr,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -58,6 +61,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         orchestrators: vec![orch_url.clone()],
         ..GatewayConfig::default()
     })?;
+    let rtmp = byoc_node::gateway::serve_rtmp(&gw, args.rtmp_listen, None)
+        .await
+        .with_context(|| format!("RTMP on {}", args.rtmp_listen))?;
     let orch_app = byoc_node::orchestrator::router(orch.clone());
     let orch_task = tokio::spawn(async move {
         let _ = axum::serve(orch_listener, orch_app).await;
@@ -67,6 +73,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "byoc dev: orchestrator  {orch_url}   (trickle: {orch_url}/ai/trickle/, workers register at {orch_url}/capability/register)"
     );
     println!("byoc dev: capabilities  {}", orch.registry.names().join(", "));
+    println!(
+        "byoc dev: RTMP ingest   rtmp://{}/live/{{stream_id}}-{{stream_secret}} (each stream's rtmp_url)",
+        rtmp.local_addr()
+    );
     if args.prices.prices.is_empty() {
         println!("byoc dev: free mode (unsigned jobs accepted, open worker registration); loopback only");
     } else {

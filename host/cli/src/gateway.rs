@@ -38,6 +38,12 @@ pub struct GatewayArgs {
     /// refuses the request (see the README).
     #[arg(long)]
     auth_webhook: Option<String>,
+    /// Serve RTMP ingest on this address (a publish to a stream's `rtmp_url` feeds it).
+    #[arg(long)]
+    rtmp_listen: Option<SocketAddr>,
+    /// `host:port` put in `rtmp_url`s (default: the RTMP listen address).
+    #[arg(long)]
+    rtmp_public: Option<String>,
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
@@ -69,6 +75,16 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         ..GatewayConfig::default()
     };
     let gw = Gateway::new(config)?;
+    let _rtmp = match args.rtmp_listen {
+        Some(addr) => {
+            let server = byoc_node::gateway::serve_rtmp(&gw, addr, args.rtmp_public.clone())
+                .await
+                .with_context(|| format!("RTMP on {addr}"))?;
+            println!("gateway RTMP ingest on rtmp://{}/live/{{stream_id}}-{{stream_secret}}", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
     println!("gateway listening on {public_url} (orchestrators: {})", orchestrators.join(", "));
     let served = crate::trickle::serve_until_signal(listener, router(gw.clone())).await;
     gw.shutdown().await;

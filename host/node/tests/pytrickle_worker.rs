@@ -86,22 +86,6 @@ fn make_segments(dir: &Path) -> Vec<Bytes> {
     segs
 }
 
-/// `(codec, frames)` of the first video stream, as ffprobe decodes it.
-fn probe(file: &Path) -> (String, u64) {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    // One line per stream (MPEG-TS repeats it under its program); the first is enough.
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut parts = text.lines().next().unwrap_or_default().trim().split(',');
-    let codec = parts.next().unwrap_or_default().to_string();
-    let frames = parts.next().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
-    (codec, frames)
-}
-
 type Collected = Arc<Mutex<Vec<(u64, Bytes)>>>;
 
 /// Reads a channel from seq 0 into `into` until it ends; stops silently on errors.
@@ -319,7 +303,7 @@ async fn a_real_pytrickle_worker_serves_a_stream_through_our_orchestrator() {
     }
     let out_file = dir.join("out.ts");
     std::fs::write(&out_file, &all).unwrap();
-    let (codec, frames) = probe(&out_file);
+    let (codec, frames) = byoc_e2e::media::probe_video(&out_file);
     let events_text = text_of(&event_segs);
     let data_text = text_of(&data_segs);
     eprintln!(

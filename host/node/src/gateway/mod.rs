@@ -7,7 +7,9 @@
 //! per-stream route needs the stream's own secret, handed out once by `start`.
 
 mod discovery;
+mod legs;
 mod payments;
+mod rtmp;
 mod stream;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use byoc_payment::job::{EthAddressCredential, JobRequest};
 use http::StatusCode;
 
 pub use discovery::{Candidate, OrchestratorFilter, Token, discover};
+pub use rtmp::serve_rtmp;
 
 /// An error answer of the gateway API: `{"error": "..."}`.
 pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -90,6 +93,8 @@ pub struct Gateway {
     http: reqwest::Client,
     streams: Mutex<HashMap<String, Arc<stream::GwStream>>>,
     ledger: byoc_payment::Ledger,
+    /// `host:port` of the RTMP ingest server, once it serves.
+    rtmp_public: std::sync::OnceLock<String>,
 }
 
 impl Gateway {
@@ -98,7 +103,14 @@ impl Gateway {
         let key = config.key.take().unwrap_or_else(SecretKey::generate);
         tracing::info!(address = %key.address(), "gateway key");
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
-        Ok(Arc::new(Gateway { config, key, http, streams: Mutex::new(HashMap::new()), ledger: Default::default() }))
+        Ok(Arc::new(Gateway {
+            config,
+            key,
+            http,
+            streams: Mutex::new(HashMap::new()),
+            ledger: Default::default(),
+            rtmp_public: Default::default(),
+        }))
     }
 
     fn key(&self) -> &SecretKey {

@@ -42,6 +42,8 @@ pub(crate) struct GwStream {
     data: Feed,
     cancel: CancellationToken,
     started_ms: u128,
+    /// Output segments for the gateway's own egress legs (see `legs::output`).
+    output: std::sync::OnceLock<broadcast::Sender<Bytes>>,
 }
 
 /// Messages for SSE readers: live ones, plus the last few for readers that connect late (a
@@ -129,6 +131,44 @@ impl Attachment {
 impl GwStream {
     fn att(&self) -> Arc<Attachment> {
         self.att.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the stream has ended.
+    pub(crate) async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// The input channel on the orchestrator serving the stream now, if ingress is enabled.
+    pub(crate) fn input_url(&self) -> Option<String> {
+        self.att().urls.publish.clone()
+    }
+
+    /// The output channel on the orchestrator serving the stream now, if egress is enabled.
+    pub(crate) fn output_url(&self) -> Option<String> {
+        self.att().urls.subscribe.clone()
+    }
+
+    /// Whether `secret` is this stream's (constant time).
+    pub(crate) fn has_secret(&self, secret: &str) -> bool {
+        crate::same_secret(secret.as_bytes(), self.secret.as_bytes())
+    }
+
+    /// The output fan-out, and whether it existed already.
+    pub(crate) fn output_sender(&self, queue: usize) -> (broadcast::Sender<Bytes>, bool) {
+        let mut created = false;
+        let tx = self.output.get_or_init(|| {
+            created = true;
+            broadcast::channel(queue).0
+        });
+        (tx.clone(), !created)
     }
 }
 
@@ -273,8 +313,11 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
     let query = json!({"kind": "stream", "capability": job.capability, "stream_id": id, "params": params,
         "parameters": job.parameters, "request": job.request});
     webhook(&gw, &h, query).await?;
-    if !req.rtmp_output.is_empty() {
-        tracing::warn!(stream_id = %id, "rtmp_output is not served yet by this gateway; ignored");
+    if !req.rtmp_output.is_empty()
+        && !req.rtmp_output.starts_with("rtmp://")
+        && !req.rtmp_output.starts_with("rtmps://")
+    {
+        return Err(refuse(StatusCode::BAD_REQUEST, "rtmp_output must be an rtmp:// or rtmps:// URL"));
     }
     let credential = gw.credential()?;
     let (candidates, mut reasons) =
@@ -307,9 +350,13 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
             data: Feed::new(5),
             cancel,
             started_ms: now_ms(),
+            output: std::sync::OnceLock::new(),
         });
         gw.lock().insert(id.clone(), stream.clone());
         spawn_legs(&gw, &stream, att);
+        if !req.rtmp_output.is_empty() && jp.enable_video_egress {
+            super::rtmp::push_output(&stream, req.rtmp_output.clone());
+        }
         tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
         metrics::counter!("byoc_gateway_streams_started_total", "capability" => job.capability.clone()).increment(1);
         metrics::gauge!("byoc_gateway_streams_active").increment(1.0);
@@ -458,7 +505,7 @@ fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
         "stream_secret": s.secret,
         "whip_url": "",
         "whep_url": "",
-        "rtmp_url": "",
+        "rtmp_url": if jp.enable_video_ingress { super::rtmp::ingest_url(gw, &s.id, &s.secret).unwrap_or_default() } else { String::new() },
         "rtmp_output_url": "",
         "update_url": url("update"),
         "status_url": url("status"),

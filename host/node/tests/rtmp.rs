@@ -1,0 +1,150 @@
+//! The gateway's RTMP legs with real ffmpeg: a test pattern published to a stream's `rtmp_url`
+//! goes through the `passthrough` plugin and comes out of the egress as H.264 segments; a wrong
+//! stream key is refused; a stream's output is pushed to the client's `rtmp_output`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use byoc_e2e::media::tool_available;
+use byoc_e2e::nodes::{job_header, plugins_dir, root};
+use byoc_node::gateway::{Gateway, GatewayConfig};
+use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
+use byoc_payment::job::SignaturePolicy;
+use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
+use byoc_trickle::{HttpSubscriber, Seq, SeqRequest, SubscriberOptions, TrickleStore};
+use serde_json::{Value, json};
+
+/// A gateway (with RTMP ingest) and an orchestrator with the bundled plugins.
+async fn nodes() -> (String, Arc<Gateway>, byoc_media::RtmpServer) {
+    let runtime = Runtime::load(
+        plugins_dir(),
+        RuntimeConfig { cache_dir: CacheDir::At(root().join("target/runtime-test-cache")), ..RuntimeConfig::default() },
+    )
+    .await
+    .unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let orch_url = format!("http://{}", l.local_addr().unwrap());
+    let orch = Orchestrator::new(
+        OrchestratorConfig {
+            service_url: orch_url.clone(),
+            signatures: SignaturePolicy::Required,
+            ..OrchestratorConfig::default()
+        },
+        TrickleStore::default(),
+    )
+    .unwrap();
+    orch.offer_plugins(&Arc::new(runtime), 4);
+    let app = byoc_node::orchestrator::router(orch);
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_url = format!("http://{}", l.local_addr().unwrap());
+    let gw = Gateway::new(GatewayConfig {
+        public_url: gw_url.clone(),
+        orchestrators: vec![orch_url],
+        ..GatewayConfig::default()
+    })
+    .unwrap();
+    let rtmp = byoc_node::gateway::serve_rtmp(&gw, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+    let app = byoc_node::gateway::router(gw.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (gw_url, gw, rtmp)
+}
+
+fn http() -> reqwest::Client {
+    byoc_trickle::http_client().unwrap()
+}
+
+async fn start(gw: &str, body: Value) -> Value {
+    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true});
+    let r = http()
+        .post(format!("{gw}/process/stream/start"))
+        .header("Livepeer", job_header("passthrough", &legs))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// `ffmpeg` publishing `seconds` of a test pattern (H.264 + AAC) to `url`, in real time.
+fn publish(url: &str, seconds: u32) -> tokio::process::Child {
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", url])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_in_through_a_plugin_and_rtmp_out() {
+    if !tool_available("rtmp_in_through_a_plugin_and_rtmp_out", "ffmpeg") {
+        return;
+    }
+    let (gw, _gw, rtmp) = nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // RTMP in: a wrong key is refused, the stream's own rtmp_url is served.
+    let urls = start(&gw, json!({})).await;
+    let rtmp_url = urls["rtmp_url"].as_str().unwrap().to_string();
+    assert!(rtmp_url.starts_with(&format!("rtmp://{}/live/", rtmp.local_addr())), "{rtmp_url}");
+    let wrong = format!("rtmp://{}/live/{}-0000", rtmp.local_addr(), urls["stream_id"].as_str().unwrap());
+    let refused = tokio::time::timeout(Duration::from_secs(30), publish(&wrong, 2).wait()).await.unwrap().unwrap();
+    assert!(!refused.success(), "a wrong stream key must be refused");
+
+    let egress = urls["egress_url"].as_str().unwrap().to_string();
+    let secret = urls["stream_secret"].as_str().unwrap().to_string();
+    let reader = tokio::spawn(async move {
+        let opts = SubscriberOptions { start: SeqRequest::At(Seq(0)), max_retries: 50, ..Default::default() };
+        let client = byoc_trickle::http_client_builder()
+            .default_headers(
+                [(http::header::AUTHORIZATION, format!("Bearer {secret}").parse().unwrap())].into_iter().collect(),
+            )
+            .build()
+            .unwrap();
+        let mut sub = HttpSubscriber::with_client(client, egress, opts);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let Ok(Some(seg)) = sub.next_segment().await else { break };
+            out.extend_from_slice(&seg.read_all().await.unwrap());
+        }
+        out
+    });
+    let mut ffmpeg = publish(&rtmp_url, 4);
+    let out = tokio::time::timeout(Duration::from_secs(40), reader).await.expect("output segments").unwrap();
+    let _ = ffmpeg.wait().await;
+    let file = dir.path().join("out.ts");
+    std::fs::write(&file, &out).unwrap();
+    let (codec, frames) = byoc_e2e::media::probe_video(&file);
+    assert_eq!(codec, "h264");
+    assert!(frames >= 20, "{frames} frames in two output segments");
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+
+    // RTMP out: the output of a stream fed over RTMP goes to the client's rtmp_output.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dest = format!("rtmp://127.0.0.1:{port}/live/out");
+    let received = dir.path().join("received.flv");
+    let mut receiver = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-listen", "1", "-i", &dest, "-c", "copy"])
+        .arg(&received)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let urls = start(&gw, json!({"rtmp_output": dest})).await;
+    let mut ffmpeg = publish(urls["rtmp_url"].as_str().unwrap(), 5);
+    let _ = tokio::time::timeout(Duration::from_secs(40), ffmpeg.wait()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+    let _ = tokio::time::timeout(Duration::from_secs(20), receiver.wait()).await;
+    let _ = receiver.start_kill();
+    let (codec, frames) = byoc_e2e::media::probe_video(&received);
+    assert_eq!(codec, "h264", "nothing usable arrived at the rtmp_output destination");
+    assert!(frames >= 10, "{frames} frames at the rtmp_output destination");
+}
