@@ -12,17 +12,19 @@ use crate::peers_required;
 /// Whether `tool` (e.g. `ffmpeg`) runs. When it does not: panics if the run requires every peer
 /// and tool (`BYOC_REQUIRE_PEERS=1`), otherwise prints a skip line and returns false.
 pub fn tool_available(test: &str, tool: &str) -> bool {
-    let ok = std::process::Command::new(tool)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let runs = |cmd: &mut std::process::Command| {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    };
+    required_or_skip(test, tool, runs(std::process::Command::new(tool).arg("-version")))
+}
+
+/// `ok`, or else: a panic when the run requires every peer, a skip line otherwise.
+fn required_or_skip(test: &str, what: &str, ok: bool) -> bool {
     if !ok {
         if peers_required() {
-            panic!("{test}: {tool} is required (BYOC_REQUIRE_PEERS=1) but does not run");
+            panic!("{test}: {what} is required (BYOC_REQUIRE_PEERS=1) but does not run");
         }
-        eprintln!("{test}: skipped: {tool} not found; `cargo xtask test` installs it");
+        eprintln!("{test}: skipped: {what} not found; `cargo xtask test` installs it");
     }
     ok
 }
@@ -87,4 +89,18 @@ pub fn probe_video(file: &Path) -> (String, u64) {
     let codec = parts.next().unwrap_or_default().to_string();
     let frames = parts.next().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
     (codec, frames)
+}
+
+/// The Python with aiortc for WebRTC peers (`BYOC_PYTHON`, set by `cargo xtask test` to the peers
+/// venv; else `python3`). When it has no aiortc: panics if the run requires every peer
+/// (`BYOC_REQUIRE_PEERS=1`), otherwise prints a skip line and returns `None`.
+pub fn aiortc_python(test: &str) -> Option<String> {
+    let python = std::env::var("BYOC_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import aiortc, aiohttp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    required_or_skip(test, &format!("aiortc (for {python}, BYOC_PYTHON)"), ok).then_some(python)
 }

@@ -27,6 +27,9 @@ pub struct DevArgs {
     /// RTMP ingest address (a publish to a stream's `rtmp_url` feeds it).
     #[arg(long, default_value = "127.0.0.1:1935")]
     rtmp_listen: SocketAddr,
+    /// WHIP/WHEP media address (UDP, one port for every session).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    webrtc_listen: SocketAddr,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -64,6 +67,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let rtmp = byoc_node::gateway::serve_rtmp(&gw, args.rtmp_listen, None)
         .await
         .with_context(|| format!("RTMP on {}", args.rtmp_listen))?;
+    let webrtc = byoc_node::gateway::serve_webrtc(&gw, args.webrtc_listen, None)
+        .await
+        .with_context(|| format!("WebRTC on {}", args.webrtc_listen))?;
     let orch_app = byoc_node::orchestrator::router(orch.clone());
     let orch_task = tokio::spawn(async move {
         let _ = axum::serve(orch_listener, orch_app).await;
@@ -77,6 +83,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "byoc dev: RTMP ingest   rtmp://{}/live/{{stream_id}}-{{stream_secret}} (each stream's rtmp_url)",
         rtmp.local_addr()
     );
+    println!("byoc dev: WHIP/WHEP     udp {webrtc} (each stream's whip_url / whep_url)");
     if args.prices.prices.is_empty() {
         println!("byoc dev: free mode (unsigned jobs accepted, open worker registration); loopback only");
     } else {

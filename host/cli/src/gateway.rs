@@ -44,6 +44,12 @@ pub struct GatewayArgs {
     /// `host:port` put in `rtmp_url`s (default: the RTMP listen address).
     #[arg(long)]
     rtmp_public: Option<String>,
+    /// Serve WHIP/WHEP media on this UDP address (one port for every session).
+    #[arg(long)]
+    webrtc_listen: Option<SocketAddr>,
+    /// The address WebRTC peers are told to reach (needed when listening on 0.0.0.0 or behind NAT).
+    #[arg(long)]
+    webrtc_advertise: Option<SocketAddr>,
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
@@ -85,6 +91,12 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(addr) = args.webrtc_listen {
+        let bound = byoc_node::gateway::serve_webrtc(&gw, addr, args.webrtc_advertise)
+            .await
+            .with_context(|| format!("WebRTC on {addr}"))?;
+        println!("gateway WHIP/WHEP media on udp {bound} (each stream's whip_url / whep_url)");
+    }
     println!("gateway listening on {public_url} (orchestrators: {})", orchestrators.join(", "));
     let served = crate::trickle::serve_until_signal(listener, router(gw.clone())).await;
     gw.shutdown().await;

@@ -11,6 +11,7 @@ mod legs;
 mod payments;
 mod rtmp;
 mod stream;
+mod webrtc;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,13 +19,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use byoc_payment::SecretKey;
 use byoc_payment::job::{EthAddressCredential, JobRequest};
 use http::StatusCode;
 
 pub use discovery::{Candidate, OrchestratorFilter, Token, discover};
 pub use rtmp::serve_rtmp;
+pub use webrtc::serve_webrtc;
 
 /// An error answer of the gateway API: `{"error": "..."}`.
 pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -95,6 +97,8 @@ pub struct Gateway {
     ledger: byoc_payment::Ledger,
     /// `host:port` of the RTMP ingest server, once it serves.
     rtmp_public: std::sync::OnceLock<String>,
+    /// The WHIP/WHEP media server, once it serves.
+    webrtc: std::sync::OnceLock<byoc_media::WebRtcServer>,
 }
 
 impl Gateway {
@@ -110,6 +114,7 @@ impl Gateway {
             streams: Mutex::new(HashMap::new()),
             ledger: Default::default(),
             rtmp_public: Default::default(),
+            webrtc: Default::default(),
         }))
     }
 
@@ -259,6 +264,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/process/stream/{id}/events", get(stream::events))
         .route("/process/stream/{id}/ingest/{seq}", post(stream::ingest))
         .route("/process/stream/{id}/egress/{seq}", get(stream::egress))
+        .route("/process/stream/{id}/whip", post(webrtc::whip))
+        .route("/process/stream/{id}/whep", post(webrtc::whep))
+        .route("/process/stream/{id}/whip/{session}", delete(webrtc::end_session))
+        .route("/process/stream/{id}/whep/{session}", delete(webrtc::end_session))
         .route("/process/request/{*path}", post(stream::batch))
         .route("/metrics", get(crate::telemetry::metrics))
         .route("/openapi.json", get(openapi))

@@ -44,6 +44,8 @@ pub(crate) struct GwStream {
     started_ms: u128,
     /// Output segments for the gateway's own egress legs (see `legs::output`).
     output: std::sync::OnceLock<broadcast::Sender<Bytes>>,
+    /// The WHIP publisher's session, if one is connected (one at a time).
+    pub(crate) whip_session: tokio::sync::Mutex<Option<byoc_media::SessionId>>,
 }
 
 /// Messages for SSE readers: live ones, plus the last few for readers that connect late (a
@@ -351,6 +353,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
             cancel,
             started_ms: now_ms(),
             output: std::sync::OnceLock::new(),
+            whip_session: tokio::sync::Mutex::new(None),
         });
         gw.lock().insert(id.clone(), stream.clone());
         spawn_legs(&gw, &stream, att);
@@ -503,8 +506,8 @@ fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
     json!({
         "stream_id": s.id,
         "stream_secret": s.secret,
-        "whip_url": "",
-        "whep_url": "",
+        "whip_url": when(jp.enable_video_ingress, super::webrtc::url(gw, &base, "whip", &s.secret).unwrap_or_default()),
+        "whep_url": when(jp.enable_video_egress, super::webrtc::url(gw, &base, "whep", &s.secret).unwrap_or_default()),
         "rtmp_url": if jp.enable_video_ingress { super::rtmp::ingest_url(gw, &s.id, &s.secret).unwrap_or_default() } else { String::new() },
         "rtmp_output_url": "",
         "update_url": url("update"),
@@ -727,7 +730,7 @@ async fn tell_stop(gw: &Gateway, stream: &GwStream, orchestrator: &str, why: &st
 }
 
 /// The stream, if the request carries its secret (`Authorization: Bearer` or `?token=`).
-fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Result<Arc<GwStream>, Refusal> {
+pub(crate) fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Result<Arc<GwStream>, Refusal> {
     let stream = gw.lock().get(id).cloned().ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Stream not found"))?;
     let bearer =
         h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));

@@ -1,6 +1,7 @@
-//! The gateway's RTMP legs with real ffmpeg: a test pattern published to a stream's `rtmp_url`
-//! goes through the `passthrough` plugin and comes out of the egress as H.264 segments; a wrong
-//! stream key is refused; a stream's output is pushed to the client's `rtmp_output`.
+//! The gateway's media legs with real peers. RTMP with ffmpeg: a test pattern published to a
+//! stream's `rtmp_url` goes through the `passthrough` plugin and comes out of the egress as H.264
+//! segments; a wrong stream key is refused; a stream's output is pushed to the client's
+//! `rtmp_output`. WebRTC with aiortc: a WHIP publisher feeds a stream, a WHEP viewer watches it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,7 @@ async fn nodes() -> (String, Arc<Gateway>, byoc_media::RtmpServer) {
     })
     .unwrap();
     let rtmp = byoc_node::gateway::serve_rtmp(&gw, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+    byoc_node::gateway::serve_webrtc(&gw, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
     let app = byoc_node::gateway::router(gw.clone());
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -147,4 +149,95 @@ async fn rtmp_in_through_a_plugin_and_rtmp_out() {
     let (codec, frames) = byoc_e2e::media::probe_video(&received);
     assert_eq!(codec, "h264", "nothing usable arrived at the rtmp_output destination");
     assert!(frames >= 10, "{frames} frames at the rtmp_output destination");
+}
+
+/// One of `byoc-media`'s aiortc peers (`whip_client.py` / `whep_client.py`), signalling over stdio.
+struct Peer {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl Peer {
+    async fn start(python: &str, script: &str, seconds: u32) -> Peer {
+        use tokio::io::AsyncBufReadExt;
+        let path = root().join("host/media/tests/peers").join(script);
+        let mut child = tokio::process::Command::new(python)
+            .arg(path)
+            .arg(seconds.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python");
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdin = child.stdin.take().unwrap();
+        Peer { child, lines, stdin }
+    }
+
+    async fn line(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line()).await.unwrap().unwrap();
+        serde_json::from_str(&line.expect("peer output")).unwrap()
+    }
+
+    async fn send(&mut self, v: Value) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(format!("{v}\n").as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Offers to `url`; answers the peer with the gateway's SDP; returns the session's Location.
+    async fn connect(&mut self, url: &str) -> String {
+        let offer = self.line().await["offer"].as_str().unwrap().to_string();
+        let r = http().post(url).header("Content-Type", "application/sdp").body(offer).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{url}");
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(r.headers()["content-type"], "application/sdp");
+        self.send(json!({"answer": r.text().await.unwrap()})).await;
+        location
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_in_through_a_plugin_and_whep_out() {
+    let Some(python) = byoc_e2e::media::aiortc_python("whip_in_through_a_plugin_and_whep_out") else { return };
+    let (gw, _gw, _rtmp) = nodes().await;
+    let urls = start(&gw, json!({})).await;
+    let (whip, whep) = (urls["whip_url"].as_str().unwrap(), urls["whep_url"].as_str().unwrap());
+    assert!(whip.contains("/whip?token=") && whep.contains("/whep?token="), "{urls}");
+
+    // Bad offers: wrong content type, bad SDP.
+    let r = http().post(whip).header("Content-Type", "text/plain").body("v=0").send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = http().post(whip).header("Content-Type", "application/sdp").body("not sdp").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    let mut publisher = Peer::start(&python, "whip_client.py", 10).await;
+    let session = publisher.connect(whip).await;
+    // A second publisher of the same stream is refused.
+    let mut second = Peer::start(&python, "whip_client.py", 1).await;
+    let offer = second.line().await["offer"].as_str().unwrap().to_string();
+    let r = http().post(whip).header("Content-Type", "application/sdp").body(offer).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    drop(second);
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut viewer = Peer::start(&python, "whep_client.py", 6).await;
+    let viewing = viewer.connect(whep).await;
+    let seen = viewer.line().await;
+    assert!(seen["video_frames"].as_u64().unwrap_or(0) >= 30, "the WHEP viewer decoded too little: {seen}");
+    assert_eq!((seen["width"].as_u64(), seen["height"].as_u64()), (Some(640), Some(360)), "{seen}");
+
+    let base = gw.trim_end_matches('/');
+    let token = urls["stream_secret"].as_str().unwrap();
+    for location in [viewing, session] {
+        let r = http().delete(format!("{base}{location}?token={token}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "DELETE {location}");
+    }
+    viewer.send(json!({})).await;
+    let _ = publisher.line().await;
+    publisher.send(json!({})).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), publisher.child.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), viewer.child.wait()).await;
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
 }

@@ -1,0 +1,172 @@
+//! The gateway's WebRTC legs: WHIP ingest (`POST {whip_url}` with an SDP offer → 201, the answer
+//! and a `Location` to `DELETE`) and WHEP egress (`POST {whep_url}` with a recvonly offer, many
+//! viewers per stream). The WebRTC work (str0m, ICE-lite, one UDP port, RTP ↔ MPEG-TS) is
+//! `byoc-media`'s; this is the HTTP layer and the plumbing to the stream.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use byoc_media::{SessionId, WebRtcConfig, WebRtcServer};
+use http::{HeaderMap, StatusCode};
+use tokio::sync::{broadcast, mpsc};
+
+use super::stream::GwStream;
+use super::{Gateway, error};
+
+/// Serves WHIP and WHEP media on one UDP port at `bind`; `advertised` is the address peers are
+/// told to reach (required when `bind` is unspecified, e.g. `0.0.0.0`).
+pub async fn serve_webrtc(
+    gw: &Arc<Gateway>,
+    bind: SocketAddr,
+    advertised: Option<SocketAddr>,
+) -> Result<SocketAddr, byoc_media::MediaError> {
+    let server = WebRtcServer::bind(WebRtcConfig { bind, advertised, ..WebRtcConfig::default() }).await?;
+    let addr = server.local_addr();
+    let _ = gw.webrtc.set(server);
+    Ok(addr)
+}
+
+/// What both offers need: the stream (its secret checked), the media server, and the SDP text.
+async fn offer(
+    gw: &Arc<Gateway>,
+    id: &str,
+    query: Option<&str>,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<(Arc<GwStream>, String), Box<Response>> {
+    let stream = super::stream::authorized(gw, id, h, query)?;
+    if gw.webrtc.get().is_none() {
+        return Err(Box::new(error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC")));
+    }
+    let body =
+        crate::read_limited(body, 64 << 10).await.map_err(|m| Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, m)))?;
+    let ct = h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !ct.trim().to_ascii_lowercase().starts_with("application/sdp") {
+        let msg = "the offer must be Content-Type: application/sdp";
+        return Err(Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg)));
+    }
+    let sdp = String::from_utf8(body.to_vec())
+        .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text")))?;
+    Ok((stream, sdp))
+}
+
+fn answer(stream_id: &str, leg: &str, id: SessionId, sdp: String) -> Response {
+    let location = format!("/process/stream/{stream_id}/{leg}/{id}");
+    (
+        StatusCode::CREATED,
+        [(http::header::CONTENT_TYPE, "application/sdp".to_string()), (http::header::LOCATION, location)],
+        sdp,
+    )
+        .into_response()
+}
+
+/// `POST /process/stream/{id}/whip`: one publisher per stream.
+pub(super) async fn whip(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let (stream, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(server) = gw.webrtc.get() else { return error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC") };
+    if stream.input_url().is_none() {
+        return error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
+    }
+    let mut slot = stream.whip_session.lock().await;
+    if slot.is_some() {
+        return error(StatusCode::CONFLICT, "this stream already has a WHIP publisher");
+    }
+    let (tx, rx) = mpsc::channel(16);
+    match server.whip_offer(&offer, tx).await {
+        Ok((session, sdp)) => {
+            *slot = Some(session);
+            drop(slot);
+            let s = stream.clone();
+            tokio::spawn(async move {
+                super::legs::feed_input(s.clone(), rx).await;
+                // The publisher is gone (or the stream ended): the slot is free again.
+                *s.whip_session.lock().await = None;
+            });
+            tracing::info!(stream_id = %id, session = %session, "WHIP publisher connected");
+            answer(&id, "whip", session, sdp)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("WHIP offer refused: {e}")),
+    }
+}
+
+/// `POST /process/stream/{id}/whep`: a viewer of the stream's output.
+pub(super) async fn whep(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let (stream, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(server) = gw.webrtc.get() else { return error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC") };
+    if stream.output_url().is_none() {
+        return error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
+    }
+    // Each viewer gets its own queue; a slow one skips segments instead of holding others back.
+    let (tx, rx) = mpsc::channel(4);
+    let mut output = super::legs::output(&stream);
+    match server.whep_offer(&offer, rx).await {
+        Ok((session, sdp)) => {
+            let s = stream.clone();
+            tokio::spawn(async move {
+                loop {
+                    let seg = tokio::select! {
+                        _ = s.cancelled() => return,
+                        _ = tx.closed() => return,
+                        seg = output.recv() => seg,
+                    };
+                    match seg {
+                        Ok(seg) => {
+                            let _ = tx.try_send(seg);
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+            tracing::info!(stream_id = %id, session = %session, "WHEP viewer connected");
+            answer(&id, "whep", session, sdp)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("WHEP offer refused: {e}")),
+    }
+}
+
+/// `DELETE /process/stream/{id}/whip/{session}` and `…/whep/{session}`: ends that session.
+pub(super) async fn end_session(
+    State(gw): State<Arc<Gateway>>,
+    Path((id, session)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    if let Err(r) = super::stream::authorized(&gw, &id, &h, q.as_deref()) {
+        return *r;
+    }
+    let (Some(server), Ok(session)) = (gw.webrtc.get(), session.parse::<SessionId>()) else {
+        return error(StatusCode::NOT_FOUND, "no such session");
+    };
+    if server.close(session).await {
+        StatusCode::OK.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such session")
+    }
+}
+
+/// The `whip_url`/`whep_url` of a stream, when the gateway serves WebRTC.
+pub(crate) fn url(gw: &Gateway, base: &str, leg: &str, secret: &str) -> Option<String> {
+    gw.webrtc.get().map(|_| format!("{base}/{leg}?token={secret}"))
+}
