@@ -186,6 +186,46 @@ pub fn run(root: &Path) -> Result<()> {
             .args(["trickle", "publish", field(&analysis, "ingest_url"), "--bearer", field(&analysis, "stream_secret")])
             .args(&files[..2]),
     )?;
+    // 3. RTMP in and out: ffmpeg publishes a test pattern to the stream's rtmp_url; the processed
+    //    output is pushed to an RTMP receiver (ffmpeg -listen) given as rtmp_output.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let rtmp_dest = format!("rtmp://127.0.0.1:{port}/live/out");
+    let rtmp_file = work.join("rtmp-output.flv");
+    let mut receiver = KillOnDrop(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-listen", "1", "-i", &rtmp_dest])
+            .args(["-c", "copy"])
+            .arg(&rtmp_file)
+            .spawn()
+            .context("starting the RTMP receiver")?,
+    );
+    let rtmp = start_stream(
+        &gateway,
+        "passthrough",
+        serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
+        &serde_json::json!({"stream_name": "demo-rtmp", "rtmp_output": rtmp_dest}).to_string(),
+    )?;
+    eprintln!("xtask: publishing 6 s of a test pattern over RTMP to {}", field(&rtmp, "rtmp_url"));
+    exec(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440"])
+            .args(["-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p"])
+            .args(["-c:a", "aac", "-f", "flv", field(&rtmp, "rtmp_url")]),
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("curl").args(["-s", "-X", "POST", field(&rtmp, "stop_url")]).output();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while receiver.0.try_wait()?.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = receiver.0.kill();
+    let rtmp_probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "compact"])
+        .arg(&rtmp_file)
+        .output()?;
+
     let mut data = data;
     let _ = data.0.wait();
     let mut events = events;
@@ -201,6 +241,10 @@ pub fn run(root: &Path) -> Result<()> {
     println!("demo: ffprobe of the first output segment:\n{}", String::from_utf8_lossy(&probe.stdout).trim());
     println!("demo: stream status: {status_json}");
     println!("demo: ts-analyzer data (first line): {}", first_report.chars().take(300).collect::<String>());
+    println!(
+        "demo: RTMP in -> passthrough -> RTMP out, received by ffmpeg: {}",
+        String::from_utf8_lossy(&rtmp_probe.stdout).trim()
+    );
     println!();
     println!("  gateway              {gateway}");
     println!("  video stream         {}", field(&video, "stream_id"));
@@ -211,6 +255,12 @@ pub fn run(root: &Path) -> Result<()> {
         field(&video, "egress_url")
     );
     println!("  analysis data (SSE)  curl -sN '{}'", field(&analysis, "data_url"));
+    println!("  RTMP ingest          ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv '{}'", field(&video, "rtmp_url"));
+    println!(
+        "  WHIP ingest / WHEP   POST an SDP offer to '{}' / '{}'",
+        field(&video, "whip_url"),
+        field(&video, "whep_url")
+    );
     println!("  output segments      {}", output.display());
     println!();
     println!("The node stays up for 20 s so you can try the URLs above; then the streams are stopped.");
