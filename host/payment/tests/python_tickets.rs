@@ -2,8 +2,7 @@
 //! `lp_rpc_pb2` and eth-account, following go-livepeer's rules (`tests/tickets_peer.py`). Needs the peers
 //! venv (`cargo xtask test` provides it).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 use byoc_payment::{
     Balance, BlockClock, Payment, PaymentError, Price, Recipient, RecipientConfig, SecretKey, Wei, WinProb,
@@ -11,33 +10,12 @@ use byoc_payment::{
 };
 use serde_json::{Value, json};
 
-/// The venv's python, or `None` (test skipped) when run outside `cargo xtask test`.
 fn python() -> Option<String> {
-    match std::env::var("BYOC_PEERS_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) if std::env::var("BYOC_REQUIRE_PEERS").is_ok_and(|v| v == "1") => {
-            panic!("BYOC_REQUIRE_PEERS=1 but BYOC_PEERS_PYTHON is not set")
-        }
-        Err(_) => {
-            eprintln!("skipped: ticket vectors need the peers venv; run through `cargo xtask test`");
-            None
-        }
-    }
+    common::python("ticket vectors")
 }
 
 fn peer(py: &str, cmd: Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tickets_peer.py");
-    let mut child = Command::new(py)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python");
-    child.stdin.take().unwrap().write_all(cmd.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "tickets_peer.py failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::run_peer(py, "tickets_peer.py", &cmd)
 }
 
 fn recipient(win_prob: Option<WinProb>) -> Recipient {

@@ -1,40 +1,18 @@
 //! Our signatures, addresses and keystores checked against eth-account, an independent
 //! implementation, in both directions. Needs the peers venv (`cargo xtask test` provides it).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 use byoc_payment::keyfile::{ScryptCost, decrypt_keystore, encrypt_keystore};
 use byoc_payment::{Address, SecretKey, Signature};
 use serde_json::{Value, json};
 
-/// The venv's python, or `None` (test skipped) when run outside `cargo xtask test`.
 fn python() -> Option<String> {
-    match std::env::var("BYOC_PEERS_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) if std::env::var("BYOC_REQUIRE_PEERS").is_ok_and(|v| v == "1") => {
-            panic!("BYOC_REQUIRE_PEERS=1 but BYOC_PEERS_PYTHON is not set")
-        }
-        Err(_) => {
-            eprintln!("skipped: eth-account vectors need the peers venv; run through `cargo xtask test`");
-            None
-        }
-    }
+    common::python("eth-account vectors")
 }
 
 fn eth(py: &str, cmd: Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/eth_vectors.py");
-    let mut child = Command::new(py)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python");
-    child.stdin.take().unwrap().write_all(cmd.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "eth_vectors.py failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::run_peer(py, "eth_vectors.py", &cmd)
 }
 
 fn messages() -> Vec<Vec<u8>> {
