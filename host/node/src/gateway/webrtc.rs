@@ -30,17 +30,17 @@ pub async fn serve_webrtc(
 }
 
 /// What both offers need: the stream (its secret checked), the media server, and the SDP text.
-async fn offer(
-    gw: &Arc<Gateway>,
+async fn offer<'g>(
+    gw: &'g Gateway,
     id: &str,
     query: Option<&str>,
     h: &HeaderMap,
     body: Body,
-) -> Result<(Arc<GwStream>, String), Box<Response>> {
+) -> Result<(Arc<GwStream>, &'g WebRtcServer, String), Box<Response>> {
     let stream = super::stream::authorized(gw, id, h, query)?;
-    if gw.webrtc.get().is_none() {
+    let Some(server) = gw.webrtc.get() else {
         return Err(Box::new(error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC")));
-    }
+    };
     let body =
         crate::read_limited(body, 64 << 10).await.map_err(|m| Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, m)))?;
     let ct = h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -50,7 +50,7 @@ async fn offer(
     }
     let sdp = String::from_utf8(body.to_vec())
         .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text")))?;
-    Ok((stream, sdp))
+    Ok((stream, server, sdp))
 }
 
 fn answer(stream_id: &str, leg: &str, id: SessionId, sdp: String) -> Response {
@@ -71,11 +71,10 @@ pub(super) async fn whip(
     h: HeaderMap,
     body: Body,
 ) -> Response {
-    let (stream, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
+    let (stream, server, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let Some(server) = gw.webrtc.get() else { return error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC") };
     if stream.input_url().is_none() {
         return error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
     }
@@ -109,11 +108,10 @@ pub(super) async fn whep(
     h: HeaderMap,
     body: Body,
 ) -> Response {
-    let (stream, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
+    let (stream, server, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    let Some(server) = gw.webrtc.get() else { return error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC") };
     if stream.output_url().is_none() {
         return error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
     }
