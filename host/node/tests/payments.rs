@@ -234,22 +234,7 @@ async fn a_stream_can_pay_from_a_balance_of_its_own() {
 async fn payments_are_checked_and_never_counted_twice() {
     let (orch_url, orch) = orchestrator(Duration::from_secs(10)).await;
     let key = SecretKey::generate();
-    let token = |key: &SecretKey| {
-        let cred = EthAddressCredential::new(key).unwrap().to_header();
-        let url = orch_url.clone();
-        async move {
-            let r = http()
-                .get(format!("{url}/process/token"))
-                .header("Livepeer-Eth-Address", cred)
-                .header("Livepeer-Capability", "passthrough")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            r.json::<Value>().await.unwrap()
-        }
-    };
-    let t = token(&key).await;
+    let t = token(&orch_url, &key).await;
     assert_eq!(t["price"]["pricePerUnit"], 1000);
     let params: TicketParams = serde_json::from_value(t["ticket_params"].clone()).unwrap();
     assert!(t.get("balance").is_none(), "no balance yet: {t}");
@@ -287,7 +272,7 @@ async fn payments_are_checked_and_never_counted_twice() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("already used"));
-    let t = token(&key).await;
+    let t = token(&orch_url, &key).await;
     let balance = t["balance"].as_i64().unwrap();
     assert!((0..=2000).contains(&balance), "balance {balance} after a refused replay");
     byoc_node::telemetry::init();
