@@ -28,7 +28,14 @@ pub struct Peers {
 /// Everything the tests and the demo need.
 pub fn install_all(root: &Path) -> Result<Peers> {
     ensure_rust_target("wasm32-wasip2")?;
-    ensure_debian_packages(&[("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg")])?;
+    // Chromium, ip and unshare: the browser test (WHIP and WHEP in a network namespace it makes).
+    ensure_debian_packages(&[
+        ("ffmpeg", "ffmpeg"),
+        ("ffprobe", "ffmpeg"),
+        ("chromium", "chromium"),
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+    ])?;
     Ok(Peers { python: ensure_peers(root)?, worker_python: ensure_worker(root)? })
 }
 

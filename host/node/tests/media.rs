@@ -3,75 +3,15 @@
 //! segments; a wrong stream key is refused; a stream's output is pushed to the client's
 //! `rtmp_output`. WebRTC with aiortc: a WHIP publisher feeds a stream, a WHEP viewer watches it.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use byoc_e2e::media::tool_available;
-use byoc_e2e::nodes::{job_header, plugins_dir, root};
-use byoc_node::gateway::{Gateway, GatewayConfig};
-use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
-use byoc_payment::job::SignaturePolicy;
-use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
-use byoc_trickle::{HttpSubscriber, Seq, SeqRequest, SubscriberOptions, TrickleStore};
+use byoc_e2e::nodes::root;
+use byoc_trickle::{HttpSubscriber, Seq, SeqRequest, SubscriberOptions};
+use common::{http, media_nodes, start_video as start};
 use serde_json::{Value, json};
-
-/// A gateway (with RTMP ingest) and an orchestrator with the bundled plugins.
-async fn nodes() -> (String, Arc<Gateway>, byoc_media::RtmpServer) {
-    let runtime = Runtime::load(
-        plugins_dir(),
-        RuntimeConfig { cache_dir: CacheDir::At(root().join("target/runtime-test-cache")), ..RuntimeConfig::default() },
-    )
-    .await
-    .unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let orch_url = format!("http://{}", l.local_addr().unwrap());
-    let orch = Orchestrator::new(
-        OrchestratorConfig {
-            service_url: orch_url.clone(),
-            signatures: SignaturePolicy::Required,
-            ..OrchestratorConfig::default()
-        },
-        TrickleStore::default(),
-    )
-    .unwrap();
-    orch.offer_plugins(&Arc::new(runtime), 4);
-    let app = byoc_node::orchestrator::router(orch);
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw_url = format!("http://{}", l.local_addr().unwrap());
-    let gw = Gateway::new(GatewayConfig {
-        public_url: gw_url.clone(),
-        orchestrators: vec![orch_url],
-        ..GatewayConfig::default()
-    })
-    .unwrap();
-    let rtmp = byoc_node::gateway::serve_rtmp(&gw, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
-    byoc_node::gateway::serve_webrtc(&gw, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
-    let app = byoc_node::gateway::router(gw.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (gw_url, gw, rtmp)
-}
-
-fn http() -> reqwest::Client {
-    byoc_trickle::http_client().unwrap()
-}
-
-async fn start(gw: &str, body: Value) -> Value {
-    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true});
-    let r = http()
-        .post(format!("{gw}/process/stream/start"))
-        .header("Livepeer", job_header("passthrough", &legs))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
 
 /// `ffmpeg` publishing `seconds` of a test pattern (H.264 + AAC) to `url`, in real time.
 fn publish(url: &str, seconds: u32) -> tokio::process::Child {
@@ -90,11 +30,12 @@ async fn rtmp_in_through_a_plugin_and_rtmp_out() {
     if !tool_available("rtmp_in_through_a_plugin_and_rtmp_out", "ffmpeg") {
         return;
     }
-    let (gw, _gw, rtmp) = nodes().await;
+    let nodes = media_nodes("127.0.0.1:0".parse().unwrap()).await;
+    let (gw, rtmp) = (nodes.url.as_str(), &nodes.rtmp);
     let dir = tempfile::tempdir().unwrap();
 
     // RTMP in: a wrong key is refused, the stream's own rtmp_url is served.
-    let urls = start(&gw, json!({})).await;
+    let urls = start(gw, json!({})).await;
     let rtmp_url = urls["rtmp_url"].as_str().unwrap().to_string();
     assert!(rtmp_url.starts_with(&format!("rtmp://{}/live/", rtmp.local_addr())), "{rtmp_url}");
     let wrong = format!("rtmp://{}/live/{}-0000", rtmp.local_addr(), urls["stream_id"].as_str().unwrap());
@@ -139,7 +80,7 @@ async fn rtmp_in_through_a_plugin_and_rtmp_out() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let urls = start(&gw, json!({"rtmp_output": dest})).await;
+    let urls = start(gw, json!({"rtmp_output": dest})).await;
     let mut ffmpeg = publish(urls["rtmp_url"].as_str().unwrap(), 5);
     let _ = tokio::time::timeout(Duration::from_secs(40), ffmpeg.wait()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -201,8 +142,9 @@ impl Peer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_in_through_a_plugin_and_whep_out() {
     let Some(python) = byoc_e2e::media::aiortc_python("whip_in_through_a_plugin_and_whep_out") else { return };
-    let (gw, _gw, _rtmp) = nodes().await;
-    let urls = start(&gw, json!({})).await;
+    let nodes = media_nodes("127.0.0.1:0".parse().unwrap()).await;
+    let gw = nodes.url.as_str();
+    let urls = start(gw, json!({})).await;
     let (whip, whep) = (urls["whip_url"].as_str().unwrap(), urls["whep_url"].as_str().unwrap());
     assert!(whip.contains("/whip?token=") && whep.contains("/whep?token="), "{urls}");
 
@@ -230,6 +172,15 @@ async fn whip_in_through_a_plugin_and_whep_out() {
 
     let base = gw.trim_end_matches('/');
     let token = urls["stream_secret"].as_str().unwrap();
+    // No trickle ICE with an ICE-lite server: a PATCH of the session is 405, as WHIP asks.
+    let r = http()
+        .patch(format!("{base}{session}?token={token}"))
+        .header("Content-Type", "application/trickle-ice-sdpfrag")
+        .body("a=candidate:1 1 udp 1 127.0.0.1 9 typ host")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
     for location in [viewing, session] {
         let r = http().delete(format!("{base}{location}?token={token}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "DELETE {location}");

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use byoc_node::gateway::{Gateway, GatewayConfig};
-use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
-use byoc_payment::job::SignaturePolicy;
+mod common;
+
+use byoc_node::orchestrator::Orchestrator;
 use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
-use byoc_trickle::TrickleStore;
 use serde_json::{Value, json};
 
-use byoc_e2e::nodes::{plugins_dir, root};
+use byoc_e2e::nodes::root;
 
 struct Nodes {
     gw: String,
@@ -30,7 +29,7 @@ fn runtime_config() -> RuntimeConfig {
 
 /// The bundled plugins behind an orchestrator and a gateway.
 async fn nodes() -> Nodes {
-    let runtime = Arc::new(Runtime::load(plugins_dir(), runtime_config()).await.unwrap());
+    let runtime = common::bundled_plugins(runtime_config()).await;
     let n = nodes_with(&runtime).await;
     assert!(n.orch.registry.names().contains(&"passthrough".to_string()));
     n
@@ -38,37 +37,13 @@ async fn nodes() -> Nodes {
 
 /// The plugins loaded in `runtime` behind an orchestrator and a gateway, on loopback.
 async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let orch_url = format!("http://{}", l.local_addr().unwrap());
-    let orch = Orchestrator::new(
-        OrchestratorConfig {
-            service_url: orch_url.clone(),
-            signatures: SignaturePolicy::Required,
-            heartbeat_every: Duration::from_millis(200),
-            secret: Some("node-secret".into()),
-            ..OrchestratorConfig::default()
-        },
-        TrickleStore::default(),
-    )
-    .unwrap();
-    orch.offer_plugins(runtime, 4);
-    let app = byoc_node::orchestrator::router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw_url = format!("http://{}", l.local_addr().unwrap());
-    let gw = Gateway::new(GatewayConfig {
-        public_url: gw_url.clone(),
-        orchestrators: vec![orch_url.clone()],
-        ..GatewayConfig::default()
+    let (orch_url, orch) = common::serve_orchestrator(runtime, |c| {
+        c.heartbeat_every = Duration::from_millis(200);
+        c.secret = Some("node-secret".into());
     })
-    .unwrap();
-    let app = byoc_node::gateway::router(gw);
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    Nodes { gw: gw_url, orch, orch_url }
+    .await;
+    let (gw, _) = common::serve_gateway(vec![orch_url.clone()]).await;
+    Nodes { gw, orch, orch_url }
 }
 
 fn http() -> reqwest::Client {

@@ -266,6 +266,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/process/stream/{id}/egress/{seq}", get(stream::egress))
         .route("/process/stream/{id}/whip", post(webrtc::whip))
         .route("/process/stream/{id}/whep", post(webrtc::whep))
+        .route("/process/stream/{id}/player", get(webrtc::player))
         .route("/process/stream/{id}/whip/{session}", delete(webrtc::end_session))
         .route("/process/stream/{id}/whep/{session}", delete(webrtc::end_session))
         .route("/process/request/{*path}", post(stream::batch))

@@ -510,6 +510,10 @@ fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
         "whep_url": when(jp.enable_video_egress, super::webrtc::url(gw, &base, "whep", &s.secret).unwrap_or_default()),
         "rtmp_url": if jp.enable_video_ingress { super::rtmp::ingest_url(gw, &s.id, &s.secret).unwrap_or_default() } else { String::new() },
         "rtmp_output_url": "",
+        "player_url": when(
+            jp.enable_video_ingress || jp.enable_video_egress,
+            super::webrtc::player_url(gw, &base, &s.secret).unwrap_or_default()
+        ),
         "update_url": url("update"),
         "status_url": url("status"),
         "stop_url": url("stop"),

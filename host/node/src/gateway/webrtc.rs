@@ -164,6 +164,44 @@ pub(super) async fn end_session(
     }
 }
 
+/// The browser page of the stream's WebRTC legs (publish a camera with WHIP, watch the output with WHEP).
+const PLAYER: &str = include_str!("player.html");
+
+/// `GET /process/stream/{id}/player`: a page that publishes the browser's camera to the stream
+/// (WHIP) and plays its output (WHEP). It holds no secret itself: its script takes the `token` from
+/// its own URL, so the page asks for the secret like every other per-stream route.
+pub(super) async fn player(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    if let Err(r) = super::stream::authorized(&gw, &id, &h, q.as_deref()) {
+        return *r;
+    }
+    if gw.webrtc.get().is_none() {
+        return error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC");
+    }
+    let csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+               media-src 'self' blob: mediastream:";
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (http::header::CONTENT_SECURITY_POLICY, csp),
+            // The URL carries the stream's secret: never hand it to another origin.
+            (http::header::REFERRER_POLICY, "no-referrer"),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+        PLAYER,
+    )
+        .into_response()
+}
+
+/// The `player_url` of a stream, when the gateway serves WebRTC.
+pub(crate) fn player_url(gw: &Gateway, base: &str, secret: &str) -> Option<String> {
+    gw.webrtc.get().map(|_| format!("{base}/player?token={secret}"))
+}
+
 /// The `whip_url`/`whep_url` of a stream, when the gateway serves WebRTC.
 pub(crate) fn url(gw: &Gateway, base: &str, leg: &str, secret: &str) -> Option<String> {
     gw.webrtc.get().map(|_| format!("{base}/{leg}?token={secret}"))
