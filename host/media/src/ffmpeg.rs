@@ -109,3 +109,21 @@ impl Drop for Ffmpeg {
         }
     }
 }
+
+/// The arguments of an ffmpeg that reads MPEG-TS on stdin and writes FLV to `output` (a URL, or
+/// `pipe:1`): video copied, audio by `audio` (e.g. `["-c:a", "aac"]`: legacy FLV cannot carry Opus),
+/// probing the input for `analyze_micros`. `extra` goes just before the output format.
+pub(crate) fn ts_to_flv_args<'a>(
+    analyze_micros: &'a str,
+    audio: &[&'a str],
+    extra: &[&'a str],
+    output: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec!["-analyzeduration", analyze_micros, "-f", "mpegts", "-i", "pipe:0"];
+    args.extend_from_slice(&["-map", "0:v?", "-map", "0:a?", "-c:v", "copy"]);
+    args.extend_from_slice(audio);
+    args.extend_from_slice(&["-flvflags", "no_duration_filesize"]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-f", "flv", output]);
+    args
+}

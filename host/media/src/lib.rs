@@ -1,9 +1,9 @@
-//! Media legs for BYOC: the gateway's RTMP ingest and egress, and MPEG-TS segmenting.
+//! Media legs for BYOC: the gateway's RTMP and WebRTC ingest and egress, and MPEG-TS segmenting.
 //!
 //! The gateway works in whole MPEG-TS segments (`bytes::Bytes`, each self-contained: PAT/PMT first, then
 //! packets from a keyframe). This crate turns what clients send into such segments and segments back into
-//! what viewers pull. Only this crate names the RTMP and WebRTC libraries (`rml_rtmp`, `str0m`) and runs
-//! `ffmpeg`; callers see:
+//! what viewers pull (RTMP play, WHEP) or what is pushed out (RTMP). Only this crate names the RTMP and
+//! WebRTC libraries (`rml_rtmp`, `str0m`) and runs `ffmpeg`; callers see:
 //!
 //! - [`TsSegmenter`]: sans-IO; `push(&[u8]) -> Vec<Bytes>`, `finish() -> Option<Bytes>`, or
 //!   `pump(AsyncRead, &mpsc::Sender<Bytes>)`. Cuts a continuous TS at H.264/HEVC keyframes at least
@@ -13,6 +13,15 @@
 //!   accept (segments flow there; the channel closes after the last partial segment when the publisher
 //!   leaves; dropping the receiver disconnects the publisher) or `None` to reject. A key already
 //!   publishing is rejected without asking. FLV is remuxed to TS by a child `ffmpeg -c copy`.
+//! - [`RtmpServer::bind_with_play`]`(addr, RtmpConfig, authorizer, play_authorizer)`: the same, plus RTMP
+//!   play of `rtmp://host:port/{app}/{stream_key}`. The [`RtmpPlayAuthorizer`] is asked for every viewer
+//!   and returns `Some(broadcast::Receiver<Bytes>)` of segments to accept (H.264, AAC or Opus) or `None` to
+//!   reject. Viewers of one `(app, stream_key)` share one pipeline, started by the first with its receiver
+//!   (later receivers are dropped): a child `ffmpeg` (`-c:v copy -c:a aac -f flv`) whose FLV is split into
+//!   tags. Metadata, sequence headers and the current GOP are kept, so a late viewer starts at a keyframe;
+//!   a slow viewer's full queue ([`RtmpConfig::play_queue_tags`]) skips it to the next keyframe. The
+//!   pipeline ends with the segment channel (viewers get `NetStream.Play.Complete` and are disconnected)
+//!   or with its last viewer. `bind` refuses every play.
 //! - [`RtmpPush::spawn`]`(url, PushConfig)`: RTMP egress. `push(Bytes)` never waits (a full queue drops
 //!   its oldest segment); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it dies;
 //!   `close()` sends what is queued and ends the FLV stream, all within a timeout.
@@ -27,7 +36,7 @@
 //! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO H.264 + Opus MPEG-TS mux and demux to access units, in
 //!   ffmpeg's Opus layout; the building blocks for WHIP ingest (RTP → TS) and WHEP egress (TS → RTP).
 //!
-//! Every server, connection, pump and child process has an owner: dropping [`RtmpServer`],
+//! Every server, connection, pipeline, pump and child process has an owner: dropping [`RtmpServer`],
 //! [`RtmpPush`] or [`WebRtcServer`] stops their tasks and kills their ffmpeg processes.
 
 mod error;
@@ -38,6 +47,9 @@ pub mod ts;
 pub mod webrtc;
 
 pub use error::MediaError;
-pub use rtmp::{PublishRequest, PushAudio, PushConfig, PushStats, RtmpAuthorizer, RtmpConfig, RtmpPush, RtmpServer};
+pub use rtmp::{
+    PlayRequest, PublishRequest, PushAudio, PushConfig, PushStats, RtmpAuthorizer, RtmpConfig, RtmpPlayAuthorizer,
+    RtmpPush, RtmpServer,
+};
 pub use ts::{SegmenterConfig, TsSegmenter};
 pub use webrtc::{SessionId, WebRtcConfig, WebRtcServer};

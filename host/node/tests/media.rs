@@ -1,7 +1,7 @@
 //! The gateway's media legs with real peers. RTMP with ffmpeg: a test pattern published to a
 //! stream's `rtmp_url` goes through the `passthrough` plugin and comes out of the egress as H.264
 //! segments; a wrong stream key is refused; a stream's output is pushed to the client's
-//! `rtmp_output`. WebRTC with aiortc: a WHIP publisher feeds a stream, a WHEP viewer watches it.
+//! `rtmp_output` and can be played from the gateway itself (`rtmp_output_url`). WebRTC with aiortc: a WHIP publisher feeds a stream, a WHEP viewer watches it.
 
 mod common;
 
@@ -81,7 +81,28 @@ async fn rtmp_in_through_a_plugin_and_rtmp_out() {
         .spawn()
         .unwrap();
     let urls = start(gw, json!({"rtmp_output": dest})).await;
+    // rtmp_output_url lists the client's destination and the gateway's own play URL.
+    let outputs: Vec<&str> = urls["rtmp_output_url"].as_str().unwrap().split(',').collect();
+    let (id, secret) = (urls["stream_id"].as_str().unwrap(), urls["stream_secret"].as_str().unwrap());
+    let play = format!("rtmp://{}/live/{id}-{secret}-out", rtmp.local_addr());
+    assert_eq!(outputs, [dest.as_str(), play.as_str()]);
     let mut ffmpeg = publish(urls["rtmp_url"].as_str().unwrap(), 5);
+    // RTMP play: a viewer pulls the output from the gateway while it is published; a wrong key is refused.
+    let wrong_play = format!("rtmp://{}/live/{id}-0000-out", rtmp.local_addr());
+    let played = dir.path().join("played.flv");
+    let viewer = |url: &str, file: &std::path::Path| {
+        tokio::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", url, "-t", "2", "-c", "copy"])
+            .arg(file)
+            .kill_on_drop(true)
+            .status()
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(20), viewer(&wrong_play, &dir.path().join("x.flv")));
+    assert!(!refused.await.unwrap().unwrap().success(), "a wrong play key must be refused");
+    let _ = tokio::time::timeout(Duration::from_secs(40), viewer(&play, &played)).await;
+    let (codec, frames) = byoc_e2e::media::probe_video(&played);
+    assert_eq!(codec, "h264", "nothing playable came from the gateway's RTMP play URL");
+    assert!(frames >= 25, "{frames} frames played from the gateway");
     let _ = tokio::time::timeout(Duration::from_secs(40), ffmpeg.wait()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
@@ -164,6 +185,9 @@ async fn whip_in_through_a_plugin_and_whep_out() {
     drop(second);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = http().get(format!("{gw}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("byoc_gateway_media_sessions{leg=\"whip\"} 1"), "{metrics}");
+    assert!(metrics.contains("byoc_gateway_media_refused_total{leg=\"whip\",reason=\"busy\"} 1"), "{metrics}");
     let mut viewer = Peer::start(&python, "whep_client.py", 6).await;
     let viewing = viewer.connect(whep).await;
     let seen = viewer.line().await;

@@ -1,7 +1,12 @@
-//! RTMP ingest (server) and egress (push to a destination).
+//! RTMP ingest (server), play (viewers pull from the server) and egress (push to a destination).
 
+mod fanout;
+mod play;
+mod publish;
 mod push;
 mod server;
 
+pub use play::{PlayRequest, RtmpPlayAuthorizer};
+pub use publish::{PublishRequest, RtmpAuthorizer};
 pub use push::{PushAudio, PushConfig, PushStats, RtmpPush};
-pub use server::{PublishRequest, RtmpAuthorizer, RtmpConfig, RtmpServer};
+pub use server::{RtmpConfig, RtmpServer};

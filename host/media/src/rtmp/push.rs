@@ -189,22 +189,7 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
         PushAudio::Copy => &["-c:a", "copy"],
     };
     let analyze = config.analyze_duration.as_micros().to_string();
-    let mut args = vec![
-        "-analyzeduration",
-        analyze.as_str(),
-        "-f",
-        "mpegts",
-        "-i",
-        "pipe:0",
-        "-map",
-        "0:v?",
-        "-map",
-        "0:a?",
-        "-c:v",
-        "copy",
-    ];
-    args.extend_from_slice(audio);
-    args.extend_from_slice(&["-flvflags", "no_duration_filesize", "-f", "flv", url.as_str()]);
+    let args = crate::ffmpeg::ts_to_flv_args(&analyze, audio, &[], &url);
     let mut backoff = config.min_backoff;
     loop {
         // Start ffmpeg only when there is something to send.

@@ -1,31 +1,30 @@
-//! RTMP ingest: a tokio TCP server around `rml_rtmp`'s sans-IO session. Each accepted publish is remuxed
-//! by a child `ffmpeg` (FLV in, MPEG-TS out) and cut by [`TsSegmenter`] into the consumer's channel.
+//! The RTMP server: a tokio TCP server around `rml_rtmp`'s sans-IO session. A connection publishes (see
+//! [`super::publish`]) or plays (see [`super::play`]).
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::ffmpeg::Ffmpeg;
-use crate::flv::{self, TagKind};
-use crate::{MediaError, SegmenterConfig, TsSegmenter};
+use super::play::{self, Play, PlayHub, PlayRequest, RtmpPlayAuthorizer};
+use super::publish::{KeyClaim, Publish, PublishRequest, RtmpAuthorizer};
+use crate::flv::{Tag, TagKind};
+use crate::{MediaError, SegmenterConfig};
 
 /// Settings of an [`RtmpServer`].
 #[derive(Debug, Clone)]
 pub struct RtmpConfig {
-    /// The ffmpeg binary used to remux FLV into MPEG-TS.
+    /// The ffmpeg binary used to remux FLV into MPEG-TS (ingest) and MPEG-TS into FLV (play).
     pub ffmpeg: PathBuf,
     /// How ingest is cut into segments.
     pub segmenter: SegmenterConfig,
@@ -36,12 +35,19 @@ pub struct RtmpConfig {
     /// Time allowed for the authorizer to decide.
     pub authorize_timeout: Duration,
     /// After the publisher is gone, how long ffmpeg and the segmenter may take to flush the last segment
-    /// into the consumer's channel.
+    /// into the consumer's channel; after a played stream ended, how long its ffmpeg may take to flush.
     pub flush_timeout: Duration,
     /// Connections served at once; more are refused.
     pub max_connections: usize,
-    /// Bytes a connection may send before its publish is accepted.
+    /// Bytes a connection may send before its publish or play is accepted.
     pub max_bytes_before_publish: usize,
+    /// FLV tags queued for one viewer; when its queue is full, the viewer skips to the next keyframe.
+    pub play_queue_tags: usize,
+    /// Bytes of the current GOP kept for viewers joining late; beyond, they wait for the next keyframe.
+    pub play_gop_cache_bytes: usize,
+    /// How much of a played stream ffmpeg analyses before its first output (`-analyzeduration`); it
+    /// delays the first viewer of a stream by about this much media time.
+    pub play_analyze_duration: Duration,
 }
 
 impl Default for RtmpConfig {
@@ -55,72 +61,58 @@ impl Default for RtmpConfig {
             flush_timeout: Duration::from_secs(10),
             max_connections: 256,
             max_bytes_before_publish: 64 << 10,
+            play_queue_tags: 512,
+            play_gop_cache_bytes: 16 << 20,
+            play_analyze_duration: Duration::from_millis(500),
         }
     }
 }
 
-/// A publisher asking to publish `rtmp://host:port/{app}/{stream_key}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishRequest {
-    /// The RTMP application (the first path segment, e.g. `live`).
-    pub app: String,
-    /// The stream key (the path after the app).
-    pub stream_key: String,
-    /// The publisher's address.
-    pub peer: SocketAddr,
-}
-
-/// Decides whether a publish is accepted, and where its segments go.
-///
-/// Returning `Some(sender)` accepts: segments of this publish are sent there, and the channel closes
-/// (every sender dropped) when the publish ends, after the last partial segment. Dropping the receiver
-/// ends the publish (the publisher is disconnected). Returning `None` rejects (the publisher gets an RTMP
-/// error and is disconnected). A second publish of an `(app, stream_key)` already publishing is rejected
-/// before the authorizer is asked. Implemented for `Fn(PublishRequest) -> impl Future<Output = Option<..>>`.
-pub trait RtmpAuthorizer: Send + Sync + 'static {
-    /// Decides on one publish request.
-    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Option<mpsc::Sender<Bytes>>> + Send;
-}
-
-impl<F, Fut> RtmpAuthorizer for F
-where
-    F: Fn(PublishRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<mpsc::Sender<Bytes>>> + Send,
-{
-    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Option<mpsc::Sender<Bytes>>> + Send {
-        self(request)
-    }
-}
-
-/// An RTMP ingest server. Dropping it (or [`shutdown`](Self::shutdown)) closes the listener and every
-/// connection and kills their ffmpeg processes.
+/// An RTMP server for publishers (ingest) and viewers (play). Dropping it (or
+/// [`shutdown`](Self::shutdown)) closes the listener and every connection and kills their ffmpeg processes.
 pub struct RtmpServer {
     local_addr: SocketAddr,
     cancel: CancellationToken,
     active: Arc<Mutex<HashSet<(String, String)>>>,
+    plays: Arc<PlayHub>,
     task: Option<JoinHandle<()>>,
 }
 
-struct Shared<A> {
+struct Shared<A, P> {
     config: RtmpConfig,
     authorizer: A,
+    play_authorizer: P,
     active: Arc<Mutex<HashSet<(String, String)>>>,
+    plays: Arc<PlayHub>,
 }
 
 impl RtmpServer {
-    /// Binds `addr` and starts serving.
+    /// Binds `addr` and starts serving publishes; every play is refused.
     pub async fn bind<A: RtmpAuthorizer>(
         addr: SocketAddr,
         config: RtmpConfig,
         authorizer: A,
     ) -> Result<RtmpServer, MediaError> {
+        RtmpServer::bind_with_play(addr, config, authorizer, play::refuse_plays).await
+    }
+
+    /// Binds `addr` and starts serving publishes (decided by `authorizer`) and plays (decided by
+    /// `play_authorizer`).
+    pub async fn bind_with_play<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
+        addr: SocketAddr,
+        config: RtmpConfig,
+        authorizer: A,
+        play_authorizer: P,
+    ) -> Result<RtmpServer, MediaError> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let active = Arc::new(Mutex::new(HashSet::new()));
-        let shared = Arc::new(Shared { config, authorizer, active: active.clone() });
+        let plays = Arc::new(PlayHub::new(config.clone(), cancel.clone()));
+        let shared =
+            Arc::new(Shared { config, authorizer, play_authorizer, active: active.clone(), plays: plays.clone() });
         let task = tokio::spawn(accept_loop(listener, shared, cancel.clone()));
-        Ok(RtmpServer { local_addr, cancel, active, task: Some(task) })
+        Ok(RtmpServer { local_addr, cancel, active, plays, task: Some(task) })
     }
 
     /// The bound address (useful with port 0).
@@ -131,6 +123,11 @@ impl RtmpServer {
     /// How many publishes are live now.
     pub fn active_publishes(&self) -> usize {
         self.active.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// How many viewers are playing now.
+    pub fn active_plays(&self) -> usize {
+        self.plays.viewers()
     }
 
     /// Stops accepting, closes every connection (without flushing) and waits until all is gone.
@@ -148,7 +145,11 @@ impl Drop for RtmpServer {
     }
 }
 
-async fn accept_loop<A: RtmpAuthorizer>(listener: TcpListener, shared: Arc<Shared<A>>, cancel: CancellationToken) {
+async fn accept_loop<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
+    listener: TcpListener,
+    shared: Arc<Shared<A, P>>,
+    cancel: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
     let mut connections = JoinSet::new();
     loop {
@@ -188,137 +189,27 @@ async fn accept_loop<A: RtmpAuthorizer>(listener: TcpListener, shared: Arc<Share
         }
     }
     connections.shutdown().await;
+    shared.plays.shutdown().await;
 }
 
-/// Releases an `(app, key)` claim when the publish ends, on every path.
-struct KeyClaim {
-    key: (String, String),
-    active: Arc<Mutex<HashSet<(String, String)>>>,
+/// What woke a connection up.
+enum Wake {
+    Read(std::io::Result<usize>),
+    /// A tag for the viewer; `None` when the played stream has ended.
+    Tag(Option<Tag>),
+    ConsumerGone,
+    Idle,
 }
 
-impl Drop for KeyClaim {
-    fn drop(&mut self) {
-        self.active.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
-    }
-}
+/// Tags written to a viewer in one go (they are queued anyway; fewer, larger writes).
+const TAGS_PER_WRITE: usize = 64;
 
-/// Aborts a task when dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Tags are held back until both audio and video were seen (or this many arrived) so that the FLV
-/// header's flags tell ffmpeg exactly which streams to wait for.
-const TAGS_BEFORE_HEADER: usize = 64;
-
-/// One accepted publish: FLV goes into ffmpeg, whose MPEG-TS is segmented into the consumer's channel.
-struct Publish {
-    ffmpeg: Ffmpeg,
-    pump: AbortOnDrop<Result<u64, MediaError>>,
-    /// A clone of the consumer's sender, to notice when the consumer goes away.
-    consumer: mpsc::Sender<Bytes>,
-    header_written: bool,
-    held: Vec<(TagKind, u32, Bytes)>,
-    seen_audio: bool,
-    seen_video: bool,
-    buf: Vec<u8>,
-    _claim: KeyClaim,
-}
-
-impl Publish {
-    fn start(config: &RtmpConfig, tx: mpsc::Sender<Bytes>, claim: KeyClaim) -> Result<Publish, MediaError> {
-        let mut ffmpeg = Ffmpeg::spawn(
-            &config.ffmpeg,
-            &["-f", "flv", "-i", "pipe:0", "-map", "0", "-c", "copy", "-f", "mpegts", "pipe:1"],
-            true,
-            "rtmp-ingest",
-        )?;
-        let stdout = ffmpeg.stdout.take().ok_or_else(|| MediaError::Ffmpeg("no stdout".into()))?;
-        let segmenter = TsSegmenter::new(config.segmenter.clone());
-        let consumer = tx.clone();
-        let pump = tokio::spawn(async move { segmenter.pump(stdout, &tx).await }.in_current_span());
-        Ok(Publish {
-            ffmpeg,
-            pump: AbortOnDrop(pump),
-            consumer,
-            header_written: false,
-            held: Vec::new(),
-            seen_audio: false,
-            seen_video: false,
-            buf: Vec::new(),
-            _claim: claim,
-        })
-    }
-
-    async fn tag(&mut self, kind: TagKind, timestamp: u32, data: Bytes) -> Result<(), MediaError> {
-        if !self.header_written {
-            self.seen_audio |= kind == TagKind::Audio;
-            self.seen_video |= kind == TagKind::Video;
-            self.held.push((kind, timestamp, data));
-            if (self.seen_audio && self.seen_video) || self.held.len() >= TAGS_BEFORE_HEADER {
-                self.write_header_and_held().await?;
-            }
-            return Ok(());
-        }
-        self.buf.clear();
-        if flv::write_tag(&mut self.buf, kind, timestamp, &data).is_none() {
-            tracing::warn!(len = data.len(), "rtmp message too large for flv; dropped");
-            return Ok(());
-        }
-        self.write_buf().await
-    }
-
-    async fn write_header_and_held(&mut self) -> Result<(), MediaError> {
-        self.header_written = true;
-        self.buf.clear();
-        self.buf.extend_from_slice(&flv::header(self.seen_audio, self.seen_video));
-        for (kind, timestamp, data) in std::mem::take(&mut self.held) {
-            let _ = flv::write_tag(&mut self.buf, kind, timestamp, &data);
-        }
-        self.write_buf().await
-    }
-
-    async fn write_buf(&mut self) -> Result<(), MediaError> {
-        // After the publisher said it is done, late tags are ignored.
-        let Some(stdin) = self.ffmpeg.stdin.as_mut() else { return Ok(()) };
-        stdin.write_all(&self.buf).await.map_err(|e| MediaError::Ffmpeg(format!("write to ffmpeg: {e}")))
-    }
-
-    /// The publisher is done: let ffmpeg and the segmenter flush the last segment, within `timeout`.
-    async fn finish(mut self, timeout: Duration) {
-        if !self.header_written && !self.held.is_empty() {
-            let _ = self.write_header_and_held().await;
-        }
-        let Publish { ffmpeg, mut pump, consumer, _claim, .. } = self;
-        drop(consumer);
-        let flushed = async {
-            let (status, tail) = ffmpeg.stop(timeout).await;
-            let pumped = (&mut pump.0).await;
-            (status, tail, pumped)
-        };
-        match tokio::time::timeout(timeout, flushed).await {
-            Ok((status, tail, Ok(Ok(segments)))) => {
-                tracing::info!(segments, ?status, "rtmp publish ended");
-                if !status.is_some_and(|s| s.success()) && !tail.is_empty() {
-                    tracing::debug!(%tail, "ffmpeg stderr");
-                }
-            }
-            Ok((status, tail, pumped)) => tracing::info!(?status, %tail, ?pumped, "rtmp publish ended with an error"),
-            Err(_) => tracing::warn!("rtmp publish: flushing the last segment timed out"),
-        }
-        drop(_claim);
-    }
-}
-
-/// Serves one RTMP connection until the publisher leaves, misbehaves, or is rejected.
-async fn serve<A: RtmpAuthorizer>(
+/// Serves one RTMP connection until the publisher or viewer leaves, misbehaves, or is rejected, or the
+/// played stream ends.
+async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
     mut stream: TcpStream,
     peer: SocketAddr,
-    shared: &Shared<A>,
+    shared: &Shared<A, P>,
 ) -> Result<(), MediaError> {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
@@ -329,41 +220,80 @@ async fn serve<A: RtmpAuthorizer>(
         .map_err(|_| MediaError::Timeout("rtmp handshake"))??;
 
     let (mut session, initial) = ServerSession::new(ServerSessionConfig::new()).map_err(protocol)?;
-    let mut conn = Connection { stream, peer, publish: None, pre_publish_bytes: leftover.len() };
+    let mut conn = Connection {
+        stream,
+        peer,
+        publish: None,
+        play: None,
+        play_finished: false,
+        pre_publish_bytes: leftover.len(),
+        out: Vec::new(),
+    };
     let mut results = VecDeque::from(initial);
-    results.extend(session.handle_input(&leftover).map_err(protocol)?);
+    results.extend(handle_input(&mut session, &leftover)?);
     let outcome = loop {
         if let Err(e) = conn.process(&mut session, &mut results, shared).await {
             break Err(e);
         }
-        if conn.publish.as_ref().is_some_and(|p| p.header_written && p.ffmpeg.stdin.is_none()) {
+        if conn.play_finished || conn.publish.as_ref().is_some_and(|p| p.header_written && p.ffmpeg.stdin.is_none()) {
             break Ok(());
         }
-        let publish = &conn.publish;
-        let consumer_gone = async move {
-            match publish {
-                Some(p) => p.consumer.closed().await,
-                None => std::future::pending().await,
+        if let Err(e) = conn.send_backlog(&mut session, config.idle_timeout).await {
+            break Err(e);
+        }
+        // A viewer may stay silent for long; a stuck one is caught by the write timeout instead.
+        let idle_deadline = conn.play.is_none().then(|| tokio::time::Instant::now() + config.idle_timeout);
+        let wake = {
+            let Connection { stream, publish, play, .. } = &mut conn;
+            let consumer_gone = async {
+                match publish {
+                    Some(p) => p.consumer.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let next_tag = async {
+                match play {
+                    Some(p) => p.viewer.rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let idle = async {
+                match idle_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = consumer_gone => Wake::ConsumerGone,
+                tag = next_tag => Wake::Tag(tag),
+                _ = idle => Wake::Idle,
+                read = stream.read(&mut buf) => Wake::Read(read),
             }
         };
-        let n = tokio::select! {
-            _ = consumer_gone => break Err(MediaError::Closed),
-            read = tokio::time::timeout(config.idle_timeout, conn.stream.read(&mut buf)) => match read {
-                Err(_) => break Err(MediaError::Timeout("rtmp idle")),
-                Ok(Err(e)) => break Err(e.into()),
-                Ok(Ok(0)) => break Ok(()),
-                Ok(Ok(n)) => n,
+        let n = match wake {
+            Wake::ConsumerGone => break Err(MediaError::Closed),
+            Wake::Idle => break Err(MediaError::Timeout("rtmp idle")),
+            Wake::Tag(Some(tag)) => match conn.send_tags(&mut session, tag, config.idle_timeout).await {
+                Ok(()) => continue,
+                Err(e) => break Err(e),
             },
+            Wake::Tag(None) => {
+                conn.finish_play(&mut session).await;
+                break Ok(());
+            }
+            Wake::Read(Err(e)) => break Err(e.into()),
+            Wake::Read(Ok(0)) => break Ok(()),
+            Wake::Read(Ok(n)) => n,
         };
-        if conn.publish.is_none() {
+        if conn.publish.is_none() && conn.play.is_none() {
             conn.pre_publish_bytes += n;
             if conn.pre_publish_bytes > config.max_bytes_before_publish {
                 break Err(MediaError::Protocol("too many bytes before publish".into()));
             }
         }
-        match session.handle_input(buf.get(..n).unwrap_or_default()) {
+        match handle_input(&mut session, buf.get(..n).unwrap_or_default()) {
             Ok(r) => results.extend(r),
-            Err(e) => break Err(protocol(e)),
+            Err(e) => break Err(e),
         }
     };
     let _ = conn.stream.shutdown().await;
@@ -390,24 +320,43 @@ async fn handshake(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, Me
     }
 }
 
+/// Feeds bytes from the peer to the session. `rml_rtmp` 0.8 panics on some malformed messages (a bare
+/// `@setDataFrame` indexes an empty list); such a panic becomes a protocol error that closes this
+/// connection only, and the session is not used again.
+fn handle_input(session: &mut ServerSession, bytes: &[u8]) -> Result<Vec<ServerSessionResult>, MediaError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes))) {
+        Ok(results) => results.map_err(protocol),
+        Err(_) => Err(MediaError::Protocol("malformed rtmp message".into())),
+    }
+}
+
 fn protocol(e: impl std::fmt::Display) -> MediaError {
     MediaError::Protocol(e.to_string())
 }
+
+/// RTMP status codes of rejections.
+const PUBLISH_REJECTED: &str = "NetStream.Publish.BadName";
+const PLAY_REJECTED: &str = "NetStream.Play.StreamNotFound";
 
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     publish: Option<Publish>,
+    play: Option<Play>,
+    /// The viewer closed its stream.
+    play_finished: bool,
     pre_publish_bytes: usize,
+    /// Serialized tags waiting to be written to a viewer.
+    out: Vec<u8>,
 }
 
 impl Connection {
     /// Works through session results in order: writes responses, reacts to events (which may add results).
-    async fn process<A: RtmpAuthorizer>(
+    async fn process<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
         &mut self,
         session: &mut ServerSession,
         results: &mut VecDeque<ServerSessionResult>,
-        shared: &Shared<A>,
+        shared: &Shared<A, P>,
     ) -> Result<(), MediaError> {
         while let Some(result) = results.pop_front() {
             match result {
@@ -419,20 +368,21 @@ impl Connection {
         Ok(())
     }
 
-    async fn event<A: RtmpAuthorizer>(
+    async fn event<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
         &mut self,
         session: &mut ServerSession,
         results: &mut VecDeque<ServerSessionResult>,
         event: ServerSessionEvent,
-        shared: &Shared<A>,
+        shared: &Shared<A, P>,
     ) -> Result<(), MediaError> {
         match event {
             ServerSessionEvent::ConnectionRequested { request_id, .. } => {
                 results.extend(session.accept_request(request_id).map_err(protocol)?);
             }
             ServerSessionEvent::PublishStreamRequested { request_id, app_name, stream_key, .. } => {
-                if self.publish.is_some() {
-                    return self.reject(session, request_id, "already publishing on this connection").await;
+                if self.publish.is_some() || self.play.is_some() {
+                    let why = "one publish or play per connection";
+                    return self.reject(session, request_id, PUBLISH_REJECTED, why).await;
                 }
                 let key = (app_name.clone(), stream_key.clone());
                 let claim = {
@@ -445,14 +395,14 @@ impl Connection {
                 };
                 let Some(claim) = claim else {
                     tracing::info!(app = %app_name, "rtmp publish rejected: stream key already publishing");
-                    return self.reject(session, request_id, "stream key already publishing").await;
+                    return self.reject(session, request_id, PUBLISH_REJECTED, "stream key already publishing").await;
                 };
                 let request = PublishRequest { app: app_name.clone(), stream_key, peer: self.peer };
                 let decision =
                     tokio::time::timeout(shared.config.authorize_timeout, shared.authorizer.authorize(request)).await;
                 let Ok(Some(tx)) = decision else {
                     tracing::info!(app = %app_name, "rtmp publish rejected by the authorizer");
-                    return self.reject(session, request_id, "publish not authorized").await;
+                    return self.reject(session, request_id, PUBLISH_REJECTED, "publish not authorized").await;
                 };
                 self.publish = Some(Publish::start(&shared.config, tx, claim)?);
                 tracing::info!(app = %app_name, "rtmp publish accepted");
@@ -477,22 +427,107 @@ impl Connection {
                     drop(p.ffmpeg.stdin.take());
                 }
             }
-            ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
-                return self.reject(session, request_id, "playback is not served here").await;
+            ServerSessionEvent::PlayStreamRequested { request_id, app_name, stream_key, stream_id, .. } => {
+                if self.publish.is_some() || self.play.is_some() {
+                    return self.reject(session, request_id, PLAY_REJECTED, "one publish or play per connection").await;
+                }
+                let request = PlayRequest { app: app_name.clone(), stream_key: stream_key.clone(), peer: self.peer };
+                let decision =
+                    tokio::time::timeout(shared.config.authorize_timeout, shared.play_authorizer.authorize(request))
+                        .await;
+                let Ok(Some(segments)) = decision else {
+                    tracing::info!(app = %app_name, "rtmp play rejected by the authorizer");
+                    return self.reject(session, request_id, PLAY_REJECTED, "play not authorized").await;
+                };
+                let viewer = match shared.plays.join(&app_name, &stream_key, segments) {
+                    Ok(viewer) => viewer,
+                    Err(e) => {
+                        tracing::warn!(app = %app_name, error = %e, "rtmp play: cannot start the pipeline");
+                        return self.reject(session, request_id, PLAY_REJECTED, "stream unavailable").await;
+                    }
+                };
+                tracing::info!(app = %app_name, "rtmp play accepted");
+                results.extend(session.accept_request(request_id).map_err(protocol)?);
+                self.play = Some(Play { viewer, stream_id, base: None });
+            }
+            ServerSessionEvent::PlayStreamFinished { .. } => {
+                self.play_finished |= self.play.is_some();
             }
             _ => {}
         }
         Ok(())
     }
 
+    /// Sends what a viewer that just joined must get before live tags.
+    async fn send_backlog(&mut self, session: &mut ServerSession, timeout: Duration) -> Result<(), MediaError> {
+        let Some(play) = &mut self.play else { return Ok(()) };
+        if play.viewer.backlog.is_empty() {
+            return Ok(());
+        }
+        self.out.clear();
+        for tag in std::mem::take(&mut play.viewer.backlog) {
+            play.serialize(session, tag, &mut self.out)?;
+        }
+        self.write_out(timeout).await
+    }
+
+    /// Sends `tag` and whatever else is queued (up to [`TAGS_PER_WRITE`]) to the viewer.
+    async fn send_tags(&mut self, session: &mut ServerSession, tag: Tag, timeout: Duration) -> Result<(), MediaError> {
+        let Some(play) = &mut self.play else { return Ok(()) };
+        self.out.clear();
+        play.serialize(session, tag, &mut self.out)?;
+        for _ in 1..TAGS_PER_WRITE {
+            let Ok(tag) = play.viewer.rx.try_recv() else { break };
+            play.serialize(session, tag, &mut self.out)?;
+        }
+        self.write_out(timeout).await
+    }
+
+    /// Writes `out`; a viewer that takes more than `timeout` to accept it is dropped.
+    async fn write_out(&mut self, timeout: Duration) -> Result<(), MediaError> {
+        match tokio::time::timeout(timeout, self.stream.write_all(&self.out)).await {
+            Ok(written) => Ok(written?),
+            Err(_) => Err(MediaError::Timeout("rtmp viewer not reading")),
+        }
+    }
+
+    /// The played stream ended: tells the viewer (`NetStream.Play.Complete`) before the connection closes.
+    async fn finish_play(&mut self, session: &mut ServerSession) {
+        let Some(play) = self.play.take() else { return };
+        if let Ok(packet) = session.finish_playing(play.stream_id) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.write_all(&packet.bytes)).await;
+        }
+        tracing::info!("rtmp play ended with the stream");
+    }
+
     /// Sends an RTMP error for the request, then fails so that the connection is closed.
-    async fn reject(&mut self, session: &mut ServerSession, request_id: u32, why: &str) -> Result<(), MediaError> {
-        for result in session.reject_request(request_id, "NetStream.Publish.BadName", why).map_err(protocol)? {
+    async fn reject(
+        &mut self,
+        session: &mut ServerSession,
+        request_id: u32,
+        code: &str,
+        why: &str,
+    ) -> Result<(), MediaError> {
+        for result in session.reject_request(request_id, code, why).map_err(protocol)? {
             if let ServerSessionResult::OutboundResponse(packet) = result {
                 self.stream.write_all(&packet.bytes).await?;
             }
         }
         let _ = self.stream.flush().await;
         Err(MediaError::Rejected(why.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_that_panics_rml_rtmp_is_a_protocol_error() {
+        let (mut session, _) = ServerSession::new(ServerSessionConfig::new()).expect("session");
+        // One chunk (csid 3, type 0 header): AMF0 data message (18) of 16 bytes, the string "@setDataFrame".
+        let mut chunk = vec![0x03, 0, 0, 0, 0, 0, 16, 18, 0, 0, 0, 0, 0x02, 0, 13];
+        chunk.extend_from_slice(b"@setDataFrame");
+        assert!(matches!(handle_input(&mut session, &chunk), Err(MediaError::Protocol(_))));
     }
 }

@@ -12,6 +12,29 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::stream::GwStream;
 
+/// One live media session of the gateway (`leg`: `whip`, `whep`, `rtmp_in`, `rtmp_out`), counted in
+/// `byoc_gateway_media_sessions{leg}` while it lives and in `byoc_gateway_media_sessions_total{leg}`.
+pub(crate) struct MediaSession(&'static str);
+
+impl MediaSession {
+    pub(crate) fn open(leg: &'static str) -> MediaSession {
+        metrics::gauge!("byoc_gateway_media_sessions", "leg" => leg).increment(1.0);
+        metrics::counter!("byoc_gateway_media_sessions_total", "leg" => leg).increment(1);
+        MediaSession(leg)
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        metrics::gauge!("byoc_gateway_media_sessions", "leg" => self.0).decrement(1.0);
+    }
+}
+
+/// A media client refused (`leg` as above; `reason`: `bad_offer`, `busy`, `not_enabled`, `bad_key`).
+pub(crate) fn refused(leg: &'static str, reason: &'static str) {
+    metrics::counter!("byoc_gateway_media_refused_total", "leg" => leg, "reason" => reason).increment(1);
+}
+
 /// Output segments kept for slow consumers before they start skipping.
 const OUTPUT_QUEUE: usize = 16;
 

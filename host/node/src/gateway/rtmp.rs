@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use byoc_media::{PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer};
+use byoc_media::{PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer};
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 
@@ -14,6 +14,8 @@ use super::stream::GwStream;
 
 /// The application part of RTMP URLs (`rtmp://HOST:PORT/live/{stream_id}-{secret}`).
 pub(crate) const APP: &str = "live";
+/// The suffix of the stream key that plays a stream's output (`…/live/{stream_id}-{secret}-out`).
+const PLAY_SUFFIX: &str = "-out";
 
 /// Serves RTMP ingest on `addr`: a publish to `rtmp://…/live/{stream_id}-{stream_secret}` (the
 /// `rtmp_url` start hands out) feeds that stream's input; any other key is refused, as is a second
@@ -23,31 +25,75 @@ pub async fn serve_rtmp(
     addr: SocketAddr,
     public: Option<String>,
 ) -> Result<RtmpServer, byoc_media::MediaError> {
-    let weak = Arc::downgrade(gw);
-    let server = RtmpServer::bind(addr, RtmpConfig::default(), move |req: PublishRequest| {
-        let gw = weak.upgrade();
-        async move { authorize(gw?, req) }
-    })
+    let (weak, weak_play) = (Arc::downgrade(gw), Arc::downgrade(gw));
+    let server = RtmpServer::bind_with_play(
+        addr,
+        RtmpConfig::default(),
+        move |req: PublishRequest| {
+            let gw = weak.upgrade();
+            async move { authorize(gw?, req) }
+        },
+        move |req: PlayRequest| {
+            let gw = weak_play.upgrade();
+            async move { authorize_play(gw?, req) }
+        },
+    )
     .await?;
     let advertised = public.unwrap_or_else(|| server.local_addr().to_string());
     let _ = gw.rtmp_public.set(advertised);
     Ok(server)
 }
 
-fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Bytes>> {
-    if req.app != APP {
-        return None;
-    }
-    let (id, secret) = req.stream_key.rsplit_once('-')?;
+/// The stream an RTMP `app`/`key` (`{stream_id}-{secret}`) names, if the secret is its own.
+fn keyed<'k>(gw: &Gateway, app: &str, key: &'k str) -> Option<(&'k str, Arc<GwStream>)> {
+    let (id, secret) = (app == APP).then(|| key.rsplit_once('-')).flatten()?;
     let stream = gw.lock().get(id).cloned()?;
-    if !stream.has_secret(secret) || stream.input_url().is_none() {
-        tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish refused");
+    stream.has_secret(secret).then_some((id, stream))
+}
+
+fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Bytes>> {
+    let Some((id, stream)) = keyed(&gw, &req.app, &req.stream_key) else {
+        tracing::info!(peer = %req.peer, "RTMP publish refused: unknown stream key");
+        super::legs::refused("rtmp_in", "bad_key");
+        return None;
+    };
+    if stream.input_url().is_none() {
+        tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish refused: video ingress is not enabled");
+        super::legs::refused("rtmp_in", "not_enabled");
         return None;
     }
     tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish started");
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(super::legs::feed_input(stream, rx));
+    let live = super::legs::MediaSession::open("rtmp_in");
+    tokio::spawn(async move {
+        let _live = live;
+        super::legs::feed_input(stream, rx).await
+    });
     Some(tx)
+}
+
+/// A play of `…/live/{stream_id}-{secret}-out` gets the stream's output (the media crate shares one
+/// remux among all viewers of a stream and ends it with the stream).
+fn authorize_play(gw: Arc<Gateway>, req: PlayRequest) -> Option<broadcast::Receiver<Bytes>> {
+    let found = req.stream_key.strip_suffix(PLAY_SUFFIX).and_then(|key| keyed(&gw, &req.app, key));
+    let Some((id, stream)) = found else {
+        tracing::info!(peer = %req.peer, "RTMP play refused: unknown stream key");
+        super::legs::refused("rtmp_play", "bad_key");
+        return None;
+    };
+    if stream.output_url().is_none() {
+        tracing::info!(stream_id = %id, peer = %req.peer, "RTMP play refused: video egress is not enabled");
+        super::legs::refused("rtmp_play", "not_enabled");
+        return None;
+    }
+    tracing::info!(stream_id = %id, peer = %req.peer, "RTMP play started");
+    metrics::counter!("byoc_gateway_media_sessions_total", "leg" => "rtmp_play").increment(1);
+    Some(super::legs::output(&stream))
+}
+
+/// The RTMP URL that plays a stream's output, when the gateway serves RTMP.
+pub(crate) fn play_url(gw: &Gateway, stream_id: &str, secret: &str) -> Option<String> {
+    gw.rtmp_public.get().map(|hostport| format!("rtmp://{hostport}/{APP}/{stream_id}-{secret}{PLAY_SUFFIX}"))
 }
 
 /// The `rtmp_url` of a stream, when the gateway serves RTMP ingest.
@@ -60,7 +106,9 @@ pub(crate) fn ingest_url(gw: &Gateway, stream_id: &str, secret: &str) -> Option<
 pub(crate) fn push_output(stream: &Arc<GwStream>, destination: String) {
     let mut output = super::legs::output(stream);
     let stream = stream.clone();
+    let live = super::legs::MediaSession::open("rtmp_out");
     tokio::spawn(async move {
+        let _live = live;
         let push = RtmpPush::spawn(destination.clone(), PushConfig::default());
         loop {
             let seg = tokio::select! {

@@ -363,7 +363,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
         metrics::counter!("byoc_gateway_streams_started_total", "capability" => job.capability.clone()).increment(1);
         metrics::gauge!("byoc_gateway_streams_active").increment(1.0);
-        return Ok(boxed(Json(stream_urls(&gw, &stream, &jp)).into_response()));
+        return Ok(boxed(Json(stream_urls(&gw, &stream, &jp, &req.rtmp_output)).into_response()));
     }
     let body = json!({ "error": format!("no orchestrator accepted the stream for capability {}", job.capability), "reasons": reasons });
     metrics::counter!("byoc_gateway_errors_total", "kind" => "no_orchestrator").increment(1);
@@ -499,7 +499,9 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
     end(&gw, &stream.id, "all orchestrators exhausted", false).await;
 }
 
-fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
+/// What start answers. `rtmp_output_url` lists, comma-separated as go-livepeer does, where the output
+/// goes over RTMP: the client's own `rtmp_output` (pushed to) and the gateway's play URL.
+fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters, rtmp_output: &str) -> Value {
     let base = format!("{}/process/stream/{}", gw.config.public_url.trim_end_matches('/'), s.id);
     let url = |route: &str| format!("{base}/{route}?token={}", s.secret);
     let when = |on: bool, u: String| if on { u } else { String::new() };
@@ -509,7 +511,15 @@ fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters) -> Value {
         "whip_url": when(jp.enable_video_ingress, super::webrtc::url(gw, &base, "whip", &s.secret).unwrap_or_default()),
         "whep_url": when(jp.enable_video_egress, super::webrtc::url(gw, &base, "whep", &s.secret).unwrap_or_default()),
         "rtmp_url": if jp.enable_video_ingress { super::rtmp::ingest_url(gw, &s.id, &s.secret).unwrap_or_default() } else { String::new() },
-        "rtmp_output_url": "",
+        "rtmp_output_url": if jp.enable_video_egress {
+            [Some(rtmp_output.to_string()).filter(|o| !o.is_empty()), super::rtmp::play_url(gw, &s.id, &s.secret)]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            String::new()
+        },
         "player_url": when(
             jp.enable_video_ingress || jp.enable_video_egress,
             super::webrtc::player_url(gw, &base, &s.secret).unwrap_or_default()

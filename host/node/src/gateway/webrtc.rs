@@ -76,10 +76,12 @@ pub(super) async fn whip(
         Err(r) => return *r,
     };
     if stream.input_url().is_none() {
+        super::legs::refused("whip", "not_enabled");
         return error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
     }
     let mut slot = stream.whip_session.lock().await;
     if slot.is_some() {
+        super::legs::refused("whip", "busy");
         return error(StatusCode::CONFLICT, "this stream already has a WHIP publisher");
     }
     let (tx, rx) = mpsc::channel(16);
@@ -88,7 +90,9 @@ pub(super) async fn whip(
             *slot = Some(session);
             drop(slot);
             let s = stream.clone();
+            let live = super::legs::MediaSession::open("whip");
             tokio::spawn(async move {
+                let _live = live;
                 super::legs::feed_input(s.clone(), rx).await;
                 // The publisher is gone (or the stream ended): the slot is free again.
                 *s.whip_session.lock().await = None;
@@ -96,7 +100,10 @@ pub(super) async fn whip(
             tracing::info!(stream_id = %id, session = %session, "WHIP publisher connected");
             answer(&id, "whip", session, sdp)
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, format!("WHIP offer refused: {e}")),
+        Err(e) => {
+            super::legs::refused("whip", "bad_offer");
+            error(StatusCode::BAD_REQUEST, format!("WHIP offer refused: {e}"))
+        }
     }
 }
 
@@ -113,6 +120,7 @@ pub(super) async fn whep(
         Err(r) => return *r,
     };
     if stream.output_url().is_none() {
+        super::legs::refused("whep", "not_enabled");
         return error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
     }
     // Each viewer gets its own queue; a slow one skips segments instead of holding others back.
@@ -121,7 +129,9 @@ pub(super) async fn whep(
     match server.whep_offer(&offer, rx).await {
         Ok((session, sdp)) => {
             let s = stream.clone();
+            let live = super::legs::MediaSession::open("whep");
             tokio::spawn(async move {
+                let _live = live;
                 loop {
                     let seg = tokio::select! {
                         _ = s.cancelled() => return,
@@ -140,7 +150,10 @@ pub(super) async fn whep(
             tracing::info!(stream_id = %id, session = %session, "WHEP viewer connected");
             answer(&id, "whep", session, sdp)
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, format!("WHEP offer refused: {e}")),
+        Err(e) => {
+            super::legs::refused("whep", "bad_offer");
+            error(StatusCode::BAD_REQUEST, format!("WHEP offer refused: {e}"))
+        }
     }
 }
 
