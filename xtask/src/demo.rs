@@ -187,7 +187,8 @@ pub fn run(root: &Path) -> Result<()> {
             .args(&files[..2]),
     )?;
     // 3. RTMP in and out: ffmpeg publishes a test pattern to the stream's rtmp_url; the processed
-    //    output is pushed to an RTMP receiver (ffmpeg -listen) given as rtmp_output.
+    //    output is pushed to an RTMP receiver (ffmpeg -listen) given as rtmp_output, and played
+    //    from the gateway's own RTMP play URL (the last of rtmp_output_url) by another ffmpeg.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let rtmp_dest = format!("rtmp://127.0.0.1:{port}/live/out");
     let rtmp_file = work.join("rtmp-output.flv");
@@ -205,6 +206,16 @@ pub fn run(root: &Path) -> Result<()> {
         serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
         &serde_json::json!({"stream_name": "demo-rtmp", "rtmp_output": rtmp_dest}).to_string(),
     )?;
+    let play_url = field(&rtmp, "rtmp_output_url").rsplit(',').next().unwrap_or_default().to_string();
+    let played_file = work.join("rtmp-played.flv");
+    let mut player = KillOnDrop(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", &play_url, "-t", "4"])
+            .args(["-c", "copy"])
+            .arg(&played_file)
+            .spawn()
+            .context("starting the RTMP player")?,
+    );
     eprintln!("xtask: publishing 6 s of a test pattern over RTMP to {}", field(&rtmp, "rtmp_url"));
     exec(
         Command::new("ffmpeg")
@@ -220,11 +231,16 @@ pub fn run(root: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = receiver.0.kill();
-    let rtmp_probe = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "compact"])
-        .arg(&rtmp_file)
-        .output()?;
+    let _ = player.0.kill();
+    let probe_flv = |file: &Path| -> Result<String> {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "compact"])
+            .arg(file)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let (rtmp_probe, played_probe) = (probe_flv(&rtmp_file)?, probe_flv(&played_file)?);
 
     let mut data = data;
     let _ = data.0.wait();
@@ -241,10 +257,8 @@ pub fn run(root: &Path) -> Result<()> {
     println!("demo: ffprobe of the first output segment:\n{}", String::from_utf8_lossy(&probe.stdout).trim());
     println!("demo: stream status: {status_json}");
     println!("demo: ts-analyzer data (first line): {}", first_report.chars().take(300).collect::<String>());
-    println!(
-        "demo: RTMP in -> passthrough -> RTMP out, received by ffmpeg: {}",
-        String::from_utf8_lossy(&rtmp_probe.stdout).trim()
-    );
+    println!("demo: RTMP in -> passthrough -> RTMP out, pushed to ffmpeg -listen: {rtmp_probe}");
+    println!("demo: RTMP in -> passthrough -> RTMP out, played from the gateway (4 s): {played_probe}");
     println!();
     println!("  gateway              {gateway}");
     println!("  video stream         {}", field(&video, "stream_id"));
@@ -261,6 +275,11 @@ pub fn run(root: &Path) -> Result<()> {
         field(&video, "whip_url"),
         field(&video, "whep_url")
     );
+    println!(
+        "  in a browser         {}  (publish your camera with WHIP, watch the output with WHEP)",
+        field(&video, "player_url")
+    );
+    println!("  RTMP play (output)   ffplay '{}'", field(&video, "rtmp_output_url"));
     println!("  output segments      {}", output.display());
     println!();
     println!("The node stays up for 20 s so you can try the URLs above; then the streams are stopped.");
