@@ -18,8 +18,8 @@ async fn server() -> (RtmpServer, mpsc::UnboundedReceiver<mpsc::Receiver<Bytes>>
             if req.app != "live" || req.stream_key != "good" {
                 return None;
             }
-            let (tx, rx) = mpsc::channel(16);
-            publishes_tx.send(rx).ok()?;
+            let (tx, rx) = mpsc::channel(256);
+            publishes_tx.send(common::whole_segments(rx)).ok()?;
             Some(tx)
         }
     };

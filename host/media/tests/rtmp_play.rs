@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use byoc_media::{PlayRequest, PublishRequest, RtmpConfig, RtmpServer, SegmenterConfig, TsSegmenter};
+use byoc_media::{Piece, PlayRequest, PublishRequest, RtmpConfig, RtmpServer, SegmenterConfig, TsSegmenter};
 use bytes::Bytes;
 use tokio::process::{Child, Command};
 use tokio::sync::{Notify, OnceCell, broadcast, mpsc};
@@ -38,7 +38,7 @@ async fn segments(audio: &'static str) -> Vec<Bytes> {
 
 /// The stream the play authorizer hands out (`live/good` only).
 struct Source {
-    tx: Mutex<Option<broadcast::Sender<Bytes>>>,
+    tx: Mutex<Option<broadcast::Sender<Piece>>>,
     /// Play requests seen by the authorizer, accepted or not.
     asked: AtomicUsize,
     accepted: Notify,
@@ -57,7 +57,7 @@ impl Source {
         })
     }
 
-    fn sender(&self) -> std::sync::MutexGuard<'_, Option<broadcast::Sender<Bytes>>> {
+    fn sender(&self) -> std::sync::MutexGuard<'_, Option<broadcast::Sender<Piece>>> {
         self.tx.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -76,7 +76,7 @@ async fn server(source: &Arc<Source>) -> RtmpServer {
             Some(rx)
         }
     };
-    let no_publish = |_: PublishRequest| async { None::<mpsc::Sender<Bytes>> };
+    let no_publish = |_: PublishRequest| async { None::<mpsc::Sender<Piece>> };
     let addr = "127.0.0.1:0".parse().expect("addr");
     RtmpServer::bind_with_play(addr, RtmpConfig::default(), no_publish, play).await.expect("bind")
 }
@@ -90,7 +90,7 @@ fn feed(source: &Arc<Source>, segments: Vec<Bytes>, pace: Duration, end: bool) -
         for segment in segments {
             if let Some(tx) = source.sender().as_ref() {
                 // No receiver (no pipeline running) is fine.
-                let _ = tx.send(segment);
+                let _ = tx.send(Piece::Start(segment));
             }
             source.sent.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(pace).await;
@@ -241,7 +241,7 @@ async fn rejected_play_fails_and_the_server_stays_healthy() {
     // The publish-only server refuses every play too.
     let publish_only =
         RtmpServer::bind("127.0.0.1:0".parse().expect("addr"), RtmpConfig::default(), |_: PublishRequest| async {
-            None::<mpsc::Sender<Bytes>>
+            None::<mpsc::Sender<Piece>>
         })
         .await
         .expect("bind");

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use byoc_media::{PushConfig, RtmpPush, SegmenterConfig, TsSegmenter};
+use byoc_media::{Piece, PushConfig, RtmpPush, SegmenterConfig, TsSegmenter};
 use bytes::Bytes;
 use tokio::process::{Child, Command};
 
@@ -50,7 +50,7 @@ async fn pushed_segments_arrive_as_flv_with_every_frame() {
 
     let push = RtmpPush::spawn(format!("rtmp://127.0.0.1:{port}/live/out"), config());
     for s in &segments {
-        push.push(s.clone());
+        push.push(Piece::Start(s.clone()));
     }
     let stats = push.close().await;
     assert_eq!(stats.sent, segments.len() as u64);
@@ -78,8 +78,8 @@ async fn push_restarts_until_the_destination_appears() {
     let push = RtmpPush::spawn(format!("rtmp://127.0.0.1:{port}/live/out"), config());
 
     // Nothing listens yet: ffmpeg fails and is restarted.
-    push.push(segments[0].clone());
-    push.push(segments[1].clone());
+    push.push(Piece::Start(segments[0].clone()));
+    push.push(Piece::Start(segments[1].clone()));
     for _ in 0..200 {
         if push.stats().restarts >= 1 {
             break;
@@ -92,7 +92,7 @@ async fn push_restarts_until_the_destination_appears() {
     let mut rx = receiver(port, &out);
     common::wait_listening(port).await;
     for s in &segments[2..] {
-        push.push(s.clone());
+        push.push(Piece::Start(s.clone()));
     }
     let _ = push.close().await;
     let status =

@@ -6,7 +6,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use byoc_media::{SegmenterConfig, TsSegmenter, WebRtcConfig, WebRtcServer};
-use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -46,12 +45,14 @@ async fn aiortc_viewer_decodes_paced_segments() {
     let mut lines = BufReader::new(peer.stdout.take().expect("stdout")).lines();
     let offer = read_json(&mut lines).await;
 
-    let (tx, rx) = mpsc::channel::<Bytes>(segments.len());
+    // Each segment in pieces cut anywhere (not on packet boundaries), as the live path sends them.
+    let pieces: Vec<_> = segments.iter().flat_map(|s| common::into_pieces(s, &[100, 1000, 5000, 20_000])).collect();
+    let (tx, rx) = mpsc::channel(pieces.len());
     let (id, answer) = server.whep_offer(offer["offer"].as_str().expect("offer"), rx).await.expect("answer");
     stdin.write_all(format!("{}\n", serde_json::json!({ "answer": answer })).as_bytes()).await.expect("write");
     // All at once: the server paces them by their timestamps.
-    for s in segments {
-        tx.send(s).await.expect("queued");
+    for p in pieces {
+        tx.send(p).await.expect("queued");
     }
     let result = read_json(&mut lines).await;
     eprintln!("whep: {result}");

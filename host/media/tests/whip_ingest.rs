@@ -6,7 +6,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use byoc_media::{WebRtcConfig, WebRtcServer};
-use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -44,7 +43,8 @@ async fn aiortc_publish_gives_valid_h264_opus_segments() {
     let mut stdin = peer.stdin.take().expect("stdin");
     let mut lines = BufReader::new(peer.stdout.take().expect("stdout")).lines();
     let offer = read_json(&mut lines).await;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let (tx, rx) = mpsc::channel(256);
+    let mut rx = common::whole_segments(rx);
     let (id, answer) = server.whip_offer(offer["offer"].as_str().expect("offer"), tx).await.expect("answer");
     stdin.write_all(format!("{}\n", serde_json::json!({ "answer": answer })).as_bytes()).await.expect("write");
     let done = read_json(&mut lines).await;

@@ -24,9 +24,9 @@ use tracing::Instrument;
 
 use super::RtmpConfig;
 use super::fanout::Fanout;
-use crate::MediaError;
 use crate::ffmpeg::Ffmpeg;
 use crate::flv::{FlvReader, Tag, TagKind};
+use crate::{MediaError, Piece, StartGate};
 
 /// A viewer asking to play `rtmp://host:port/{app}/{stream_key}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,29 +41,30 @@ pub struct PlayRequest {
 
 /// Decides whether a play is accepted, and where its media comes from.
 ///
-/// Asked for every viewer. Returning `Some(receiver)` accepts: the receiver yields whole self-contained
-/// MPEG-TS segments (PAT/PMT first, H.264 from a keyframe, AAC or Opus audio). The first viewer of an
+/// Asked for every viewer. Returning `Some(receiver)` accepts: the receiver yields [`Piece`]s of
+/// self-contained MPEG-TS segments (PAT/PMT first, H.264 from a keyframe, AAC or Opus audio); the
+/// pipeline starts at the first segment start, and after a lag goes on at the next one. The first viewer of an
 /// `(app, stream_key)` starts the stream's pipeline with its receiver; the receivers of later viewers are
 /// dropped and they join the running pipeline. When the segment channel closes the stream has ended and
 /// every viewer is disconnected. Returning `None` rejects (the viewer gets an RTMP error and is
 /// disconnected). Implemented for `Fn(PlayRequest) -> impl Future<Output = Option<broadcast::Receiver<..>>>`.
 pub trait RtmpPlayAuthorizer: Send + Sync + 'static {
     /// Decides on one play request.
-    fn authorize(&self, request: PlayRequest) -> impl Future<Output = Option<broadcast::Receiver<Bytes>>> + Send;
+    fn authorize(&self, request: PlayRequest) -> impl Future<Output = Option<broadcast::Receiver<Piece>>> + Send;
 }
 
 impl<F, Fut> RtmpPlayAuthorizer for F
 where
     F: Fn(PlayRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<broadcast::Receiver<Bytes>>> + Send,
+    Fut: Future<Output = Option<broadcast::Receiver<Piece>>> + Send,
 {
-    fn authorize(&self, request: PlayRequest) -> impl Future<Output = Option<broadcast::Receiver<Bytes>>> + Send {
+    fn authorize(&self, request: PlayRequest) -> impl Future<Output = Option<broadcast::Receiver<Piece>>> + Send {
         self(request)
     }
 }
 
 /// The play authorizer of [`RtmpServer::bind`](super::RtmpServer::bind): every play is refused.
-pub(crate) fn refuse_plays(_: PlayRequest) -> std::future::Ready<Option<broadcast::Receiver<Bytes>>> {
+pub(crate) fn refuse_plays(_: PlayRequest) -> std::future::Ready<Option<broadcast::Receiver<Piece>>> {
     std::future::ready(None)
 }
 
@@ -112,7 +113,7 @@ impl PlayHub {
         self: &Arc<Self>,
         app: &str,
         stream_key: &str,
-        segments: broadcast::Receiver<Bytes>,
+        segments: broadcast::Receiver<Piece>,
     ) -> Result<Viewer, MediaError> {
         let key = (app.to_string(), stream_key.to_string());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -141,7 +142,7 @@ impl PlayHub {
         Ok(Viewer { hub: self.clone(), key, shared, cancel, id, rx, backlog: backlog.into() })
     }
 
-    fn start(self: &Arc<Self>, key: StreamKey, segments: broadcast::Receiver<Bytes>) -> Result<Pipeline, MediaError> {
+    fn start(self: &Arc<Self>, key: StreamKey, segments: broadcast::Receiver<Piece>) -> Result<Pipeline, MediaError> {
         let analyze = self.config.play_analyze_duration.as_micros().to_string();
         let args = crate::ffmpeg::ts_to_flv_args(&analyze, &["-c:a", "aac"], &["-flush_packets", "1"], "pipe:1");
         let mut ffmpeg = Ffmpeg::spawn(&self.config.ffmpeg, &args, true, "rtmp-play")?;
@@ -224,7 +225,7 @@ impl Drop for Viewer {
 async fn run_pipeline(
     mut ffmpeg: Ffmpeg,
     stdout: ChildStdout,
-    mut segments: broadcast::Receiver<Bytes>,
+    mut segments: broadcast::Receiver<Piece>,
     shared: Arc<Mutex<Fanout>>,
     hub: Weak<PlayHub>,
     key: StreamKey,
@@ -234,16 +235,24 @@ async fn run_pipeline(
     let stdin = ffmpeg.stdin.take();
     let feeder = async move {
         let Some(mut stdin) = stdin else { return };
+        let mut gate = StartGate::default();
         loop {
             match segments.recv().await {
-                Ok(segment) => {
-                    if let Err(e) = stdin.write_all(&segment).await {
+                Ok(piece) => {
+                    if !gate.pass(&piece) {
+                        continue;
+                    }
+                    if let Err(e) = stdin.write_all(piece.bytes()).await {
                         tracing::info!(error = %e, "rtmp play: ffmpeg stopped taking input");
                         return;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "rtmp play: ffmpeg too slow; segments skipped");
+                    tracing::warn!(
+                        skipped = n,
+                        "rtmp play: ffmpeg too slow; pieces skipped, going on at the next segment"
+                    );
+                    gate.lost();
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }

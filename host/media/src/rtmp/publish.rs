@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::RtmpConfig;
 use crate::ffmpeg::Ffmpeg;
 use crate::flv::{self, TagKind};
-use crate::{MediaError, TsSegmenter};
+use crate::{MediaError, Piece, TsSegmenter};
 
 /// A publisher asking to publish `rtmp://host:port/{app}/{stream_key}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,15 +38,15 @@ pub struct PublishRequest {
 /// before the authorizer is asked. Implemented for `Fn(PublishRequest) -> impl Future<Output = Option<..>>`.
 pub trait RtmpAuthorizer: Send + Sync + 'static {
     /// Decides on one publish request.
-    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Option<mpsc::Sender<Bytes>>> + Send;
+    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Option<mpsc::Sender<Piece>>> + Send;
 }
 
 impl<F, Fut> RtmpAuthorizer for F
 where
     F: Fn(PublishRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<mpsc::Sender<Bytes>>> + Send,
+    Fut: Future<Output = Option<mpsc::Sender<Piece>>> + Send,
 {
-    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Option<mpsc::Sender<Bytes>>> + Send {
+    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Option<mpsc::Sender<Piece>>> + Send {
         self(request)
     }
 }
@@ -81,7 +81,7 @@ pub(crate) struct Publish {
     pub ffmpeg: Ffmpeg,
     pump: AbortOnDrop<Result<u64, MediaError>>,
     /// A clone of the consumer's sender, to notice when the consumer goes away.
-    pub consumer: mpsc::Sender<Bytes>,
+    pub consumer: mpsc::Sender<Piece>,
     pub header_written: bool,
     held: Vec<(TagKind, u32, Bytes)>,
     seen_audio: bool,
@@ -91,10 +91,11 @@ pub(crate) struct Publish {
 }
 
 impl Publish {
-    pub fn start(config: &RtmpConfig, tx: mpsc::Sender<Bytes>, claim: KeyClaim) -> Result<Publish, MediaError> {
+    pub fn start(config: &RtmpConfig, tx: mpsc::Sender<Piece>, claim: KeyClaim) -> Result<Publish, MediaError> {
         let mut ffmpeg = Ffmpeg::spawn(
             &config.ffmpeg,
-            &["-f", "flv", "-i", "pipe:0", "-map", "0", "-c", "copy", "-f", "mpegts", "pipe:1"],
+            // Each packet is written out at once: the segmenter hands pieces on as they come.
+            &["-f", "flv", "-i", "pipe:0", "-map", "0", "-c", "copy", "-flush_packets", "1", "-f", "mpegts", "pipe:1"],
             true,
             "rtmp-ingest",
         )?;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::ffmpeg::Ffmpeg;
+use crate::{Piece, StartGate};
 
 /// What happens to the audio on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,8 +71,12 @@ pub struct PushStats {
     pub restarts: u64,
 }
 
+/// A queue holding this many pieces drops its oldest segment even when it holds few segments (one
+/// endless segment must not grow it without bound).
+const MAX_QUEUED_PIECES: usize = 4096;
+
 struct Shared {
-    queue: Mutex<VecDeque<Bytes>>,
+    queue: Mutex<VecDeque<Piece>>,
     capacity: usize,
     notify: Notify,
     closing: AtomicBool,
@@ -82,7 +86,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn pop(&self) -> Option<Bytes> {
+    fn pop(&self) -> Option<Piece> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
     }
 
@@ -120,17 +124,28 @@ impl RtmpPush {
         RtmpPush { shared, cancel, close_timeout, task: Some(task) }
     }
 
-    /// Queues one MPEG-TS segment (it should start on a keyframe, as [`crate::TsSegmenter`] cuts them).
-    /// Never waits: when the queue is full the oldest segment is dropped.
-    pub fn push(&self, segment: Bytes) {
+    /// Queues one piece of an MPEG-TS segment (segments start on a keyframe, as [`crate::TsSegmenter`]
+    /// cuts them). Never waits: when the queue holds its limit of segments, the oldest one is dropped
+    /// whole (ffmpeg then goes on at the next segment start).
+    pub fn push(&self, piece: Piece) {
         let dropped = {
             let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let dropped = if queue.len() >= self.shared.capacity { queue.pop_front().is_some() } else { false };
-            queue.push_back(segment);
+            let mut dropped = 0;
+            while !queue.is_empty()
+                && (queue.len() >= MAX_QUEUED_PIECES
+                    || (piece.is_start() && queue.iter().filter(|p| p.is_start()).count() >= self.shared.capacity))
+            {
+                queue.pop_front();
+                while queue.front().is_some_and(|p| !p.is_start()) {
+                    queue.pop_front();
+                }
+                dropped += 1;
+            }
+            queue.push_back(piece);
             dropped
         };
-        if dropped {
-            let total = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped > 0 {
+            let total = self.shared.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
             tracing::warn!(dropped_total = total, "rtmp destination too slow: dropped the oldest queued segment");
         }
         self.shared.notify.notify_one();
@@ -266,11 +281,13 @@ async fn sleep_or_cancel(delay: Duration, shared: &Shared, cancel: &Cancellation
     }
 }
 
-/// Writes queued segments into ffmpeg until closing (queue drained), failure, or cancellation.
+/// Writes queued pieces into ffmpeg until closing (queue drained), failure, or cancellation. Each
+/// ffmpeg starts at a segment start.
 async fn feed(ffmpeg: &mut Ffmpeg, shared: &Shared, cancel: &CancellationToken) -> Fed {
     let Some(mut stdin) = ffmpeg.stdin.take() else { return Fed::Failed("no stdin".into()) };
+    let mut gate = StartGate::default();
     loop {
-        let segment = match shared.pop() {
+        let piece = match shared.pop() {
             Some(s) => s,
             None if shared.closing.load(Ordering::Acquire) => {
                 ffmpeg.stdin = Some(stdin);
@@ -284,11 +301,14 @@ async fn feed(ffmpeg: &mut Ffmpeg, shared: &Shared, cancel: &CancellationToken) 
                 }
             }
         };
+        if !gate.pass(&piece) {
+            continue;
+        }
         tokio::select! {
             _ = cancel.cancelled() => return Fed::Cancelled,
-            written = stdin.write_all(&segment) => match written {
+            written = stdin.write_all(piece.bytes()) => match written {
                 Ok(()) => {
-                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    shared.sent.fetch_add(u64::from(piece.is_start()), Ordering::Relaxed);
                 }
                 Err(e) => return Fed::Failed(format!("write to ffmpeg: {e}")),
             },
@@ -299,6 +319,7 @@ async fn feed(ffmpeg: &mut Ffmpeg, shared: &Shared, cancel: &CancellationToken) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[tokio::test]
     async fn full_queue_drops_oldest_and_close_ends_backoff() {
@@ -311,11 +332,15 @@ mod tests {
         };
         let push = RtmpPush::spawn("rtmp://127.0.0.1:9/live/x", config);
         for i in 0..5u8 {
-            push.push(Bytes::from(vec![i]));
+            push.push(Piece::Start(Bytes::from(vec![i])));
+            push.push(Piece::More(Bytes::from(vec![i, i])));
         }
-        let queued: Vec<Bytes> =
+        let queued: Vec<Piece> =
             push.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
-        assert_eq!(queued, [Bytes::from_static(&[3]), Bytes::from_static(&[4])]);
+        let piece = |i: u8, more: bool| {
+            if more { Piece::More(Bytes::from(vec![i, i])) } else { Piece::Start(Bytes::from(vec![i])) }
+        };
+        assert_eq!(queued, [piece(3, false), piece(3, true), piece(4, false), piece(4, true)]);
         let stats = push.close().await;
         assert_eq!(stats.dropped, 3);
         assert_eq!(stats.sent, 0);

@@ -6,7 +6,7 @@ mod segmenter;
 
 pub use demux::{FrameKind, TsDemuxer, TsFrame};
 pub use mux::{AUDIO_PID, TsMuxer, VIDEO_PID};
-pub use segmenter::{SegmenterConfig, TsSegmenter};
+pub use segmenter::{Piece, SegmenterConfig, StartGate, TsSegmenter};
 
 /// Size of one transport stream packet.
 pub const TS_PACKET_SIZE: usize = 188;

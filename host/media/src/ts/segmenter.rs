@@ -65,6 +65,54 @@ struct Pending {
     random_access: bool,
 }
 
+/// A piece of a segmented MPEG-TS stream, handed on as soon as it is muxed: [`Piece::Start`] opens a
+/// segment (the current PAT and PMT, then a keyframe), [`Piece::More`] continues it. A segment ends where
+/// the next one starts, or where the stream ends. A consumer that joins late (or loses pieces) waits for
+/// the next `Start`; from there on the bytes are a valid MPEG-TS stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Start(Bytes),
+    More(Bytes),
+}
+
+impl Piece {
+    pub fn bytes(&self) -> &Bytes {
+        match self {
+            Piece::Start(b) | Piece::More(b) => b,
+        }
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Piece::Start(b) | Piece::More(b) => b,
+        }
+    }
+
+    pub fn is_start(&self) -> bool {
+        matches!(self, Piece::Start(_))
+    }
+}
+
+/// Lets pieces through from a segment start on: a consumer that joins a stream of [`Piece`]s, or loses
+/// some, can only go on at the next [`Piece::Start`].
+#[derive(Debug, Default, Clone)]
+pub struct StartGate {
+    open: bool,
+}
+
+impl StartGate {
+    /// Whether `piece` goes on (it is a start, or continues a segment that went on).
+    pub fn pass(&mut self, piece: &Piece) -> bool {
+        self.open |= piece.is_start();
+        self.open
+    }
+
+    /// Pieces were lost: wait for the next start.
+    pub fn lost(&mut self) {
+        self.open = false;
+    }
+}
+
 /// Splits an MPEG-TS byte stream into segments.
 ///
 /// Each emitted segment is a whole number of 188-byte packets, begins with the current PAT and PMT, then
@@ -72,8 +120,11 @@ struct Pending {
 /// random_access_indicator or by scanning NAL headers) up to the next keyframe at least
 /// [`SegmenterConfig::min_duration`] later by PTS. A PTS that jumps backwards also starts a segment at the
 /// next keyframe. Bytes before the first keyframe are dropped; lost sync is recovered by skipping to the
-/// next sync byte. Sans-IO: feed bytes with [`push`](Self::push) and call [`finish`](Self::finish) at the
-/// end, or let [`pump`](Self::pump) drive it from an `AsyncRead`.
+/// next sync byte. Sans-IO, in one of two ways (not both on one segmenter):
+/// - pieces as they come ([`push_pieces`](Self::push_pieces), [`finish_pieces`](Self::finish_pieces), or
+///   [`pump`](Self::pump) from an `AsyncRead`): live paths use these, so that a segment's first frames
+///   travel on while its last ones are still being captured;
+/// - whole segments ([`push`](Self::push), [`finish`](Self::finish)).
 pub struct TsSegmenter {
     config: SegmenterConfig,
     min_ticks: u64,
@@ -82,11 +133,18 @@ pub struct TsSegmenter {
     key: Option<KeyStream>,
     pat: Vec<u8>,
     pmts: Vec<(u16, Vec<u8>)>,
+    /// Bytes of the open segment not handed out yet.
     current: Vec<u8>,
+    /// Bytes of the open segment so far (handed out or not).
+    current_len: usize,
+    /// Whether the open segment's `Start` piece was handed out.
+    current_opened: bool,
     current_pts: Option<u64>,
     started: bool,
     pending: Option<Pending>,
-    out: Vec<Bytes>,
+    out: Vec<Piece>,
+    /// Whole-segment mode: the segment being assembled from pieces.
+    whole: Vec<u8>,
     skipped_bytes: u64,
 }
 
@@ -103,16 +161,20 @@ impl TsSegmenter {
             pat: Vec::new(),
             pmts: Vec::new(),
             current: Vec::new(),
+            current_len: 0,
+            current_opened: false,
             current_pts: None,
             started: false,
             pending: None,
             out: Vec::new(),
+            whole: Vec::new(),
             skipped_bytes: 0,
         }
     }
 
-    /// Feeds bytes (any chunking) and returns the segments completed by them, in order.
-    pub fn push(&mut self, data: &[u8]) -> Vec<Bytes> {
+    /// Feeds bytes (any chunking) and returns the pieces they make, in order: everything of the open
+    /// segment that is known to belong to it (a PES whose keyframe-ness is still being decided is held).
+    pub fn push_pieces(&mut self, data: &[u8]) -> Vec<Piece> {
         self.buf.extend_from_slice(data);
         let buf = std::mem::take(&mut self.buf);
         let mut i = 0;
@@ -128,45 +190,73 @@ impl TsSegmenter {
         }
         self.buf = buf;
         self.buf.drain(..i);
+        self.flush();
         std::mem::take(&mut self.out)
+    }
+
+    /// Ends the stream: returns the last pieces (the rest of the open segment).
+    pub fn finish_pieces(mut self) -> Vec<Piece> {
+        if let Some(p) = self.pending.take() {
+            self.resolve(p, Picture::Delta);
+        }
+        self.flush();
+        if self.skipped_bytes > 0 {
+            tracing::debug!(skipped_bytes = self.skipped_bytes, "mpeg-ts sync lost and recovered");
+        }
+        self.out
+    }
+
+    /// Feeds bytes (any chunking) and returns the segments completed by them, in order.
+    pub fn push(&mut self, data: &[u8]) -> Vec<Bytes> {
+        let pieces = self.push_pieces(data);
+        Self::assemble(&mut self.whole, pieces)
     }
 
     /// Ends the stream: returns the last (partial) segment, if one was started.
     pub fn finish(mut self) -> Option<Bytes> {
-        if let Some(p) = self.pending.take() {
-            self.resolve(p, Picture::Delta);
-        }
-        self.emit_current();
-        if self.skipped_bytes > 0 {
-            tracing::debug!(skipped_bytes = self.skipped_bytes, "mpeg-ts sync lost and recovered");
-        }
-        self.out.pop()
+        let mut whole = std::mem::take(&mut self.whole);
+        let mut done = Self::assemble(&mut whole, self.finish_pieces());
+        done.extend((!whole.is_empty()).then(|| Bytes::from(whole)));
+        done.pop()
     }
 
-    /// Reads `reader` to its end, sending each segment to `tx` (the last partial one included). Returns the
-    /// number of segments sent; fails with [`MediaError::Closed`] when the receiver goes away.
+    /// Joins pieces into whole segments: returns the segments completed, `whole` keeps the open one.
+    fn assemble(whole: &mut Vec<u8>, pieces: Vec<Piece>) -> Vec<Bytes> {
+        let mut done = Vec::new();
+        for piece in pieces {
+            if piece.is_start() && !whole.is_empty() {
+                done.push(Bytes::from(std::mem::take(whole)));
+            }
+            whole.extend_from_slice(piece.bytes());
+        }
+        done
+    }
+
+    /// Reads `reader` to its end, sending each piece to `tx` as soon as it is cut (the last ones
+    /// included). Returns the number of segments started; fails with [`MediaError::Closed`] when the
+    /// receiver goes away.
     pub async fn pump<R: AsyncRead + Unpin>(
         mut self,
         mut reader: R,
-        tx: &mpsc::Sender<Bytes>,
+        tx: &mpsc::Sender<Piece>,
     ) -> Result<u64, MediaError> {
         let mut chunk = vec![0u8; READ_CHUNK];
-        let mut sent = 0;
+        let mut started = 0;
         loop {
             let n = reader.read(&mut chunk).await?;
             if n == 0 {
                 break;
             }
-            for segment in self.push(chunk.get(..n).unwrap_or_default()) {
-                tx.send(segment).await.map_err(|_| MediaError::Closed)?;
-                sent += 1;
+            for piece in self.push_pieces(chunk.get(..n).unwrap_or_default()) {
+                started += u64::from(piece.is_start());
+                tx.send(piece).await.map_err(|_| MediaError::Closed)?;
             }
         }
-        if let Some(last) = self.finish() {
-            tx.send(last).await.map_err(|_| MediaError::Closed)?;
-            sent += 1;
+        for piece in self.finish_pieces() {
+            started += u64::from(piece.is_start());
+            tx.send(piece).await.map_err(|_| MediaError::Closed)?;
         }
-        Ok(sent)
+        Ok(started)
     }
 
     fn packet(&mut self, pkt: &[u8]) {
@@ -289,9 +379,9 @@ impl TsSegmenter {
     fn resolve(&mut self, p: Pending, picture: Picture) {
         let pts = pes_pts(&p.pes);
         if picture == Picture::Key && self.should_cut(pts) {
-            self.emit_current();
-            self.current = p.psi;
+            self.open(p.psi);
             self.current.extend_from_slice(&p.packets);
+            self.current_len += p.packets.len();
             self.current_pts = pts;
             self.started = true;
         } else {
@@ -320,22 +410,35 @@ impl TsSegmenter {
         if !self.started {
             return;
         }
-        if self.current.len() + pkt.len() > self.config.max_segment_bytes {
+        if self.current_len + pkt.len() > self.config.max_segment_bytes {
             tracing::warn!(
                 max_segment_bytes = self.config.max_segment_bytes,
                 "no keyframe within the segment size limit; cutting mid-GOP"
             );
-            self.emit_current();
-            self.current = self.psi();
+            let psi = self.psi();
+            self.open(psi);
             self.current_pts = None;
         }
         self.current.extend_from_slice(pkt);
+        self.current_len += pkt.len();
     }
 
-    fn emit_current(&mut self) {
-        if self.started && !self.current.is_empty() {
-            self.out.push(Bytes::from(std::mem::take(&mut self.current)));
+    /// Ends the open segment (handing out its rest) and opens the next with `head`.
+    fn open(&mut self, head: Vec<u8>) {
+        self.flush();
+        self.current_len = head.len();
+        self.current = head;
+        self.current_opened = false;
+    }
+
+    /// Hands out what the open segment has that was not handed out yet.
+    fn flush(&mut self) {
+        if !self.started || self.current.is_empty() {
+            return;
         }
+        let bytes = Bytes::from(std::mem::take(&mut self.current));
+        self.out.push(if self.current_opened { Piece::More(bytes) } else { Piece::Start(bytes) });
+        self.current_opened = true;
     }
 }
 
@@ -480,6 +583,47 @@ pub(crate) mod tests {
         let segments = segment_all(&synthetic_ts(90, 15, false), 188 * 7, SegmenterConfig::default());
         assert_eq!(segments.len(), 3);
         check_segments(&segments);
+    }
+
+    #[test]
+    fn pieces_flow_before_the_segment_ends_and_join_into_the_same_segments() {
+        // 90 frames, IDR every 15 (0.5 s), cut at 1 s: 3 segments of 30 frames.
+        let ts = synthetic_ts(90, 15, false);
+        let whole = segment_all(&ts, ts.len(), SegmenterConfig::default());
+        let mut seg = TsSegmenter::new(SegmenterConfig::default());
+        let mut pieces = Vec::new();
+        let mut first_piece_after = None;
+        for (i, c) in ts.chunks(188 * 3).enumerate() {
+            let got = seg.push_pieces(c);
+            if first_piece_after.is_none() && !got.is_empty() {
+                first_piece_after = Some(i);
+            }
+            pieces.extend(got);
+        }
+        pieces.extend(seg.finish_pieces());
+        // The first frames are handed on long before the first segment is complete (30 frames).
+        assert!(first_piece_after.is_some_and(|i| i < 4), "{first_piece_after:?}");
+        assert!(pieces.first().is_some_and(Piece::is_start));
+        assert_eq!(pieces.iter().filter(|p| p.is_start()).count(), whole.len());
+        let mut joined: Vec<Vec<u8>> = Vec::new();
+        for p in &pieces {
+            if p.is_start() {
+                joined.push(Vec::new());
+            }
+            joined.last_mut().expect("starts first").extend_from_slice(p.bytes());
+        }
+        assert_eq!(joined, whole.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_gate_passes_from_a_start_and_closes_on_loss() {
+        let (start, more) = (Piece::Start(Bytes::from_static(b"s")), Piece::More(Bytes::from_static(b"m")));
+        let mut gate = StartGate::default();
+        assert!(!gate.pass(&more));
+        assert!(gate.pass(&start) && gate.pass(&more));
+        gate.lost();
+        assert!(!gate.pass(&more));
+        assert!(gate.pass(&start));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! One WHEP viewer: TS segments demuxed to H.264 AUs and Opus packets, paced by DTS in a task of their
-//! own, and written into the viewer's `Rtc` by the driver.
+//! One WHEP viewer: pieces of TS segments demuxed to H.264 AUs and Opus packets as they arrive, paced by
+//! DTS in a task of their own, and written into the viewer's `Rtc` by the driver.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::SessionId;
-use crate::ts::{FrameKind, PTS_MASK, TsDemuxer};
+use crate::Piece;
+use crate::ts::{FrameKind, PTS_MASK, TsDemuxer, TsFrame};
 
 /// A frame due now, from a viewer's pacing task to the driver.
 pub(crate) enum Paced {
@@ -43,7 +44,7 @@ impl Drop for Egress {
 
 impl Egress {
     /// Starts the pacing task; it waits until [`connected`](Self::connected) before it reads segments.
-    pub fn new(session: SessionId, segments: mpsc::Receiver<Bytes>, out: mpsc::Sender<Paced>) -> Egress {
+    pub fn new(session: SessionId, segments: mpsc::Receiver<Piece>, out: mpsc::Sender<Paced>) -> Egress {
         let (connected, wait) = oneshot::channel();
         let task = tokio::spawn(pace(session, segments, out, wait));
         Egress { video_mid: None, audio_mid: None, connected: Some(connected), task }
@@ -79,24 +80,54 @@ impl Egress {
     }
 }
 
-/// Reads segments, demuxes them and hands each frame to the driver when its DTS is due.
+/// Reads pieces of segments, demuxes them and hands each frame to the driver when its DTS is due.
 async fn pace(
     session: SessionId,
-    mut segments: mpsc::Receiver<Bytes>,
+    mut segments: mpsc::Receiver<Piece>,
     out: mpsc::Sender<Paced>,
     connected: oneshot::Receiver<()>,
 ) {
     if connected.await.is_err() {
         return;
     }
-    // (wallclock, dts) of the pacing origin.
-    let mut origin: Option<(Instant, u64)> = None;
-    while let Some(segment) = segments.recv().await {
-        // Each segment is self-contained and starts on a keyframe, so a fresh demuxer per segment is
-        // right, and a viewer's first picture is a keyframe.
-        let mut demux = TsDemuxer::new();
-        let mut frames = demux.push(&segment);
-        frames.extend(demux.finish());
+    let mut pacer = Pacer { session, out, origin: None };
+    // Each segment is self-contained and starts on a keyframe, so a fresh demuxer per segment is
+    // right, and a viewer's first picture is a keyframe. Pieces before the first start are skipped.
+    let mut demux: Option<TsDemuxer> = None;
+    while let Some(piece) = segments.recv().await {
+        let frames = match (piece, demux.as_mut()) {
+            (Piece::Start(bytes), _) => {
+                let mut frames = demux.take().map(TsDemuxer::finish).unwrap_or_default();
+                let mut next = TsDemuxer::new();
+                frames.extend(next.push(&bytes));
+                demux = Some(next);
+                frames
+            }
+            (Piece::More(bytes), Some(d)) => d.push(&bytes),
+            (Piece::More(_), None) => continue,
+        };
+        if !pacer.send(frames).await {
+            return;
+        }
+    }
+    if let Some(d) = demux
+        && !pacer.send(d.finish()).await
+    {
+        return;
+    }
+    let _ = pacer.out.send(Paced::End(session)).await;
+}
+
+struct Pacer {
+    session: SessionId,
+    out: mpsc::Sender<Paced>,
+    /// (wallclock, dts) of the pacing origin.
+    origin: Option<(Instant, u64)>,
+}
+
+impl Pacer {
+    /// Hands `frames` to the driver, each when due; false when the driver is gone.
+    async fn send(&mut self, frames: Vec<TsFrame>) -> bool {
         for f in frames {
             let video = match f.kind {
                 FrameKind::H264 => true,
@@ -105,7 +136,7 @@ async fn pace(
             };
             let Some(pts) = f.pts else { continue };
             let dts = f.dts.unwrap_or(pts);
-            let (t0, d0) = *origin.get_or_insert((Instant::now(), dts));
+            let (t0, d0) = *self.origin.get_or_insert((Instant::now(), dts));
             match signed_ticks(dts, d0) {
                 // Audio and video interleave a little out of DTS order: send what is late at once.
                 diff if diff < 0 && diff > -MAX_JUMP => {}
@@ -113,14 +144,14 @@ async fn pace(
                     let due = t0 + Duration::from_micros(diff.unsigned_abs() * 100 / 9);
                     tokio::time::sleep_until(due.into()).await;
                 }
-                _ => origin = Some((Instant::now(), dts)),
+                _ => self.origin = Some((Instant::now(), dts)),
             }
-            if out.send(Paced::Frame { session, video, pts, data: f.data }).await.is_err() {
-                return;
+            if self.out.send(Paced::Frame { session: self.session, video, pts, data: f.data }).await.is_err() {
+                return false;
             }
         }
+        true
     }
-    let _ = out.send(Paced::End(session)).await;
 }
 
 /// `a - b` in 90 kHz ticks, taking the 33-bit wrap into account.

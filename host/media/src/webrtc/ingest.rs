@@ -1,9 +1,8 @@
 //! One WHIP publish: depacketized H.264 and Opus frames from str0m, timed on one clock, muxed to TS and
-//! segmented into the consumer's channel.
+//! cut into segments whose pieces go to the consumer's channel frame by frame.
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use str0m::Rtc;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid};
@@ -11,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::ts::{PTS_MASK, Picture, TsMuxer, first_picture};
-use crate::{SegmenterConfig, TsSegmenter};
+use crate::{Piece, SegmenterConfig, StartGate, TsSegmenter};
 
 /// Maps one track's RTP clock onto the session's 90 kHz timeline: the track's first frame is placed at
 /// its arrival time, later frames follow its RTP timestamps. Aligning the first arrivals of audio and
@@ -26,7 +25,9 @@ struct Clock {
 const TIMELINE_START: u64 = 90_000;
 
 pub(crate) struct Ingest {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Piece>,
+    /// Closed when a piece was dropped (the consumer was full): the rest of that segment goes too.
+    gate: StartGate,
     mux: TsMuxer,
     segmenter: Option<TsSegmenter>,
     start: Instant,
@@ -39,9 +40,10 @@ pub(crate) struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(tx: mpsc::Sender<Bytes>, segmenter: SegmenterConfig, with_audio: bool) -> Ingest {
+    pub fn new(tx: mpsc::Sender<Piece>, segmenter: SegmenterConfig, with_audio: bool) -> Ingest {
         Ingest {
             tx,
+            gate: StartGate::default(),
             mux: TsMuxer::new(with_audio.then_some(2)),
             segmenter: Some(TsSegmenter::new(segmenter)),
             start: Instant::now(),
@@ -101,30 +103,35 @@ impl Ingest {
             }
             _ => return true,
         }
-        let segments = match &mut self.segmenter {
-            Some(s) => s.push(&self.buf),
+        let pieces = match &mut self.segmenter {
+            Some(s) => s.push_pieces(&self.buf),
             None => Vec::new(),
         };
         self.buf.clear();
-        segments.into_iter().all(|s| self.send(s))
+        pieces.into_iter().all(|p| self.send(p))
     }
 
-    fn send(&mut self, segment: Bytes) -> bool {
-        match self.tx.try_send(segment) {
+    fn send(&mut self, piece: Piece) -> bool {
+        if !self.gate.pass(&piece) {
+            return true;
+        }
+        match self.tx.try_send(piece) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
+                // A segment with a hole would not decode: drop the rest of it, go on at the next one.
                 self.dropped += 1;
-                tracing::warn!(dropped_total = self.dropped, "whip consumer too slow: segment dropped");
+                self.gate.lost();
+                tracing::warn!(dropped_total = self.dropped, "whip consumer too slow: rest of a segment dropped");
                 true
             }
             Err(TrySendError::Closed(_)) => false,
         }
     }
 
-    /// The session ended: flush the last partial segment.
+    /// The session ended: flush the rest of the open segment.
     pub fn finish(&mut self) {
-        if let Some(last) = self.segmenter.take().and_then(TsSegmenter::finish) {
-            self.send(last);
+        for piece in self.segmenter.take().map(TsSegmenter::finish_pieces).unwrap_or_default() {
+            self.send(piece);
         }
     }
 }

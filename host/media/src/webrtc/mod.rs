@@ -15,7 +15,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use crate::Piece;
 use str0m::change::SdpOffer;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -125,13 +125,14 @@ impl WebRtcServer {
         self.local_addr
     }
 
-    /// Answers a WHIP offer (SDP text). Segments of the published media go to `segments` (H.264 + Opus
-    /// MPEG-TS, each starting on a keyframe); the channel closes when the session ends. Segments are
-    /// dropped, with a warning, while `segments` is full; the session ends when its receiver is dropped.
+    /// Answers a WHIP offer (SDP text). The published media goes to `segments` as it arrives, in
+    /// [`Piece`]s of H.264 + Opus MPEG-TS segments (each starting on a keyframe); the channel closes when
+    /// the session ends. While `segments` is full the rest of the segment is dropped (with a warning) and
+    /// sending resumes at the next one; the session ends when its receiver is dropped.
     pub async fn whip_offer(
         &self,
         offer_sdp: &str,
-        segments: mpsc::Sender<Bytes>,
+        segments: mpsc::Sender<Piece>,
     ) -> Result<(SessionId, String), MediaError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::Protocol(format!("bad sdp: {e}")))?;
         let with_audio = offer_sdp.lines().any(|l| l.starts_with("m=audio"));
@@ -141,15 +142,15 @@ impl WebRtcServer {
         self.add(id, rtc, offer, role).await
     }
 
-    /// Answers a WHEP offer (SDP text, recvonly). The viewer is sent the segments of `segments` from the
-    /// first one received after it connected (each starts on a keyframe, so the picture starts clean),
-    /// paced by their timestamps; H.264 and Opus pass through. The session ends when `segments` closes.
-    /// For many viewers of one stream, give each its own receiver (the gateway decides whether a slow
-    /// viewer skips segments, and may send the latest segment first for a fast start).
+    /// Answers a WHEP offer (SDP text, recvonly). The viewer is sent the media of `segments` (pieces of
+    /// MPEG-TS segments, frames passed on as soon as their piece arrives) from the first segment that
+    /// starts after it connected (each starts on a keyframe, so the picture starts clean), paced by
+    /// timestamps; H.264 and Opus pass through. The session ends when `segments` closes. For many viewers
+    /// of one stream, give each its own receiver (the gateway decides how a slow viewer skips).
     pub async fn whep_offer(
         &self,
         offer_sdp: &str,
-        segments: mpsc::Receiver<Bytes>,
+        segments: mpsc::Receiver<Piece>,
     ) -> Result<(SessionId, String), MediaError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::Protocol(format!("bad sdp: {e}")))?;
         let rtc = self.new_rtc()?;

@@ -189,3 +189,50 @@ pub fn aiortc_python() -> Option<String> {
     }
     Some(python)
 }
+
+/// Whole segments from a channel of pieces (what the live paths send), for tests that look at
+/// segments: a task joins the pieces and forwards each segment once the next one starts (or the
+/// pieces end). Also checks that the first piece opens a segment.
+#[allow(dead_code)]
+pub fn whole_segments(
+    mut pieces: tokio::sync::mpsc::Receiver<byoc_media::Piece>,
+) -> tokio::sync::mpsc::Receiver<bytes::Bytes> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut open: Option<Vec<u8>> = None;
+        while let Some(piece) = pieces.recv().await {
+            match (piece, open.as_mut()) {
+                (byoc_media::Piece::Start(b), _) => {
+                    if let Some(done) = open.replace(b.to_vec())
+                        && tx.send(bytes::Bytes::from(done)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                (byoc_media::Piece::More(b), Some(seg)) => seg.extend_from_slice(&b),
+                (byoc_media::Piece::More(_), None) => panic!("a piece before the first segment start"),
+            }
+        }
+        if let Some(done) = open {
+            let _ = tx.send(bytes::Bytes::from(done)).await;
+        }
+    });
+    rx
+}
+
+/// A whole segment cut into pieces at `cuts` (byte offsets, any alignment), as a live path sends it.
+#[allow(dead_code)]
+pub fn into_pieces(segment: &bytes::Bytes, cuts: &[usize]) -> Vec<byoc_media::Piece> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &cut in cuts.iter().chain([segment.len()].iter()) {
+        let cut = cut.min(segment.len());
+        if cut <= at && !out.is_empty() {
+            continue;
+        }
+        let part = segment.slice(at..cut.max(at));
+        out.push(if out.is_empty() { byoc_media::Piece::Start(part) } else { byoc_media::Piece::More(part) });
+        at = cut.max(at);
+    }
+    out
+}

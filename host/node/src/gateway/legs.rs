@@ -1,13 +1,16 @@
-//! Plumbing between a stream and the gateway's own media legs (RTMP, WHIP in; RTMP, WHEP out):
-//! whole MPEG-TS input segments published to whichever orchestrator serves the stream now, and
-//! the stream's output segments handed to every local consumer. Both follow the stream across
-//! orchestrator swaps and end with it.
+//! Plumbing between a stream and the gateway's own media legs (RTMP, WHIP in; RTMP, WHEP out): input
+//! segments published to whichever orchestrator serves the stream now, and the stream's output handed
+//! to every local consumer. Both move in [`Piece`]s, as soon as they are muxed or arrive: a segment's
+//! first frames travel on while its last ones are still being captured, so a leg adds no more than a
+//! frame or two of delay, not a segment. Both follow the stream across orchestrator swaps and end with
+//! it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use byoc_trickle::{HttpPublisher, HttpSubscriber, SeqRequest, SubscriberOptions};
-use bytes::Bytes;
+use byoc_media::{Piece, StartGate};
+use byoc_trickle::{HttpPublisher, HttpSegmentWriter, HttpSubscriber, SeqRequest, SubscriberOptions};
 use tokio::sync::{broadcast, mpsc};
 
 use super::stream::GwStream;
@@ -35,53 +38,95 @@ pub(crate) fn refused(leg: &'static str, reason: &'static str) {
     metrics::counter!("byoc_gateway_media_refused_total", "leg" => leg, "reason" => reason).increment(1);
 }
 
-/// Output segments kept for slow consumers before they start skipping.
-const OUTPUT_QUEUE: usize = 16;
+/// Output pieces kept for slow consumers before they skip to the next segment (a few seconds of
+/// frames).
+const OUTPUT_QUEUE: usize = 1024;
 
-/// Publishes every segment from `segments` as one trickle segment of the stream's input, on the
-/// orchestrator serving it at that moment. Returns when `segments` ends or the stream does.
-pub(crate) async fn feed_input(stream: Arc<GwStream>, mut segments: mpsc::Receiver<Bytes>) {
+/// Publishes the pieces from `pieces` as trickle segments of the stream's input (each segment's
+/// upload starts with its first piece and ends when the next segment starts), on the orchestrator
+/// serving it at that moment. Returns when `pieces` ends or the stream does.
+pub(crate) async fn feed_input(stream: Arc<GwStream>, mut pieces: mpsc::Receiver<Piece>) {
     let mut current: Option<(String, HttpPublisher)> = None;
+    let mut open: Option<HttpSegmentWriter> = None;
+    let mut gate = StartGate::default();
+    // Set when an upload that was finished in the background failed: reconnect at the next segment.
+    let failed = Arc::new(AtomicBool::new(false));
     loop {
-        let seg = tokio::select! {
+        let piece = tokio::select! {
             _ = stream.cancelled() => return,
-            s = segments.recv() => s,
+            p = pieces.recv() => p,
         };
-        let Some(seg) = seg else { return };
-        let Some(url) = stream.input_url() else {
-            tracing::debug!(stream_id = %stream.id(), "video ingress is not enabled; segment dropped");
+        let Some(piece) = piece else { break };
+        if !gate.pass(&piece) {
             continue;
-        };
-        if current.as_ref().is_none_or(|(u, _)| *u != url) {
-            // A new orchestrator (or the first segment): continue its channel from its live edge.
-            let Ok(mut p) = HttpPublisher::new(&url, "video/mp2t") else { continue };
-            if let Err(e) = p.start_at_live_edge().await {
-                tracing::debug!(stream_id = %stream.id(), error = %e, "input channel not reachable");
-            }
-            current = Some((url, p));
         }
-        let Some((_, publisher)) = current.as_mut() else { continue };
-        let mut w = publisher.next_segment();
-        let sent = match w.write(seg) {
-            Ok(()) => tokio::select! {
-                _ = stream.cancelled() => return,
-                r = w.finish() => r.map(|_| ()),
-            },
-            Err(e) => Err(e),
-        };
-        match sent {
-            Ok(()) => metrics::counter!("byoc_gateway_segments_in_total").increment(1),
-            Err(e) => {
-                tracing::debug!(stream_id = %stream.id(), error = %e, "input segment not delivered");
+        if piece.is_start() {
+            if let Some(done) = open.take() {
+                finish_upload(&stream, done, failed.clone());
+            }
+            if failed.swap(false, Ordering::Relaxed) {
                 current = None;
+            }
+            let Some(url) = stream.input_url() else {
+                tracing::debug!(stream_id = %stream.id(), "video ingress is not enabled; segment dropped");
+                gate.lost();
+                continue;
+            };
+            if current.as_ref().is_none_or(|(u, _)| *u != url) {
+                // A new orchestrator (or the first segment): continue its channel from its live edge.
+                let Ok(mut p) = HttpPublisher::new(&url, "video/mp2t") else {
+                    gate.lost();
+                    continue;
+                };
+                if let Err(e) = p.start_at_live_edge().await {
+                    tracing::debug!(stream_id = %stream.id(), error = %e, "input channel not reachable");
+                }
+                current = Some((url, p));
+            }
+            open = current.as_mut().map(|(_, p)| p.next_segment());
+        }
+        let Some(upload) = open.as_mut() else { continue };
+        if let Err(e) = upload.write(piece.into_bytes()) {
+            tracing::debug!(stream_id = %stream.id(), error = %e, "input segment not delivered");
+            open = None;
+            current = None;
+            gate.lost();
+        }
+    }
+    if let Some(last) = open {
+        tokio::select! {
+            _ = stream.cancelled() => {}
+            r = last.finish() => {
+                if r.is_ok() {
+                    metrics::counter!("byoc_gateway_segments_in_total").increment(1);
+                }
             }
         }
     }
 }
 
-/// The stream's output segments, for a new local consumer (live from now on). The first call
-/// starts the reader; it ends with the stream.
-pub(crate) fn output(stream: &Arc<GwStream>) -> broadcast::Receiver<Bytes> {
+/// Ends a segment's upload without holding up the next one; a failure sets `failed`.
+fn finish_upload(stream: &Arc<GwStream>, upload: HttpSegmentWriter, failed: Arc<AtomicBool>) {
+    let stream = stream.clone();
+    tokio::spawn(async move {
+        let r = tokio::select! {
+            _ = stream.cancelled() => return,
+            r = upload.finish() => r,
+        };
+        match r {
+            Ok(_) => metrics::counter!("byoc_gateway_segments_in_total").increment(1),
+            Err(e) => {
+                tracing::debug!(stream_id = %stream.id(), error = %e, "input segment not delivered");
+                failed.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+}
+
+/// The stream's output, in pieces, for a new local consumer (live from now on: it should start at
+/// the next [`Piece::Start`], e.g. with a [`StartGate`], and close the gate again when it lags). The
+/// first call starts the reader; it ends with the stream.
+pub(crate) fn output(stream: &Arc<GwStream>) -> broadcast::Receiver<Piece> {
     let (tx, started) = stream.output_sender(OUTPUT_QUEUE);
     if !started {
         tokio::spawn(read_output(stream.clone(), tx.clone()));
@@ -89,7 +134,8 @@ pub(crate) fn output(stream: &Arc<GwStream>) -> broadcast::Receiver<Bytes> {
     tx.subscribe()
 }
 
-async fn read_output(stream: Arc<GwStream>, tx: broadcast::Sender<Bytes>) {
+/// Reads the output channel chunk by chunk and hands each chunk on at once.
+async fn read_output(stream: Arc<GwStream>, tx: broadcast::Sender<Piece>) {
     while !stream.is_cancelled() {
         let Some(url) = stream.output_url() else { return };
         let opts = SubscriberOptions { start: SeqRequest::Next, ..SubscriberOptions::default() };
@@ -99,14 +145,23 @@ async fn read_output(stream: Arc<GwStream>, tx: broadcast::Sender<Bytes>) {
                 _ = stream.cancelled() => return,
                 s = sub.next_segment() => s,
             };
-            let Ok(Some(seg)) = next else { break };
-            let body = tokio::select! {
-                _ = stream.cancelled() => return,
-                b = seg.read_all() => b,
-            };
-            if let Ok(b) = body {
+            let Ok(Some(mut seg)) = next else { break };
+            let mut first = true;
+            loop {
+                let chunk = tokio::select! {
+                    _ = stream.cancelled() => return,
+                    c = seg.next_chunk() => c,
+                };
+                // A segment cut short ends here; consumers go on at the next start.
+                let Ok(Some(chunk)) = chunk else { break };
+                if chunk.is_empty() {
+                    continue;
+                }
+                let _ = tx.send(if first { Piece::Start(chunk) } else { Piece::More(chunk) });
+                first = false;
+            }
+            if !first {
                 metrics::counter!("byoc_gateway_segments_out_total").increment(1);
-                let _ = tx.send(b);
             }
             if stream.output_url().as_deref() != Some(url.as_str()) {
                 break; // The stream moved: read the new orchestrator's output.

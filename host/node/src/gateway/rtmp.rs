@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use byoc_media::{PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer};
-use bytes::Bytes;
+use byoc_media::{Piece, PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer, StartGate};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Gateway;
@@ -51,7 +50,7 @@ fn keyed<'k>(gw: &Gateway, app: &str, key: &'k str) -> Option<(&'k str, Arc<GwSt
     stream.has_secret(secret).then_some((id, stream))
 }
 
-fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Bytes>> {
+fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Piece>> {
     let Some((id, stream)) = keyed(&gw, &req.app, &req.stream_key) else {
         tracing::info!(peer = %req.peer, "RTMP publish refused: unknown stream key");
         super::legs::refused("rtmp_in", "bad_key");
@@ -63,7 +62,7 @@ fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Bytes
         return None;
     }
     tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish started");
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(256);
     let live = super::legs::MediaSession::open("rtmp_in");
     tokio::spawn(async move {
         let _live = live;
@@ -74,7 +73,7 @@ fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Bytes
 
 /// A play of `…/live/{stream_id}-{secret}-out` gets the stream's output (the media crate shares one
 /// remux among all viewers of a stream and ends it with the stream).
-fn authorize_play(gw: Arc<Gateway>, req: PlayRequest) -> Option<broadcast::Receiver<Bytes>> {
+fn authorize_play(gw: Arc<Gateway>, req: PlayRequest) -> Option<broadcast::Receiver<Piece>> {
     let found = req.stream_key.strip_suffix(PLAY_SUFFIX).and_then(|key| keyed(&gw, &req.app, key));
     let Some((id, stream)) = found else {
         tracing::info!(peer = %req.peer, "RTMP play refused: unknown stream key");
@@ -110,15 +109,18 @@ pub(crate) fn push_output(stream: &Arc<GwStream>, destination: String) {
     tokio::spawn(async move {
         let _live = live;
         let push = RtmpPush::spawn(destination.clone(), PushConfig::default());
+        let mut gate = StartGate::default();
         loop {
-            let seg = tokio::select! {
+            let piece = tokio::select! {
                 _ = stream.cancelled() => break,
-                s = output.recv() => s,
+                p = output.recv() => p,
             };
-            match seg {
-                Ok(seg) => push.push(seg),
+            match piece {
+                Ok(piece) if gate.pass(&piece) => push.push(piece),
+                Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!(stream_id = %stream.id(), skipped = n, "RTMP output fell behind");
+                    gate.lost();
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             }

@@ -43,7 +43,7 @@ pub(crate) struct GwStream {
     cancel: CancellationToken,
     started_ms: u128,
     /// Output segments for the gateway's own egress legs (see `legs::output`).
-    output: std::sync::OnceLock<broadcast::Sender<Bytes>>,
+    output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
     /// The WHIP publisher's session, if one is connected (one at a time).
     pub(crate) whip_session: tokio::sync::Mutex<Option<byoc_media::SessionId>>,
 }
@@ -164,7 +164,7 @@ impl GwStream {
     }
 
     /// The output fan-out, and whether it existed already.
-    pub(crate) fn output_sender(&self, queue: usize) -> (broadcast::Sender<Bytes>, bool) {
+    pub(crate) fn output_sender(&self, queue: usize) -> (broadcast::Sender<byoc_media::Piece>, bool) {
         let mut created = false;
         let tx = self.output.get_or_init(|| {
             created = true;

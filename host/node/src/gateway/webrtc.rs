@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use byoc_media::{SessionId, WebRtcConfig, WebRtcServer};
+use byoc_media::{SessionId, StartGate, WebRtcConfig, WebRtcServer};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{broadcast, mpsc};
 
@@ -84,7 +84,9 @@ pub(super) async fn whip(
         super::legs::refused("whip", "busy");
         return error(StatusCode::CONFLICT, "this stream already has a WHIP publisher");
     }
-    let (tx, rx) = mpsc::channel(16);
+    // A few seconds of frames; when the orchestrator falls further behind, the media crate drops the
+    // rest of the segment and goes on at the next one.
+    let (tx, rx) = mpsc::channel(256);
     match server.whip_offer(&offer, tx).await {
         Ok((session, sdp)) => {
             *slot = Some(session);
@@ -123,8 +125,8 @@ pub(super) async fn whep(
         super::legs::refused("whep", "not_enabled");
         return error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
     }
-    // Each viewer gets its own queue; a slow one skips segments instead of holding others back.
-    let (tx, rx) = mpsc::channel(4);
+    // Each viewer gets its own queue; a slow one skips to the next segment instead of holding others back.
+    let (tx, rx) = mpsc::channel(256);
     let mut output = super::legs::output(&stream);
     match server.whep_offer(&offer, rx).await {
         Ok((session, sdp)) => {
@@ -132,17 +134,21 @@ pub(super) async fn whep(
             let live = super::legs::MediaSession::open("whep");
             tokio::spawn(async move {
                 let _live = live;
+                let mut gate = StartGate::default();
                 loop {
-                    let seg = tokio::select! {
+                    let piece = tokio::select! {
                         _ = s.cancelled() => return,
                         _ = tx.closed() => return,
-                        seg = output.recv() => seg,
+                        piece = output.recv() => piece,
                     };
-                    match seg {
-                        Ok(seg) => {
-                            let _ = tx.try_send(seg);
-                        }
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    match piece {
+                        Ok(piece) if gate.pass(&piece) => match tx.try_send(piece) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => gate.lost(),
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        },
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => gate.lost(),
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
                 }
