@@ -80,9 +80,66 @@ fn sse_to_file(url: &str, file: &Path, secs: u64) -> Result<KillOnDrop> {
     ))
 }
 
+/// Headless Chromium (when it is installed) opens a stream's player page: it publishes its fake camera
+/// with WHIP and plays the output with WHEP for `secs`, then the page's WebRTC stats are summed up.
+fn browser_legs(player_url: &str, work: &Path, secs: u64) -> Result<String> {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        Command::new(b).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    }) else {
+        return Ok("skipped: chromium is not installed (apt-get install chromium)".into());
+    };
+    let profile = work.join("chromium-profile");
+    let mut browser = KillOnDrop(
+        Command::new(chromium)
+            .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"])
+            .args(["--disable-background-networking", "--disable-component-update"])
+            .args(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+            .args(["--autoplay-policy=no-user-gesture-required", "--enable-logging=stderr", "--v=0"])
+            .arg("--remote-debugging-port=0")
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("{player_url}&publish=1&play=1&report={secs}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting chromium")?,
+    );
+    let stderr = browser.0.stderr.take().context("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("RESULT ") {
+                let rest = &line[at + "RESULT ".len()..];
+                let _ = tx.send(rest[..rest.rfind('}').map_or(rest.len(), |e| e + 1)].to_string());
+                return;
+            }
+        }
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(secs + 40)) else {
+        return Ok("the browser reported nothing (see target/demo for its profile)".into());
+    };
+    let v: Value = serde_json::from_str(&line).unwrap_or_default();
+    let n = |leg: &str, k: &str| v[leg][k].as_u64().unwrap_or(0);
+    Ok(format!(
+        "WHIP {} ({} frames sent, {}x{}), WHEP {} ({} frames decoded, {}x{})",
+        v["whip"]["state"].as_str().unwrap_or("?"),
+        n("whip", "frames_sent"),
+        n("whip", "width"),
+        n("whip", "height"),
+        v["whep"]["state"].as_str().unwrap_or("?"),
+        n("whep", "frames_decoded"),
+        n("whep", "width"),
+        n("whep", "height"),
+    ))
+}
+
 pub fn run(root: &Path) -> Result<()> {
     env::ensure_rust_target("wasm32-wasip2")?;
     env::ensure_debian_packages(&[("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg"), ("curl", "curl")])?;
+    // The browser step is optional: without Chromium the demo says so and goes on.
+    if let Err(e) = env::ensure_debian_packages(&[("chromium", "chromium")]) {
+        eprintln!("xtask: chromium could not be installed ({e:#}); the browser step will be skipped");
+    }
     let plugin_dir = plugins::build(root)?;
     exec(cargo(root).args(["build", "--release", "-p", "byoc-cli"]))?;
     let byoc = root.join("target/release/byoc");
@@ -242,6 +299,18 @@ pub fn run(root: &Path) -> Result<()> {
     };
     let (rtmp_probe, played_probe) = (probe_flv(&rtmp_file)?, probe_flv(&played_file)?);
 
+    // 4. WebRTC in a real browser: the player page of a fourth stream publishes a camera with WHIP
+    //    and plays the output (through passthrough) with WHEP.
+    let webrtc = start_stream(
+        &gateway,
+        "passthrough",
+        serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
+        r#"{"stream_name":"demo-webrtc"}"#,
+    )?;
+    eprintln!("xtask: a headless browser publishes with WHIP and plays with WHEP for 10 s");
+    let browser = browser_legs(field(&webrtc, "player_url"), &work, 10)?;
+    let _ = Command::new("curl").args(["-s", "-X", "POST", field(&webrtc, "stop_url")]).output();
+
     let mut data = data;
     let _ = data.0.wait();
     let mut events = events;
@@ -259,6 +328,7 @@ pub fn run(root: &Path) -> Result<()> {
     println!("demo: ts-analyzer data (first line): {}", first_report.chars().take(300).collect::<String>());
     println!("demo: RTMP in -> passthrough -> RTMP out, pushed to ffmpeg -listen: {rtmp_probe}");
     println!("demo: RTMP in -> passthrough -> RTMP out, played from the gateway (4 s): {played_probe}");
+    println!("demo: a browser's camera -> WHIP -> passthrough -> WHEP -> the same browser (10 s): {browser}");
     println!();
     println!("  gateway              {gateway}");
     println!("  video stream         {}", field(&video, "stream_id"));
