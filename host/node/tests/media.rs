@@ -214,5 +214,16 @@ async fn whip_in_through_a_plugin_and_whep_out() {
     publisher.send(json!({})).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), publisher.child.wait()).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), viewer.child.wait()).await;
+    // Nothing leaks: once DELETEd, both sessions are gone (the gauges count live sessions).
+    let gone = ["byoc_gateway_media_sessions{leg=\"whip\"} 0", "byoc_gateway_media_sessions{leg=\"whep\"} 0"];
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = http().get(format!("{gw}/metrics")).send().await.unwrap().text().await.unwrap();
+        if gone.iter().all(|g| metrics.contains(g)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone.iter().all(|g| metrics.contains(g)), "sessions left after DELETE: {metrics}");
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
 }
