@@ -3,7 +3,8 @@
 //!
 //! - `cargo xtask test`  — install test dependencies, then fmt, clippy and every test.
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
-//! - `cargo xtask bench [trickle|runtime|stream]` — benchmarks, printed as ratios against a same-run baseline.
+//! - `cargo xtask bench [trickle|runtime|stream|media]` — benchmarks, printed as ratios against a same-run
+//!   baseline (`media` also installs the Python peers: its WebRTC peers are aiortc).
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
 
 mod demo;
@@ -32,7 +33,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime|stream]|plugins|install>");
+            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime|stream|media]|plugins|install>");
             bail!("unknown or missing command")
         }
     }
@@ -97,6 +98,13 @@ fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
             plugins::build(root)?;
             exec(cargo(root).args(["bench", "-p", "byoc-node", "--bench", "stream"]))
         }
-        other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream)"),
+        "media" => {
+            // The WHIP/WHEP peers are aiortc (the peers venv); the RTMP publishers are ffmpeg.
+            env::ensure_debian_packages(&[("ffmpeg", "ffmpeg")])?;
+            let python = env::ensure_peers(root)?;
+            plugins::build(root)?;
+            exec(cargo(root).args(["bench", "-p", "byoc-node", "--bench", "media"]).env("BYOC_PYTHON", python))
+        }
+        other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream, media)"),
     }
 }

@@ -37,7 +37,7 @@ async fn nodes() -> Nodes {
 
 /// The plugins loaded in `runtime` behind an orchestrator and a gateway, on loopback.
 async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
-    let (orch_url, orch) = common::serve_orchestrator(runtime, |c| {
+    let (orch_url, orch) = common::serve_orchestrator(runtime, 4, |c| {
         c.heartbeat_every = Duration::from_millis(200);
         c.secret = Some("node-secret".into());
     })

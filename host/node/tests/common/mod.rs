@@ -28,10 +28,11 @@ pub async fn bundled_plugins(config: RuntimeConfig) -> Arc<Runtime> {
     Arc::new(Runtime::load(plugins_dir(), config).await.unwrap())
 }
 
-/// An orchestrator offering `runtime`'s plugins (4 streams each), served on loopback; `config`
-/// adjusts its settings (its `service_url` is set here).
+/// An orchestrator offering `runtime`'s plugins (`streams` at once each), served on loopback;
+/// `config` adjusts its settings (its `service_url` is set here).
 pub async fn serve_orchestrator(
     runtime: &Arc<Runtime>,
+    streams: u32,
     config: impl FnOnce(&mut OrchestratorConfig),
 ) -> (String, Arc<Orchestrator>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -43,7 +44,7 @@ pub async fn serve_orchestrator(
     };
     config(&mut c);
     let orch = Orchestrator::new(c, TrickleStore::default()).unwrap();
-    orch.offer_plugins(runtime, 4);
+    orch.offer_plugins(runtime, streams);
     let app = byoc_node::orchestrator::router(orch.clone());
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -67,7 +68,7 @@ pub async fn serve_gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>)
 pub async fn media_nodes(webrtc: SocketAddr) -> MediaNodes {
     let cache_dir = CacheDir::At(root().join("target/runtime-test-cache"));
     let runtime = bundled_plugins(RuntimeConfig { cache_dir, ..RuntimeConfig::default() }).await;
-    let (orch_url, _) = serve_orchestrator(&runtime, |_| {}).await;
+    let (orch_url, _) = serve_orchestrator(&runtime, 4, |_| {}).await;
     let (url, gateway) = serve_gateway(vec![orch_url]).await;
     let rtmp = byoc_node::gateway::serve_rtmp(&gateway, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
     let webrtc = byoc_node::gateway::serve_webrtc(&gateway, webrtc, None).await.unwrap();
