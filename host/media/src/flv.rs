@@ -1,6 +1,5 @@
-//! Just enough FLV for RTMP: the file header and tags around RTMP payloads (which already are FLV tag
-//! bodies) to hand a publish to ffmpeg, and a sans-IO [`FlvReader`] that splits ffmpeg's FLV output back
-//! into tags for RTMP viewers.
+//! Just enough FLV for RTMP: the tag kinds and codec ids of RTMP payloads (which are FLV tag bodies), and
+//! a sans-IO [`FlvReader`] that splits ffmpeg's FLV output back into tags for RTMP viewers.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -15,31 +14,6 @@ pub(crate) enum TagKind {
     Script = 18,
 }
 
-/// The 9-byte file header plus the first (zero) PreviousTagSize.
-pub(crate) fn header(audio: bool, video: bool) -> [u8; 13] {
-    let flags = (if audio { 0x04 } else { 0 }) | (if video { 0x01 } else { 0 });
-    [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
-}
-
-/// Largest tag body FLV can describe (24-bit size).
-pub(crate) const MAX_TAG_BODY: usize = (1 << 24) - 1;
-
-/// Appends one tag (header, body, PreviousTagSize) to `out`; `None` when the body is too large for FLV.
-pub(crate) fn write_tag(out: &mut Vec<u8>, kind: TagKind, timestamp_ms: u32, body: &[u8]) -> Option<()> {
-    if body.len() > MAX_TAG_BODY {
-        return None;
-    }
-    let size = u32::try_from(body.len()).ok()?;
-    let ts = timestamp_ms.to_be_bytes();
-    out.push(kind as u8);
-    out.extend_from_slice(&size.to_be_bytes()[1..]);
-    // Lower 24 bits, then the extension byte with the upper 8.
-    out.extend_from_slice(&[ts[1], ts[2], ts[3], ts[0], 0, 0, 0]);
-    out.extend_from_slice(body);
-    out.extend_from_slice(&(size + 11).to_be_bytes());
-    Some(())
-}
-
 /// One FLV tag: its kind, timestamp (ms, DTS) and body (the RTMP message payload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tag {
@@ -49,8 +23,8 @@ pub(crate) struct Tag {
 }
 
 /// FLV's sound format for AAC and codec id for AVC.
-const SOUND_AAC: u8 = 10;
-const CODEC_AVC: u8 = 7;
+pub(crate) const SOUND_AAC: u8 = 10;
+pub(crate) const CODEC_AVC: u8 = 7;
 
 impl Tag {
     /// An AVC decoder configuration record (the SPS/PPS a decoder needs first).
@@ -155,6 +129,25 @@ impl FlvReader {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The 9-byte file header plus the first (zero) PreviousTagSize.
+    fn header(audio: bool, video: bool) -> [u8; 13] {
+        let flags = (if audio { 0x04 } else { 0 }) | (if video { 0x01 } else { 0 });
+        [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
+    }
+
+    /// Appends one tag (header, body, PreviousTagSize) to `out`.
+    fn write_tag(out: &mut Vec<u8>, kind: TagKind, timestamp_ms: u32, body: &[u8]) -> Option<()> {
+        let size = u32::try_from(body.len()).ok().filter(|&s| s < 1 << 24)?;
+        let ts = timestamp_ms.to_be_bytes();
+        out.push(kind as u8);
+        out.extend_from_slice(&size.to_be_bytes()[1..]);
+        // Lower 24 bits, then the extension byte with the upper 8.
+        out.extend_from_slice(&[ts[1], ts[2], ts[3], ts[0], 0, 0, 0]);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&(size + 11).to_be_bytes());
+        Some(())
+    }
 
     #[test]
     fn tag_layout() {

@@ -8,14 +8,16 @@
 //! pieces and pieces back into what viewers pull (RTMP play, WHEP) or what is pushed out (RTMP). Only this crate names the RTMP and
 //! WebRTC libraries (`rml_rtmp`, `str0m`) and runs `ffmpeg`; callers see:
 //!
-//! - [`TsSegmenter`]: sans-IO; `push_pieces(&[u8]) -> Vec<Piece>`, `finish_pieces()`, or
-//!   `pump(AsyncRead, &mpsc::Sender<Piece>)` (whole segments: `push`, `finish`). Cuts a continuous TS at H.264/HEVC keyframes at least
+//! - [`TsSegmenter`]: sans-IO; `push_pieces(&[u8]) -> Vec<Piece>`, `finish_pieces()` (whole segments:
+//!   `push`, `finish`). Cuts a continuous TS at H.264/HEVC keyframes at least
 //!   [`SegmenterConfig::min_duration`] apart (by PTS), re-emitting PAT/PMT at the head of each segment.
 //! - [`RtmpServer::bind`]`(addr, RtmpConfig, authorizer)`: RTMP ingest. For each publish to
 //!   `rtmp://host:port/{app}/{stream_key}` the [`RtmpAuthorizer`] returns `Some(mpsc::Sender<Piece>)` to
 //!   accept (pieces flow there; the channel closes after the last partial segment when the publisher
 //!   leaves; dropping the receiver disconnects the publisher) or `None` to reject. A key already
-//!   publishing is rejected without asking. FLV is remuxed to TS by a child `ffmpeg -c copy`.
+//!   publishing is rejected without asking. FLV is remuxed to TS in process (H.264 and AAC; a track in
+//!   another codec is dropped, a publish with neither is disconnected). A full channel is waited for up
+//!   to [`RtmpConfig::consumer_wait`], then the rest of the segment is dropped.
 //! - [`RtmpServer::bind_with_play`]`(addr, RtmpConfig, authorizer, play_authorizer)`: the same, plus RTMP
 //!   play of `rtmp://host:port/{app}/{stream_key}`. The [`RtmpPlayAuthorizer`] is asked for every viewer
 //!   and returns `Some(broadcast::Receiver<Piece>)` of the output to accept (H.264, AAC or Opus) or `None` to
@@ -37,12 +39,14 @@
 //!   arrive and sent as H.264 + Opus, paced by their timestamps, from the first segment start after the
 //!   viewer connects.
 //!   `close(SessionId)` serves `DELETE`.
-//! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO H.264 + Opus MPEG-TS mux and demux to access units, in
-//!   ffmpeg's Opus layout; the building blocks for WHIP ingest (RTP → TS) and WHEP egress (TS → RTP).
+//! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO MPEG-TS mux (H.264 with Opus in ffmpeg's layout, or
+//!   with AAC in ADTS) and demux to access units; the building blocks for WHIP ingest (RTP → TS), RTMP
+//!   ingest (FLV → TS) and WHEP egress (TS → RTP).
 //!
 //! Every server, connection, pipeline, pump and child process has an owner: dropping [`RtmpServer`],
 //! [`RtmpPush`] or [`WebRtcServer`] stops their tasks and kills their ffmpeg processes.
 
+mod avc;
 mod error;
 mod ffmpeg;
 mod flv;

@@ -10,7 +10,8 @@
 //! 2. CPU per ingest stream: this process's CPU time (`CLOCK_PROCESS_CPUTIME_ID`) while N streams are fed
 //!    over WHIP, against the same media (the ingest segments the WHIP leg cut, recorded from a stream's
 //!    egress) published whole over HTTP to each stream's `ingest_url`, and over RTMP (an ffmpeg
-//!    publisher per stream), where the gateway's FLV → TS ffmpeg children are counted as well.
+//!    publisher per stream). Child processes the gateway starts (ffmpeg) would be counted as well; RTMP
+//!    ingest remuxes FLV → TS in process, so none are expected.
 //!
 //! Bounded: fixed seconds per phase, a timeout on every wait, a hard deadline for the whole run.
 
@@ -338,8 +339,8 @@ fn process_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
-/// Our child processes other than `exclude` (our own peers), with their CPU time: the gateway's
-/// ffmpeg children.
+/// Our child processes other than `exclude` (our own peers), with their CPU time: any ffmpeg the
+/// gateway started.
 fn gateway_children(exclude: &[u32]) -> HashMap<u32, Duration> {
     let me = std::process::id().to_string();
     let mut out = HashMap::new();
@@ -567,8 +568,8 @@ async fn cpu(python: &str, http: &reqwest::Client, gw: &str) -> Res<()> {
     println!();
     println!(
         "2. CPU per ingest stream, % of one core over {} s windows after a warm-up. Counted: this process (gateway, \
-         orchestrator, passthrough) and, for RTMP, the gateway's FLV -> TS ffmpeg children; the publishers are \
-         other processes and not counted",
+         orchestrator, passthrough, RTMP's in-process FLV -> TS remux) and any ffmpeg the gateway starts; the \
+         publishers are other processes and not counted",
         CPU_WINDOW.as_secs()
     );
     let idle = measure(CPU_WINDOW, &[]).await;
@@ -620,8 +621,8 @@ async fn cpu(python: &str, http: &reqwest::Client, gw: &str) -> Res<()> {
     }
     println!(
         "  vs HTTP: per-stream CPU as a ratio to, and a difference from, the HTTP (TS) run with the same N: \
-         what WebRTC ingest (UDP, SRTP, depacketizing, our TS mux and segmenter) or RTMP ingest (our server, \
-         the FLV -> TS ffmpeg child) costs on top of the bare pipeline"
+         what WebRTC ingest (UDP, SRTP, depacketizing, our TS mux and segmenter) or RTMP ingest (our server and \
+         FLV -> TS remux) costs on top of the bare pipeline"
     );
     Ok(())
 }

@@ -4,6 +4,7 @@ mod fanout;
 mod play;
 mod publish;
 mod push;
+mod remux;
 mod server;
 
 pub use play::{PlayRequest, RtmpPlayAuthorizer};

@@ -1,5 +1,5 @@
-//! RTMP ingest: the publish authorizer, and one accepted publish whose FLV is remuxed by a child `ffmpeg`
-//! (FLV in, MPEG-TS out) and cut by [`TsSegmenter`] into the consumer's channel.
+//! RTMP ingest: the publish authorizer, and one accepted publish whose FLV tags are remuxed to MPEG-TS in
+//! process (see [`super::remux`]) and cut by [`TsSegmenter`] into the consumer's channel.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -8,15 +8,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tracing::Instrument;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::RtmpConfig;
-use crate::ffmpeg::Ffmpeg;
-use crate::flv::{self, TagKind};
-use crate::{MediaError, Piece, TsSegmenter};
+use super::remux::{Expected, FlvToTs};
+use crate::flv::TagKind;
+use crate::{MediaError, Piece, StartGate, TsSegmenter};
 
 /// A publisher asking to publish `rtmp://host:port/{app}/{stream_key}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,115 +61,132 @@ impl Drop for KeyClaim {
     }
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Tags are held back until both audio and video were seen (or this many arrived) so that the FLV
-/// header's flags tell ffmpeg exactly which streams to wait for.
-const TAGS_BEFORE_HEADER: usize = 64;
-
-/// One accepted publish: FLV goes into ffmpeg, whose MPEG-TS is segmented into the consumer's channel.
+/// One accepted publish: tags are remuxed to MPEG-TS as they come; what one read of the connection brought
+/// is cut into pieces and sent to the consumer in one go ([`flush`](Self::flush)).
 pub(crate) struct Publish {
-    pub ffmpeg: Ffmpeg,
-    pump: AbortOnDrop<Result<u64, MediaError>>,
-    /// A clone of the consumer's sender, to notice when the consumer goes away.
-    pub consumer: mpsc::Sender<Piece>,
-    pub header_written: bool,
-    held: Vec<(TagKind, u32, Bytes)>,
-    seen_audio: bool,
-    seen_video: bool,
-    buf: Vec<u8>,
+    remux: FlvToTs,
+    segmenter: TsSegmenter,
+    /// TS muxed since the last flush.
+    ts: Vec<u8>,
+    consumer: Consumer,
+    /// The publisher said it is done (`FCUnpublish`/`deleteStream`).
+    pub finished: bool,
     _claim: KeyClaim,
 }
 
 impl Publish {
-    pub fn start(config: &RtmpConfig, tx: mpsc::Sender<Piece>, claim: KeyClaim) -> Result<Publish, MediaError> {
-        let mut ffmpeg = Ffmpeg::spawn(
-            &config.ffmpeg,
-            // Each packet is written out at once: the segmenter hands pieces on as they come.
-            &["-f", "flv", "-i", "pipe:0", "-map", "0", "-c", "copy", "-flush_packets", "1", "-f", "mpegts", "pipe:1"],
-            true,
-            "rtmp-ingest",
-        )?;
-        let stdout = ffmpeg.stdout.take().ok_or_else(|| MediaError::Ffmpeg("no stdout".into()))?;
-        let segmenter = TsSegmenter::new(config.segmenter.clone());
-        let consumer = tx.clone();
-        let pump = tokio::spawn(async move { segmenter.pump(stdout, &tx).await }.in_current_span());
-        Ok(Publish {
-            ffmpeg,
-            pump: AbortOnDrop(pump),
-            consumer,
-            header_written: false,
-            held: Vec::new(),
-            seen_audio: false,
-            seen_video: false,
-            buf: Vec::new(),
+    pub fn start(config: &RtmpConfig, tx: mpsc::Sender<Piece>, claim: KeyClaim) -> Publish {
+        Publish {
+            remux: FlvToTs::new(),
+            segmenter: TsSegmenter::new(config.segmenter.clone()),
+            ts: Vec::new(),
+            consumer: Consumer {
+                tx,
+                gate: StartGate::default(),
+                wait: config.consumer_wait,
+                stalled: false,
+                dropped: 0,
+            },
+            finished: false,
             _claim: claim,
-        })
+        }
     }
 
-    pub async fn tag(&mut self, kind: TagKind, timestamp: u32, data: Bytes) -> Result<(), MediaError> {
-        if !self.header_written {
-            self.seen_audio |= kind == TagKind::Audio;
-            self.seen_video |= kind == TagKind::Video;
-            self.held.push((kind, timestamp, data));
-            if (self.seen_audio && self.seen_video) || self.held.len() >= TAGS_BEFORE_HEADER {
-                self.write_header_and_held().await?;
+    /// The publisher's metadata announced which tracks it sends.
+    pub fn metadata(&mut self, video: bool, audio: bool) {
+        self.remux.expect(Expected { video, audio });
+    }
+
+    /// Takes one audio or video tag; fails when the publish carries nothing we can mux.
+    pub fn tag(&mut self, kind: TagKind, timestamp: u32, data: Bytes) -> Result<(), MediaError> {
+        if self.finished {
+            // After the publisher said it is done, late tags are ignored.
+            return Ok(());
+        }
+        self.remux.push(kind, timestamp, data, &mut self.ts)
+    }
+
+    /// Resolves when the consumer dropped its receiver.
+    pub async fn consumer_closed(&self) {
+        self.consumer.tx.closed().await
+    }
+
+    /// Cuts what was muxed since the last flush into pieces and sends them; fails when the consumer is gone.
+    pub async fn flush(&mut self) -> Result<(), MediaError> {
+        if self.ts.is_empty() {
+            return Ok(());
+        }
+        let pieces = self.segmenter.push_pieces(&self.ts);
+        self.ts.clear();
+        for piece in pieces {
+            self.consumer.send(piece, self.consumer.wait).await?;
+        }
+        Ok(())
+    }
+
+    /// The publisher is gone: muxes what is held and sends the last pieces (the last partial segment)
+    /// within `timeout`; then the channel closes.
+    pub async fn finish(self, timeout: Duration) {
+        let Publish { mut remux, mut segmenter, mut ts, mut consumer, _claim, .. } = self;
+        let deadline = tokio::time::Instant::now() + timeout;
+        if let Err(e) = remux.finish(&mut ts) {
+            tracing::info!(error = %e, "rtmp publish: nothing to remux");
+        }
+        let mut pieces = segmenter.push_pieces(&ts);
+        pieces.extend(segmenter.finish_pieces());
+        for piece in pieces {
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(e) = consumer.send(piece, wait).await {
+                tracing::info!(error = %e, "rtmp publish ended; its last pieces were not delivered");
+                return;
             }
+        }
+        tracing::info!(segments_cut_short = consumer.dropped, "rtmp publish ended");
+    }
+}
+
+/// The consumer's channel, as a publish sends to it.
+///
+/// A full channel is waited for up to `wait` ([`RtmpConfig::consumer_wait`]; the connection is not read
+/// meanwhile, which slows the publisher down through TCP). After that the rest of the segment is dropped,
+/// and while the consumer stays full, pieces are dropped without waiting, so that the publisher is never
+/// held up for long.
+struct Consumer {
+    tx: mpsc::Sender<Piece>,
+    /// Closed after a piece was dropped: the rest of that segment goes too.
+    gate: StartGate,
+    wait: Duration,
+    /// Pieces were dropped and none went through since: do not wait.
+    stalled: bool,
+    dropped: u64,
+}
+
+impl Consumer {
+    /// Sends one piece, waiting up to `wait` when the channel is full; fails when the consumer is gone.
+    async fn send(&mut self, piece: Piece, wait: Duration) -> Result<(), MediaError> {
+        if !self.gate.pass(&piece) {
             return Ok(());
         }
-        self.buf.clear();
-        if flv::write_tag(&mut self.buf, kind, timestamp, &data).is_none() {
-            tracing::warn!(len = data.len(), "rtmp message too large for flv; dropped");
-            return Ok(());
-        }
-        self.write_buf().await
-    }
-
-    pub async fn write_header_and_held(&mut self) -> Result<(), MediaError> {
-        self.header_written = true;
-        self.buf.clear();
-        self.buf.extend_from_slice(&flv::header(self.seen_audio, self.seen_video));
-        for (kind, timestamp, data) in std::mem::take(&mut self.held) {
-            let _ = flv::write_tag(&mut self.buf, kind, timestamp, &data);
-        }
-        self.write_buf().await
-    }
-
-    async fn write_buf(&mut self) -> Result<(), MediaError> {
-        // After the publisher said it is done, late tags are ignored.
-        let Some(stdin) = self.ffmpeg.stdin.as_mut() else { return Ok(()) };
-        stdin.write_all(&self.buf).await.map_err(|e| MediaError::Ffmpeg(format!("write to ffmpeg: {e}")))
-    }
-
-    /// The publisher is done: let ffmpeg and the segmenter flush the last segment, within `timeout`.
-    pub async fn finish(mut self, timeout: Duration) {
-        if !self.header_written && !self.held.is_empty() {
-            let _ = self.write_header_and_held().await;
-        }
-        let Publish { ffmpeg, mut pump, consumer, _claim, .. } = self;
-        drop(consumer);
-        let flushed = async {
-            let (status, tail) = ffmpeg.stop(timeout).await;
-            let pumped = (&mut pump.0).await;
-            (status, tail, pumped)
+        let piece = match self.tx.try_send(piece) {
+            Ok(()) => {
+                self.stalled = false;
+                return Ok(());
+            }
+            Err(TrySendError::Closed(_)) => return Err(MediaError::Closed),
+            Err(TrySendError::Full(piece)) => piece,
         };
-        match tokio::time::timeout(timeout, flushed).await {
-            Ok((status, tail, Ok(Ok(segments)))) => {
-                tracing::info!(segments, ?status, "rtmp publish ended");
-                if !status.is_some_and(|s| s.success()) && !tail.is_empty() {
-                    tracing::debug!(%tail, "ffmpeg stderr");
-                }
+        if !self.stalled {
+            match tokio::time::timeout(wait, self.tx.send(piece)).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(_)) => return Err(MediaError::Closed),
+                Err(_) => {}
             }
-            Ok((status, tail, pumped)) => tracing::info!(?status, %tail, ?pumped, "rtmp publish ended with an error"),
-            Err(_) => tracing::warn!("rtmp publish: flushing the last segment timed out"),
         }
-        drop(_claim);
+        // A segment with a hole would not decode: drop the rest of it, go on at the next one.
+        self.stalled = true;
+        self.gate.lost();
+        self.dropped += 1;
+        tracing::warn!(dropped_total = self.dropped, "rtmp consumer too slow: rest of a segment dropped");
+        Ok(())
     }
 }

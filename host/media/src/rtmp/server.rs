@@ -24,7 +24,7 @@ use crate::{MediaError, SegmenterConfig};
 /// Settings of an [`RtmpServer`].
 #[derive(Debug, Clone)]
 pub struct RtmpConfig {
-    /// The ffmpeg binary used to remux FLV into MPEG-TS (ingest) and MPEG-TS into FLV (play).
+    /// The ffmpeg binary used to remux MPEG-TS into FLV for play (ingest remuxes in process).
     pub ffmpeg: PathBuf,
     /// How ingest is cut into segments.
     pub segmenter: SegmenterConfig,
@@ -34,9 +34,13 @@ pub struct RtmpConfig {
     pub idle_timeout: Duration,
     /// Time allowed for the authorizer to decide.
     pub authorize_timeout: Duration,
-    /// After the publisher is gone, how long ffmpeg and the segmenter may take to flush the last segment
-    /// into the consumer's channel; after a played stream ended, how long its ffmpeg may take to flush.
+    /// After the publisher is gone, how long the last segment may take to go into the consumer's channel;
+    /// after a played stream ended, how long its ffmpeg may take to flush.
     pub flush_timeout: Duration,
+    /// How long a publish waits for room in a full consumer channel (its connection is not read meanwhile,
+    /// which slows the publisher down) before the rest of the segment is dropped; while the consumer stays
+    /// full, later segments are dropped without waiting.
+    pub consumer_wait: Duration,
     /// Connections served at once; more are refused.
     pub max_connections: usize,
     /// Bytes a connection may send before its publish or play is accepted.
@@ -59,6 +63,7 @@ impl Default for RtmpConfig {
             idle_timeout: Duration::from_secs(30),
             authorize_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(10),
+            consumer_wait: Duration::from_secs(2),
             max_connections: 256,
             max_bytes_before_publish: 64 << 10,
             play_queue_tags: 512,
@@ -69,7 +74,8 @@ impl Default for RtmpConfig {
 }
 
 /// An RTMP server for publishers (ingest) and viewers (play). Dropping it (or
-/// [`shutdown`](Self::shutdown)) closes the listener and every connection and kills their ffmpeg processes.
+/// [`shutdown`](Self::shutdown)) closes the listener and every connection (ending their segment channels)
+/// and kills the ffmpeg processes of play.
 pub struct RtmpServer {
     local_addr: SocketAddr,
     cancel: CancellationToken,
@@ -235,7 +241,7 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
         if let Err(e) = conn.process(&mut session, &mut results, shared).await {
             break Err(e);
         }
-        if conn.play_finished || conn.publish.as_ref().is_some_and(|p| p.header_written && p.ffmpeg.stdin.is_none()) {
+        if conn.play_finished || conn.publish.as_ref().is_some_and(|p| p.finished) {
             break Ok(());
         }
         if let Err(e) = conn.send_backlog(&mut session, config.idle_timeout).await {
@@ -247,7 +253,7 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
             let Connection { stream, publish, play, .. } = &mut conn;
             let consumer_gone = async {
                 match publish {
-                    Some(p) => p.consumer.closed().await,
+                    Some(p) => p.consumer_closed().await,
                     None => std::future::pending().await,
                 }
             };
@@ -365,7 +371,11 @@ impl Connection {
                 ServerSessionResult::UnhandleableMessageReceived(_) => {}
             }
         }
-        Ok(())
+        // What this read brought goes to the consumer in one go.
+        match &mut self.publish {
+            Some(p) => p.flush().await,
+            None => Ok(()),
+        }
     }
 
     async fn event<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
@@ -404,27 +414,32 @@ impl Connection {
                     tracing::info!(app = %app_name, "rtmp publish rejected by the authorizer");
                     return self.reject(session, request_id, PUBLISH_REJECTED, "publish not authorized").await;
                 };
-                self.publish = Some(Publish::start(&shared.config, tx, claim)?);
+                self.publish = Some(Publish::start(&shared.config, tx, claim));
                 tracing::info!(app = %app_name, "rtmp publish accepted");
                 results.extend(session.accept_request(request_id).map_err(protocol)?);
             }
+            ServerSessionEvent::StreamMetadataChanged { metadata: m, .. } => {
+                if let Some(p) = &mut self.publish {
+                    let video = m.video_codec_id.is_some() || m.video_width.is_some() || m.video_frame_rate.is_some();
+                    let audio =
+                        m.audio_codec_id.is_some() || m.audio_sample_rate.is_some() || m.audio_channels.is_some();
+                    p.metadata(video, audio);
+                }
+            }
             ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
                 if let Some(p) = &mut self.publish {
-                    p.tag(TagKind::Video, timestamp.value, data).await?;
+                    p.tag(TagKind::Video, timestamp.value, data)?;
                 }
             }
             ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
                 if let Some(p) = &mut self.publish {
-                    p.tag(TagKind::Audio, timestamp.value, data).await?;
+                    p.tag(TagKind::Audio, timestamp.value, data)?;
                 }
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
                 if let Some(p) = &mut self.publish {
-                    if !p.header_written {
-                        p.write_header_and_held().await?;
-                    }
                     // Marks the publish as over; the read loop then ends the connection.
-                    drop(p.ffmpeg.stdin.take());
+                    p.finished = true;
                 }
             }
             ServerSessionEvent::PlayStreamRequested { request_id, app_name, stream_key, stream_id, .. } => {

@@ -1,11 +1,14 @@
-//! MPEG-TS: packet-level parsing (no allocation, no panics on any input) and the keyframe segmenter.
+//! MPEG-TS: packet-level parsing (no allocation, no panics on any input), the keyframe segmenter, and
+//! the muxer and demuxer of access units.
 
+mod aac;
 mod demux;
 mod mux;
 mod segmenter;
 
+pub use aac::AacConfig;
 pub use demux::{FrameKind, TsDemuxer, TsFrame};
-pub use mux::{AUDIO_PID, TsMuxer, VIDEO_PID};
+pub use mux::{AUDIO_PID, TsAudio, TsMuxer, VIDEO_PID};
 pub use segmenter::{Piece, SegmenterConfig, StartGate, TsSegmenter};
 
 /// Size of one transport stream packet.

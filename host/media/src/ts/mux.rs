@@ -1,27 +1,41 @@
-//! An MPEG-TS muxer for H.264 + Opus, laid out the way ffmpeg writes and reads it (Opus as stream_type
-//! 0x06 with an `Opus` registration descriptor, a 0x7f/0x80 extension descriptor, private_stream_1 PES and
-//! 0x7FE0 control headers). Needed where no ffmpeg sits in between: RTP from WHIP into segments.
+//! An MPEG-TS muxer for H.264 with Opus or AAC, laid out the way ffmpeg writes and reads it. Opus is
+//! stream_type 0x06 with an `Opus` registration descriptor, a 0x7f/0x80 extension descriptor,
+//! private_stream_1 PES and 0x7FE0 control headers; AAC is stream_type 0x0F with ADTS frames. Needed
+//! where no ffmpeg sits in between: RTP from WHIP, FLV from RTMP into segments.
 
+use super::aac::AacConfig;
 use super::{PTS_MASK, STREAM_TYPE_H264, SYNC_BYTE, TS_PACKET_SIZE};
 
 const PMT_PID: u16 = 0x1000;
 /// PID of the H.264 stream.
 pub const VIDEO_PID: u16 = 0x100;
-/// PID of the Opus stream.
+/// PID of the audio stream (Opus or AAC).
 pub const AUDIO_PID: u16 = 0x101;
 /// The PCR sent with an access unit is this far (90 kHz ticks) behind its DTS, so that a decoder holds the
 /// frame before it is due.
 const PCR_LEAD: u64 = 9000;
+/// stream_type of AAC in ADTS frames.
+const STREAM_TYPE_AAC: u8 = 0x0f;
 
-/// Writes PAT, PMT and PES packets for one program with H.264 video and optionally Opus audio.
+/// The audio stream of a [`TsMuxer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsAudio {
+    /// Opus with 1 or 2 channels, in ffmpeg's layout ([`TsMuxer::opus`]).
+    Opus { channels: u8 },
+    /// AAC, each frame behind an ADTS header ([`TsMuxer::aac`]).
+    Aac,
+}
+
+/// Writes PAT, PMT and PES packets for one program with H.264 video and/or one audio stream.
 ///
 /// Sans-IO: every call appends whole 188-byte packets to `out`. Timestamps are 90 kHz ticks (they wrap at
 /// 2^33). Write [`psi`](Self::psi) before each keyframe so that the stream can be cut there; a
 /// [`crate::TsSegmenter`] after this muxer turns the output into segments (keyframes carry the
-/// random_access_indicator).
+/// random_access_indicator). The PCR rides on the video, or on the audio when there is no video.
 #[derive(Debug)]
 pub struct TsMuxer {
-    opus_channels: Option<u8>,
+    video: bool,
+    audio: Option<TsAudio>,
     cc_pat: u8,
     cc_pmt: u8,
     cc_video: u8,
@@ -31,7 +45,26 @@ pub struct TsMuxer {
 impl TsMuxer {
     /// A muxer for H.264 video plus, when `opus_channels` is set (1 or 2), Opus audio.
     pub fn new(opus_channels: Option<u8>) -> TsMuxer {
-        TsMuxer { opus_channels: opus_channels.map(|c| c.clamp(1, 2)), cc_pat: 0, cc_pmt: 0, cc_video: 0, cc_audio: 0 }
+        TsMuxer::with_streams(true, opus_channels.map(|channels| TsAudio::Opus { channels }))
+    }
+
+    /// A muxer for H.264 video (when `video`) and the given audio. Access units of a stream it was not
+    /// made for are ignored.
+    pub fn with_streams(video: bool, audio: Option<TsAudio>) -> TsMuxer {
+        let audio = audio.map(|a| match a {
+            TsAudio::Opus { channels } => TsAudio::Opus { channels: channels.clamp(1, 2) },
+            TsAudio::Aac => TsAudio::Aac,
+        });
+        TsMuxer { video, audio, cc_pat: 0, cc_pmt: 0, cc_video: 0, cc_audio: 0 }
+    }
+
+    /// The PID that carries the PCR (none when the muxer has no stream at all).
+    fn pcr_pid(&self) -> u16 {
+        match (self.video, self.audio) {
+            (true, _) => VIDEO_PID,
+            (false, Some(_)) => AUDIO_PID,
+            (false, None) => 0x1fff,
+        }
     }
 
     /// Appends a PAT and a PMT.
@@ -43,25 +76,38 @@ impl TsMuxer {
         psi_packet(0, &mut self.cc_pat, &pat, out);
 
         let mut pmt = vec![0x02, 0xb0, 0, 0x00, 0x01, 0xc1, 0x00, 0x00];
-        pmt.extend_from_slice(&(0xe000 | VIDEO_PID).to_be_bytes()); // PCR PID
+        pmt.extend_from_slice(&(0xe000 | self.pcr_pid()).to_be_bytes());
         pmt.extend_from_slice(&[0xf0, 0x00]);
-        pmt.push(STREAM_TYPE_H264);
-        pmt.extend_from_slice(&(0xe000 | VIDEO_PID).to_be_bytes());
-        pmt.extend_from_slice(&[0xf0, 0x00]);
-        if let Some(channels) = self.opus_channels {
-            pmt.push(0x06);
-            pmt.extend_from_slice(&(0xe000 | AUDIO_PID).to_be_bytes());
-            let descriptors = [0x05, 4, b'O', b'p', b'u', b's', 0x7f, 2, 0x80, channels];
-            pmt.extend_from_slice(&(0xf000 | descriptors.len() as u16).to_be_bytes());
-            pmt.extend_from_slice(&descriptors);
+        if self.video {
+            pmt.push(STREAM_TYPE_H264);
+            pmt.extend_from_slice(&(0xe000 | VIDEO_PID).to_be_bytes());
+            pmt.extend_from_slice(&[0xf0, 0x00]);
+        }
+        match self.audio {
+            Some(TsAudio::Opus { channels }) => {
+                pmt.push(0x06);
+                pmt.extend_from_slice(&(0xe000 | AUDIO_PID).to_be_bytes());
+                let descriptors = [0x05, 4, b'O', b'p', b'u', b's', 0x7f, 2, 0x80, channels];
+                pmt.extend_from_slice(&(0xf000 | descriptors.len() as u16).to_be_bytes());
+                pmt.extend_from_slice(&descriptors);
+            }
+            Some(TsAudio::Aac) => {
+                pmt.push(STREAM_TYPE_AAC);
+                pmt.extend_from_slice(&(0xe000 | AUDIO_PID).to_be_bytes());
+                pmt.extend_from_slice(&[0xf0, 0x00]);
+            }
+            None => {}
         }
         finish_section(&mut pmt);
         psi_packet(PMT_PID, &mut self.cc_pmt, &pmt, out);
     }
 
-    /// Appends one H.264 access unit (Annex-B, with SPS/PPS before IDRs) as a PES. Keyframes get the
-    /// random_access_indicator; every AU carries a PCR.
+    /// Appends one H.264 access unit (Annex-B, with SPS/PPS before IDRs) as a PES (ignored when the muxer
+    /// has no video). Keyframes get the random_access_indicator; every AU carries a PCR.
     pub fn video(&mut self, pts: u64, dts: u64, keyframe: bool, annexb: &[u8], out: &mut Vec<u8>) {
+        if !self.video {
+            return;
+        }
         let (pts, dts) = (pts & PTS_MASK, dts & PTS_MASK);
         let mut pes = pes_header(0xe0, pts, (dts != pts).then_some(dts), None);
         // An access unit delimiter first, as H.264 in TS requires.
@@ -73,9 +119,9 @@ impl TsMuxer {
         write_pes(VIDEO_PID, &mut self.cc_video, &pes, Some(pcr), keyframe, out);
     }
 
-    /// Appends one Opus packet as a PES (ignored when the muxer has no audio).
+    /// Appends one Opus packet as a PES (ignored when the muxer has no Opus audio).
     pub fn opus(&mut self, pts: u64, packet: &[u8], out: &mut Vec<u8>) {
-        if self.opus_channels.is_none() {
+        if !matches!(self.audio, Some(TsAudio::Opus { .. })) {
             return;
         }
         let mut es = Vec::with_capacity(packet.len() + 3 + packet.len() / 255);
@@ -83,9 +129,32 @@ impl TsMuxer {
         es.extend(std::iter::repeat_n(0xff, packet.len() / 255));
         es.push((packet.len() % 255) as u8);
         es.extend_from_slice(packet);
-        let mut pes = pes_header(0xbd, pts & PTS_MASK, None, Some(es.len()));
-        pes.extend_from_slice(&es);
-        write_pes(AUDIO_PID, &mut self.cc_audio, &pes, None, false, out);
+        self.audio_pes(pts, &es, out);
+    }
+
+    /// Appends one raw AAC frame (as FLV and MP4 carry it), behind an ADTS header made from `config`, as
+    /// a PES. Returns `false` when nothing was written: the muxer has no AAC audio, or the frame is too
+    /// long for ADTS.
+    pub fn aac(&mut self, pts: u64, config: &AacConfig, raw: &[u8], out: &mut Vec<u8>) -> bool {
+        if self.audio != Some(TsAudio::Aac) {
+            return false;
+        }
+        let Some(header) = config.adts_header(raw.len()) else { return false };
+        let mut es = Vec::with_capacity(header.len() + raw.len());
+        es.extend_from_slice(&header);
+        es.extend_from_slice(raw);
+        self.audio_pes(pts, &es, out);
+        true
+    }
+
+    /// Writes an audio PES; without video it carries the PCR (and random access, every frame being one).
+    fn audio_pes(&mut self, pts: u64, es: &[u8], out: &mut Vec<u8>) {
+        let pts = pts & PTS_MASK;
+        let stream_id = if self.audio == Some(TsAudio::Aac) { 0xc0 } else { 0xbd };
+        let mut pes = pes_header(stream_id, pts, None, Some(es.len()));
+        pes.extend_from_slice(es);
+        let pcr = (!self.video).then(|| pts.wrapping_sub(PCR_LEAD) & PTS_MASK);
+        write_pes(AUDIO_PID, &mut self.cc_audio, &pes, pcr, pcr.is_some(), out);
     }
 }
 
@@ -217,6 +286,42 @@ mod tests {
         // The PAT ffmpeg writes for one program with PMT PID 0x1000.
         let pat = [0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00];
         assert_eq!(crc32_mpeg2(&pat), 0x2ab104b2);
+    }
+
+    /// The streams of the PMT and its PCR PID.
+    fn pmt_of(ts: &[u8]) -> (Vec<(u8, u16)>, u16) {
+        let pkt = &ts[TS_PACKET_SIZE..2 * TS_PACKET_SIZE];
+        let h = PacketHeader::parse(pkt).expect("pmt");
+        let section = psi_section(&pkt[h.payload_offset..]).expect("section");
+        let pcr_pid = u16::from_be_bytes([section[8], section[9]]) & 0x1fff;
+        (parse_pmt(section).iter().map(|s| (s.stream_type, s.pid)).collect(), pcr_pid)
+    }
+
+    #[test]
+    fn aac_goes_in_adts_and_carries_the_pcr_without_video() {
+        let config = AacConfig { object_type: 2, sampling_index: 4, channels: 2, frame_samples: 1024 };
+        let mut mux = TsMuxer::with_streams(false, Some(TsAudio::Aac));
+        let mut out = Vec::new();
+        mux.psi(&mut out);
+        assert_eq!(pmt_of(&out), (vec![(0x0f, AUDIO_PID)], AUDIO_PID));
+        assert!(mux.aac(90_000, &config, &[0x21; 300], &mut out));
+        assert!(!mux.aac(90_000, &config, &vec![0; 9000], &mut out), "too long for ADTS");
+        mux.video(0, 0, true, &[0, 0, 0, 1, 0x65], &mut out);
+        mux.opus(0, &[1], &mut out);
+        assert_eq!(out.len(), 4 * TS_PACKET_SIZE, "PSI and one AAC frame; nothing else");
+        let pkt = &out[2 * TS_PACKET_SIZE..3 * TS_PACKET_SIZE];
+        let h = PacketHeader::parse(pkt).expect("audio");
+        assert_eq!((h.pid, h.pusi, h.random_access), (AUDIO_PID, true, true));
+        assert_eq!(pkt[5] & 0x10, 0x10, "PCR");
+        let pes = &pkt[h.payload_offset..];
+        assert_eq!((pes[3], pes_pts(pes)), (0xc0, Some(90_000)));
+        assert_eq!(&pes[14..21], config.adts_header(300).expect("fits"));
+
+        // With video: AAC beside H.264, the PCR on the video.
+        let mut mux = TsMuxer::with_streams(true, Some(TsAudio::Aac));
+        let mut out = Vec::new();
+        mux.psi(&mut out);
+        assert_eq!(pmt_of(&out), (vec![(0x1b, VIDEO_PID), (0x0f, AUDIO_PID)], VIDEO_PID));
     }
 
     #[test]

@@ -3,14 +3,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
 
 use super::{
     PTS_MASK, PacketHeader, Picture, STREAM_TYPE_H264, STREAM_TYPE_HEVC, SYNC_BYTE, TS_PACKET_SIZE, first_picture,
     parse_pat, parse_pmt, pes_header_len, pes_pts, psi_section,
 };
-use crate::MediaError;
 
 /// Limits of a [`TsSegmenter`].
 #[derive(Debug, Clone)]
@@ -34,8 +31,6 @@ const SCAN_CAP: usize = 16 << 10;
 const PSI_PACKETS_CAP: usize = 4;
 /// How many packets the scan of one PES may hold back before it is decided as "not a keyframe".
 const PENDING_PACKETS_CAP: usize = 256;
-/// Reads from the async source in chunks of this size.
-const READ_CHUNK: usize = 64 << 10;
 
 /// Which elementary stream marks the segment boundaries, and how its keyframes are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +116,8 @@ impl StartGate {
 /// [`SegmenterConfig::min_duration`] later by PTS. A PTS that jumps backwards also starts a segment at the
 /// next keyframe. Bytes before the first keyframe are dropped; lost sync is recovered by skipping to the
 /// next sync byte. Sans-IO, in one of two ways (not both on one segmenter):
-/// - pieces as they come ([`push_pieces`](Self::push_pieces), [`finish_pieces`](Self::finish_pieces), or
-///   [`pump`](Self::pump) from an `AsyncRead`): live paths use these, so that a segment's first frames
+/// - pieces as they come ([`push_pieces`](Self::push_pieces), [`finish_pieces`](Self::finish_pieces)): live
+///   paths use these, so that a segment's first frames
 ///   travel on while its last ones are still being captured;
 /// - whole segments ([`push`](Self::push), [`finish`](Self::finish)).
 pub struct TsSegmenter {
@@ -230,33 +225,6 @@ impl TsSegmenter {
             whole.extend_from_slice(piece.bytes());
         }
         done
-    }
-
-    /// Reads `reader` to its end, sending each piece to `tx` as soon as it is cut (the last ones
-    /// included). Returns the number of segments started; fails with [`MediaError::Closed`] when the
-    /// receiver goes away.
-    pub async fn pump<R: AsyncRead + Unpin>(
-        mut self,
-        mut reader: R,
-        tx: &mpsc::Sender<Piece>,
-    ) -> Result<u64, MediaError> {
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let mut started = 0;
-        loop {
-            let n = reader.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            for piece in self.push_pieces(chunk.get(..n).unwrap_or_default()) {
-                started += u64::from(piece.is_start());
-                tx.send(piece).await.map_err(|_| MediaError::Closed)?;
-            }
-        }
-        for piece in self.finish_pieces() {
-            started += u64::from(piece.is_start());
-            tx.send(piece).await.map_err(|_| MediaError::Closed)?;
-        }
-        Ok(started)
     }
 
     fn packet(&mut self, pkt: &[u8]) {

@@ -82,10 +82,36 @@ pub async fn make_ts_with(dir: &Path, secs: u32, gop: u32, audio: &str, extra: &
 
 /// A publisher pushing a live test pattern to `url` for `secs` seconds.
 pub fn publisher(url: &str, secs: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30", "-c:a", "aac"])
+    publisher_with(url, secs, Tracks::Both, &[])
+}
+
+/// Which tracks a [`publisher_with`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracks {
+    Both,
+    VideoOnly,
+    AudioOnly,
+}
+
+/// [`publisher`] with a choice of tracks and extra encoder options (e.g. `["-bf", "2"]`).
+pub fn publisher_with(url: &str, secs: u32, tracks: Tracks, extra: &[&str]) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    let (video, audio) = (tracks != Tracks::AudioOnly, tracks != Tracks::VideoOnly);
+    // Inputs first: an option before `-i` would apply to that input.
+    if video {
+        cmd.args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"]);
+    }
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440"]);
+    }
+    if video {
+        cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30"]);
+    }
+    if audio {
+        cmd.args(["-c:a", "aac"]);
+    }
+    cmd.args(extra)
         .args(["-t", &secs.to_string(), "-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -235,4 +261,72 @@ pub fn into_pieces(segment: &bytes::Bytes, cuts: &[usize]) -> Vec<byoc_media::Pi
         at = cut.max(at);
     }
     out
+}
+
+/// One stream as ffprobe sees it (`-count_packets -show_streams`).
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub codec_type: String,
+    pub codec_name: String,
+    /// Seconds.
+    pub start_time: Option<f64>,
+    pub packets: u64,
+}
+
+pub async fn streams(path: &Path) -> Vec<StreamInfo> {
+    let out = run(
+        Command::new("ffprobe").args(["-v", "error", "-count_packets", "-show_streams", "-of", "json"]).arg(path),
+        60,
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out).expect("ffprobe json");
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    json["streams"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| StreamInfo {
+            codec_type: text(&s["codec_type"]),
+            codec_name: text(&s["codec_name"]),
+            start_time: s["start_time"].as_str().and_then(|t| t.parse().ok()),
+            packets: s["nb_read_packets"].as_str().and_then(|n| n.parse().ok()).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The video packets of a file in stream order: (pts, dts, keyframe), 90 kHz ticks.
+pub async fn video_packets(path: &Path) -> Vec<(Option<i64>, Option<i64>, bool)> {
+    let out = run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,dts,flags"])
+            .args(["-of", "csv=p=0"])
+            .arg(path),
+        60,
+    )
+    .await;
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            let num = |i: usize| cols.get(i).and_then(|c| c.trim().parse().ok());
+            (num(0), num(1), cols.get(2).is_some_and(|f| f.starts_with('K')))
+        })
+        .collect()
+}
+
+/// What ffmpeg warns about when it reads a file and muxes it again unchanged (`-c copy -f null`):
+/// timestamp problems such as non monotonically increasing DTS show up here.
+pub async fn remux_warnings(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "warning", "-i"])
+        .arg(path)
+        .args(["-map", "0", "-c", "copy", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
