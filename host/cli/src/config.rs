@@ -125,6 +125,8 @@ impl NodeConfig {
 /// orchestrator_list = "/etc/byoc/orchestrators.txt"   # or an http(s) URL, read at every discovery
 /// key = "gateway.json"                                 # passphrase from BYOC_KEY_PASSPHRASE
 /// auth_webhook = "https://auth.example.com/byoc"
+/// segment_min_ms = 1000                                 # media ingest: shortest segment
+/// keyframe_request_ms = 2000                            # WHIP: how often a keyframe is asked for
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +138,39 @@ pub struct GatewayFile {
     pub orchestrator_list: Option<String>,
     pub key: Option<PathBuf>,
     pub auth_webhook: Option<String>,
+    pub segment_min_ms: Option<u64>,
+    pub keyframe_request_ms: Option<u64>,
+}
+
+/// How the gateway's own media ingest (RTMP, WHIP) is cut: `--segment-min-ms` and
+/// `--keyframe-request-ms` (flags win over the config file).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct MediaArgs {
+    /// Shortest ingest segment, in ms: a segment is cut at the first keyframe this long after its
+    /// start [default: 1000].
+    #[arg(long)]
+    pub segment_min_ms: Option<u64>,
+    /// How often WHIP publishers are asked for a keyframe (PLI), in ms: the length of WHIP
+    /// segments [default: 2000].
+    #[arg(long)]
+    pub keyframe_request_ms: Option<u64>,
+}
+
+impl MediaArgs {
+    /// `(segment_min_duration, keyframe_request_every)`, checked: 100 ms to 60 s each.
+    pub fn durations(&self, file: &GatewayFile) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
+        let pick = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
+            let ms = flag.or(file).unwrap_or(default);
+            if !(100..=60_000).contains(&ms) {
+                bail!("{name} must be between 100 and 60000 ms (got {ms})");
+            }
+            Ok(std::time::Duration::from_millis(ms))
+        };
+        Ok((
+            pick(self.segment_min_ms, file.segment_min_ms, 1000, "--segment-min-ms")?,
+            pick(self.keyframe_request_ms, file.keyframe_request_ms, 2000, "--keyframe-request-ms")?,
+        ))
+    }
 }
 
 impl GatewayFile {
@@ -163,6 +198,21 @@ mod tests {
         assert_eq!(g.orchestrators.len(), 2);
         assert_eq!(g.auth_webhook.as_deref(), Some("http://hook"));
         assert!(toml::from_str::<GatewayFile>("prices = 1").is_err());
+    }
+
+    #[test]
+    fn media_durations_come_from_flags_then_the_file_then_defaults_and_are_bounded() {
+        let file: GatewayFile = toml::from_str("segment_min_ms = 3000\nkeyframe_request_ms = 1500").unwrap();
+        let none = MediaArgs::default();
+        let ms = |d: (std::time::Duration, std::time::Duration)| (d.0.as_millis(), d.1.as_millis());
+        assert_eq!(ms(none.durations(&GatewayFile::default()).unwrap()), (1000, 2000));
+        assert_eq!(ms(none.durations(&file).unwrap()), (3000, 1500));
+        let flags = MediaArgs { segment_min_ms: Some(500), keyframe_request_ms: None };
+        assert_eq!(ms(flags.durations(&file).unwrap()), (500, 1500));
+        let bad = MediaArgs { segment_min_ms: Some(10), keyframe_request_ms: None };
+        assert!(bad.durations(&file).unwrap_err().to_string().contains("--segment-min-ms"));
+        let bad = MediaArgs { segment_min_ms: None, keyframe_request_ms: Some(600_000) };
+        assert!(bad.durations(&file).is_err());
     }
 
     #[test]

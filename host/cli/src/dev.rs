@@ -30,9 +30,12 @@ pub struct DevArgs {
     /// WHIP/WHEP media address (UDP, one port for every session).
     #[arg(long, default_value = "127.0.0.1:0")]
     webrtc_listen: SocketAddr,
+    #[command(flatten)]
+    media: crate::config::MediaArgs,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let (segment_min_duration, keyframe_request_every) = args.media.durations(&crate::config::GatewayFile::default())?;
     let orch_listener = tokio::net::TcpListener::bind(args.orchestrator_listen)
         .await
         .with_context(|| format!("binding {}", args.orchestrator_listen))?;
@@ -62,6 +65,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let gw = Gateway::new(GatewayConfig {
         public_url: gw_url.clone(),
         orchestrators: vec![orch_url.clone()],
+        segment_min_duration,
+        keyframe_request_every,
         ..GatewayConfig::default()
     })?;
     let rtmp = byoc_node::gateway::serve_rtmp(&gw, args.rtmp_listen, None)

@@ -50,10 +50,13 @@ pub struct GatewayArgs {
     /// The address WebRTC peers are told to reach (needed when listening on 0.0.0.0 or behind NAT).
     #[arg(long)]
     webrtc_advertise: Option<SocketAddr>,
+    #[command(flatten)]
+    media: crate::config::MediaArgs,
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let file = crate::config::GatewayFile::load(args.config.as_deref())?;
+    let (segment_min_duration, keyframe_request_every) = args.media.durations(&file)?;
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8937)));
     let key = crate::keygen::load_key(args.key.as_deref().or(file.key.as_deref()), &args.passphrase_env)?;
     let orchestrators = if args.orchestrators.is_empty() { file.orchestrators.clone() } else { args.orchestrators };
@@ -78,6 +81,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         key,
         api_key: std::env::var(&args.api_key_env).ok().filter(|k| !k.is_empty()),
         auth_webhook,
+        segment_min_duration,
+        keyframe_request_every,
         ..GatewayConfig::default()
     };
     let gw = Gateway::new(config)?;

@@ -227,3 +227,40 @@ async fn whip_in_through_a_plugin_and_whep_out() {
     assert!(gone.iter().all(|g| metrics.contains(g)), "sessions left after DELETE: {metrics}");
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
 }
+
+/// The gateway's `segment_min_duration` reaches its RTMP ingest: with 3 s, a publisher's 1 s GOPs are
+/// cut into segments of 3 s (75 frames at 25 fps), not 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minimum_segment_duration_is_the_gateways() {
+    if !tool_available("the_minimum_segment_duration_is_the_gateways", "ffmpeg") {
+        return;
+    }
+    let nodes = common::media_nodes_with("127.0.0.1:0".parse().unwrap(), |c| {
+        c.segment_min_duration = Duration::from_secs(3);
+    })
+    .await;
+    let urls = start(&nodes.url, json!({})).await;
+    let (egress, secret) = (urls["egress_url"].as_str().unwrap().to_string(), urls["stream_secret"].as_str().unwrap());
+    let client = byoc_trickle::http_client_builder()
+        .default_headers(
+            [(http::header::AUTHORIZATION, format!("Bearer {secret}").parse().unwrap())].into_iter().collect(),
+        )
+        .build()
+        .unwrap();
+    let opts = SubscriberOptions { start: SeqRequest::At(Seq(0)), max_retries: 50, ..Default::default() };
+    let mut sub = HttpSubscriber::with_client(client, egress, opts);
+    let mut ffmpeg = publish(urls["rtmp_url"].as_str().unwrap(), 5);
+    let first = tokio::time::timeout(Duration::from_secs(40), async {
+        sub.next_segment().await.unwrap().unwrap().read_all().await.unwrap()
+    })
+    .await
+    .expect("a first output segment");
+    let _ = ffmpeg.wait().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("first.ts");
+    std::fs::write(&file, &first).unwrap();
+    let (codec, frames) = byoc_e2e::media::probe_video(&file);
+    assert_eq!(codec, "h264");
+    assert!((70..=80).contains(&frames), "{frames} frames in the first segment (3 s at 25 fps expected)");
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+}

@@ -66,6 +66,11 @@ pub struct GatewayConfig {
     pub min_balance_secs: u64,
     /// Seconds of price bought by a top-up of a running stream (go-livepeer: 70).
     pub top_up_secs: u64,
+    /// The gateway's own ingest (RTMP, WHIP) cuts segments at the first keyframe at least this long
+    /// after the segment's start.
+    pub segment_min_duration: Duration,
+    /// How often WHIP publishers are asked for a keyframe (a PLI), i.e. how long WHIP segments are.
+    pub keyframe_request_every: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -84,6 +89,8 @@ impl Default for GatewayConfig {
             payment_every: Some(Duration::from_secs(50)),
             min_balance_secs: 120,
             top_up_secs: 70,
+            segment_min_duration: Duration::from_secs(1),
+            keyframe_request_every: Duration::from_secs(2),
         }
     }
 }

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use byoc_media::{Piece, PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer, StartGate};
+use byoc_media::{
+    Piece, PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer, SegmenterConfig, StartGate,
+};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Gateway;
@@ -25,9 +27,10 @@ pub async fn serve_rtmp(
     public: Option<String>,
 ) -> Result<RtmpServer, byoc_media::MediaError> {
     let (weak, weak_play) = (Arc::downgrade(gw), Arc::downgrade(gw));
+    let segmenter = SegmenterConfig { min_duration: gw.config.segment_min_duration, ..SegmenterConfig::default() };
     let server = RtmpServer::bind_with_play(
         addr,
-        RtmpConfig::default(),
+        RtmpConfig { segmenter, ..RtmpConfig::default() },
         move |req: PublishRequest| {
             let gw = weak.upgrade();
             async move { authorize(gw?, req) }

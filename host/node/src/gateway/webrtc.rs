@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use byoc_media::{SessionId, StartGate, WebRtcConfig, WebRtcServer};
+use byoc_media::{SegmenterConfig, SessionId, StartGate, WebRtcConfig, WebRtcServer};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{broadcast, mpsc};
 
@@ -23,7 +23,15 @@ pub async fn serve_webrtc(
     bind: SocketAddr,
     advertised: Option<SocketAddr>,
 ) -> Result<SocketAddr, byoc_media::MediaError> {
-    let server = WebRtcServer::bind(WebRtcConfig { bind, advertised, ..WebRtcConfig::default() }).await?;
+    let segmenter = SegmenterConfig { min_duration: gw.config.segment_min_duration, ..SegmenterConfig::default() };
+    let server = WebRtcServer::bind(WebRtcConfig {
+        bind,
+        advertised,
+        segmenter,
+        pli_interval: gw.config.keyframe_request_every,
+        ..WebRtcConfig::default()
+    })
+    .await?;
     let addr = server.local_addr();
     let _ = gw.webrtc.set(server);
     Ok(addr)

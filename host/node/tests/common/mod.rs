@@ -54,10 +54,19 @@ pub async fn serve_orchestrator(
 
 /// A gateway in front of `orchestrators`, served on loopback.
 pub async fn serve_gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>) {
+    serve_gateway_with(orchestrators, |_| {}).await
+}
+
+/// [`serve_gateway`], with `config` adjusting its settings (`public_url` and `orchestrators` are set here).
+pub async fn serve_gateway_with(
+    orchestrators: Vec<String>,
+    config: impl FnOnce(&mut GatewayConfig),
+) -> (String, Arc<Gateway>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
-    let gateway =
-        Gateway::new(GatewayConfig { public_url: url.clone(), orchestrators, ..GatewayConfig::default() }).unwrap();
+    let mut c = GatewayConfig { public_url: url.clone(), orchestrators, ..GatewayConfig::default() };
+    config(&mut c);
+    let gateway = Gateway::new(c).unwrap();
     let app = byoc_node::gateway::router(gateway.clone());
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -66,10 +75,15 @@ pub async fn serve_gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>)
 }
 
 pub async fn media_nodes(webrtc: SocketAddr) -> MediaNodes {
+    media_nodes_with(webrtc, |_| {}).await
+}
+
+/// [`media_nodes`], with `config` adjusting the gateway's settings.
+pub async fn media_nodes_with(webrtc: SocketAddr, config: impl FnOnce(&mut GatewayConfig)) -> MediaNodes {
     let cache_dir = CacheDir::At(root().join("target/runtime-test-cache"));
     let runtime = bundled_plugins(RuntimeConfig { cache_dir, ..RuntimeConfig::default() }).await;
     let (orch_url, _) = serve_orchestrator(&runtime, 4, |_| {}).await;
-    let (url, gateway) = serve_gateway(vec![orch_url]).await;
+    let (url, gateway) = serve_gateway_with(vec![orch_url], config).await;
     let rtmp = byoc_node::gateway::serve_rtmp(&gateway, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
     let webrtc = byoc_node::gateway::serve_webrtc(&gateway, webrtc, None).await.unwrap();
     MediaNodes { url, gateway, rtmp, webrtc }
