@@ -70,22 +70,36 @@ async fn rtmp_in_through_a_plugin_and_rtmp_out() {
     assert!(frames >= 20, "{frames} frames in two output segments");
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
 
-    // RTMP out: the output of a stream fed over RTMP goes to the client's rtmp_output.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dest = format!("rtmp://127.0.0.1:{port}/live/out");
-    let received = dir.path().join("received.flv");
-    let mut receiver = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-listen", "1", "-i", &dest, "-c", "copy"])
-        .arg(&received)
-        .kill_on_drop(true)
-        .spawn()
+    // RTMP out: the output of a stream fed over RTMP goes to each of the client's rtmp_output
+    // destinations (two here, comma-separated).
+    let mut receivers = Vec::new();
+    for name in ["a", "b"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dest = format!("rtmp://127.0.0.1:{port}/live/{name}");
+        let file = dir.path().join(format!("received-{name}.flv"));
+        let child = tokio::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-listen", "1", "-i", &dest, "-c", "copy"])
+            .arg(&file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        receivers.push((dest, file, child));
+    }
+    let dests: Vec<&str> = receivers.iter().map(|(d, _, _)| d.as_str()).collect();
+    let bad = http()
+        .post(format!("{gw}/process/stream/start"))
+        .header("Livepeer", byoc_e2e::nodes::job_header("passthrough", &json!({"enable_video_egress": true})))
+        .json(&json!({"rtmp_output": format!("{},http://x", dests[0])}))
+        .send()
+        .await
         .unwrap();
-    let urls = start(gw, json!({"rtmp_output": dest})).await;
-    // rtmp_output_url lists the client's destination and the gateway's own play URL.
+    assert_eq!(bad.status(), 400, "every rtmp_output destination must be rtmp:// or rtmps://");
+    let urls = start(gw, json!({"rtmp_output": dests.join(", ")})).await;
+    // rtmp_output_url lists the client's destinations and the gateway's own play URL.
     let outputs: Vec<&str> = urls["rtmp_output_url"].as_str().unwrap().split(',').collect();
     let (id, secret) = (urls["stream_id"].as_str().unwrap(), urls["stream_secret"].as_str().unwrap());
     let play = format!("rtmp://{}/live/{id}-{secret}-out", rtmp.local_addr());
-    assert_eq!(outputs, [dest.as_str(), play.as_str()]);
+    assert_eq!(outputs, [dests[0], dests[1], play.as_str()]);
     let mut ffmpeg = publish(urls["rtmp_url"].as_str().unwrap(), 5);
     // RTMP play: a viewer pulls the output from the gateway while it is published; a wrong key is refused.
     let wrong_play = format!("rtmp://{}/live/{id}-0000-out", rtmp.local_addr());
@@ -106,11 +120,13 @@ async fn rtmp_in_through_a_plugin_and_rtmp_out() {
     let _ = tokio::time::timeout(Duration::from_secs(40), ffmpeg.wait()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
-    let _ = tokio::time::timeout(Duration::from_secs(20), receiver.wait()).await;
-    let _ = receiver.start_kill();
-    let (codec, frames) = byoc_e2e::media::probe_video(&received);
-    assert_eq!(codec, "h264", "nothing usable arrived at the rtmp_output destination");
-    assert!(frames >= 10, "{frames} frames at the rtmp_output destination");
+    for (dest, file, mut receiver) in receivers {
+        let _ = tokio::time::timeout(Duration::from_secs(20), receiver.wait()).await;
+        let _ = receiver.start_kill();
+        let (codec, frames) = byoc_e2e::media::probe_video(&file);
+        assert_eq!(codec, "h264", "nothing usable arrived at the rtmp_output destination {dest}");
+        assert!(frames >= 10, "{frames} frames at the rtmp_output destination {dest}");
+    }
 }
 
 /// One of `byoc-media`'s aiortc peers (`whip_client.py` / `whep_client.py`), signalling over stdio.

@@ -315,12 +315,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
     let query = json!({"kind": "stream", "capability": job.capability, "stream_id": id, "params": params,
         "parameters": job.parameters, "request": job.request});
     webhook(&gw, &h, query).await?;
-    if !req.rtmp_output.is_empty()
-        && !req.rtmp_output.starts_with("rtmp://")
-        && !req.rtmp_output.starts_with("rtmps://")
-    {
-        return Err(refuse(StatusCode::BAD_REQUEST, "rtmp_output must be an rtmp:// or rtmps:// URL"));
-    }
+    let rtmp_outputs = rtmp_destinations(&req.rtmp_output)?;
     let credential = gw.credential()?;
     let (candidates, mut reasons) =
         discover(&gw.http, &gw.pool().await, &jp.orchestrators, &job.capability, &credential, gw.config.token_timeout)
@@ -357,13 +352,15 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         });
         gw.lock().insert(id.clone(), stream.clone());
         spawn_legs(&gw, &stream, att);
-        if !req.rtmp_output.is_empty() && jp.enable_video_egress {
-            super::rtmp::push_output(&stream, req.rtmp_output.clone());
+        if jp.enable_video_egress {
+            for destination in &rtmp_outputs {
+                super::rtmp::push_output(&stream, destination.clone());
+            }
         }
         tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
         metrics::counter!("byoc_gateway_streams_started_total", "capability" => job.capability.clone()).increment(1);
         metrics::gauge!("byoc_gateway_streams_active").increment(1.0);
-        return Ok(boxed(Json(stream_urls(&gw, &stream, &jp, &req.rtmp_output)).into_response()));
+        return Ok(boxed(Json(stream_urls(&gw, &stream, &jp, &rtmp_outputs)).into_response()));
     }
     let body = json!({ "error": format!("no orchestrator accepted the stream for capability {}", job.capability), "reasons": reasons });
     metrics::counter!("byoc_gateway_errors_total", "kind" => "no_orchestrator").increment(1);
@@ -499,9 +496,24 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
     end(&gw, &stream.id, "all orchestrators exhausted", false).await;
 }
 
+/// Most `rtmp_output` destinations one stream may push to.
+const MAX_RTMP_OUTPUTS: usize = 8;
+
+/// The client's `rtmp_output`: one `rtmp://` or `rtmps://` URL, or several separated by commas.
+fn rtmp_destinations(rtmp_output: &str) -> Result<Vec<String>, Refusal> {
+    let out: Vec<String> = rtmp_output.split(',').map(str::trim).filter(|d| !d.is_empty()).map(String::from).collect();
+    if out.iter().any(|d| !(d.starts_with("rtmp://") || d.starts_with("rtmps://"))) {
+        return Err(refuse(StatusCode::BAD_REQUEST, "rtmp_output must be rtmp:// or rtmps:// URLs (comma-separated)"));
+    }
+    if out.len() > MAX_RTMP_OUTPUTS {
+        return Err(refuse(StatusCode::BAD_REQUEST, format!("at most {MAX_RTMP_OUTPUTS} rtmp_output destinations")));
+    }
+    Ok(out)
+}
+
 /// What start answers. `rtmp_output_url` lists, comma-separated as go-livepeer does, where the output
-/// goes over RTMP: the client's own `rtmp_output` (pushed to) and the gateway's play URL.
-fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters, rtmp_output: &str) -> Value {
+/// goes over RTMP: the client's own `rtmp_output` destinations (pushed to) and the gateway's play URL.
+fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters, rtmp_outputs: &[String]) -> Value {
     let base = format!("{}/process/stream/{}", gw.config.public_url.trim_end_matches('/'), s.id);
     let url = |route: &str| format!("{base}/{route}?token={}", s.secret);
     let when = |on: bool, u: String| if on { u } else { String::new() };
@@ -512,11 +524,7 @@ fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters, rtmp_output: &str
         "whep_url": when(jp.enable_video_egress, super::webrtc::url(gw, &base, "whep", &s.secret).unwrap_or_default()),
         "rtmp_url": if jp.enable_video_ingress { super::rtmp::ingest_url(gw, &s.id, &s.secret).unwrap_or_default() } else { String::new() },
         "rtmp_output_url": if jp.enable_video_egress {
-            [Some(rtmp_output.to_string()).filter(|o| !o.is_empty()), super::rtmp::play_url(gw, &s.id, &s.secret)]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(",")
+            rtmp_outputs.iter().cloned().chain(super::rtmp::play_url(gw, &s.id, &s.secret)).collect::<Vec<_>>().join(",")
         } else {
             String::new()
         },
