@@ -6,7 +6,7 @@
 //! it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use byoc_media::{Piece, StartGate};
@@ -42,6 +42,14 @@ pub(crate) fn refused(leg: &'static str, reason: &'static str) {
 /// frames).
 const OUTPUT_QUEUE: usize = 1024;
 
+/// Input segments whose upload may still be finishing while the next one is written; beyond this (an
+/// orchestrator that stopped reading), new segments are dropped whole until one completes, so that
+/// memory stays bounded.
+const UPLOADS_IN_FLIGHT: usize = 3;
+/// An input segment not acknowledged this long after its last byte counts as lost (and the
+/// connection to the orchestrator is made afresh).
+const FINISH_WITHIN: Duration = Duration::from_secs(10);
+
 /// Publishes the pieces from `pieces` as trickle segments of the stream's input (each segment's
 /// upload starts with its first piece and ends when the next segment starts), on the orchestrator
 /// serving it at that moment. Returns when `pieces` ends or the stream does.
@@ -51,6 +59,8 @@ pub(crate) async fn feed_input(stream: Arc<GwStream>, mut pieces: mpsc::Receiver
     let mut gate = StartGate::default();
     // Set when an upload that was finished in the background failed: reconnect at the next segment.
     let failed = Arc::new(AtomicBool::new(false));
+    // Uploads to the current orchestrator still finishing (a new orchestrator starts from zero).
+    let mut finishing = Arc::new(AtomicUsize::new(0));
     loop {
         let piece = tokio::select! {
             _ = stream.cancelled() => return,
@@ -62,10 +72,16 @@ pub(crate) async fn feed_input(stream: Arc<GwStream>, mut pieces: mpsc::Receiver
         }
         if piece.is_start() {
             if let Some(done) = open.take() {
-                finish_upload(&stream, done, failed.clone());
+                finish_upload(&stream, done, failed.clone(), finishing.clone());
             }
             if failed.swap(false, Ordering::Relaxed) {
                 current = None;
+            }
+            if finishing.load(Ordering::Relaxed) >= UPLOADS_IN_FLIGHT {
+                tracing::warn!(stream_id = %stream.id(), "the orchestrator is not taking input; segment dropped");
+                metrics::counter!("byoc_gateway_errors_total", "kind" => "input_dropped").increment(1);
+                gate.lost();
+                continue;
             }
             let Some(url) = stream.input_url() else {
                 tracing::debug!(stream_id = %stream.id(), "video ingress is not enabled; segment dropped");
@@ -82,6 +98,7 @@ pub(crate) async fn feed_input(stream: Arc<GwStream>, mut pieces: mpsc::Receiver
                     tracing::debug!(stream_id = %stream.id(), error = %e, "input channel not reachable");
                 }
                 current = Some((url, p));
+                finishing = Arc::new(AtomicUsize::new(0));
             }
             open = current.as_mut().map(|(_, p)| p.next_segment());
         }
@@ -105,18 +122,31 @@ pub(crate) async fn feed_input(stream: Arc<GwStream>, mut pieces: mpsc::Receiver
     }
 }
 
-/// Ends a segment's upload without holding up the next one; a failure sets `failed`.
-fn finish_upload(stream: &Arc<GwStream>, upload: HttpSegmentWriter, failed: Arc<AtomicBool>) {
+/// Ends a segment's upload without holding up the next one (`finishing` counts those under way); a
+/// failure sets `failed`.
+fn finish_upload(
+    stream: &Arc<GwStream>,
+    upload: HttpSegmentWriter,
+    failed: Arc<AtomicBool>,
+    finishing: Arc<AtomicUsize>,
+) {
     let stream = stream.clone();
+    finishing.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
         let r = tokio::select! {
-            _ = stream.cancelled() => return,
-            r = upload.finish() => r,
+            _ = stream.cancelled() => None,
+            r = tokio::time::timeout(FINISH_WITHIN, upload.finish()) => Some(r),
         };
+        finishing.fetch_sub(1, Ordering::Relaxed);
         match r {
-            Ok(_) => metrics::counter!("byoc_gateway_segments_in_total").increment(1),
-            Err(e) => {
+            None => {}
+            Some(Ok(Ok(_))) => metrics::counter!("byoc_gateway_segments_in_total").increment(1),
+            Some(Ok(Err(e))) => {
                 tracing::debug!(stream_id = %stream.id(), error = %e, "input segment not delivered");
+                failed.store(true, Ordering::Relaxed);
+            }
+            Some(Err(_)) => {
+                tracing::debug!(stream_id = %stream.id(), "input segment not acknowledged in time");
                 failed.store(true, Ordering::Relaxed);
             }
         }
