@@ -209,6 +209,9 @@ async fn whip_in_through_a_plugin_and_whep_out() {
     let seen = viewer.line().await;
     assert!(seen["video_frames"].as_u64().unwrap_or(0) >= 30, "the WHEP viewer decoded too little: {seen}");
     assert_eq!((seen["width"].as_u64(), seen["height"].as_u64()), (Some(640), Some(360)), "{seen}");
+    // The viewer's join asked the WHIP publisher for a keyframe (a segment start for it to begin at).
+    let metrics = http().get(format!("{gw}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("byoc_gateway_keyframe_requests_total{reason=\"viewer_joined\"} 1"), "{metrics}");
 
     let base = gw.trim_end_matches('/');
     let token = urls["stream_secret"].as_str().unwrap();

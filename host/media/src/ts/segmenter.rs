@@ -137,6 +137,8 @@ pub struct TsSegmenter {
     current_pts: Option<u64>,
     started: bool,
     pending: Option<Pending>,
+    /// Cut at the next keyframe whatever the minimum duration ([`cut_at_next_keyframe`](Self::cut_at_next_keyframe)).
+    cut_asked: bool,
     out: Vec<Piece>,
     /// Whole-segment mode: the segment being assembled from pieces.
     whole: Vec<u8>,
@@ -161,10 +163,17 @@ impl TsSegmenter {
             current_pts: None,
             started: false,
             pending: None,
+            cut_asked: false,
             out: Vec::new(),
             whole: Vec::new(),
             skipped_bytes: 0,
         }
+    }
+
+    /// Makes the next keyframe start a segment even if the open one is shorter than the minimum
+    /// duration (a viewer is waiting for a segment start, and a keyframe was asked for).
+    pub fn cut_at_next_keyframe(&mut self) {
+        self.cut_asked = true;
     }
 
     /// Feeds bytes (any chunking) and returns the pieces they make, in order: everything of the open
@@ -346,7 +355,7 @@ impl TsSegmenter {
 
     fn resolve(&mut self, p: Pending, picture: Picture) {
         let pts = pes_pts(&p.pes);
-        if picture == Picture::Key && self.should_cut(pts) {
+        if picture == Picture::Key && (self.should_cut(pts) || std::mem::take(&mut self.cut_asked)) {
             self.open(p.psi);
             self.current.extend_from_slice(&p.packets);
             self.current_len += p.packets.len();
@@ -581,6 +590,28 @@ pub(crate) mod tests {
             joined.last_mut().expect("starts first").extend_from_slice(p.bytes());
         }
         assert_eq!(joined, whole.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_cut_can_be_asked_for_before_the_minimum_duration() {
+        // IDR every 5 frames (1/6 s); 1 s minimum: 30 frames per segment unless a cut is asked for.
+        let ts = synthetic_ts(60, 5, false);
+        let mut seg = TsSegmenter::new(SegmenterConfig::default());
+        let mut segments = Vec::new();
+        let packets: Vec<&[u8]> = ts.chunks(TS_PACKET_SIZE).collect();
+        let (head, tail) = packets.split_at(packets.len() / 4);
+        for p in head {
+            segments.extend(seg.push(p));
+        }
+        seg.cut_at_next_keyframe();
+        for p in tail {
+            segments.extend(seg.push(p));
+        }
+        segments.extend(seg.finish());
+        // Frames 0..15 come first; the asked cut lands on the next IDR (frame 15 or 20), then 1 s segments.
+        assert_eq!(segments.len(), 3, "{:?}", segments.iter().map(|s| s.len()).collect::<Vec<_>>());
+        check_segments(&segments);
+        assert!(segments[0].len() < segments[1].len());
     }
 
     #[test]

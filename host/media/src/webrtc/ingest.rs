@@ -62,6 +62,17 @@ impl Ingest {
         }
     }
 
+    /// A viewer waits for a segment start: ask for a keyframe (unless one was asked for within the
+    /// last 500 ms) and cut the next segment there.
+    pub fn keyframe_for_viewer(&mut self, rtc: &mut Rtc) {
+        if let Some(s) = self.segmenter.as_mut() {
+            s.cut_at_next_keyframe();
+        }
+        if self.last_keyframe_request.is_none_or(|t| t.elapsed().as_millis() > 500) {
+            self.request_keyframe(rtc);
+        }
+    }
+
     /// Asks the publisher for a keyframe (PLI).
     pub fn request_keyframe(&mut self, rtc: &mut Rtc) {
         let Some(mid) = self.video_mid else { return };

@@ -20,7 +20,7 @@ use str0m::change::SdpOffer;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +85,7 @@ enum Role {
 enum Command {
     Add(Box<Session>, oneshot::Sender<bool>),
     Close(SessionId, oneshot::Sender<bool>),
+    Keyframe(SessionId, oneshot::Sender<bool>),
     Count(oneshot::Sender<usize>),
 }
 
@@ -96,6 +97,8 @@ pub struct WebRtcServer {
     local_addr: SocketAddr,
     commands: mpsc::Sender<Command>,
     paced: mpsc::Sender<Paced>,
+    /// WHEP sessions whose viewer asked for a keyframe (PLI or FIR).
+    viewer_asks: broadcast::Sender<SessionId>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -116,8 +119,9 @@ impl WebRtcServer {
         let (paced, paced_rx) = mpsc::channel(256);
         let cancel = CancellationToken::new();
         let segmenter = config.segmenter.clone();
-        let task = tokio::spawn(drive(socket, advertised, config, rx, paced_rx, cancel.clone()));
-        Ok(WebRtcServer { advertised, segmenter, local_addr, commands, paced, cancel, task: Some(task) })
+        let (viewer_asks, _) = broadcast::channel(64);
+        let task = tokio::spawn(drive(socket, advertised, config, rx, paced_rx, viewer_asks.clone(), cancel.clone()));
+        Ok(WebRtcServer { advertised, segmenter, local_addr, commands, paced, viewer_asks, cancel, task: Some(task) })
     }
 
     /// The bound UDP address.
@@ -199,6 +203,24 @@ impl WebRtcServer {
         rx.await.unwrap_or(false)
     }
 
+    /// For a WHIP session: asks its publisher for a keyframe now (at most one PLI per 500 ms) and starts
+    /// the next segment there, even before the minimum duration, so that a viewer waiting for a segment
+    /// start (a new WHEP viewer, or one that lost packets) gets one soon. `false` when there is no such
+    /// publishing session.
+    pub async fn request_keyframe(&self, id: SessionId) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Keyframe(id, tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// The WHEP sessions whose viewers ask for a keyframe (PLI or FIR), as they ask. The output cannot
+    /// be made to send one; the gateway can pass the request on to the stream's publisher.
+    pub fn viewer_keyframe_requests(&self) -> broadcast::Receiver<SessionId> {
+        self.viewer_asks.subscribe()
+    }
+
     /// How many sessions are live.
     pub async fn sessions(&self) -> usize {
         let (tx, rx) = oneshot::channel();
@@ -248,6 +270,7 @@ async fn drive(
     config: WebRtcConfig,
     mut commands: mpsc::Receiver<Command>,
     mut paced: mpsc::Receiver<Paced>,
+    viewer_asks: broadcast::Sender<SessionId>,
     cancel: CancellationToken,
 ) {
     let mut sessions: Vec<Session> = Vec::new();
@@ -256,7 +279,7 @@ async fn drive(
         let now = Instant::now();
         let mut next = now + Duration::from_millis(100);
         for s in &mut sessions {
-            if let Some(t) = s.poll(&socket, now, &config) {
+            if let Some(t) = s.poll(&socket, now, &config, &viewer_asks) {
                 next = next.min(t);
             }
         }
@@ -286,6 +309,17 @@ async fn drive(
                 }
                 Some(Command::Close(id, reply)) => {
                     let found = sessions.iter_mut().find(|s| s.id == id).map(|s| s.rtc.disconnect()).is_some();
+                    let _ = reply.send(found);
+                }
+                Some(Command::Keyframe(id, reply)) => {
+                    let session = sessions.iter_mut().find(|s| s.id == id && s.rtc.is_alive());
+                    let found = match session {
+                        Some(Session { rtc, role: Role::Ingest(ingest), connected: true, .. }) => {
+                            ingest.keyframe_for_viewer(rtc);
+                            true
+                        }
+                        _ => false,
+                    };
                     let _ = reply.send(found);
                 }
                 Some(Command::Count(reply)) => {
@@ -340,7 +374,13 @@ async fn drive(
 
 impl Session {
     /// Drains the session's output: datagrams out, events handled. Returns when it next needs a timeout.
-    fn poll(&mut self, socket: &UdpSocket, now: Instant, config: &WebRtcConfig) -> Option<Instant> {
+    fn poll(
+        &mut self,
+        socket: &UdpSocket,
+        now: Instant,
+        config: &WebRtcConfig,
+        viewer_asks: &broadcast::Sender<SessionId>,
+    ) -> Option<Instant> {
         if self.connected
             && now >= self.next_pli
             && let Role::Ingest(ingest) = &mut self.role
@@ -372,6 +412,9 @@ impl Session {
                         Role::Ingest(ingest) => ingest.media_added(added.mid, added.kind),
                         Role::Egress(egress) => egress.media_added(added.mid, added.kind),
                     },
+                    Event::KeyframeRequest(_) if matches!(self.role, Role::Egress(_)) => {
+                        let _ = viewer_asks.send(self.id);
+                    }
                     Event::MediaData(data) => {
                         if let Role::Ingest(ingest) = &mut self.role
                             && !ingest.media(&data, &mut self.rtc)
@@ -416,6 +459,9 @@ mod tests {
         assert!(answer.contains("a=ice-lite"));
         assert!(answer.contains(&format!("{}", server.local_addr().port())), "the candidate is announced");
         assert_eq!(server.sessions().await, 1);
+        // A keyframe can be asked of a connected publisher only.
+        assert!(!server.request_keyframe(id).await, "not connected yet");
+        assert!(!server.request_keyframe(SessionId(id.0.wrapping_add(1))).await, "no such session");
 
         let (_tx, rx) = mpsc::channel(1);
         let refused = server.whep_offer(&offer(Direction::RecvOnly), rx).await;

@@ -138,15 +138,25 @@ pub(super) async fn whep(
     let mut output = super::legs::output(&stream);
     match server.whep_offer(&offer, rx).await {
         Ok((session, sdp)) => {
-            let s = stream.clone();
+            let (s, gw) = (stream.clone(), gw.clone());
             let live = super::legs::MediaSession::open("whep");
+            let mut asks = server.viewer_keyframe_requests();
             tokio::spawn(async move {
                 let _live = live;
+                // The viewer starts at a segment start: when the stream's publisher is ours, have it
+                // send a keyframe and start a segment there, rather than wait for the next one.
+                ask_publisher(&gw, &s, "viewer_joined").await;
                 let mut gate = StartGate::default();
                 loop {
                     let piece = tokio::select! {
                         _ = s.cancelled() => return,
                         _ = tx.closed() => return,
+                        ask = asks.recv() => {
+                            if ask.is_ok_and(|asker| asker == session) {
+                                ask_publisher(&gw, &s, "viewer_asked").await;
+                            }
+                            continue;
+                        }
                         piece = output.recv() => piece,
                     };
                     match piece {
@@ -168,6 +178,17 @@ pub(super) async fn whep(
             super::legs::refused("whep", "bad_offer");
             error(StatusCode::BAD_REQUEST, format!("WHEP offer refused: {e}"))
         }
+    }
+}
+
+/// Passes a WHEP viewer's need for a keyframe on to the stream's WHIP publisher, when it has one (an
+/// RTMP or HTTP publisher cannot be asked; the viewer then waits for the next segment).
+async fn ask_publisher(gw: &Gateway, stream: &GwStream, reason: &'static str) {
+    let publisher = *stream.whip_session.lock().await;
+    if let (Some(server), Some(id)) = (gw.webrtc.get(), publisher)
+        && server.request_keyframe(id).await
+    {
+        metrics::counter!("byoc_gateway_keyframe_requests_total", "reason" => reason).increment(1);
     }
 }
 
