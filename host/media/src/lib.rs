@@ -5,8 +5,8 @@
 //! [`Piece::More`] continues it, so a segment's first frames travel on while its last ones are still
 //! being captured (a leg adds a frame or two of delay, not a segment). A consumer that joins late or
 //! loses pieces goes on at the next start ([`StartGate`]). This crate turns what clients send into such
-//! pieces and pieces back into what viewers pull (RTMP play, WHEP) or what is pushed out (RTMP). Only this crate names the RTMP and
-//! WebRTC libraries (`rml_rtmp`, `str0m`) and runs `ffmpeg`; callers see:
+//! pieces and pieces back into what viewers pull (RTMP play, WHEP) or what is pushed out (RTMP). Only
+//! this crate names the RTMP and WebRTC libraries (`rml_rtmp`, `str0m`) and runs `ffmpeg`; callers see:
 //!
 //! - [`TsSegmenter`]: sans-IO; `push_pieces(&[u8]) -> Vec<Piece>`, `finish_pieces()` (whole segments:
 //!   `push`, `finish`). Cuts a continuous TS at H.264/HEVC keyframes at least
@@ -20,16 +20,16 @@
 //!   to [`RtmpConfig::consumer_wait`], then the rest of the segment is dropped.
 //! - [`RtmpServer::bind_with_play`]`(addr, RtmpConfig, authorizer, play_authorizer)`: the same, plus RTMP
 //!   play of `rtmp://host:port/{app}/{stream_key}`. The [`RtmpPlayAuthorizer`] is asked for every viewer
-//!   and returns `Some(broadcast::Receiver<Piece>)` of the output to accept (H.264, AAC or Opus) or `None` to
-//!   reject. Viewers of one `(app, stream_key)` share one pipeline, started by the first with its receiver
+//!   and returns `Some(broadcast::Receiver<Piece>)` of the output to accept (H.264, AAC or Opus) or `None`
+//!   to reject. Viewers of one `(app, stream_key)` share one pipeline, started by the first with its receiver
 //!   (later receivers are dropped): a child `ffmpeg` (`-c:v copy -c:a aac -f flv`) whose FLV is split into
 //!   tags. Metadata, sequence headers and the current GOP are kept, so a late viewer starts at a keyframe;
 //!   a slow viewer's full queue ([`RtmpConfig::play_queue_tags`]) skips it to the next keyframe. The
 //!   pipeline ends with the segment channel (viewers get `NetStream.Play.Complete` and are disconnected)
 //!   or with its last viewer. `bind` refuses every play.
 //! - [`RtmpPush::spawn`]`(url, PushConfig)`: RTMP egress. `push(Piece)` never waits (a full queue drops
-//!   its oldest segment whole); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it dies;
-//!   `close()` sends what is queued and ends the FLV stream, all within a timeout.
+//!   its oldest segment whole); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it
+//!   dies; `close()` sends what is queued and ends the FLV stream, all within a timeout.
 //! - [`WebRtcServer::bind`]`(WebRtcConfig)`: WHIP ingest and WHEP egress over `str0m` (ICE-lite, one UDP
 //!   socket for all sessions, advertised address configurable).
 //!   `whip_offer(sdp, mpsc::Sender<Piece>) -> (SessionId, answer_sdp)`: RTP H.264 + Opus are muxed by our
@@ -37,7 +37,8 @@
 //!   [`WebRtcConfig::pli_interval`] so that there are keyframes to cut at).
 //!   `whep_offer(sdp, mpsc::Receiver<Piece>) -> (SessionId, answer_sdp)`: pieces are demuxed as they
 //!   arrive and sent as H.264 + Opus, paced by their timestamps, from the first segment start after the
-//!   viewer connects.
+//!   viewer connects. `viewer_keyframe_requests()` tells which viewers ask for a keyframe, and
+//!   `request_keyframe(SessionId)` asks a WHIP publisher for one (and cuts the next segment there).
 //!   `close(SessionId)` serves `DELETE`.
 //! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO MPEG-TS mux (H.264 with Opus in ffmpeg's layout, or
 //!   with AAC in ADTS) and demux to access units; the building blocks for WHIP ingest (RTP → TS), RTMP
