@@ -40,6 +40,9 @@
 //!   viewer connects. `viewer_keyframe_requests()` tells which viewers ask for a keyframe, and
 //!   `request_keyframe(SessionId)` asks a WHIP publisher for one (and cuts the next segment there).
 //!   `close(SessionId)` serves `DELETE`.
+//! - [`OpusTranscode::spawn`]`(ffmpeg, mpsc::Receiver<Piece>, mpsc::Sender<Piece>)`: the audio of a stream
+//!   of pieces re-encoded to Opus by a child `ffmpeg` (video copied, cut again at the same keyframes), for
+//!   WHEP viewers of AAC output; [`audio_needs_opus`] tells from a segment start whether it is needed.
 //! - [`ts::TsMuxer`] / [`ts::TsDemuxer`]: sans-IO MPEG-TS mux (H.264 with Opus in ffmpeg's layout, or
 //!   with AAC in ADTS) and demux to access units; the building blocks for WHIP ingest (RTP → TS), RTMP
 //!   ingest (FLV → TS) and WHEP egress (TS → RTP).
@@ -52,6 +55,7 @@ mod error;
 mod ffmpeg;
 mod flv;
 pub mod rtmp;
+mod transcode;
 pub mod ts;
 pub mod webrtc;
 
@@ -60,5 +64,6 @@ pub use rtmp::{
     PlayRequest, PublishRequest, PushAudio, PushConfig, PushStats, RtmpAuthorizer, RtmpConfig, RtmpPlayAuthorizer,
     RtmpPush, RtmpServer,
 };
+pub use transcode::{OpusTranscode, audio_needs_opus};
 pub use ts::{Piece, SegmenterConfig, StartGate, TsSegmenter};
 pub use webrtc::{SessionId, WebRtcConfig, WebRtcServer};

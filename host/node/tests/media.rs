@@ -283,3 +283,28 @@ async fn the_minimum_segment_duration_is_the_gateways() {
     assert!((70..=80).contains(&frames), "{frames} frames in the first segment (3 s at 25 fps expected)");
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
 }
+
+/// RTMP in, WHEP out: the output's AAC audio reaches the WebRTC viewer as Opus (re-encoded once per
+/// stream), with the picture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_in_whep_out_gets_its_audio_as_opus() {
+    let Some(python) = byoc_e2e::media::aiortc_python("rtmp_in_whep_out_gets_its_audio_as_opus") else { return };
+    if !tool_available("rtmp_in_whep_out_gets_its_audio_as_opus", "ffmpeg") {
+        return;
+    }
+    let nodes = media_nodes("127.0.0.1:0".parse().unwrap()).await;
+    let urls = start(&nodes.url, json!({})).await;
+    let mut ffmpeg = publish(urls["rtmp_url"].as_str().unwrap(), 10);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut viewer = Peer::start(&python, "whep_client.py", 6).await;
+    let _ = viewer.connect(urls["whep_url"].as_str().unwrap()).await;
+    let seen = viewer.line().await;
+    assert_eq!((seen["width"].as_u64(), seen["height"].as_u64()), (Some(320), Some(240)), "{seen}");
+    assert!(seen["video_frames"].as_u64().unwrap_or(0) >= 40, "too little video: {seen}");
+    // 20 ms Opus frames: a few seconds of them.
+    assert!(seen["audio_frames"].as_u64().unwrap_or(0) >= 100, "the AAC audio did not reach the viewer: {seen}");
+    viewer.send(json!({})).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), viewer.child.wait()).await;
+    let _ = ffmpeg.start_kill();
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use byoc_media::{Piece, StartGate};
+use byoc_media::{OpusTranscode, Piece, StartGate, audio_needs_opus};
 use byoc_trickle::{HttpPublisher, HttpSegmentWriter, HttpSubscriber, SeqRequest, SubscriberOptions};
 use tokio::sync::{broadcast, mpsc};
 
@@ -162,6 +162,88 @@ pub(crate) fn output(stream: &Arc<GwStream>) -> broadcast::Receiver<Piece> {
         tokio::spawn(read_output(stream.clone(), tx.clone()));
     }
     tx.subscribe()
+}
+
+/// The stream's output for a new WebRTC viewer (as [`output`]), with its audio in Opus: passed on as
+/// it is when the output's audio is Opus (or there is none), else re-encoded by one ffmpeg per stream,
+/// started with the first viewer (the video is copied, and segments start where they did).
+pub(crate) fn webrtc_output(stream: &Arc<GwStream>) -> broadcast::Receiver<Piece> {
+    let mut created = false;
+    let tx = stream
+        .webrtc_output
+        .get_or_init(|| {
+            created = true;
+            broadcast::channel(OUTPUT_QUEUE).0
+        })
+        .clone();
+    if created {
+        tokio::spawn(feed_webrtc(stream.clone(), output(stream), tx.clone()));
+    }
+    tx.subscribe()
+}
+
+async fn feed_webrtc(stream: Arc<GwStream>, mut output: broadcast::Receiver<Piece>, tx: broadcast::Sender<Piece>) {
+    // Decided at the first segment start that shows a PMT; kept for the stream's life.
+    let mut decided = false;
+    let mut transcode: Option<(OpusTranscode, mpsc::Sender<Piece>)> = None;
+    let mut gate = StartGate::default();
+    loop {
+        let piece = tokio::select! {
+            _ = stream.cancelled() => return,
+            p = output.recv() => p,
+        };
+        let piece = match piece {
+            Ok(p) => p,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                gate.lost();
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if !gate.pass(&piece) {
+            continue;
+        }
+        if !decided && piece.is_start() {
+            decided = audio_needs_opus(piece.bytes()).is_some();
+            if audio_needs_opus(piece.bytes()) == Some(true) {
+                transcode = start_transcode(&stream, &tx);
+            }
+        }
+        match &transcode {
+            Some((_, input)) => {
+                if input.try_send(piece).is_err() {
+                    gate.lost(); // ffmpeg is behind: go on at the next segment.
+                }
+            }
+            None => {
+                let _ = tx.send(piece);
+            }
+        }
+    }
+}
+
+fn start_transcode(
+    stream: &Arc<GwStream>,
+    tx: &broadcast::Sender<Piece>,
+) -> Option<(OpusTranscode, mpsc::Sender<Piece>)> {
+    let (input, input_rx) = mpsc::channel(256);
+    let (out_tx, mut out_rx) = mpsc::channel(256);
+    match OpusTranscode::spawn("ffmpeg".into(), input_rx, out_tx) {
+        Ok(t) => {
+            tracing::info!(stream_id = %stream.id(), "output audio is not Opus: re-encoded for WebRTC viewers");
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(p) = out_rx.recv().await {
+                    let _ = tx.send(p);
+                }
+            });
+            Some((t, input))
+        }
+        Err(e) => {
+            tracing::warn!(stream_id = %stream.id(), error = %e, "no Opus for WebRTC viewers; their audio is left out");
+            None
+        }
+    }
 }
 
 /// Reads the output channel chunk by chunk and hands each chunk on at once.

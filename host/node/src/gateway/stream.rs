@@ -44,6 +44,8 @@ pub(crate) struct GwStream {
     started_ms: u128,
     /// Output segments for the gateway's own egress legs (see `legs::output`).
     output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
+    /// The output as WebRTC viewers get it (audio in Opus), started with the first of them.
+    pub(crate) webrtc_output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
     /// The WHIP publisher's session, if one is connected (one at a time).
     pub(crate) whip_session: tokio::sync::Mutex<Option<byoc_media::SessionId>>,
 }
@@ -348,6 +350,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
             cancel,
             started_ms: now_ms(),
             output: std::sync::OnceLock::new(),
+            webrtc_output: std::sync::OnceLock::new(),
             whip_session: tokio::sync::Mutex::new(None),
         });
         gw.lock().insert(id.clone(), stream.clone());

@@ -135,7 +135,7 @@ pub(super) async fn whep(
     }
     // Each viewer gets its own queue; a slow one skips to the next segment instead of holding others back.
     let (tx, rx) = mpsc::channel(256);
-    let mut output = super::legs::output(&stream);
+    let mut output = super::legs::webrtc_output(&stream);
     match server.whep_offer(&offer, rx).await {
         Ok((session, sdp)) => {
             let (s, gw) = (stream.clone(), gw.clone());
