@@ -185,7 +185,28 @@ async fn whip_in_through_a_plugin_and_whep_out() {
     let (whip, whep) = (urls["whip_url"].as_str().unwrap(), urls["whep_url"].as_str().unwrap());
     assert!(whip.contains("/whip?token=") && whep.contains("/whep?token="), "{urls}");
 
-    // Bad offers: wrong content type, bad SDP.
+    // Bad offers: unknown stream, wrong secret, wrong content type, bad SDP; a leg the stream does not
+    // have.
+    let sdp = |url: String| http().post(url).header("Content-Type", "application/sdp").body("v=0");
+    let id = urls["stream_id"].as_str().unwrap();
+    assert_eq!(sdp(whip.replace(id, "no-such-stream")).send().await.unwrap().status(), 404);
+    assert_eq!(sdp(whip.replace("token=", "token=wrong")).send().await.unwrap().status(), 403);
+    let data_only = http()
+        .post(format!("{gw}/process/stream/start"))
+        .header("Livepeer", byoc_e2e::nodes::job_header("passthrough", &json!({"enable_video_ingress": true})))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let no_egress = format!(
+        "{gw}/process/stream/{}/whep?token={}",
+        data_only["stream_id"].as_str().unwrap(),
+        data_only["stream_secret"].as_str().unwrap()
+    );
+    assert_eq!(sdp(no_egress).send().await.unwrap().status(), 409, "WHEP of a stream without video egress");
     let r = http().post(whip).header("Content-Type", "text/plain").body("v=0").send().await.unwrap();
     assert_eq!(r.status(), 415);
     let r = http().post(whip).header("Content-Type", "application/sdp").body("not sdp").send().await.unwrap();
