@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{
-    PacketHeader, Picture, STREAM_TYPE_H264, TS_PACKET_SIZE, first_picture, parse_pat, parse_pmt, pes_dts,
+    PacketHeader, PacketReader, Picture, STREAM_TYPE_H264, first_picture, parse_pat, parse_pmt, pes_dts,
     pes_header_len, pes_pts, psi_section,
 };
 
@@ -51,7 +51,7 @@ struct PesBuf {
 /// [`finish`](Self::finish). Packets before the PAT/PMT are skipped; malformed packets are ignored.
 #[derive(Default)]
 pub struct TsDemuxer {
-    buf: Vec<u8>,
+    packets: PacketReader,
     pmt_pids: Vec<u16>,
     streams: Vec<PesBuf>,
     out: Vec<TsFrame>,
@@ -65,20 +65,9 @@ impl TsDemuxer {
 
     /// Feeds bytes; returns the access units completed by them, in stream order per PID.
     pub fn push(&mut self, data: &[u8]) -> Vec<TsFrame> {
-        self.buf.extend_from_slice(data);
-        let buf = std::mem::take(&mut self.buf);
-        let mut i = 0;
-        while i < buf.len() {
-            if buf[i] != super::SYNC_BYTE {
-                i += 1;
-                continue;
-            }
-            let Some(pkt) = buf.get(i..i + TS_PACKET_SIZE) else { break };
-            self.packet(pkt);
-            i += TS_PACKET_SIZE;
-        }
-        self.buf = buf;
-        self.buf.drain(..i);
+        let mut packets = std::mem::take(&mut self.packets);
+        packets.push(data, |pkt| self.packet(pkt));
+        self.packets = packets;
         std::mem::take(&mut self.out)
     }
 

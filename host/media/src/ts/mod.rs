@@ -135,19 +135,40 @@ fn has_opus_registration(mut descriptors: &[u8]) -> bool {
     false
 }
 
+/// Cuts bytes (any chunking) into 188-byte packets: what precedes a sync byte is skipped (and
+/// counted), a partial packet is kept for the next call.
+#[derive(Debug, Default)]
+pub(crate) struct PacketReader {
+    buf: Vec<u8>,
+    /// Bytes skipped to find a sync byte, so far.
+    pub skipped: u64,
+}
+
+impl PacketReader {
+    /// Appends `data` and hands every whole packet in it to `packet`, in order.
+    pub fn push(&mut self, data: &[u8], mut packet: impl FnMut(&[u8])) {
+        self.buf.extend_from_slice(data);
+        let mut i = 0;
+        while i < self.buf.len() {
+            if self.buf[i] != SYNC_BYTE {
+                self.skipped += 1;
+                i += 1;
+                continue;
+            }
+            let Some(pkt) = self.buf.get(i..i + TS_PACKET_SIZE) else { break };
+            packet(pkt);
+            i += TS_PACKET_SIZE;
+        }
+        self.buf.drain(..i);
+    }
+}
+
 /// The PTS of a PES packet, from its first bytes; `None` when absent or truncated.
 pub(crate) fn pes_pts(pes: &[u8]) -> Option<u64> {
     if pes.get(..3)? != [0, 0, 1] || *pes.get(7)? & 0x80 == 0 {
         return None;
     }
-    let b = pes.get(9..14)?;
-    Some(
-        (u64::from(b[0] >> 1) & 0x7) << 30
-            | u64::from(b[1]) << 22
-            | u64::from(b[2] >> 1) << 15
-            | u64::from(b[3]) << 7
-            | u64::from(b[4] >> 1),
-    )
+    timestamp(pes.get(9..14)?)
 }
 
 /// The DTS of a PES packet (its PTS when it carries no DTS).
@@ -155,13 +176,18 @@ pub(crate) fn pes_dts(pes: &[u8]) -> Option<u64> {
     if *pes.get(7)? & 0xc0 != 0xc0 {
         return pes_pts(pes);
     }
-    let b = pes.get(14..19)?;
+    timestamp(pes.get(14..19)?)
+}
+
+/// A 33-bit PES timestamp from its 5 bytes (with their marker bits).
+fn timestamp(b: &[u8]) -> Option<u64> {
+    let [b0, b1, b2, b3, b4] = *b else { return None };
     Some(
-        (u64::from(b[0] >> 1) & 0x7) << 30
-            | u64::from(b[1]) << 22
-            | u64::from(b[2] >> 1) << 15
-            | u64::from(b[3]) << 7
-            | u64::from(b[4] >> 1),
+        (u64::from(b0 >> 1) & 0x7) << 30
+            | u64::from(b1) << 22
+            | u64::from(b2 >> 1) << 15
+            | u64::from(b3) << 7
+            | u64::from(b4 >> 1),
     )
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    PTS_MASK, PacketHeader, Picture, STREAM_TYPE_H264, STREAM_TYPE_HEVC, SYNC_BYTE, TS_PACKET_SIZE, first_picture,
+    PTS_MASK, PacketHeader, PacketReader, Picture, STREAM_TYPE_H264, STREAM_TYPE_HEVC, TS_PACKET_SIZE, first_picture,
     parse_pat, parse_pmt, pes_header_len, pes_pts, psi_section,
 };
 
@@ -123,7 +123,7 @@ impl StartGate {
 pub struct TsSegmenter {
     config: SegmenterConfig,
     min_ticks: u64,
-    buf: Vec<u8>,
+    packets: PacketReader,
     pmt_pids: Vec<u16>,
     key: Option<KeyStream>,
     pat: Vec<u8>,
@@ -142,7 +142,6 @@ pub struct TsSegmenter {
     out: Vec<Piece>,
     /// Whole-segment mode: the segment being assembled from pieces.
     whole: Vec<u8>,
-    skipped_bytes: u64,
 }
 
 impl TsSegmenter {
@@ -152,7 +151,7 @@ impl TsSegmenter {
         TsSegmenter {
             config,
             min_ticks,
-            buf: Vec::with_capacity(TS_PACKET_SIZE * 2),
+            packets: PacketReader::default(),
             pmt_pids: Vec::new(),
             key: None,
             pat: Vec::new(),
@@ -166,7 +165,6 @@ impl TsSegmenter {
             cut_asked: false,
             out: Vec::new(),
             whole: Vec::new(),
-            skipped_bytes: 0,
         }
     }
 
@@ -179,21 +177,9 @@ impl TsSegmenter {
     /// Feeds bytes (any chunking) and returns the pieces they make, in order: everything of the open
     /// segment that is known to belong to it (a PES whose keyframe-ness is still being decided is held).
     pub fn push_pieces(&mut self, data: &[u8]) -> Vec<Piece> {
-        self.buf.extend_from_slice(data);
-        let buf = std::mem::take(&mut self.buf);
-        let mut i = 0;
-        while i < buf.len() {
-            if buf[i] != SYNC_BYTE {
-                self.skipped_bytes += 1;
-                i += 1;
-                continue;
-            }
-            let Some(pkt) = buf.get(i..i + TS_PACKET_SIZE) else { break };
-            self.packet(pkt);
-            i += TS_PACKET_SIZE;
-        }
-        self.buf = buf;
-        self.buf.drain(..i);
+        let mut packets = std::mem::take(&mut self.packets);
+        packets.push(data, |pkt| self.packet(pkt));
+        self.packets = packets;
         self.flush();
         std::mem::take(&mut self.out)
     }
@@ -204,8 +190,8 @@ impl TsSegmenter {
             self.resolve(p, Picture::Delta);
         }
         self.flush();
-        if self.skipped_bytes > 0 {
-            tracing::debug!(skipped_bytes = self.skipped_bytes, "mpeg-ts sync lost and recovered");
+        if self.packets.skipped > 0 {
+            tracing::debug!(skipped_bytes = self.packets.skipped, "mpeg-ts sync lost and recovered");
         }
         self.out
     }
@@ -421,6 +407,7 @@ impl TsSegmenter {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::SYNC_BYTE;
     use super::*;
     use proptest::prelude::*;
 
