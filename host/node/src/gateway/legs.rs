@@ -168,15 +168,8 @@ pub(crate) fn output(stream: &Arc<GwStream>) -> broadcast::Receiver<Piece> {
 /// it is when the output's audio is Opus (or there is none), else re-encoded by one ffmpeg per stream,
 /// started with the first viewer (the video is copied, and segments start where they did).
 pub(crate) fn webrtc_output(stream: &Arc<GwStream>) -> broadcast::Receiver<Piece> {
-    let mut created = false;
-    let tx = stream
-        .webrtc_output
-        .get_or_init(|| {
-            created = true;
-            broadcast::channel(OUTPUT_QUEUE).0
-        })
-        .clone();
-    if created {
+    let (tx, started) = stream.webrtc_output_sender(OUTPUT_QUEUE);
+    if !started {
         tokio::spawn(feed_webrtc(stream.clone(), output(stream), tx.clone()));
     }
     tx.subscribe()
@@ -204,8 +197,9 @@ async fn feed_webrtc(stream: Arc<GwStream>, mut output: broadcast::Receiver<Piec
             continue;
         }
         if !decided && piece.is_start() {
-            decided = audio_needs_opus(piece.bytes()).is_some();
-            if audio_needs_opus(piece.bytes()) == Some(true) {
+            let needs_opus = audio_needs_opus(piece.bytes());
+            decided = needs_opus.is_some();
+            if needs_opus == Some(true) {
                 transcode = start_transcode(&stream, &tx);
             }
         }

@@ -45,7 +45,7 @@ pub(crate) struct GwStream {
     /// Output segments for the gateway's own egress legs (see `legs::output`).
     output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
     /// The output as WebRTC viewers get it (audio in Opus), started with the first of them.
-    pub(crate) webrtc_output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
+    webrtc_output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
     /// The WHIP publisher's session, if one is connected (one at a time).
     pub(crate) whip_session: tokio::sync::Mutex<Option<byoc_media::SessionId>>,
 }
@@ -167,13 +167,26 @@ impl GwStream {
 
     /// The output fan-out, and whether it existed already.
     pub(crate) fn output_sender(&self, queue: usize) -> (broadcast::Sender<byoc_media::Piece>, bool) {
-        let mut created = false;
-        let tx = self.output.get_or_init(|| {
-            created = true;
-            broadcast::channel(queue).0
-        });
-        (tx.clone(), !created)
+        fan_out(&self.output, queue)
     }
+
+    /// The fan-out of the output as WebRTC viewers get it, and whether it existed already.
+    pub(crate) fn webrtc_output_sender(&self, queue: usize) -> (broadcast::Sender<byoc_media::Piece>, bool) {
+        fan_out(&self.webrtc_output, queue)
+    }
+}
+
+/// The sender in `cell` (made with room for `queue` pieces on first use), and whether it existed.
+fn fan_out(
+    cell: &std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
+    queue: usize,
+) -> (broadcast::Sender<byoc_media::Piece>, bool) {
+    let mut created = false;
+    let tx = cell.get_or_init(|| {
+        created = true;
+        broadcast::channel(queue).0
+    });
+    (tx.clone(), !created)
 }
 
 #[derive(Debug, Clone)]
