@@ -71,6 +71,18 @@ async fn collect(rx: &mut mpsc::Receiver<Bytes>, max: usize, secs: u64) -> (Vec<
     (segments, false)
 }
 
+/// A publisher on the key "good" for up to 60 s, accepted, and its first segment arrived.
+async fn publishing(
+    server: &RtmpServer,
+    publishes: &mut mpsc::UnboundedReceiver<mpsc::Receiver<Bytes>>,
+) -> (tokio::process::Child, mpsc::Receiver<Bytes>) {
+    let publisher = common::publisher(&url(server, "good"), 60);
+    let mut rx = next_publish(publishes).await;
+    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("a segment in time");
+    assert!(first.is_some());
+    (publisher, rx)
+}
+
 async fn next_publish<T>(publishes: &mut mpsc::UnboundedReceiver<mpsc::Receiver<T>>) -> mpsc::Receiver<T> {
     tokio::time::timeout(Duration::from_secs(20), publishes.recv())
         .await
@@ -154,10 +166,7 @@ async fn publisher_disconnect_ends_the_segment_stream() {
         return;
     }
     let (server, mut publishes) = server().await;
-    let mut publisher = common::publisher(&url(&server, "good"), 60);
-    let mut rx = next_publish(&mut publishes).await;
-    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("a segment in time");
-    assert!(first.is_some());
+    let (mut publisher, mut rx) = publishing(&server, &mut publishes).await;
     publisher.start_kill().expect("kill");
     let _ = publisher.wait().await;
     let (_, ended) = collect(&mut rx, 1000, 30).await;
@@ -171,10 +180,7 @@ async fn consumer_drop_disconnects_the_publisher() {
         return;
     }
     let (server, mut publishes) = server().await;
-    let mut publisher = common::publisher(&url(&server, "good"), 60);
-    let mut rx = next_publish(&mut publishes).await;
-    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("a segment in time");
-    assert!(first.is_some());
+    let (mut publisher, rx) = publishing(&server, &mut publishes).await;
     drop(rx);
     // The publisher would run for 60 s; it ends early because the server closed its connection.
     let status = tokio::time::timeout(Duration::from_secs(40), publisher.wait()).await;
@@ -202,10 +208,7 @@ async fn shutdown_mid_publish_leaves_nothing_behind() {
         return;
     }
     let (server, mut publishes) = server().await;
-    let mut publisher = common::publisher(&url(&server, "good"), 60);
-    let mut rx = next_publish(&mut publishes).await;
-    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("a segment in time");
-    assert!(first.is_some());
+    let (mut publisher, mut rx) = publishing(&server, &mut publishes).await;
     server.shutdown().await;
     // Every task holding a sender is gone, so the stream ends; the publisher is disconnected.
     let (_, ended) = collect(&mut rx, 1000, 20).await;

@@ -10,21 +10,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-async fn read_json(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> serde_json::Value {
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("peer answers in time")
-        .expect("read")
-        .expect("a line");
-    serde_json::from_str(&line).expect("json line")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiortc_viewer_decodes_paced_segments() {
     if !common::peers_available() {
         return;
     }
-    let Some(python) = common::aiortc_python() else { return };
+    let Some(python) = byoc_e2e::media::aiortc_python("aiortc_viewer_decodes_paced_segments") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     // What a plugin sends back: H.264 without B-frames, Opus.
     let source = common::make_ts_with(dir.path(), 6, 30, "libopus", &["-bf", "0"]).await;
@@ -43,7 +34,7 @@ async fn aiortc_viewer_decodes_paced_segments() {
         .expect("python starts");
     let mut stdin = peer.stdin.take().expect("stdin");
     let mut lines = BufReader::new(peer.stdout.take().expect("stdout")).lines();
-    let offer = read_json(&mut lines).await;
+    let offer = common::read_json(&mut lines).await;
 
     // Each segment in pieces cut anywhere (not on packet boundaries), as the live path sends them.
     let pieces: Vec<_> = segments.iter().flat_map(|s| common::into_pieces(s, &[100, 1000, 5000, 20_000])).collect();
@@ -54,7 +45,7 @@ async fn aiortc_viewer_decodes_paced_segments() {
     for p in pieces {
         tx.send(p).await.expect("queued");
     }
-    let result = read_json(&mut lines).await;
+    let result = common::read_json(&mut lines).await;
     eprintln!("whep: {result}");
     assert_eq!(result["state"], "connected");
     assert_eq!((result["width"].as_u64(), result["height"].as_u64()), (Some(640), Some(360)));

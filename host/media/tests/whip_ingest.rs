@@ -10,21 +10,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-async fn read_json(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> serde_json::Value {
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("peer answers in time")
-        .expect("read")
-        .expect("a line");
-    serde_json::from_str(&line).expect("json line")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiortc_publish_gives_valid_h264_opus_segments() {
     if !common::peers_available() {
         return;
     }
-    let Some(python) = common::aiortc_python() else { return };
+    let Some(python) = byoc_e2e::media::aiortc_python("aiortc_publish_gives_valid_h264_opus_segments") else { return };
     let server = WebRtcServer::bind(WebRtcConfig::default()).await.expect("bind");
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -42,12 +33,12 @@ async fn aiortc_publish_gives_valid_h264_opus_segments() {
         .expect("python starts");
     let mut stdin = peer.stdin.take().expect("stdin");
     let mut lines = BufReader::new(peer.stdout.take().expect("stdout")).lines();
-    let offer = read_json(&mut lines).await;
+    let offer = common::read_json(&mut lines).await;
     let (tx, rx) = mpsc::channel(256);
     let mut rx = common::whole_segments(rx);
     let (id, answer) = server.whip_offer(offer["offer"].as_str().expect("offer"), tx).await.expect("answer");
     stdin.write_all(format!("{}\n", serde_json::json!({ "answer": answer })).as_bytes()).await.expect("write");
-    let done = read_json(&mut lines).await;
+    let done = common::read_json(&mut lines).await;
     assert_eq!(done["state"], "connected");
     assert!(server.close(id).await, "DELETE ends the session");
     stdin.write_all(b"bye\n").await.expect("write");

@@ -198,22 +198,17 @@ pub async fn wait_listening(port: u16) {
     panic!("nothing listens on port {port}");
 }
 
-/// The Python with aiortc for WebRTC peers: `BYOC_PYTHON`, else `python3`. `None` (after a notice)
-/// when aiortc is not importable, unless `BYOC_REQUIRE_PEERS=1`.
-pub fn aiortc_python() -> Option<String> {
-    let python = std::env::var("BYOC_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import aiortc, aiohttp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var("BYOC_REQUIRE_PEERS").as_deref() != Ok("1"), "aiortc required but absent ({python})");
-        eprintln!("NOTICE: aiortc not importable by {python} (set BYOC_PYTHON); skipping this test");
-        return None;
-    }
-    Some(python)
+/// The next JSON line from a stdio peer (within 60 s).
+#[allow(dead_code)]
+pub async fn read_json(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("peer answers in time")
+        .expect("read")
+        .expect("a line");
+    serde_json::from_str(&line).expect("json line")
 }
 
 /// Whole segments from a channel of pieces (what the live paths send), for tests that look at
