@@ -1,6 +1,7 @@
 //! The BYOC nodes: the orchestrator (capabilities, signed jobs, streams on trickle) and, later,
 //! the gateway (discovery, signed jobs, stream legs as HTTP trickle and SSE). Built on `byoc-trickle` and `byoc-payment`.
 
+mod batch_path;
 mod capacity;
 pub mod gateway;
 mod messages;
@@ -8,6 +9,7 @@ pub mod orchestrator;
 mod registry;
 pub mod telemetry;
 
+pub use batch_path::BatchPath;
 pub use capacity::{Capacity, CapacityError, Reservation};
 /// Compares secrets in constant time: both are hashed first, so neither their length nor their
 /// content leaks through timing.

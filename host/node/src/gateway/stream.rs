@@ -1008,13 +1008,12 @@ pub(super) async fn egress(
 /// `POST /process/request/{path}`: a batch job, tried on each orchestrator in turn. A 4xx is the
 /// client's answer; a 5xx or a transport error moves on; all failing is a 503 with the reasons
 /// (go-livepeer answers an empty 200).
-pub(super) async fn batch(
-    State(gw): State<Arc<Gateway>>,
-    Path(path): Path<String>,
-    h: HeaderMap,
-    body: Body,
-) -> Response {
+pub(super) async fn batch(State(gw): State<Arc<Gateway>>, uri: http::Uri, h: HeaderMap, body: Body) -> Response {
     try_or_respond!(check_api_key(&gw, &h));
+    let route = try_or_respond!(
+        crate::BatchPath::from_request_path(uri.path()).map_err(|m| refuse(StatusCode::BAD_REQUEST, m))
+    );
+    let path = route.decoded();
     let job = try_or_respond!(job_from(&h));
     let body = try_or_respond!(read_body(&gw, body).await);
     let filter = serde_json::from_str::<JobParameters>(&job.parameters).map(|p| p.orchestrators).unwrap_or_default();
@@ -1028,7 +1027,7 @@ pub(super) async fn batch(
         let signed = try_or_respond!(gw.sign(JobRequest { capability_url: String::new(), ..job.clone() }));
         let mut req = gw
             .http
-            .post(format!("{}/process/request/{}", cand.url, path.trim_start_matches('/')))
+            .post(format!("{}/process/request/{}", cand.url, route.encoded()))
             .header(headers::LIVEPEER, signed)
             .timeout(Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
             .body(body.clone());

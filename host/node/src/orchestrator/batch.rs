@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -15,10 +15,16 @@ use crate::registry::{Backend, ReserveError};
 
 pub(super) async fn process(
     State(orch): State<Arc<Orchestrator>>,
-    Path(path): Path<String>,
+    uri: http::Uri,
     h: HeaderMap,
     body: Body,
 ) -> Response {
+    // Checked before anything else: the route is forwarded to the worker, and must not reach
+    // any of its other routes (its `/stream/*`, say) whatever the client wrote.
+    let route = match crate::BatchPath::from_request_path(uri.path()) {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     let (job, sender) = match orch.job(&h) {
         Ok(j) => j,
         Err(r) => return r.into_response(),
@@ -40,7 +46,7 @@ pub(super) async fn process(
             let Some(plugin) = cap.backend.plugin() else {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the plugin is not loaded");
             };
-            let mut result = process_with_plugin(&orch, &plugin, &path, &h, body).await;
+            let mut result = process_with_plugin(&orch, &plugin, &route, &h, body).await;
             drop(reservation);
             let balance = charge.finish();
             result.headers_mut().insert(headers::BALANCE, super::payments::balance_header(&balance));
@@ -50,7 +56,7 @@ pub(super) async fn process(
     let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
     let mut req = orch
         .http
-        .post(format!("{url}/{}", path.trim_start_matches('/')))
+        .post(format!("{}/{}", url.trim_end_matches('/'), route.encoded()))
         .timeout(timeout)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     if let Some(ct) = h.get(http::header::CONTENT_TYPE) {
@@ -59,7 +65,7 @@ pub(super) async fn process(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    tracing::info!(capability = %cap.name, sender = ?sender, %path, "batch job");
+    tracing::info!(capability = %cap.name, sender = ?sender, path = %route.decoded(), "batch job");
     metrics::counter!("byoc_orchestrator_batch_jobs_total", "capability" => cap.name.clone()).increment(1);
     let resp = match req.send().await {
         Ok(r) => r,
@@ -143,7 +149,7 @@ impl Drop for Charge {
 async fn process_with_plugin(
     orch: &Orchestrator,
     plugin: &byoc_runtime::Plugin,
-    path: &str,
+    route: &crate::BatchPath,
     h: &HeaderMap,
     body: Body,
 ) -> Response {
@@ -152,7 +158,7 @@ async fn process_with_plugin(
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
     };
     let content_type = h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let request = byoc_runtime::Request::new(format!("/{}", path.trim_start_matches('/')), content_type, body);
+    let request = byoc_runtime::Request::new(route.decoded(), content_type, body);
     let began = std::time::Instant::now();
     let result = plugin.process(&request).await;
     crate::telemetry::plugin_call("process", began);

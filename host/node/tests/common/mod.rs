@@ -1,10 +1,19 @@
-//! What the media tests share: a gateway with its media legs and an orchestrator with the bundled
-//! plugins, in this process, and starting a video stream on them.
+//! What the node tests share: a gateway with its media legs and an orchestrator with the bundled
+//! plugins, in this process, and starting a video stream on them; an orchestrator in front of a toy
+//! HTTP worker that records what it is asked.
 
 #![allow(dead_code)] // Each test binary uses its own part.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use bytes::Bytes;
 
 use byoc_e2e::nodes::{job_header, plugins_dir, root};
 use byoc_node::gateway::{Gateway, GatewayConfig};
@@ -105,4 +114,111 @@ pub async fn start_video(gw: &str, body: Value) -> Value {
         .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
+}
+
+/// Serves `app` on a fresh loopback port; returns its base URL.
+pub async fn listen(app: Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// What the toy worker was asked: (route, JSON body).
+pub type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// An orchestrator (signed jobs required) with one toy worker ("toy", capacity 2) answering
+/// `start_status` to stream starts, echoing `/echo` and `{"status":"success"}` to the rest.
+pub async fn toy_orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, Calls) {
+    toy_orchestrator_with(start_status, |c| c.stream_idle_timeout = idle).await
+}
+
+/// [`toy_orchestrator`], with `config` adjusting its settings (`service_url` is set here).
+pub async fn toy_orchestrator_with(
+    start_status: u16,
+    config: impl FnOnce(&mut OrchestratorConfig),
+) -> (String, Arc<Orchestrator>, Calls) {
+    let calls: Calls = Arc::default();
+    let worker = listen(
+        Router::new()
+            .route(
+                "/{*route}",
+                post(|State((calls, st)): State<(Calls, u16)>, Path(route): Path<String>, body: Bytes| async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    calls.lock().unwrap().push((route.clone(), v.clone()));
+                    let status = if route == "stream/start" { st } else { 200 };
+                    let reply = if route == "echo" { v } else { json!({"status": "success"}) };
+                    (StatusCode::from_u16(status).unwrap(), axum::Json(reply)).into_response()
+                }),
+            )
+            .with_state((calls.clone(), start_status)),
+    )
+    .await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let mut c = OrchestratorConfig {
+        service_url: url.clone(),
+        signatures: SignaturePolicy::Required,
+        ..OrchestratorConfig::default()
+    };
+    config(&mut c);
+    let orch = Orchestrator::new(c, TrickleStore::default()).unwrap();
+    orch.registry
+        .register_worker(&byoc_node::WorkerRegistration {
+            name: "toy".into(),
+            url: worker,
+            capacity: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    let app = byoc_node::orchestrator::router(orch.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (url, orch, calls)
+}
+
+/// An unsigned `Livepeer` header for the toy capability with these `parameters`.
+pub fn toy_job(parameters: Value) -> String {
+    byoc_payment::job::JobRequest {
+        request: "{}".into(),
+        parameters: parameters.to_string(),
+        capability: "toy".into(),
+        timeout_seconds: 10,
+        ..Default::default()
+    }
+    .to_header()
+}
+
+/// Every stream leg on.
+pub fn all_legs() -> Value {
+    json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true})
+}
+
+/// Waits (bounded, 5 s) until `f` holds.
+pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Sends `request` (raw HTTP/1.1 text, sent as is: no path normalisation) to `base`
+/// (`http://host:port`) and returns the status and body of the answer.
+pub async fn raw_http(base: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
 }

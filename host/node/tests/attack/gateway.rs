@@ -1,0 +1,68 @@
+//! Attacks on the gateway.
+
+use std::time::Duration;
+
+use byoc_payment::job::JobRequest;
+use serde_json::{Value, json};
+
+use crate::common::{all_legs, http, raw_http, serve_gateway_with, toy_job, toy_orchestrator};
+
+/// A victim's stream on a gateway in front of a toy orchestrator: (gateway URL, orchestrator,
+/// worker calls, victim stream id).
+async fn victim() -> (String, std::sync::Arc<byoc_node::orchestrator::Orchestrator>, crate::common::Calls, String) {
+    let (orch_url, orch, calls) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let (gw, _) = serve_gateway_with(vec![orch_url], |c| c.events_timeout = None).await;
+    let r = http()
+        .post(format!("{gw}/process/stream/start"))
+        .header("Livepeer", toy_job(all_legs()))
+        .body(json!({"stream_id": "victim"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["stream_id"].as_str().unwrap().to_string();
+    (gw, orch, calls, id)
+}
+
+/// A batch job header naming the victim's stream in its `request`.
+fn naming(stream_id: &str) -> String {
+    JobRequest {
+        request: json!({ "stream_id": stream_id }).to_string(),
+        parameters: "{}".into(),
+        capability: "toy".into(),
+        timeout_seconds: 10,
+        ..Default::default()
+    }
+    .to_header()
+}
+
+#[tokio::test]
+async fn a_batch_path_cannot_climb_to_another_route_of_the_orchestrator() {
+    let (gw, orch, calls, id) = victim().await;
+    let header = naming(&id);
+    // Encoded separators and dots, as any HTTP client sends them.
+    for path in ["..%2f..%2fai%2fstream%2fstop", "a%5c..%5c..%5cai%5cstream%5cstop", "x//y"] {
+        let r = http()
+            .post(format!("{gw}/process/request/{path}"))
+            .header("Livepeer", &header)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+    }
+    // Raw and encoded dot segments, sent as is (`curl --path-as-is`; HTTP clients resolve them).
+    for path in ["../../ai/stream/stop", "echo/../../../ai/stream/update", "./echo", "%2e%2e/%2E%2e/ai/stream/stop"] {
+        let req = format!(
+            "POST /process/request/{path} HTTP/1.1\r\nHost: x\r\nLivepeer: {header}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        );
+        let (status, body) = raw_http(&gw, &req).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    assert_eq!(orch.streams().len(), 1, "the victim's stream is still running");
+    let worker_saw: Vec<String> = calls.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+    assert_eq!(worker_saw, vec!["stream/start"], "nothing but the victim's start reached the worker");
+    // A plain nested route still works.
+    let r = http().post(format!("{gw}/process/request/echo")).header("Livepeer", &header).body("{\"a\":1}");
+    assert_eq!(r.send().await.unwrap().status(), 200);
+}

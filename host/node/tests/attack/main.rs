@@ -1,0 +1,9 @@
+//! Attacks on the nodes, as an outside client would try them over real HTTP on loopback, each
+//! refused. One module per node; each test is named for the attack it refuses, so the files read
+//! as a list of what an attacker may try and what happens.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod gateway;
+mod orchestrator;
