@@ -163,12 +163,13 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
     let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
     let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let ev = LocalPublisher::new(&orch.trickle, &format!("{id}-events")).unwrap();
+    let channels = orch.streams()[0].channels.clone();
+    let ev = LocalPublisher::new(&orch.trickle, &channels.events).unwrap();
     let mut seg = ev.next_segment().unwrap();
     seg.write(Bytes::from_static(br#"{"event":{"type":"status","fps":30},"queue_event_type":"ai_stream_events"}"#))
         .unwrap();
     seg.finish();
-    let dp = LocalPublisher::new(&orch.trickle, &format!("{id}-data")).unwrap();
+    let dp = LocalPublisher::new(&orch.trickle, channels.data.as_ref().unwrap()).unwrap();
     let mut seg = dp.next_segment().unwrap();
     seg.write(Bytes::from_static(b"{\"n\":1}\n{\"n\":2}\n")).unwrap();
     seg.finish();
@@ -185,7 +186,7 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
     assert_eq!(st["last_status"]["fps"], 30);
 
     // Ingest reaches the orchestrator's input channel; output comes back through egress.
-    let mut input = LocalSubscriber::new(&orch.trickle, &id, SeqRequest::At(Seq(0)));
+    let mut input = LocalSubscriber::new(&orch.trickle, channels.input.as_ref().unwrap(), SeqRequest::At(Seq(0)));
     let r = http()
         .post(format!("{gw_url}/process/stream/{id}/ingest/0"))
         .bearer_auth(&secret)
@@ -196,7 +197,7 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["lp-trickle-seq"], "0");
     assert_eq!(&input.next_segment().await.unwrap().unwrap().read_all().await.unwrap()[..], b"\x47input");
-    let out = LocalPublisher::new(&orch.trickle, &format!("{id}-out")).unwrap();
+    let out = LocalPublisher::new(&orch.trickle, channels.output.as_ref().unwrap()).unwrap();
     let mut seg = out.next_segment().unwrap();
     seg.write(Bytes::from_static(b"\x47output")).unwrap();
     seg.finish();
@@ -391,7 +392,8 @@ async fn a_stream_moves_to_the_next_orchestrator_with_its_latest_params() {
         got.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));
     }
     // The client's ingest URL keeps working, now into B.
-    let mut input = LocalSubscriber::new(&b.trickle, &id, SeqRequest::At(Seq(0)));
+    let on_b = b.streams()[0].channels.input.clone().unwrap();
+    let mut input = LocalSubscriber::new(&b.trickle, &on_b, SeqRequest::At(Seq(0)));
     let r = http()
         .post(format!("{}/0", urls["ingest_url"].as_str().unwrap()))
         .bearer_auth(urls["stream_secret"].as_str().unwrap())
@@ -417,10 +419,9 @@ async fn a_stream_without_events_is_moved_then_ended() {
         c.events_timeout = Some(Duration::from_millis(300));
     })
     .await;
-    let urls: Value = start(&gw_url, json!({})).await.json().await.unwrap();
-    let id = urls["stream_id"].as_str().unwrap().to_string();
+    assert_eq!(start(&gw_url, json!({})).await.status(), 200);
     // An event keeps it where it is for a while.
-    let ev = LocalPublisher::new(&a.trickle, &format!("{id}-events")).unwrap();
+    let ev = LocalPublisher::new(&a.trickle, &a.streams()[0].channels.events).unwrap();
     let mut seg = ev.next_segment().unwrap();
     seg.write(Bytes::from_static(br#"{"type":"heartbeat"}"#)).unwrap();
     seg.finish();

@@ -279,16 +279,21 @@ async fn a_stream_gets_its_channels_and_the_worker_its_urls() {
     assert_eq!(r.status(), 200);
     let h = |name: &str| r.headers()[name].to_str().unwrap().to_string();
     let base = format!("{}/ai/trickle", n.url);
-    assert_eq!(h("x-publish-url"), format!("{base}/s1"));
-    assert_eq!(h("x-subscribe-url"), format!("{base}/s1-out"));
-    assert_eq!(h("x-control-url"), format!("{base}/s1-control"));
-    assert_eq!(h("x-events-url"), format!("{base}/s1-events"));
-    assert_eq!(h("x-data-url"), format!("{base}/s1-data"));
+    let ch = n.orch.streams()[0].channels.clone();
+    // Each name is the stream id, a random part (no id can name another stream's channels) and the role.
+    let random = ch.control.strip_prefix("s1-").and_then(|r| r.strip_suffix("-control")).unwrap();
+    assert!(random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit()), "{random}");
+    assert_eq!(ch.input.as_deref(), Some(format!("s1-{random}-in").as_str()));
+    assert_eq!(h("x-publish-url"), format!("{base}/s1-{random}-in"));
+    assert_eq!(h("x-subscribe-url"), format!("{base}/s1-{random}-out"));
+    assert_eq!(h("x-control-url"), format!("{base}/s1-{random}-control"));
+    assert_eq!(h("x-events-url"), format!("{base}/s1-{random}-events"));
+    assert_eq!(h("x-data-url"), format!("{base}/s1-{random}-data"));
     let (auth, sid, body) = n.calls("stream/start").remove(0);
     assert_eq!((auth.as_deref(), sid.as_deref()), (Some("Bearer worker-token"), Some("s1")));
     assert_eq!(body["gateway_request_id"], "s1");
-    assert_eq!(body["subscribe_url"], format!("{base}/s1"));
-    assert_eq!(body["publish_url"], format!("{base}/s1-out"));
+    assert_eq!(body["subscribe_url"], format!("{base}/s1-{random}-in"));
+    assert_eq!(body["publish_url"], format!("{base}/s1-{random}-out"));
     assert_eq!(body["params"], json!({"prompt": "x"}));
     assert_eq!(n.in_use("toy"), 1);
     // The gateway's input reaches whoever subscribes to the worker's subscribe_url.
@@ -305,7 +310,7 @@ async fn a_stream_gets_its_channels_and_the_worker_its_urls() {
     // Full: a second stream is refused without touching the first.
     assert_eq!(start(&n, "s2", None).await.status(), 503);
     assert_eq!(start(&n, "s1", None).await.status(), 409);
-    assert!(n.orch.trickle.contains("s1-out"));
+    assert!(n.orch.trickle.contains(ch.output.as_deref().unwrap()));
     // Update goes to /stream/params.
     let up = http()
         .post(format!("{}/ai/stream/update", n.url))
@@ -319,7 +324,7 @@ async fn a_stream_gets_its_channels_and_the_worker_its_urls() {
     // Stop: worker told, channels gone, slot free.
     assert_eq!(stop(&n, "s1", None).await.status(), 200);
     assert_eq!(n.calls("stream/stop")[0].2, Value::String("stream ended".into()));
-    assert!(!n.orch.trickle.contains("s1") && !n.orch.trickle.contains("s1-control"));
+    assert!(ch.names().iter().all(|c| !n.orch.trickle.contains(c)), "every channel is gone");
     assert_eq!(n.in_use("toy"), 0);
     // Stopping it again: 410, it ended here (an id never seen is 404).
     assert_eq!(stop(&n, "s1", None).await.status(), 410);
@@ -335,7 +340,7 @@ async fn a_worker_refusing_the_start_frees_everything() {
     let r = start(&n, "busy", None).await;
     assert_eq!(r.status(), 503, "the worker's status is forwarded");
     assert_eq!(n.in_use("toy"), 0);
-    assert!(!n.orch.trickle.contains("busy-control"));
+    assert_eq!(n.orch.trickle.channel_count(), 0);
     assert!(n.orch.streams().is_empty());
     *n.worker.1.lock().unwrap() = 401;
     assert_eq!(start(&n, "auth", None).await.status(), 500);

@@ -51,6 +51,15 @@ pub enum SignatureError {
     BadKey,
 }
 
+/// `bytes` random bytes from the operating system's generator, as lowercase hex (for secrets and
+/// unguessable names).
+pub fn random_hex(bytes: usize) -> String {
+    use rand_core::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand_core::OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl SecretKey {
     /// A fresh random key from the operating system's generator.
     pub fn generate() -> Self {

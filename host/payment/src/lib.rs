@@ -29,7 +29,7 @@ mod wei;
 
 pub use address::{Address, AddressError};
 pub use error::PaymentError;
-pub use key::{SecretKey, Signature, SignatureError, keccak256};
+pub use key::{SecretKey, Signature, SignatureError, keccak256, random_hex};
 pub use ledger::{BalanceKey, DEFAULT_BALANCE_TTL, Ledger, LedgerError};
 pub use proto::Payment;
 pub use recipient::{BlockClock, Receipt, Recipient, RecipientConfig, WinningTicket};

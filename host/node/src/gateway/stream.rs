@@ -232,10 +232,6 @@ fn now_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
-fn random_hex(bytes: usize) -> String {
-    byoc_payment::SecretKey::generate().to_bytes().iter().take(bytes).map(|b| format!("{b:02x}")).collect()
-}
-
 fn valid_id_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -316,7 +312,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         serde_json::from_str(&job.parameters)
             .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid job parameters: {e}")))?
     };
-    let base = if req.stream_id.is_empty() { random_hex(8) } else { req.stream_id.clone() };
+    let base = if req.stream_id.is_empty() { byoc_payment::random_hex(8) } else { req.stream_id.clone() };
     let id = if req.stream_name.is_empty() { base.clone() } else { format!("{}-{base}", req.stream_name) };
     if !valid_id_part(&base) || (!req.stream_name.is_empty() && !valid_id_part(&req.stream_name)) {
         return Err(refuse(
@@ -349,7 +345,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
         att.set_own_balance(&job.parameters);
         let stream = Arc::new(GwStream {
             id: id.clone(),
-            secret: random_hex(16),
+            secret: byoc_payment::random_hex(16),
             capability: job.capability.clone(),
             parameters: job.parameters.clone(),
             timeout_seconds: job.timeout_seconds,

@@ -22,7 +22,7 @@ use http::{HeaderMap, StatusCode};
 use crate::registry::Registry;
 pub use payments::PaymentSettings;
 
-pub use stream::StreamInfo;
+pub use stream::{StreamChannels, StreamInfo};
 
 /// Header names of the BYOC protocol.
 pub mod headers {

@@ -2,10 +2,11 @@
 //! stream's trickle channels in-process (local subscribers and publishers, no HTTP hop).
 //!
 //! Tasks, all ended by the stream's cancellation token:
-//! - input: reads `{id}` segment by segment, chunk by chunk, into the session's command queue;
-//! - control: reads `{id}-control` (keepalives dropped) into the same queue;
+//! - input: reads the input channel segment by segment, chunk by chunk, into the session's command
+//!   queue;
+//! - control: reads the control channel (keepalives dropped) into the same queue;
 //! - driver: owns the session, applies commands in order, applies the failure policy;
-//! - outputs: writes the session's output to `{id}-out`, `{id}-data` and `{id}-events`.
+//! - outputs: writes the session's output to the output, data and events channels.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Orchestrator;
+use super::stream::StreamChannels;
 
 /// Commands queued for the session; bounded so a slow plugin slows its input reader.
 pub(crate) const COMMAND_QUEUE: usize = 64;
@@ -30,19 +32,11 @@ pub(crate) enum Cmd {
     Control(String),
 }
 
-/// The legs a stream has.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Legs {
-    pub ingress: bool,
-    pub egress: bool,
-    pub data: bool,
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn(
     orch: &Arc<Orchestrator>,
     id: &str,
-    legs: Legs,
+    channels: &StreamChannels,
     session: Session,
     outputs: Outputs,
     tx: mpsc::Sender<Cmd>,
@@ -50,10 +44,10 @@ pub(crate) fn spawn(
     cancel: CancellationToken,
 ) {
     let store = orch.trickle.clone();
-    if legs.ingress {
-        let (store, id, tx, cancel) = (store.clone(), id.to_string(), tx.clone(), cancel.clone());
+    if let Some(input) = &channels.input {
+        let (store, input, tx, cancel) = (store.clone(), input.clone(), tx.clone(), cancel.clone());
         tokio::spawn(async move {
-            let mut sub = LocalSubscriber::new(&store, &id, SeqRequest::At(Seq(0)));
+            let mut sub = LocalSubscriber::new(&store, &input, SeqRequest::At(Seq(0)));
             loop {
                 let seg = tokio::select! {
                     _ = cancel.cancelled() => return,
@@ -87,7 +81,7 @@ pub(crate) fn spawn(
         });
     }
     {
-        let (store, control, cancel) = (store.clone(), format!("{id}-control"), cancel.clone());
+        let (store, control, cancel) = (store.clone(), channels.control.clone(), cancel.clone());
         tokio::spawn(async move {
             let mut sub = LocalSubscriber::new(&store, &control, SeqRequest::At(Seq(0)));
             loop {
@@ -113,7 +107,7 @@ pub(crate) fn spawn(
             }
         });
     }
-    let events = LocalPublisher::new(&store, &format!("{id}-events")).ok();
+    let events = LocalPublisher::new(&store, &channels.events).ok();
     publish_text(events.as_ref(), &json!({"type": "stream_started", "plugin": session.plugin_name()}).to_string());
     // A heartbeat on the events channel (as pytrickle workers send) lets a gateway tell a live
     // stream from a dead one even when the plugin itself is quiet.
@@ -131,8 +125,8 @@ pub(crate) fn spawn(
         });
     }
     tokio::spawn(drive(Arc::downgrade(orch), id.to_string(), session, rx, cancel.clone(), events.clone()));
-    let out = legs.egress.then(|| LocalPublisher::new(&store, &format!("{id}-out")).ok()).flatten();
-    let data = legs.data.then(|| LocalPublisher::new(&store, &format!("{id}-data")).ok()).flatten();
+    let out = channels.output.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
+    let data = channels.data.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
     tokio::spawn(write_outputs(outputs, out, data, events, cancel, id.to_string()));
 }
 

@@ -28,13 +28,89 @@ pub struct StreamInfo {
     pub id: String,
     pub capability: String,
     pub sender: Option<Address>,
-    pub channels: Vec<String>,
+    pub channels: StreamChannels,
+}
+
+/// The trickle channels of one stream. Every name is the stream id, a random part and the
+/// channel's role (`{id}-{random}-out`), so that no stream id can name, or guess, another
+/// stream's channels: a client starting `<V>-out` gets channels of its own, not V's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamChannels {
+    /// Video in: the gateway publishes, the worker or plugin subscribes.
+    pub input: Option<String>,
+    /// Video out: the worker or plugin publishes, the gateway subscribes.
+    pub output: Option<String>,
+    /// Updates and keepalives from the gateway.
+    pub control: String,
+    /// Events (status, heartbeats) to the gateway.
+    pub events: String,
+    /// Data lines to the gateway.
+    pub data: Option<String>,
+}
+
+/// One channel as the gateway and the worker are told of it.
+struct Announced<'a> {
+    name: &'a str,
+    mime: &'static str,
+    /// The response header that hands its URL to the gateway.
+    header: &'static str,
+    /// The field of the worker's start body that hands its URL to the worker.
+    worker_field: &'static str,
+}
+
+impl StreamChannels {
+    fn new(id: &str, params: &JobParameters) -> StreamChannels {
+        let base = format!("{id}-{}", byoc_payment::random_hex(8));
+        StreamChannels {
+            input: params.enable_video_ingress.then(|| format!("{base}-in")),
+            output: params.enable_video_egress.then(|| format!("{base}-out")),
+            control: format!("{base}-control"),
+            events: format!("{base}-events"),
+            data: params.enable_data_output.then(|| format!("{base}-data")),
+        }
+    }
+
+    /// Every channel's name.
+    pub fn names(&self) -> Vec<String> {
+        self.announced().iter().map(|a| a.name.to_string()).collect()
+    }
+
+    fn announced(&self) -> Vec<Announced<'_>> {
+        let mut out = vec![
+            Announced {
+                name: &self.control,
+                mime: "application/json",
+                header: headers::CONTROL_URL,
+                worker_field: "control_url",
+            },
+            Announced {
+                name: &self.events,
+                mime: "application/json",
+                header: headers::EVENTS_URL,
+                worker_field: "events_url",
+            },
+        ];
+        if let Some(name) = &self.input {
+            out.push(Announced { name, mime: MP2T, header: headers::PUBLISH_URL, worker_field: "subscribe_url" });
+        }
+        if let Some(name) = &self.output {
+            out.push(Announced { name, mime: MP2T, header: headers::SUBSCRIBE_URL, worker_field: "publish_url" });
+        }
+        if let Some(name) = &self.data {
+            out.push(Announced {
+                name,
+                mime: "application/jsonl",
+                header: headers::DATA_URL,
+                worker_field: "data_url",
+            });
+        }
+        out
+    }
 }
 
 struct Entry {
     info: StreamInfo,
     capability: Arc<Capability>,
-    control: String,
     /// Commands to a plugin session (`None` for external workers).
     plugin: Option<tokio::sync::mpsc::Sender<super::plugin_stream::Cmd>>,
     reservation: Mutex<Option<Reservation>>,
@@ -131,8 +207,8 @@ fn remove(orch: &Orchestrator, id: &str, why: &str) -> Option<Arc<Entry>> {
     let entry = orch.streams.lock().remove(id)?;
     orch.streams.ended(id, why);
     entry.cancel.cancel();
-    for ch in &entry.info.channels {
-        let _ = orch.trickle.delete_channel(ch);
+    for ch in entry.info.channels.names() {
+        let _ = orch.trickle.delete_channel(&ch);
     }
     drop(entry.reservation.lock().unwrap_or_else(|e| e.into_inner()).take());
     metrics::gauge!("byoc_orchestrator_streams_active").decrement(1.0);
@@ -164,7 +240,7 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
     let (Some(payments), Some(payer)) = (&orch.payments, entry.payer.clone()) else { return };
     let (every, grace) = (payments.settings.debit_every, payments.settings.grace);
     let weak = Arc::downgrade(orch);
-    let (id, cancel) = (entry.info.id.clone(), entry.cancel.clone());
+    let (id, events, cancel) = (entry.info.id.clone(), entry.info.channels.events.clone(), entry.cancel.clone());
     tokio::spawn(async move {
         let mut last = tokio::time::Instant::now();
         let mut overdrawn_since: Option<tokio::time::Instant> = None;
@@ -189,7 +265,7 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
             }
             tracing::info!(stream_id = %id, sender = %payer.sender, balance = %left, "balance exhausted, stopping the stream");
             metrics::counter!("byoc_orchestrator_streams_unpaid_total").increment(1);
-            if let Ok(events) = byoc_trickle::LocalPublisher::new(&orch.trickle, &format!("{id}-events")) {
+            if let Ok(events) = byoc_trickle::LocalPublisher::new(&orch.trickle, &events) {
                 let event = serde_json::json!({"type": "insufficient_balance", "balance": left.to_string()});
                 if let Ok(mut seg) = events.next_segment() {
                     let _ = seg.write(Bytes::from(event.to_string()));
@@ -215,7 +291,7 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
 /// Ends the stream when its gateway goes quiet or its control channel disappears.
 fn spawn_monitor(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
     let weak = Arc::downgrade(orch);
-    let (id, control, cancel) = (entry.info.id.clone(), entry.control.clone(), entry.cancel.clone());
+    let (id, control, cancel) = (entry.info.id.clone(), entry.info.channels.control.clone(), entry.cancel.clone());
     let idle_limit = orch.config.stream_idle_timeout;
     let every = (idle_limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     tokio::spawn(async move {
@@ -277,19 +353,7 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
-    let mut plan: Plan = vec![
-        (format!("{id}-control"), "application/json", headers::CONTROL_URL, "control_url"),
-        (format!("{id}-events"), "application/json", headers::EVENTS_URL, "events_url"),
-    ];
-    if params.enable_video_ingress {
-        plan.push((id.clone(), MP2T, headers::PUBLISH_URL, "subscribe_url"));
-    }
-    if params.enable_video_egress {
-        plan.push((format!("{id}-out"), MP2T, headers::SUBSCRIBE_URL, "publish_url"));
-    }
-    if params.enable_data_output {
-        plan.push((format!("{id}-data"), "application/jsonl", headers::DATA_URL, "data_url"));
-    }
+    let channels = StreamChannels::new(&id, &params);
     let plugin = cap.backend.plugin();
     if matches!(cap.backend, Backend::Plugin { .. }) && plugin.is_none() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the plugin is not loaded");
@@ -303,14 +367,8 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
     };
     let entry = Arc::new(Entry {
         plugin: commands.clone(),
-        info: StreamInfo {
-            id: id.clone(),
-            capability: cap.name.clone(),
-            sender,
-            channels: plan.iter().map(|p| p.0.clone()).collect(),
-        },
+        info: StreamInfo { id: id.clone(), capability: cap.name.clone(), sender, channels: channels.clone() },
         capability: cap.clone(),
-        control: format!("{id}-control"),
         reservation: Mutex::new(Some(reservation)),
         cancel: CancellationToken::new(),
         payer,
@@ -323,10 +381,19 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         }
         map.insert(id.clone(), entry.clone());
     }
-    for (name, mime, _, _) in &plan {
-        if let Err(e) = orch.trickle.create_channel(name, mime) {
-            remove(&orch, &id, "channel creation failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not create trickle channel {name}: {e}"));
+    for ch in channels.announced() {
+        // Fresh channels only: an existing one is never taken over (and never deleted by this
+        // stream's end: the entry is removed with the channels it created so far).
+        if orch.trickle.contains(ch.name) {
+            remove_created(&orch, &id, &channels, ch.name, "channel name taken");
+            return error(StatusCode::CONFLICT, "a channel of this stream already exists");
+        }
+        if let Err(e) = orch.trickle.create_channel(ch.name, ch.mime) {
+            remove_created(&orch, &id, &channels, ch.name, "channel creation failed");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("could not create trickle channel {}: {e}", ch.name),
+            );
         }
     }
     if let (Some(plugin), Some(tx), Some(rx)) = (plugin, commands, command_rx) {
@@ -345,12 +412,12 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
                 return error(status, format!("plugin refused the stream: {e}"));
             }
         };
-        super::plugin_stream::spawn(&orch, &id, legs_of(&plan), session, outputs, tx, rx, entry.cancel.clone());
-        return started(&orch, &entry, &plan, &id, &cap.name, sender);
+        super::plugin_stream::spawn(&orch, &id, &channels, session, outputs, tx, rx, entry.cancel.clone());
+        return started(&orch, &entry, &id, &cap.name, sender);
     }
     worker_body.insert("gateway_request_id".into(), id.clone().into());
-    for (name, _, _, field) in &plan {
-        worker_body.insert((*field).into(), orch.channel_url(name).into());
+    for ch in channels.announced() {
+        worker_body.insert(ch.worker_field.into(), orch.channel_url(ch.name).into());
     }
     let timeout = Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs());
     let Some(req) = worker_post(&orch, &cap, "/stream/start", &id, timeout) else {
@@ -378,16 +445,20 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         remove(&orch, &id, "worker refused the stream");
         return error(status, text);
     }
-    started(&orch, &entry, &plan, &id, &cap.name, sender)
+    started(&orch, &entry, &id, &cap.name, sender)
 }
 
-/// The stream's channels: (name, mime, header for the gateway, field for the worker).
-type Plan = Vec<(String, &'static str, &'static str, &'static str)>;
-
-/// Which legs a plan has.
-fn legs_of(plan: &Plan) -> super::plugin_stream::Legs {
-    let has = |field: &str| plan.iter().any(|p| p.3 == field);
-    super::plugin_stream::Legs { ingress: has("subscribe_url"), egress: has("publish_url"), data: has("data_url") }
+/// Removes a stream whose channels were being created when `failed` could not be: the channels
+/// before it are its own and go; `failed` and those after it are left alone.
+fn remove_created(orch: &Orchestrator, id: &str, channels: &StreamChannels, failed: &str, why: &str) {
+    let Some(entry) = orch.streams.lock().remove(id) else { return };
+    for name in channels.names().iter().take_while(|n| n.as_str() != failed) {
+        let _ = orch.trickle.delete_channel(name);
+    }
+    orch.streams.ended(id, why);
+    entry.cancel.cancel();
+    drop(entry.reservation.lock().unwrap_or_else(|e| e.into_inner()).take());
+    tracing::info!(stream_id = %id, reason = why, "stream not started");
 }
 
 /// The stream is running: watch it and tell the gateway where its channels are.
@@ -396,22 +467,15 @@ fn started_metrics(capability: &str) {
     metrics::counter!("byoc_orchestrator_streams_started_total", "capability" => capability.to_string()).increment(1);
 }
 
-fn started(
-    orch: &Arc<Orchestrator>,
-    entry: &Arc<Entry>,
-    plan: &Plan,
-    id: &str,
-    cap: &str,
-    sender: Option<Address>,
-) -> Response {
+fn started(orch: &Arc<Orchestrator>, entry: &Arc<Entry>, id: &str, cap: &str, sender: Option<Address>) -> Response {
     spawn_monitor(orch, entry);
     spawn_debits(orch, entry);
     started_metrics(cap);
     tracing::info!(stream_id = %id, capability = %cap, sender = ?sender, "stream started");
     let mut out = StatusCode::OK.into_response();
-    for (name, _, header, _) in plan {
-        if let Ok(v) = HeaderValue::from_str(&orch.channel_url(name)) {
-            out.headers_mut().insert(*header, v);
+    for ch in entry.info.channels.announced() {
+        if let Ok(v) = HeaderValue::from_str(&orch.channel_url(ch.name)) {
+            out.headers_mut().insert(ch.header, v);
         }
     }
     let balance = match (&orch.payments, &entry.payer) {

@@ -66,3 +66,35 @@ async fn a_batch_path_cannot_climb_to_another_route_of_the_orchestrator() {
     let r = http().post(format!("{gw}/process/request/echo")).header("Livepeer", &header).body("{\"a\":1}");
     assert_eq!(r.send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_stream_id_cannot_land_on_another_streams_channels() {
+    let (gw, orch, _, id) = victim().await;
+    let channels_of = |sid: &str| -> Vec<String> {
+        orch.streams().into_iter().find(|s| s.id == sid).map(|s| s.channels.names()).unwrap_or_default()
+    };
+    let victims = channels_of(&id);
+    assert!(!victims.is_empty());
+    for suffix in ["out", "events", "control", "data"] {
+        let attacker_id = format!("{id}-{suffix}");
+        let r = http()
+            .post(format!("{gw}/process/stream/start"))
+            .header("Livepeer", toy_job(all_legs()))
+            .body(json!({ "stream_id": attacker_id }).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!(status == 200 || status == 409, "{suffix}: {status}");
+        if status == 200 {
+            let urls: Value = r.json().await.unwrap();
+            let mine = channels_of(&attacker_id);
+            assert!(mine.iter().all(|c| !victims.contains(c)), "{suffix}: {mine:?} overlaps {victims:?}");
+            // Its stop deletes its own channels only.
+            let stop = http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+            assert_eq!(stop.status(), 200);
+        }
+        assert!(victims.iter().all(|c| orch.trickle.contains(c)), "{suffix}: the victim lost a channel");
+        assert_eq!(channels_of(&id), victims, "{suffix}: the victim's stream is untouched");
+    }
+}

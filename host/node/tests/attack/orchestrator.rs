@@ -42,3 +42,36 @@ async fn a_batch_path_cannot_reach_the_workers_other_routes() {
     }
     assert!(calls.lock().unwrap().is_empty(), "the worker was asked nothing: {:?}", calls.lock().unwrap());
 }
+
+#[tokio::test]
+async fn a_stream_started_directly_cannot_take_another_streams_channels() {
+    let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    let call = |route: &'static str, key: &SecretKey, id: &str| {
+        let mut job = JobRequest {
+            id: id.to_string(),
+            request: json!({ "stream_id": id }).to_string(),
+            parameters: legs.to_string(),
+            capability: "toy".into(),
+            timeout_seconds: 10,
+            ..Default::default()
+        };
+        job.sign(key).unwrap();
+        http().post(format!("{orch_url}/ai/stream/{route}")).header("Livepeer", job.to_header()).body("{}").send()
+    };
+    assert_eq!(call("start", &SecretKey::generate(), "v").await.unwrap().status(), 200);
+    let victims = orch.streams()[0].channels.names();
+    for suffix in ["out", "events", "control", "data"] {
+        let (key, id) = (SecretKey::generate(), format!("v-{suffix}"));
+        let r = call("start", &key, &id).await.unwrap();
+        assert!(r.status() == 200 || r.status() == 409, "{suffix}: {}", r.status());
+        let theirs: Vec<String> =
+            orch.streams().iter().filter(|s| s.id == id).flat_map(|s| s.channels.names()).collect();
+        assert!(theirs.iter().all(|c| !victims.contains(c)), "{suffix}: {theirs:?} overlaps {victims:?}");
+        if r.status() == 200 {
+            assert_eq!(call("stop", &key, &id).await.unwrap().status(), 200);
+        }
+        assert!(victims.iter().all(|c| orch.trickle.contains(c)), "{suffix}: the victim lost a channel");
+        assert_eq!(orch.streams().len(), 1, "{suffix}: only the victim is left");
+    }
+}
