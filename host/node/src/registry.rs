@@ -92,6 +92,17 @@ pub enum RegisterError {
     Price,
     #[error("currency {0:?} is not supported (use \"\", \"wei\" or \"eth\")")]
     Currency(String),
+    #[error("capability {0:?} is served by a plugin of this node")]
+    HeldByPlugin(String),
+    #[error("capability {0:?} is held by another worker (a different token)")]
+    HeldByWorker(String),
+}
+
+impl RegisterError {
+    /// Whether the name is taken (409), rather than the registration malformed (400).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, RegisterError::HeldByPlugin(_) | RegisterError::HeldByWorker(_))
+    }
 }
 
 /// Why a reservation failed.
@@ -162,6 +173,20 @@ impl Registry {
         };
         let token = (!reg.token.is_empty()).then(|| reg.token.clone());
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        // A name is held by whoever has it: a plugin of the operator's, or the worker that
+        // registered it first (a re-registration must carry the same token).
+        match map.get(&reg.name).map(|old| &old.backend) {
+            Some(Backend::Plugin { .. }) => return Err(RegisterError::HeldByPlugin(reg.name.clone())),
+            Some(Backend::Worker { token: held, .. })
+                if !crate::same_secret(
+                    held.as_deref().unwrap_or_default().as_bytes(),
+                    token.as_deref().unwrap_or_default().as_bytes(),
+                ) =>
+            {
+                return Err(RegisterError::HeldByWorker(reg.name.clone()));
+            }
+            _ => {}
+        }
         let capacity = match map.get(&reg.name) {
             Some(old) => {
                 old.capacity.set_limit(limit);
@@ -216,9 +241,24 @@ impl Registry {
         names
     }
 
-    /// Removes a capability. Running jobs keep their reservations until they end.
-    pub fn unregister(&self, name: &str) -> bool {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
+    /// Removes an external worker's capability (a plugin's is never removed this way). Running
+    /// jobs keep their reservations until they end.
+    pub fn unregister(&self, name: &str) -> Result<bool, RegisterError> {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        match map.get(name).map(|c| &c.backend) {
+            Some(Backend::Plugin { .. }) => Err(RegisterError::HeldByPlugin(name.to_string())),
+            Some(Backend::Worker { .. }) => Ok(map.remove(name).is_some()),
+            None => Ok(false),
+        }
+    }
+
+    /// Removes `cap` if it is still the registered one (a worker found unreachable or refusing
+    /// our token), not a newer registration under the same name.
+    pub fn forget(&self, cap: &Arc<Capability>) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(&cap.name).is_some_and(|now| Arc::ptr_eq(now, cap)) {
+            map.remove(&cap.name);
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Capability>> {
@@ -274,7 +314,7 @@ mod tests {
         assert!(matches!(r.reserve("a"), Err(ReserveError::Full(_))));
         drop(held);
         assert_eq!(r.available("a"), 1);
-        assert!(r.unregister("a"));
+        assert!(r.unregister("a").unwrap());
         assert!(matches!(r.reserve("a"), Err(ReserveError::Unknown(_))));
         assert_eq!(r.available("a"), 0);
     }

@@ -72,14 +72,14 @@ pub(super) async fn process(
         Err(e) if e.is_timeout() => return error(StatusCode::GATEWAY_TIMEOUT, "worker did not answer in time"),
         Err(e) if e.is_connect() => {
             // A worker that cannot be reached must register again once it is back.
-            orch.registry.unregister(&cap.name);
+            orch.registry.forget(&cap);
             tracing::warn!(capability = %cap.name, error = %e, "worker unreachable, capability removed");
             return error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error sending request to worker: {e}"));
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("Error sending request to worker: {e}")),
     };
     if resp.status() == StatusCode::UNAUTHORIZED {
-        orch.registry.unregister(&cap.name);
+        orch.registry.forget(&cap);
         tracing::warn!(capability = %cap.name, "worker refused our token, capability removed");
         return error(StatusCode::INTERNAL_SERVER_ERROR, "Orchestrator worker auth token failed");
     }

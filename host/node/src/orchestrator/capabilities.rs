@@ -53,6 +53,7 @@ pub(super) async fn register(State(orch): State<Arc<Orchestrator>>, h: HeaderMap
             tracing::info!(capability = %cap.name, url = %reg.url, capacity = cap.capacity.limit(), "worker registered");
             ok()
         }
+        Err(e) if e.is_conflict() => error(StatusCode::CONFLICT, format!("Error registering capability: {e}")),
         Err(e) => error(StatusCode::BAD_REQUEST, format!("Error registering capability: {e}")),
     }
 }
@@ -62,10 +63,15 @@ pub(super) async fn unregister(State(orch): State<Arc<Orchestrator>>, h: HeaderM
         return r.into_response();
     }
     let name = String::from_utf8_lossy(&body);
-    if orch.registry.unregister(name.trim()) {
-        tracing::info!(capability = %name.trim(), "worker unregistered");
+    match orch.registry.unregister(name.trim()) {
+        Ok(removed) => {
+            if removed {
+                tracing::info!(capability = %name.trim(), "worker unregistered");
+            }
+            ok()
+        }
+        Err(e) => error(StatusCode::CONFLICT, format!("Error unregistering capability: {e}")),
     }
-    ok()
 }
 
 #[derive(Serialize)]

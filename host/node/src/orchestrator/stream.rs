@@ -437,7 +437,7 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED {
         remove(&orch, &id, "worker refused our token");
-        orch.registry.unregister(&cap.name);
+        orch.registry.forget(&cap);
         return error(StatusCode::INTERNAL_SERVER_ERROR, "Orchestrator worker failure");
     }
     if !status.is_success() {

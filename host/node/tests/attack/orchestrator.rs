@@ -75,3 +75,36 @@ async fn a_stream_started_directly_cannot_take_another_streams_channels() {
         assert_eq!(orch.streams().len(), 1, "{suffix}: only the victim is left");
     }
 }
+
+#[tokio::test]
+async fn a_worker_registration_cannot_take_a_plugins_or_another_workers_capability() {
+    let runtime = crate::common::bundled_plugins(byoc_runtime::RuntimeConfig {
+        cache_dir: byoc_runtime::CacheDir::At(byoc_e2e::nodes::root().join("target/runtime-test-cache")),
+        ..Default::default()
+    })
+    .await;
+    // Registration open to anyone, as `byoc dev` runs it.
+    let (url, orch) = crate::common::serve_orchestrator(&runtime, 2, |c| c.open_registration = true).await;
+    let register = |name: &str, worker: &str, token: &str| {
+        http()
+            .post(format!("{url}/capability/register"))
+            .json(&json!({"name": name, "url": worker, "capacity": 1, "token": token}))
+            .send()
+    };
+    let is_plugin = || orch.registry.get("passthrough").is_some_and(|c| c.backend.plugin().is_some());
+    assert!(is_plugin());
+    let r = register("passthrough", "http://127.0.0.1:9", "").await.unwrap();
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+    assert!(is_plugin(), "the plugin still serves its capability");
+    let r = http().post(format!("{url}/capability/unregister")).body("passthrough").send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(is_plugin(), "unregister never removes a plugin");
+    // A worker's name is its own: another token cannot re-register (redirect) or take it.
+    assert_eq!(register("mine", "http://127.0.0.1:7001", "first").await.unwrap().status(), 200);
+    assert_eq!(register("mine", "http://127.0.0.1:7002", "other").await.unwrap().status(), 409);
+    assert_eq!(register("mine", "http://127.0.0.1:7003", "").await.unwrap().status(), 409);
+    let cap = orch.registry.get("mine").unwrap();
+    assert!(format!("{:?}", cap.backend).contains("7001"), "{:?}", cap.backend);
+    // The same worker (same token) may update its registration.
+    assert_eq!(register("mine", "http://127.0.0.1:7004", "first").await.unwrap().status(), 200);
+}
