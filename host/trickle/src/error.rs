@@ -8,8 +8,9 @@ pub enum StoreError {
     /// The channel does not exist (404, `Stream not found`).
     #[error("Stream not found")]
     NoChannel,
-    /// The channel name is empty, too long or has characters outside printable ASCII (400).
-    #[error("invalid channel name")]
+    /// The channel name is empty, too long, `.` or `..`, or has a character outside
+    /// `A-Z a-z 0-9 . _ -` (400).
+    #[error("invalid channel name: 1 to 255 characters of A-Z a-z 0-9 . _ -, and not . or ..")]
     BadName,
     /// The seq in the path is not acceptable for this request (400).
     #[error(transparent)]
@@ -23,6 +24,10 @@ pub enum StoreError {
     /// The seq is older than the window the server keeps (470 with `Lp-Trickle-Latest`).
     #[error("seq {seq} is outside the window (latest {latest})")]
     OutsideWindow { seq: Seq, latest: Seq },
+    /// A publish more than a window ahead of the live edge (400): its slot would be the live
+    /// edge's. With `-1`, every slot ahead is being written by another publisher.
+    #[error("seq {seq} is too far ahead of the live edge (latest {latest}, at most {max})")]
+    TooFarAhead { seq: Seq, latest: Seq, max: Seq },
     /// `DELETE {ch}/{seq}` for a seq the server does not hold (400).
     #[error("Nonexistent segment")]
     NoSegment,

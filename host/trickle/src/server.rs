@@ -55,9 +55,11 @@ fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
 fn refusal(e: StoreError) -> Response {
     let status = match &e {
         StoreError::NoChannel => StatusCode::NOT_FOUND,
-        StoreError::BadName | StoreError::BadSeq(_) | StoreError::CurrentOnPublish | StoreError::NoSegment => {
-            StatusCode::BAD_REQUEST
-        }
+        StoreError::BadName
+        | StoreError::BadSeq(_)
+        | StoreError::CurrentOnPublish
+        | StoreError::NoSegment
+        | StoreError::TooFarAhead { .. } => StatusCode::BAD_REQUEST,
         StoreError::TooManyChannels(_) => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::OutsideWindow { .. } => status_470(),
@@ -66,7 +68,7 @@ fn refusal(e: StoreError) -> Response {
     let mut resp = text(status, e.to_string());
     let h = resp.headers_mut();
     match e {
-        StoreError::OutsideWindow { seq, latest } => {
+        StoreError::OutsideWindow { seq, latest } | StoreError::TooFarAhead { seq, latest, .. } => {
             set(h, headers::LATEST, latest);
             set(h, headers::SEQ, seq);
         }

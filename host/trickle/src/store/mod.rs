@@ -24,10 +24,15 @@ use crate::error::StoreError;
 use crate::segment::{AppendError, Cursor, End, Segment};
 use crate::seq::{MAX_SEQ, Seq, SeqRequest};
 
+/// Largest window a store keeps (a bigger configured one is lowered to this).
+const MAX_WINDOW: usize = 1 << 16;
+
 /// Limits and behaviour of a trickle server.
 #[derive(Debug, Clone)]
 pub struct TrickleConfig {
-    /// Segments kept per channel (go-livepeer: 5).
+    /// Segments kept per channel (go-livepeer: 5), between 2 and 65536. It also bounds how far
+    /// ahead of the live edge a publish may go: `POST {ch}/{seq}` with
+    /// `seq >= live edge + window` is refused with 400.
     pub window: usize,
     /// Largest segment accepted; a bigger publish is refused with 413 and the segment aborted.
     pub max_segment_bytes: usize,
@@ -56,14 +61,23 @@ impl Default for TrickleConfig {
     }
 }
 
-/// A validated channel name: 1–255 bytes of printable ASCII, no `/`.
+/// A validated channel name: 1 to [`ChannelName::MAX_LEN`] characters from `A-Z a-z 0-9 . _ -`,
+/// and neither `.` nor `..`. Names appear in URLs, logs and metrics labels, so nothing that a
+/// path, a shell or a terminal could read another way is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelName(Arc<str>);
 
 impl ChannelName {
+    /// Longest name accepted, in bytes.
+    pub const MAX_LEN: usize = 255;
+
     /// Validates a channel name.
     pub fn new(name: &str) -> Result<Self, StoreError> {
-        let ok = !name.is_empty() && name.len() < 256 && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name != "."
+            && name != ".."
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok { Ok(ChannelName(Arc::from(name))) } else { Err(StoreError::BadName) }
     }
 
@@ -105,9 +119,9 @@ impl Default for TrickleStore {
 
 impl TrickleStore {
     /// A store with the given limits. A window below 2 is raised to 2 (one segment being written,
-    /// one preconnected).
+    /// one preconnected), one above 65536 lowered to 65536.
     pub fn new(mut config: TrickleConfig) -> Self {
-        config.window = config.window.max(2);
+        config.window = config.window.clamp(2, MAX_WINDOW);
         TrickleStore { inner: Arc::new(Inner { config, epoch: Instant::now(), channels: Mutex::new(HashMap::new()) }) }
     }
 
@@ -333,6 +347,14 @@ impl Channel {
         let too_old = || StoreError::OutsideWindow { seq: Seq(seq), latest };
         if seq > MAX_SEQ {
             return Err(StoreError::BadSeq(crate::seq::SeqParseError::TooLarge));
+        }
+        // A publish may run ahead of the live edge by less than one window. Further ahead, its
+        // slot is the one the live edge is about to use: a segment parked there (a POST that never
+        // sends a byte) would make every publish of the live edge look too old, and a jump to a
+        // huge seq would leave no seq to publish after it.
+        let last_allowed = st.next_write.saturating_add(w - 1);
+        if seq > last_allowed {
+            return Err(StoreError::TooFarAhead { seq: Seq(seq), latest, max: Seq(last_allowed) });
         }
         let slot = st.slot(seq, self.window);
         let seg = match slot {

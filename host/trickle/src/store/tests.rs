@@ -214,6 +214,25 @@ async fn publishing_far_behind_the_window_is_refused() {
 }
 
 #[tokio::test]
+async fn publishing_a_window_or_more_ahead_of_the_live_edge_is_refused() {
+    let s = store(3);
+    let ch = chan(&s);
+    let far = |seq| StoreError::TooFarAhead { seq: Seq(seq), latest: Seq(0), max: Seq(2) };
+    assert_eq!(ch.open_write(SeqRequest::At(Seq(3)), false).err(), Some(far(3)));
+    assert_eq!(ch.open_write(SeqRequest::At(Seq(MAX_SEQ)), false).err(), Some(far(MAX_SEQ)));
+    // Up to window - 1 ahead is fine (a preconnect, a reordered publish).
+    let parked = ch.open_write(SeqRequest::At(Seq(2)), false).unwrap();
+    // `-1` with every slot ahead taken by a publisher is refused rather than evicting one.
+    let a = ch.open_write(SeqRequest::Next, false).unwrap();
+    let b = ch.open_write(SeqRequest::Next, false).unwrap();
+    assert_eq!((a.seq(), b.seq()), (Seq(0), Seq(1)));
+    assert!(matches!(ch.open_write(SeqRequest::Next, false), Err(StoreError::TooFarAhead { .. })));
+    drop((parked, a, b));
+    publish(&ch, 0, b"ok");
+    assert_eq!(ch.latest(), Seq(1));
+}
+
+#[tokio::test]
 async fn delete_segment_and_close_channel() {
     let s = store(5);
     let ch = chan(&s);
@@ -238,6 +257,11 @@ fn channel_names_and_limits() {
     assert_eq!(s.create_channel("", "m"), Err(StoreError::BadName));
     assert_eq!(s.create_channel("a b", "m"), Err(StoreError::BadName));
     assert_eq!(s.create_channel(&"x".repeat(256), "m"), Err(StoreError::BadName));
+    for bad in [".", "..", "a/b", "a\\b", "a:b", "é", "a%2e", "~", "a\0"] {
+        assert_eq!(s.create_channel(bad, "m"), Err(StoreError::BadName), "{bad:?}");
+    }
+    assert!(ChannelName::new(&"x".repeat(255)).is_ok());
+    assert!(ChannelName::new("...").is_ok() && ChannelName::new("s1-out_2.ts").is_ok());
     s.create_channel("a", "m").unwrap();
     s.create_channel("a", "m").unwrap();
     s.create_channel("b", "m").unwrap();
