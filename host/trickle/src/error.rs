@@ -34,6 +34,10 @@ pub enum StoreError {
     /// The server's channel limit is reached (503).
     #[error("too many channels (limit {0})")]
     TooManyChannels(usize),
+    /// The store's memory budget could not make room for the segment, even after dropping
+    /// every ended segment it could; the segment was aborted (503).
+    #[error("trickle memory budget of {0} bytes exhausted: segment refused")]
+    OverBudget(usize),
     /// The segment exceeded the server's size cap and was aborted (413).
     #[error("segment larger than the {0}-byte cap")]
     TooLarge(usize),

@@ -202,6 +202,139 @@ async fn an_oversized_segment_gets_413_and_the_channel_goes_on() {
     assert_eq!(post(format!("{url}/1"), Bytes::from_static(b"ok")).await, (200, Some("1".into())));
 }
 
+// ---- Memory --------------------------------------------------------------------------------
+
+/// A server whose channels together may buffer `budget` bytes.
+async fn budget_server(budget: usize, max_segment_bytes: usize) -> Server {
+    serve(TrickleConfig { max_buffered_bytes: budget, max_segment_bytes, ..TrickleConfig::default() }).await
+}
+
+#[tokio::test]
+async fn many_channels_filled_with_large_segments_stay_within_the_memory_budget() {
+    let budget = 1 << 20;
+    let srv = budget_server(budget, 256 << 10).await;
+    let segment = Bytes::from(vec![7u8; 200 << 10]);
+    for ch in 0..8 {
+        srv.store.create_channel(&format!("s{ch}"), TS).unwrap();
+    }
+    // 8 channels x 5 segments of 200 KiB: 8 MiB published into a 1 MiB budget.
+    for seq in 0..5 {
+        for ch in 0..8 {
+            let (status, _) = post(format!("{}/{seq}", srv.url(&format!("s{ch}"))), segment.clone()).await;
+            assert_eq!(status, 200, "s{ch}/{seq}: an ended older segment makes room");
+            assert!(srv.store.buffered_bytes() <= budget, "{} bytes buffered", srv.store.buffered_bytes());
+        }
+    }
+    let dropped = srv.store.segments_dropped_for_memory();
+    assert!(dropped >= 30, "only {dropped} segments dropped");
+    // A dropped segment reads as one that left the window.
+    let gone = http().get(format!("{}/0", srv.url("s0"))).send().await.unwrap();
+    assert_eq!(gone.status(), 470);
+    assert_eq!(header(&gone, "Lp-Trickle-Latest").as_deref(), Some("5"));
+    // A fresh publish still works and reads back whole.
+    assert_eq!(post(format!("{}/-1", srv.url("s3")), "fresh").await, (200, Some("5".into())));
+    assert_eq!(http().get(format!("{}/5", srv.url("s3"))).send().await.unwrap().text().await.unwrap(), "fresh");
+}
+
+#[tokio::test]
+async fn a_segment_larger_than_the_whole_memory_budget_gets_503_and_the_channel_goes_on() {
+    let srv = budget_server(64 << 10, 1 << 20).await;
+    srv.store.create_channel("s", TS).unwrap();
+    let url = srv.url("s");
+    let (status, seq) = post(format!("{url}/0"), vec![1u8; 200 << 10]).await;
+    assert_eq!((status, seq.as_deref()), (503, Some("0")));
+    assert!(srv.store.buffered_bytes() <= 64 << 10);
+    assert_eq!(post(format!("{url}/1"), "small").await, (200, Some("1".into())));
+    assert_eq!(http().get(format!("{url}/1")).send().await.unwrap().text().await.unwrap(), "small");
+}
+
+#[tokio::test]
+async fn one_byte_chunks_cannot_buffer_past_the_memory_budget() {
+    let budget = 64 << 10;
+    let srv = budget_server(budget, 1 << 20).await;
+    srv.store.create_channel("s", TS).unwrap();
+    // 16 Ki one-byte chunks: 16 KiB of payload, but far more to keep track of.
+    let chunks = (0..16 << 10).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"x")));
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let resp = http().post(format!("{}/0", srv.url("s"))).body(body).send().await;
+    // The server answers 503 as soon as it refuses, possibly before the client sent it all.
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), 503);
+    }
+    assert!(srv.store.buffered_bytes() <= budget);
+    assert_eq!(post(format!("{}/1", srv.url("s")), "ok").await.0, 200);
+}
+
+#[tokio::test]
+async fn readers_that_never_read_cannot_pin_memory_past_the_budget() {
+    let budget = 4 << 20;
+    let srv = budget_server(budget, 2 << 20).await;
+    srv.store.create_channel("s", TS).unwrap();
+    let url = srv.url("s");
+    let segment = Bytes::from(vec![9u8; 1 << 20]);
+    let mut stalled = Vec::new();
+    for seq in 0..12 {
+        // A reader takes each segment's headers and then never reads its body.
+        let get = tokio::spawn(http().get(format!("{url}/{seq}")).send());
+        assert_eq!(post(format!("{url}/{seq}"), segment.clone()).await.0, 200);
+        stalled.push(within("stalled reader's headers", get).await.unwrap().unwrap());
+        assert!(srv.store.buffered_bytes() <= budget, "{} bytes buffered", srv.store.buffered_bytes());
+    }
+    assert!(srv.store.segments_dropped_for_memory() > 0);
+    drop(stalled);
+    assert_eq!(post(format!("{url}/-1"), "after").await, (200, Some("12".into())));
+}
+
+// ---- Channels changing under their clients -------------------------------------------------
+
+#[tokio::test]
+async fn a_channel_deleted_and_created_again_under_a_parked_reader_does_not_leak_into_it() {
+    let srv = serve(TrickleConfig::default()).await;
+    srv.store.create_channel("s", TS).unwrap();
+    let url = srv.url("s");
+    let parked = tokio::spawn(http().get(format!("{url}/0")).send());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    srv.store.delete_channel("s").unwrap();
+    srv.store.create_channel("s", TS).unwrap();
+    assert_eq!(post(format!("{url}/0"), "new stream").await.0, 200);
+    let resp = within("parked reader", parked).await.unwrap().unwrap();
+    assert_eq!(header(&resp, "Lp-Trickle-Closed").as_deref(), Some("terminated"));
+    assert_eq!(resp.text().await.unwrap(), "", "the old stream's reader ends; it never sees the new one");
+    assert_eq!(http().get(format!("{url}/0")).send().await.unwrap().text().await.unwrap(), "new stream");
+}
+
+#[tokio::test]
+async fn a_channel_deleted_under_a_publisher_mid_body_ends_it_and_frees_its_bytes() {
+    let srv = serve(TrickleConfig::default()).await;
+    srv.store.create_channel("s", TS).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream(rx));
+    let publishing = tokio::spawn(http().post(format!("{}/0", srv.url("s"))).body(body).send());
+    tx.send(Ok(Bytes::from(vec![0u8; 64 << 10]))).await.unwrap();
+    within("first bytes", async {
+        while srv.store.buffered_bytes() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    srv.store.delete_channel("s").unwrap();
+    let resp = within("publisher's answer", publishing).await.unwrap().unwrap();
+    assert_eq!(header(&resp, "Lp-Trickle-Closed").as_deref(), Some("terminated"));
+    drop(tx);
+    within("bytes given back", async {
+        while srv.store.buffered_bytes() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+fn tokio_stream<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
 // ---- Our clients facing a hostile server ---------------------------------------------------
 
 /// A server that answers every request with status 200 and `Lp-Trickle-Seq` /

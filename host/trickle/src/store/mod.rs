@@ -21,6 +21,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
+use crate::memory::{MemoryBudget, default_budget};
 use crate::segment::{AppendError, Cursor, End, Segment};
 use crate::seq::{MAX_SEQ, Seq, SeqRequest};
 
@@ -36,6 +37,14 @@ pub struct TrickleConfig {
     pub window: usize,
     /// Largest segment accepted; a bigger publish is refused with 413 and the segment aborted.
     pub max_segment_bytes: usize,
+    /// Bytes all channels together may buffer (segment bytes plus a small per-chunk cost).
+    /// When a chunk does not fit, the oldest segments that have ended are dropped, across all
+    /// channels, and counted ([`TrickleStore::segments_dropped_for_memory`]); their readers
+    /// get what readers of a segment that left the window get. A publish that cannot fit even
+    /// then is refused with 503 and its segment aborted. Default: a quarter of the machine's
+    /// memory (`MemTotal` of `/proc/meminfo`, or the cgroup limit when lower), 1 GiB if
+    /// neither can be read.
+    pub max_buffered_bytes: usize,
     /// Most channels the server holds at once.
     pub max_channels: usize,
     /// A channel with no publish, subscribe or create activity for this long is closed.
@@ -53,6 +62,7 @@ impl Default for TrickleConfig {
         TrickleConfig {
             window: 5,
             max_segment_bytes: 64 << 20,
+            max_buffered_bytes: default_budget(),
             max_channels: 10_000,
             idle_timeout: Duration::from_secs(300),
             sweep_interval: Duration::from_secs(60),
@@ -101,6 +111,7 @@ pub struct TrickleStore {
 
 struct Inner {
     config: TrickleConfig,
+    budget: Arc<MemoryBudget>,
     epoch: Instant,
     channels: Mutex<HashMap<ChannelName, Arc<Channel>>>,
 }
@@ -122,12 +133,28 @@ impl TrickleStore {
     /// one preconnected), one above 65536 lowered to 65536.
     pub fn new(mut config: TrickleConfig) -> Self {
         config.window = config.window.clamp(2, MAX_WINDOW);
-        TrickleStore { inner: Arc::new(Inner { config, epoch: Instant::now(), channels: Mutex::new(HashMap::new()) }) }
+        let budget = MemoryBudget::new(config.max_buffered_bytes);
+        TrickleStore {
+            inner: Arc::new(Inner { config, budget, epoch: Instant::now(), channels: Mutex::new(HashMap::new()) }),
+        }
     }
 
     /// The store's limits.
     pub fn config(&self) -> &TrickleConfig {
         &self.inner.config
+    }
+
+    /// Bytes buffered by all channels now, as charged to the memory budget
+    /// ([`TrickleConfig::max_buffered_bytes`]). Also exported as the gauge
+    /// `byoc_trickle_buffered_bytes`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.budget.used()
+    }
+
+    /// Segments dropped so far to stay within the memory budget. Also exported as the counter
+    /// `byoc_trickle_segments_dropped_for_memory_total`.
+    pub fn segments_dropped_for_memory(&self) -> u64 {
+        self.inner.budget.dropped()
     }
 
     fn channels(&self) -> MutexGuard<'_, HashMap<ChannelName, Arc<Channel>>> {
@@ -189,6 +216,13 @@ impl TrickleStore {
         Ok(Seq(self.channel(name)?.lock().next_write))
     }
 
+    /// Every segment the store's channels hold in their windows.
+    #[cfg(test)]
+    pub(crate) fn window_segments(&self) -> Vec<Arc<Segment>> {
+        let channels: Vec<Arc<Channel>> = self.channels().values().cloned().collect();
+        channels.iter().flat_map(|ch| ch.lock().slots.iter().flatten().cloned().collect::<Vec<_>>()).collect()
+    }
+
     pub(crate) fn channel(&self, name: &str) -> Result<Arc<Channel>, StoreError> {
         let name = ChannelName::new(name)?;
         self.channels().get(&name).cloned().ok_or(StoreError::NoChannel)
@@ -235,6 +269,7 @@ pub(crate) struct Channel {
     pub(crate) mime: String,
     window: usize,
     max_segment_bytes: usize,
+    budget: Arc<MemoryBudget>,
     epoch: Instant,
     /// Milliseconds since `epoch` of the last activity; lock-free because every chunk touches it.
     activity_ms: AtomicU64,
@@ -282,6 +317,7 @@ impl Channel {
             mime: mime.to_string(),
             window: inner.config.window,
             max_segment_bytes: inner.config.max_segment_bytes,
+            budget: inner.budget.clone(),
             epoch: inner.epoch,
             activity_ms: AtomicU64::new(0),
             state: Mutex::new(ChannelState { next_write: 0, slots: vec![None; inner.config.window], closed: false }),
@@ -369,7 +405,7 @@ impl Channel {
                 if let Some(old) = slot.take() {
                     evict(&old);
                 }
-                let seg = Arc::new(Segment::new(Seq(seq)));
+                let seg = Arc::new(Segment::new(Seq(seq), self.budget.clone()));
                 *slot = Some(seg.clone());
                 seg
             }
@@ -401,13 +437,15 @@ impl Channel {
         }
         let slot = st.slot(seq, self.window);
         match slot {
+            // Dropped for memory: gone, as if it had left the window.
+            Some(seg) if seg.seq().0 == seq && seg.is_dropped() => ReadOutcome::NotFound { seq: Seq(seq), latest },
             Some(seg) if seg.seq().0 == seq => ReadOutcome::Segment { seg: seg.clone(), latest },
             Some(seg) if seg.seq().0 > seq => ReadOutcome::NotFound { seq: Seq(seq), latest },
             _ if (seq <= nw && seq + w > nw) || (nw == 0 && seq == 1) => {
                 if let Some(old) = slot.take() {
                     evict(&old);
                 }
-                let seg = Arc::new(Segment::new(Seq(seq)));
+                let seg = Arc::new(Segment::new(Seq(seq), self.budget.clone()));
                 *slot = Some(seg.clone());
                 ReadOutcome::Segment { seg, latest }
             }
@@ -468,6 +506,12 @@ impl WriteHandle {
                 self.done = true;
                 self.seg.abandon(self.writer);
                 Err(StoreError::TooLarge(self.channel.max_segment_bytes))
+            }
+            Err(AppendError::OverBudget) => {
+                self.done = true;
+                self.seg.abandon(self.writer);
+                metrics::counter!("byoc_trickle_publishes_refused_for_memory_total").increment(1);
+                Err(StoreError::OverBudget(self.channel.budget.limit()))
             }
             Err(AppendError::Ended) if self.channel.is_closed() => Err(StoreError::Closed),
             // Ended by a reset, a `DELETE {ch}/{seq}` or eviction from the window.
