@@ -12,6 +12,9 @@ pub enum StoreError {
     /// `A-Z a-z 0-9 . _ -` (400).
     #[error("invalid channel name: 1 to 255 characters of A-Z a-z 0-9 . _ -, and not . or ..")]
     BadName,
+    /// The mime type of a channel being created is over 255 bytes or not printable ASCII (400).
+    #[error("invalid content type: at most 255 printable ASCII characters")]
+    BadMime,
     /// The seq in the path is not acceptable for this request (400).
     #[error(transparent)]
     BadSeq(#[from] SeqParseError),

@@ -13,7 +13,8 @@
 //! - [`HttpPublisher`] / [`HttpSubscriber`] are the network clients.
 //!
 //! Limits (fields of [`TrickleConfig`]), and what a client that hits one gets:
-//! - channel names are 1–255 characters of `A-Z a-z 0-9 . _ -`, not `.` or `..` (400);
+//! - channel names are 1–255 characters of `A-Z a-z 0-9 . _ -`, not `.` or `..` (400), and
+//!   a channel's mime type at most 255 printable ASCII characters (400);
 //! - seqs run from 0 to 2^53; `-1` and `-2` are the only negative forms (400); a publish may
 //!   run ahead of the live edge by less than one `window` (400), and a read of a seq that left
 //!   the window gets 470 with `Lp-Trickle-Latest`;

@@ -59,6 +59,7 @@ fn refusal(e: StoreError) -> Response {
     let status = match &e {
         StoreError::NoChannel => StatusCode::NOT_FOUND,
         StoreError::BadName
+        | StoreError::BadMime
         | StoreError::BadSeq(_)
         | StoreError::CurrentOnPublish
         | StoreError::NoSegment

@@ -125,6 +125,28 @@ async fn huge_request_headers_are_refused_and_the_server_keeps_serving() {
     assert_eq!(post(format!("{}/0", srv.url("s")), "ok").await.0, 200);
 }
 
+#[tokio::test]
+async fn an_over_long_content_type_cannot_bloat_an_autocreated_channel() {
+    let srv = serve(autocreate()).await;
+    let mime = format!("video/{}", "x".repeat(64 << 10));
+    for path in ["s", "s/0"] {
+        let resp = http()
+            .post(format!("{}/{path}", srv.base))
+            .header("Content-Type", &mime)
+            .header("Expect-Content", &mime)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "POST {path}");
+        assert!(resp.text().await.unwrap().contains("content type"));
+    }
+    assert_eq!(srv.store.channel_count(), 0);
+    let resp =
+        http().post(format!("{}/s/0", srv.base)).header("Content-Type", "video/mp2t").body("x").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
 // ---- Sequence numbers ----------------------------------------------------------------------
 
 #[tokio::test]

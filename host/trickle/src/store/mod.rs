@@ -25,6 +25,9 @@ use crate::memory::{MemoryBudget, default_budget};
 use crate::segment::{AppendError, Cursor, End, Segment};
 use crate::seq::{MAX_SEQ, Seq, SeqRequest};
 
+/// Longest mime type a channel may have, in bytes.
+const MAX_MIME_LEN: usize = 255;
+
 /// Largest window a store keeps (a bigger configured one is lowered to this).
 const MAX_WINDOW: usize = 1 << 16;
 
@@ -163,8 +166,9 @@ impl TrickleStore {
         self.inner.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates a channel whose segments have the given mime type. Creating an existing channel
-    /// succeeds and changes nothing.
+    /// Creates a channel whose segments have the given mime type (at most 255 printable ASCII
+    /// characters: it is sent back in every response's `Content-Type`). Creating an existing
+    /// channel succeeds and changes nothing.
     pub fn create_channel(&self, name: &str, mime: &str) -> Result<(), StoreError> {
         self.get_or_create(&ChannelName::new(name)?, mime).map(|_| ())
     }
@@ -173,6 +177,9 @@ impl TrickleStore {
         let mut map = self.channels();
         if let Some(ch) = map.get(name) {
             return Ok(ch.clone());
+        }
+        if mime.len() > MAX_MIME_LEN || !mime.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(StoreError::BadMime);
         }
         let limit = self.inner.config.max_channels;
         if map.len() >= limit {

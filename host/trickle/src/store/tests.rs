@@ -261,6 +261,8 @@ fn channel_names_and_limits() {
         assert_eq!(s.create_channel(bad, "m"), Err(StoreError::BadName), "{bad:?}");
     }
     assert!(ChannelName::new(&"x".repeat(255)).is_ok());
+    assert_eq!(s.create_channel("m", &"m".repeat(256)), Err(StoreError::BadMime));
+    assert_eq!(s.create_channel("m", "video/mp2t\n"), Err(StoreError::BadMime));
     assert!(ChannelName::new("...").is_ok() && ChannelName::new("s1-out_2.ts").is_ok());
     s.create_channel("a", "m").unwrap();
     s.create_channel("a", "m").unwrap();
