@@ -310,18 +310,28 @@ async fn readers_that_never_read_cannot_pin_memory_past_the_budget() {
 // ---- Channels changing under their clients -------------------------------------------------
 
 #[tokio::test]
-async fn a_channel_deleted_and_created_again_under_a_parked_reader_does_not_leak_into_it() {
+async fn a_channel_deleted_and_created_again_under_a_live_reader_does_not_leak_into_it() {
     let srv = serve(TrickleConfig::default()).await;
     srv.store.create_channel("s", TS).unwrap();
     let url = srv.url("s");
-    let parked = tokio::spawn(http().get(format!("{url}/0")).send());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // An old-stream publisher mid-segment, and a reader that has its headers (it is attached).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let old_pub =
+        tokio::spawn(http().post(format!("{url}/0")).body(reqwest::Body::wrap_stream(tokio_stream(rx))).send());
+    tx.send(Ok(Bytes::from_static(b"old-"))).await.unwrap();
+    let reader = within("reader headers", http().get(format!("{url}/0")).send()).await.unwrap();
+    assert_eq!(reader.status(), 200);
     srv.store.delete_channel("s").unwrap();
     srv.store.create_channel("s", TS).unwrap();
     assert_eq!(post(format!("{url}/0"), "new stream").await.0, 200);
-    let resp = within("parked reader", parked).await.unwrap().unwrap();
-    assert_eq!(header(&resp, "Lp-Trickle-Closed").as_deref(), Some("terminated"));
-    assert_eq!(resp.text().await.unwrap(), "", "the old stream's reader ends; it never sees the new one");
+    let _ = tx.send(Ok(Bytes::from_static(b"more"))).await;
+    drop(tx);
+    // The old reader's body is cut off (the segment was aborted), never the new stream's bytes.
+    if let Ok(body) = within("old reader", reader.bytes()).await {
+        panic!("the cut-off segment read as whole: {body:?}");
+    }
+    let old = within("old publisher", old_pub).await.unwrap().unwrap();
+    assert_eq!(header(&old, "Lp-Trickle-Closed").as_deref(), Some("terminated"));
     assert_eq!(http().get(format!("{url}/0")).send().await.unwrap().text().await.unwrap(), "new stream");
 }
 
