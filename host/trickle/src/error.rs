@@ -8,9 +8,13 @@ pub enum StoreError {
     /// The channel does not exist (404, `Stream not found`).
     #[error("Stream not found")]
     NoChannel,
-    /// The channel name is empty, too long or has characters outside printable ASCII (400).
-    #[error("invalid channel name")]
+    /// The channel name is empty, too long, `.` or `..`, or has a character outside
+    /// `A-Z a-z 0-9 . _ -` (400).
+    #[error("invalid channel name: 1 to 255 characters of A-Z a-z 0-9 . _ -, and not . or ..")]
     BadName,
+    /// The mime type of a channel being created is over 255 bytes or not printable ASCII (400).
+    #[error("invalid content type: at most 255 printable ASCII characters")]
+    BadMime,
     /// The seq in the path is not acceptable for this request (400).
     #[error(transparent)]
     BadSeq(#[from] SeqParseError),
@@ -23,12 +27,20 @@ pub enum StoreError {
     /// The seq is older than the window the server keeps (470 with `Lp-Trickle-Latest`).
     #[error("seq {seq} is outside the window (latest {latest})")]
     OutsideWindow { seq: Seq, latest: Seq },
+    /// A publish more than a window ahead of the live edge (400): its slot would be the live
+    /// edge's. With `-1`, every slot ahead is being written by another publisher.
+    #[error("seq {seq} is too far ahead of the live edge (latest {latest}, at most {max})")]
+    TooFarAhead { seq: Seq, latest: Seq, max: Seq },
     /// `DELETE {ch}/{seq}` for a seq the server does not hold (400).
     #[error("Nonexistent segment")]
     NoSegment,
     /// The server's channel limit is reached (503).
     #[error("too many channels (limit {0})")]
     TooManyChannels(usize),
+    /// The store's memory budget could not make room for the segment, even after dropping
+    /// every ended segment it could; the segment was aborted (503).
+    #[error("trickle memory budget of {0} bytes exhausted: segment refused")]
+    OverBudget(usize),
     /// The segment exceeded the server's size cap and was aborted (413).
     #[error("segment larger than the {0}-byte cap")]
     TooLarge(usize),

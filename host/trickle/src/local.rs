@@ -141,7 +141,7 @@ impl LocalSubscriber {
                     tokio::time::sleep(AHEAD_RETRY).await;
                 }
                 ReadOutcome::NotFound { seq, latest } => {
-                    self.skipped += latest.0 - seq.0;
+                    self.skipped = self.skipped.saturating_add(latest.0 - seq.0);
                     self.next = SeqRequest::At(latest);
                 }
                 ReadOutcome::Segment { seg, .. } => {

@@ -3,11 +3,16 @@
 //! Bytes are kept as the `Bytes` chunks they arrived in (no copy on write); readers hold a cursor
 //! into the chunk list and are woken through a `watch` channel when chunks arrive or the segment
 //! ends. A segment ends either *complete* (readers see a normal end of body) or *aborted*
-//! (readers see an error): a reader never mistakes a cut-off segment for a whole one.
+//! (readers see an error): a reader never mistakes a cut-off segment for a whole one. A segment
+//! *dropped* for memory has given its bytes back to the store's budget (see `memory.rs`); its
+//! readers see an error, like those of an aborted one.
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
+use crate::memory::{CHUNK_COST, MemoryBudget};
 use crate::seq::Seq;
 
 /// How a segment ended, if it has.
@@ -16,6 +21,8 @@ pub(crate) enum End {
     Open,
     Complete,
     Aborted,
+    /// Its bytes were dropped to keep the store within its memory budget.
+    Dropped,
 }
 
 #[derive(Debug)]
@@ -30,6 +37,16 @@ pub(crate) struct State {
     queued: Vec<Queued>,
     /// Publishers attached to this seq that have not sent a byte (e.g. idle preconnections).
     idle: Vec<u64>,
+    /// Bytes charged to the store's budget for this segment: every chunk in `chunks` and in
+    /// `queued`, each its length plus [`CHUNK_COST`].
+    charged: usize,
+    /// Position in the budget's oldest-first order, given with the first charged byte (0: none).
+    order: u64,
+}
+
+/// What a body of chunks is charged.
+fn cost(len: usize, chunks: usize) -> usize {
+    len.saturating_add(chunks.saturating_mul(CHUNK_COST))
 }
 
 #[derive(Debug)]
@@ -43,6 +60,20 @@ struct Queued {
 impl State {
     fn pending_len(&self) -> usize {
         self.queued.iter().map(|q| q.len).sum()
+    }
+
+    /// Gives up queued bodies (those `drop` picks) and uncharges them. Returns the bytes freed.
+    fn remove_queued(&mut self, mut drop: impl FnMut(&Queued) -> bool) -> usize {
+        let mut freed = 0;
+        self.queued.retain(|q| {
+            let gone = drop(q);
+            if gone {
+                freed += cost(q.len, q.chunks.len());
+            }
+            !gone
+        });
+        self.charged = self.charged.saturating_sub(freed);
+        freed
     }
 
     /// The current writer finished: readers get the queued bodies next, in order, and the segment
@@ -70,6 +101,9 @@ pub(crate) enum AppendError {
     /// The segment (with every body queued for it) would exceed the size cap. If this writer's
     /// bytes were visible the segment has been aborted; a queued body is simply dropped.
     TooLarge,
+    /// The store's memory budget has no room for the chunk, even after dropping every ended
+    /// segment it could. Handled like `TooLarge`.
+    OverBudget,
 }
 
 static NEXT_WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -82,10 +116,23 @@ static NEXT_WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 pub(crate) struct Segment {
     seq: Seq,
     state: watch::Sender<State>,
+    budget: Arc<MemoryBudget>,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let (charged, order) = {
+            let s = self.state.borrow();
+            (s.charged, s.order)
+        };
+        if charged > 0 || order != 0 {
+            self.budget.release(charged, (order != 0).then_some(order));
+        }
+    }
 }
 
 impl Segment {
-    pub(crate) fn new(seq: Seq) -> Self {
+    pub(crate) fn new(seq: Seq, budget: Arc<MemoryBudget>) -> Self {
         let (state, _) = watch::channel(State {
             chunks: Vec::new(),
             len: 0,
@@ -93,8 +140,10 @@ impl Segment {
             writer: 0,
             queued: Vec::new(),
             idle: Vec::new(),
+            charged: 0,
+            order: 0,
         });
-        Segment { seq, state }
+        Segment { seq, state, budget }
     }
 
     pub(crate) fn seq(&self) -> Seq {
@@ -115,6 +164,46 @@ impl Segment {
         self.state.borrow().end == End::Open
     }
 
+    /// Its bytes were dropped for memory: a new reader is told it is gone (470).
+    pub(crate) fn is_dropped(&self) -> bool {
+        self.state.borrow().end == End::Dropped
+    }
+
+    /// The bytes dropping it would free, if it may be dropped: it has ended and holds bytes.
+    pub(crate) fn droppable_bytes(&self) -> Option<usize> {
+        let s = self.state.borrow();
+        (s.end != End::Open && s.charged > 0).then_some(s.charged)
+    }
+
+    /// Drops an ended segment's bytes to make room in the budget; its readers get an error.
+    pub(crate) fn drop_for_memory(&self) {
+        let mut freed = (0, 0);
+        self.state.send_if_modified(|s| {
+            if s.end == End::Open || s.charged == 0 {
+                return false;
+            }
+            freed = (s.charged, s.order);
+            s.charged = 0;
+            s.chunks = Vec::new();
+            s.queued = Vec::new();
+            s.end = End::Dropped;
+            true
+        });
+        if freed.0 > 0 {
+            self.budget.release(freed.0, Some(freed.1));
+            self.budget.count_drop();
+            tracing::debug!(seq = %self.seq, bytes = freed.0, "trickle segment dropped for memory");
+        }
+    }
+
+    /// Bytes this segment buffers, counted from its chunks (what `charged` must equal).
+    #[cfg(test)]
+    pub(crate) fn buffered_cost(&self) -> usize {
+        let s = self.state.borrow();
+        let queued: usize = s.queued.iter().map(|q| cost(q.chunks.iter().map(Bytes::len).sum(), q.chunks.len())).sum();
+        cost(s.chunks.iter().map(Bytes::len).sum(), s.chunks.len()) + queued
+    }
+
     /// True when nothing was ever written and nothing is attached: a placeholder created for a
     /// waiting reader (or left by a publisher that went away before its first byte).
     #[cfg(test)]
@@ -131,18 +220,36 @@ impl Segment {
         id
     }
 
-    /// Appends one chunk from publisher `id`.
-    pub(crate) fn append(&self, id: u64, chunk: Bytes, cap: usize) -> Result<(), AppendError> {
+    /// Appends one chunk from publisher `id`, charging it to the store's memory budget.
+    pub(crate) fn append(self: &Arc<Self>, id: u64, chunk: Bytes, cap: usize) -> Result<(), AppendError> {
+        if chunk.is_empty() {
+            return if self.is_open() { Ok(()) } else { Err(AppendError::Ended) };
+        }
+        let charge = cost(chunk.len(), 1);
+        // A chunk the size cap refuses anyway must not make the budget drop other segments.
+        let too_large_now = {
+            let s = self.state.borrow();
+            s.len.saturating_add(s.pending_len()).saturating_add(chunk.len()) > cap
+        };
+        let fits = !too_large_now && self.budget.reserve(charge);
         let mut result = Ok(());
+        let mut freed = 0;
+        let mut new_order = None;
         self.state.send_if_modified(|s| {
             if s.end != End::Open {
                 result = Err(AppendError::Ended);
                 return false;
             }
-            if chunk.is_empty() {
-                return false;
-            }
-            let over = s.len.saturating_add(s.pending_len()).saturating_add(chunk.len()) > cap;
+            let too_large = too_large_now || s.len.saturating_add(s.pending_len()).saturating_add(chunk.len()) > cap;
+            let refusal = if too_large { AppendError::TooLarge } else { AppendError::OverBudget };
+            let over = too_large || !fits;
+            let mut charge_it = |s: &mut State| {
+                s.charged += charge;
+                if s.order == 0 {
+                    s.order = self.budget.next_order();
+                    new_order = Some(s.order);
+                }
+            };
             if s.writer != id && s.len == 0 {
                 // Nothing is visible yet: the first publisher to send a byte streams; an idle one
                 // that was ahead of it steps back.
@@ -157,11 +264,12 @@ impl Segment {
             if s.writer == id {
                 if over {
                     s.end = End::Aborted;
-                    result = Err(AppendError::TooLarge);
+                    result = Err(refusal);
                     return true;
                 }
                 s.len += chunk.len();
                 s.chunks.push(chunk);
+                charge_it(s);
                 return true;
             }
             if let Some(i) = s.idle.iter().position(|&w| w == id) {
@@ -169,20 +277,31 @@ impl Segment {
                 s.queued.push(Queued { id, chunks: Vec::new(), len: 0, done: false });
             }
             match s.queued.iter().position(|q| q.id == id) {
-                Some(i) if over => {
-                    s.queued.remove(i);
-                    result = Err(AppendError::TooLarge);
+                Some(_) if over => {
+                    freed += s.remove_queued(|q| q.id == id);
+                    result = Err(refusal);
                 }
                 Some(i) => {
-                    let q = &mut s.queued[i];
-                    q.len += chunk.len();
-                    q.chunks.push(chunk);
+                    if let Some(q) = s.queued.get_mut(i) {
+                        q.len += chunk.len();
+                        q.chunks.push(chunk);
+                    }
+                    charge_it(s);
                 }
                 // Detached (a finished or abandoned publisher writing again): nothing to add to.
                 None => result = Err(AppendError::Ended),
             }
             false
         });
+        if fits && result.is_err() {
+            freed += charge;
+        }
+        if let Some(order) = new_order {
+            self.budget.register(order, Arc::downgrade(self));
+        }
+        if freed > 0 {
+            self.budget.release(freed, None);
+        }
         result
     }
 
@@ -233,6 +352,7 @@ impl Segment {
     /// Publisher `id` went away without finishing its body. Bytes readers have seen from it are
     /// cut off (the segment aborts); bytes it had queued are dropped; an idle one just leaves.
     pub(crate) fn abandon(&self, id: u64) {
+        let mut freed = 0;
         self.state.send_if_modified(|s| {
             if s.writer == id {
                 if s.end == End::Open && s.len > 0 {
@@ -242,9 +362,12 @@ impl Segment {
                 return true;
             }
             s.idle.retain(|&w| w != id);
-            s.queued.retain(|q| q.id != id || q.done);
+            freed = s.remove_queued(|q| q.id == id && !q.done);
             false
         });
+        if freed > 0 {
+            self.budget.release(freed, None);
+        }
     }
 
     /// Waits until the segment has ended.
@@ -304,7 +427,7 @@ impl Cursor {
                 }
                 match s.end {
                     End::Complete => return None,
-                    End::Aborted => return Some(Err(Aborted)),
+                    End::Aborted | End::Dropped => return Some(Err(Aborted)),
                     End::Open => {}
                 }
             }
@@ -334,7 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn late_reader_gets_everything_in_one_piece_then_live_bytes() {
-        let seg = Segment::new(Seq(0));
+        let seg = Arc::new(Segment::new(Seq(0), MemoryBudget::unlimited()));
         seg.append(0, Bytes::from_static(b"ab"), 100).unwrap();
         seg.append(0, Bytes::from_static(b"cd"), 100).unwrap();
         let mut c = Cursor::new(&seg);
@@ -348,7 +471,7 @@ mod tests {
 
     #[tokio::test]
     async fn cap_aborts_and_readers_see_an_error() {
-        let seg = Segment::new(Seq(0));
+        let seg = Arc::new(Segment::new(Seq(0), MemoryBudget::unlimited()));
         let mut c = Cursor::new(&seg);
         assert_eq!(seg.append(0, Bytes::from_static(b"abc"), 4), Ok(()));
         assert_eq!(seg.append(0, Bytes::from_static(b"de"), 4), Err(AppendError::TooLarge));
@@ -359,7 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_complete_segment() {
-        let seg = Segment::new(Seq(3));
+        let seg = Segment::new(Seq(3), MemoryBudget::unlimited());
         assert!(seg.is_bare());
         let mut c = Cursor::new(&seg);
         seg.finish(End::Complete);

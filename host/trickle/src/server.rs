@@ -3,7 +3,10 @@
 //! Routes (relative to wherever the router is mounted):
 //! `POST {ch}` create, `DELETE {ch}` close, `POST {ch}/{seq}` publish, `GET {ch}/{seq}` subscribe,
 //! `GET {ch}/next` live edge, `DELETE {ch}/{seq}` end one segment. Status codes follow
-//! go-livepeer's server, except that every refusal it would panic on is a 4xx here.
+//! go-livepeer's server, except that every refusal it would panic on is a 4xx here, and the
+//! limits it lacks have their own: 400 for a bad channel name or a publish a window or more
+//! ahead of the live edge, 413 for an oversized segment, 503 when the store's memory budget
+//! cannot take a segment (or the channel limit is reached).
 
 use std::io;
 
@@ -55,10 +58,13 @@ fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
 fn refusal(e: StoreError) -> Response {
     let status = match &e {
         StoreError::NoChannel => StatusCode::NOT_FOUND,
-        StoreError::BadName | StoreError::BadSeq(_) | StoreError::CurrentOnPublish | StoreError::NoSegment => {
-            StatusCode::BAD_REQUEST
-        }
-        StoreError::TooManyChannels(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::BadName
+        | StoreError::BadMime
+        | StoreError::BadSeq(_)
+        | StoreError::CurrentOnPublish
+        | StoreError::NoSegment
+        | StoreError::TooFarAhead { .. } => StatusCode::BAD_REQUEST,
+        StoreError::TooManyChannels(_) | StoreError::OverBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::OutsideWindow { .. } => status_470(),
         StoreError::Closed => StatusCode::OK,
@@ -66,7 +72,7 @@ fn refusal(e: StoreError) -> Response {
     let mut resp = text(status, e.to_string());
     let h = resp.headers_mut();
     match e {
-        StoreError::OutsideWindow { seq, latest } => {
+        StoreError::OutsideWindow { seq, latest } | StoreError::TooFarAhead { seq, latest, .. } => {
             set(h, headers::LATEST, latest);
             set(h, headers::SEQ, seq);
         }

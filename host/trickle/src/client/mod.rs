@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::error::ClientError;
 use crate::headers;
-use crate::seq::Seq;
+use crate::seq::{MAX_SEQ, Seq};
 
 /// The shared default HTTP client (HTTP/1.1 with streamed bodies, rustls for `https`), as the
 /// clients use when none is given.
@@ -40,8 +40,11 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// A seq header of a response. A value beyond [`MAX_SEQ`] is treated as missing (malformed): no
+/// server of ours sends one, and `seq + 1` on it could overflow.
 pub(crate) fn header_seq(resp: &reqwest::Response, name: &str) -> Option<Seq> {
-    resp.headers().get(name)?.to_str().ok()?.trim().parse().ok().map(Seq)
+    let v: u64 = resp.headers().get(name)?.to_str().ok()?.trim().parse().ok()?;
+    (v <= MAX_SEQ).then_some(Seq(v))
 }
 
 pub(crate) fn is_closed(resp: &reqwest::Response) -> bool {

@@ -60,7 +60,7 @@ impl HttpPublisher {
             status => return Err(ClientError::Status { status, message: resp.text().await.unwrap_or_default() }),
         }
         let latest = header_seq(&resp, headers::LATEST)
-            .ok_or_else(|| ClientError::Protocol(format!("{} missing on /next", headers::LATEST)))?;
+            .ok_or_else(|| ClientError::Protocol(format!("{} missing or invalid on /next", headers::LATEST)))?;
         self.set_seq(latest);
         self.reset_next = true;
         Ok(latest)
@@ -79,7 +79,7 @@ impl HttpPublisher {
             Some(p) if p.seq.0 == self.next => p,
             _ => self.start_upload(Seq(self.next)),
         };
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         self.pending = Some(self.start_upload(Seq(self.next)));
         seg
     }

@@ -126,7 +126,7 @@ impl HttpSubscriber {
             match resp.status().as_u16() {
                 200 => {
                     let seq = header_seq(&resp, headers::SEQ)
-                        .ok_or_else(|| ClientError::Protocol(format!("200 without {}", headers::SEQ)))?;
+                        .ok_or_else(|| ClientError::Protocol(format!("200 without a valid {}", headers::SEQ)))?;
                     let next = SeqRequest::At(Seq(seq.0 + 1));
                     self.next = next;
                     self.pending = Some((next, self.get(next)));
@@ -135,7 +135,7 @@ impl HttpSubscriber {
                 404 => return Ok(None),
                 470 => {
                     let latest = header_seq(&resp, headers::LATEST)
-                        .ok_or_else(|| ClientError::Protocol(format!("470 without {}", headers::LATEST)))?;
+                        .ok_or_else(|| ClientError::Protocol(format!("470 without a valid {}", headers::LATEST)))?;
                     match want {
                         // Ahead of the live edge: wait for the publisher rather than go back.
                         SeqRequest::At(seq) if seq > latest => {
@@ -143,7 +143,7 @@ impl HttpSubscriber {
                             tokio::time::sleep(self.opts.retry_delay).await;
                         }
                         SeqRequest::At(seq) => {
-                            self.skipped += latest.0 - seq.0;
+                            self.skipped = self.skipped.saturating_add(latest.0 - seq.0);
                             tracing::debug!(url = %self.url, %seq, %latest, "trickle subscriber fell behind, jumping");
                             self.next = SeqRequest::At(latest);
                         }

@@ -21,16 +21,33 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
+use crate::memory::{MemoryBudget, default_budget};
 use crate::segment::{AppendError, Cursor, End, Segment};
 use crate::seq::{MAX_SEQ, Seq, SeqRequest};
+
+/// Longest mime type a channel may have, in bytes.
+const MAX_MIME_LEN: usize = 255;
+
+/// Largest window a store keeps (a bigger configured one is lowered to this).
+const MAX_WINDOW: usize = 1 << 16;
 
 /// Limits and behaviour of a trickle server.
 #[derive(Debug, Clone)]
 pub struct TrickleConfig {
-    /// Segments kept per channel (go-livepeer: 5).
+    /// Segments kept per channel (go-livepeer: 5), between 2 and 65536. It also bounds how far
+    /// ahead of the live edge a publish may go: `POST {ch}/{seq}` with
+    /// `seq >= live edge + window` is refused with 400.
     pub window: usize,
     /// Largest segment accepted; a bigger publish is refused with 413 and the segment aborted.
     pub max_segment_bytes: usize,
+    /// Bytes all channels together may buffer (segment bytes plus a small per-chunk cost).
+    /// When a chunk does not fit, the oldest segments that have ended are dropped, across all
+    /// channels, and counted ([`TrickleStore::segments_dropped_for_memory`]); their readers
+    /// get what readers of a segment that left the window get. A publish that cannot fit even
+    /// then is refused with 503 and its segment aborted. Default: a quarter of the machine's
+    /// memory (`MemTotal` of `/proc/meminfo`, or the cgroup limit when lower), 1 GiB if
+    /// neither can be read.
+    pub max_buffered_bytes: usize,
     /// Most channels the server holds at once.
     pub max_channels: usize,
     /// A channel with no publish, subscribe or create activity for this long is closed.
@@ -48,6 +65,7 @@ impl Default for TrickleConfig {
         TrickleConfig {
             window: 5,
             max_segment_bytes: 64 << 20,
+            max_buffered_bytes: default_budget(),
             max_channels: 10_000,
             idle_timeout: Duration::from_secs(300),
             sweep_interval: Duration::from_secs(60),
@@ -56,14 +74,23 @@ impl Default for TrickleConfig {
     }
 }
 
-/// A validated channel name: 1–255 bytes of printable ASCII, no `/`.
+/// A validated channel name: 1 to [`ChannelName::MAX_LEN`] characters from `A-Z a-z 0-9 . _ -`,
+/// and neither `.` nor `..`. Names appear in URLs, logs and metrics labels, so nothing that a
+/// path, a shell or a terminal could read another way is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelName(Arc<str>);
 
 impl ChannelName {
+    /// Longest name accepted, in bytes.
+    pub const MAX_LEN: usize = 255;
+
     /// Validates a channel name.
     pub fn new(name: &str) -> Result<Self, StoreError> {
-        let ok = !name.is_empty() && name.len() < 256 && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name != "."
+            && name != ".."
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok { Ok(ChannelName(Arc::from(name))) } else { Err(StoreError::BadName) }
     }
 
@@ -87,6 +114,7 @@ pub struct TrickleStore {
 
 struct Inner {
     config: TrickleConfig,
+    budget: Arc<MemoryBudget>,
     epoch: Instant,
     channels: Mutex<HashMap<ChannelName, Arc<Channel>>>,
 }
@@ -105,15 +133,31 @@ impl Default for TrickleStore {
 
 impl TrickleStore {
     /// A store with the given limits. A window below 2 is raised to 2 (one segment being written,
-    /// one preconnected).
+    /// one preconnected), one above 65536 lowered to 65536.
     pub fn new(mut config: TrickleConfig) -> Self {
-        config.window = config.window.max(2);
-        TrickleStore { inner: Arc::new(Inner { config, epoch: Instant::now(), channels: Mutex::new(HashMap::new()) }) }
+        config.window = config.window.clamp(2, MAX_WINDOW);
+        let budget = MemoryBudget::new(config.max_buffered_bytes);
+        TrickleStore {
+            inner: Arc::new(Inner { config, budget, epoch: Instant::now(), channels: Mutex::new(HashMap::new()) }),
+        }
     }
 
     /// The store's limits.
     pub fn config(&self) -> &TrickleConfig {
         &self.inner.config
+    }
+
+    /// Bytes buffered by all channels now, as charged to the memory budget
+    /// ([`TrickleConfig::max_buffered_bytes`]). Also exported as the gauge
+    /// `byoc_trickle_buffered_bytes`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.budget.used()
+    }
+
+    /// Segments dropped so far to stay within the memory budget. Also exported as the counter
+    /// `byoc_trickle_segments_dropped_for_memory_total`.
+    pub fn segments_dropped_for_memory(&self) -> u64 {
+        self.inner.budget.dropped()
     }
 
     fn channels(&self) -> MutexGuard<'_, HashMap<ChannelName, Arc<Channel>>> {
@@ -122,8 +166,9 @@ impl TrickleStore {
         self.inner.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates a channel whose segments have the given mime type. Creating an existing channel
-    /// succeeds and changes nothing.
+    /// Creates a channel whose segments have the given mime type (at most 255 printable ASCII
+    /// characters: it is sent back in every response's `Content-Type`). Creating an existing
+    /// channel succeeds and changes nothing.
     pub fn create_channel(&self, name: &str, mime: &str) -> Result<(), StoreError> {
         self.get_or_create(&ChannelName::new(name)?, mime).map(|_| ())
     }
@@ -132,6 +177,9 @@ impl TrickleStore {
         let mut map = self.channels();
         if let Some(ch) = map.get(name) {
             return Ok(ch.clone());
+        }
+        if mime.len() > MAX_MIME_LEN || !mime.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(StoreError::BadMime);
         }
         let limit = self.inner.config.max_channels;
         if map.len() >= limit {
@@ -173,6 +221,13 @@ impl TrickleStore {
     /// The channel's live edge (`next_write`).
     pub fn next_seq(&self, name: &str) -> Result<Seq, StoreError> {
         Ok(Seq(self.channel(name)?.lock().next_write))
+    }
+
+    /// Every segment the store's channels hold in their windows.
+    #[cfg(test)]
+    pub(crate) fn window_segments(&self) -> Vec<Arc<Segment>> {
+        let channels: Vec<Arc<Channel>> = self.channels().values().cloned().collect();
+        channels.iter().flat_map(|ch| ch.lock().slots.iter().flatten().cloned().collect::<Vec<_>>()).collect()
     }
 
     pub(crate) fn channel(&self, name: &str) -> Result<Arc<Channel>, StoreError> {
@@ -221,6 +276,7 @@ pub(crate) struct Channel {
     pub(crate) mime: String,
     window: usize,
     max_segment_bytes: usize,
+    budget: Arc<MemoryBudget>,
     epoch: Instant,
     /// Milliseconds since `epoch` of the last activity; lock-free because every chunk touches it.
     activity_ms: AtomicU64,
@@ -268,6 +324,7 @@ impl Channel {
             mime: mime.to_string(),
             window: inner.config.window,
             max_segment_bytes: inner.config.max_segment_bytes,
+            budget: inner.budget.clone(),
             epoch: inner.epoch,
             activity_ms: AtomicU64::new(0),
             state: Mutex::new(ChannelState { next_write: 0, slots: vec![None; inner.config.window], closed: false }),
@@ -334,6 +391,14 @@ impl Channel {
         if seq > MAX_SEQ {
             return Err(StoreError::BadSeq(crate::seq::SeqParseError::TooLarge));
         }
+        // A publish may run ahead of the live edge by less than one window. Further ahead, its
+        // slot is the one the live edge is about to use: a segment parked there (a POST that never
+        // sends a byte) would make every publish of the live edge look too old, and a jump to a
+        // huge seq would leave no seq to publish after it.
+        let last_allowed = st.next_write.saturating_add(w - 1);
+        if seq > last_allowed {
+            return Err(StoreError::TooFarAhead { seq: Seq(seq), latest, max: Seq(last_allowed) });
+        }
         let slot = st.slot(seq, self.window);
         let seg = match slot {
             Some(seg) if seg.seq().0 > seq => return Err(too_old()),
@@ -347,7 +412,7 @@ impl Channel {
                 if let Some(old) = slot.take() {
                     evict(&old);
                 }
-                let seg = Arc::new(Segment::new(Seq(seq)));
+                let seg = Arc::new(Segment::new(Seq(seq), self.budget.clone()));
                 *slot = Some(seg.clone());
                 seg
             }
@@ -379,13 +444,15 @@ impl Channel {
         }
         let slot = st.slot(seq, self.window);
         match slot {
+            // Dropped for memory: gone, as if it had left the window.
+            Some(seg) if seg.seq().0 == seq && seg.is_dropped() => ReadOutcome::NotFound { seq: Seq(seq), latest },
             Some(seg) if seg.seq().0 == seq => ReadOutcome::Segment { seg: seg.clone(), latest },
             Some(seg) if seg.seq().0 > seq => ReadOutcome::NotFound { seq: Seq(seq), latest },
             _ if (seq <= nw && seq + w > nw) || (nw == 0 && seq == 1) => {
                 if let Some(old) = slot.take() {
                     evict(&old);
                 }
-                let seg = Arc::new(Segment::new(Seq(seq)));
+                let seg = Arc::new(Segment::new(Seq(seq), self.budget.clone()));
                 *slot = Some(seg.clone());
                 ReadOutcome::Segment { seg, latest }
             }
@@ -446,6 +513,12 @@ impl WriteHandle {
                 self.done = true;
                 self.seg.abandon(self.writer);
                 Err(StoreError::TooLarge(self.channel.max_segment_bytes))
+            }
+            Err(AppendError::OverBudget) => {
+                self.done = true;
+                self.seg.abandon(self.writer);
+                metrics::counter!("byoc_trickle_publishes_refused_for_memory_total").increment(1);
+                Err(StoreError::OverBudget(self.channel.budget.limit()))
             }
             Err(AppendError::Ended) if self.channel.is_closed() => Err(StoreError::Closed),
             // Ended by a reset, a `DELETE {ch}/{seq}` or eviction from the window.
