@@ -99,6 +99,8 @@ pub struct NodeConfig {
     pub capacity: BTreeMap<String, u32>,
     #[serde(default)]
     pub operator: byoc_runtime::OperatorConfig,
+    #[serde(default)]
+    pub limits: LimitsFile,
 }
 
 impl NodeConfig {
@@ -140,6 +142,8 @@ pub struct GatewayFile {
     pub auth_webhook: Option<String>,
     pub segment_min_ms: Option<u64>,
     pub keyframe_request_ms: Option<u64>,
+    #[serde(default)]
+    pub limits: LimitsFile,
 }
 
 /// How the gateway's own media ingest (RTMP, WHIP) is cut: `--segment-min-ms` and
@@ -170,6 +174,117 @@ impl MediaArgs {
             pick(self.segment_min_ms, file.segment_min_ms, 1000, "--segment-min-ms")?,
             pick(self.keyframe_request_ms, file.keyframe_request_ms, 2000, "--keyframe-request-ms")?,
         ))
+    }
+}
+
+/// The `[limits]` table of a config file (`byoc gateway`, `orchestrator`, `trickle` and `dev`
+/// all read it); the flags of [`LimitArgs`] win over it.
+///
+/// ```toml
+/// [limits]
+/// header_timeout_secs = 10            # a request head must be complete this long after its first byte
+/// conn_idle_timeout_secs = 60         # a connection with no request in flight is closed
+/// max_connections = 4096              # open HTTP connections, all clients together
+/// max_connections_per_ip = 1024       # open HTTP connections from one IP
+/// max_buffered_bytes = 6442450944     # trickle segments held in memory (default: 1/4 of RAM)
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub header_timeout_secs: Option<u64>,
+    pub conn_idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_buffered_bytes: Option<usize>,
+}
+
+/// A config file holding only `[limits]` (`byoc trickle --config`, `byoc dev --config`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOnlyFile {
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+impl LimitsOnlyFile {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<LimitsFile> {
+        let Some(path) = path else { return Ok(LimitsFile::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: LimitsOnlyFile = toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        Ok(file.limits)
+    }
+}
+
+/// The bounds of a node's HTTP server and buffers (see the README's security model); each flag
+/// wins over the config file's `[limits]`, which wins over the default.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a whole request head once it started one [default: 10].
+    #[arg(long)]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds an HTTP connection with no request in flight stays open [default: 60].
+    #[arg(long)]
+    pub conn_idle_timeout_secs: Option<u64>,
+    /// Most open HTTP connections, all clients together [default: 4096]; at the cap the longest
+    /// idle one is closed to make room, and with none idle a new one gets 503.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Most open HTTP connections from one IP address [default: 1024].
+    #[arg(long)]
+    pub max_connections_per_ip: Option<usize>,
+    /// Bytes of trickle segments held in memory, all channels together; over it the oldest
+    /// finished segments are dropped [default: a quarter of the machine's memory].
+    #[arg(long)]
+    pub max_buffered_bytes: Option<usize>,
+}
+
+impl LimitArgs {
+    /// The HTTP server's bounds; each must be at least 1.
+    pub fn server(&self, file: &LimitsFile) -> anyhow::Result<byoc_net::Limits> {
+        let d = byoc_net::Limits::default();
+        let positive = |v: u64, name: &str| {
+            if v == 0 {
+                bail!("{name} must be at least 1");
+            }
+            Ok(v)
+        };
+        let secs = |flag: Option<u64>, file: Option<u64>, default: std::time::Duration, name: &str| {
+            flag.or(file).map_or(Ok(default), |v| positive(v, name).map(std::time::Duration::from_secs))
+        };
+        let count = |flag: Option<usize>, file: Option<usize>, default: usize, name: &str| {
+            let v = flag.or(file).unwrap_or(default);
+            positive(v as u64, name).map(|_| v)
+        };
+        Ok(byoc_net::Limits {
+            header_read_timeout: secs(
+                self.header_timeout_secs,
+                file.header_timeout_secs,
+                d.header_read_timeout,
+                "--header-timeout-secs",
+            )?,
+            idle_timeout: secs(
+                self.conn_idle_timeout_secs,
+                file.conn_idle_timeout_secs,
+                d.idle_timeout,
+                "--conn-idle-timeout-secs",
+            )?,
+            max_connections: count(self.max_connections, file.max_connections, d.max_connections, "--max-connections")?,
+            max_connections_per_ip: count(
+                self.max_connections_per_ip,
+                file.max_connections_per_ip,
+                d.max_connections_per_ip,
+                "--max-connections-per-ip",
+            )?,
+        })
+    }
+
+    /// The trickle store's limits: the defaults, with the memory budget set here if it is.
+    pub fn trickle(&self, file: &LimitsFile) -> byoc_trickle::TrickleConfig {
+        let mut c = byoc_trickle::TrickleConfig::default();
+        if let Some(b) = self.max_buffered_bytes.or(file.max_buffered_bytes) {
+            c.max_buffered_bytes = b;
+        }
+        c
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use byoc_node::gateway::{Gateway, GatewayConfig};
 use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
 use byoc_payment::job::SignaturePolicy;
-use byoc_trickle::{TrickleConfig, TrickleStore};
+use byoc_trickle::TrickleStore;
 
 use crate::orchestrator::{PluginsArgs, offer_plugins};
 
@@ -32,6 +32,11 @@ pub struct DevArgs {
     webrtc_listen: SocketAddr,
     #[command(flatten)]
     media: crate::config::MediaArgs,
+    /// TOML file with a `[limits]` table (see the README); flags override it.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    limits: crate::config::LimitArgs,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -40,7 +45,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.orchestrator_listen))?;
     let orch_url = format!("http://{}", orch_listener.local_addr()?);
-    let trickle = TrickleStore::new(TrickleConfig::default());
+    let limits_file = crate::config::LimitsOnlyFile::load(args.config.as_deref())?;
+    let server_limits = args.limits.server(&limits_file)?;
+    let trickle = TrickleStore::new(args.limits.trickle(&limits_file));
     let _sweeper = trickle.spawn_sweeper();
     let orch = Orchestrator::new(
         OrchestratorConfig {
@@ -77,7 +84,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("WebRTC on {}", args.webrtc_listen))?;
     let orch_app = byoc_node::orchestrator::router(orch.clone());
     let orch_task = tokio::spawn(async move {
-        let _ = axum::serve(orch_listener, orch_app).await;
+        let _ = byoc_net::serve(orch_listener, orch_app, server_limits, std::future::pending()).await;
     });
     println!("byoc dev: gateway       {gw_url}   (start streams: POST {gw_url}/process/stream/start)");
     println!(
@@ -95,7 +102,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let prices: Vec<String> = args.prices.prices.iter().map(|(c, p)| format!("{c}={p} wei/s")).collect();
         println!("byoc dev: priced mode ({}), paid with tickets; loopback only", prices.join(", "));
     }
-    let served = crate::trickle::serve_until_signal(gw_listener, byoc_node::gateway::router(gw.clone())).await;
+    let served =
+        crate::trickle::serve_until_signal(gw_listener, byoc_node::gateway::router(gw.clone()), server_limits).await;
     gw.shutdown().await;
     orch.shutdown().await;
     orch_task.abort();

@@ -52,11 +52,14 @@ pub struct GatewayArgs {
     webrtc_advertise: Option<SocketAddr>,
     #[command(flatten)]
     media: crate::config::MediaArgs,
+    #[command(flatten)]
+    limits: crate::config::LimitArgs,
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let file = crate::config::GatewayFile::load(args.config.as_deref())?;
     let (segment_min_duration, keyframe_request_every) = args.media.durations(&file)?;
+    let server_limits = args.limits.server(&file.limits)?;
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8937)));
     let key = crate::keygen::load_key(args.key.as_deref().or(file.key.as_deref()), &args.passphrase_env)?;
     let orchestrators = if args.orchestrators.is_empty() { file.orchestrators.clone() } else { args.orchestrators };
@@ -103,7 +106,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         println!("gateway WHIP/WHEP media on udp {bound} (each stream's whip_url / whep_url)");
     }
     println!("gateway listening on {public_url} (orchestrators: {})", orchestrators.join(", "));
-    let served = crate::trickle::serve_until_signal(listener, router(gw.clone())).await;
+    let served = crate::trickle::serve_until_signal(listener, router(gw.clone()), server_limits).await;
     gw.shutdown().await;
     served
 }

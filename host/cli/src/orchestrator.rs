@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig, router};
 use byoc_payment::job::SignaturePolicy;
-use byoc_trickle::{TrickleConfig, TrickleStore};
+use byoc_trickle::TrickleStore;
 
 use crate::config::NodeConfig;
 
@@ -46,6 +46,8 @@ pub struct OrchestratorArgs {
     plugins: PluginsArgs,
     #[command(flatten)]
     prices: crate::config::PriceArgs,
+    #[command(flatten)]
+    limits: crate::config::LimitArgs,
     /// SQLite file for winning tickets and balances (priced mode); winning tickets are written
     /// to it before a payment is acknowledged. Without it they are kept in memory only.
     #[arg(long)]
@@ -184,7 +186,8 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     if let Some(k) = &config.key {
         tracing::info!(address = %k.address(), "node key loaded");
     }
-    let trickle = TrickleStore::new(TrickleConfig::default());
+    let server_limits = args.limits.server(&file.limits)?;
+    let trickle = TrickleStore::new(args.limits.trickle(&file.limits));
     let _sweeper = trickle.spawn_sweeper();
     let orch = Orchestrator::new(config, trickle)?;
     let prices = args.prices.merged(&file)?;
@@ -204,7 +207,7 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     }
     let watcher = offer_plugins(&orch, &args.plugins, &file).await?;
     println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");
-    let served = crate::trickle::serve_until_signal(listener, router(orch.clone())).await;
+    let served = crate::trickle::serve_until_signal(listener, router(orch.clone()), server_limits).await;
     if let Some(w) = watcher {
         w.abort();
     }

@@ -89,6 +89,11 @@ struct ServeArgs {
     /// Seconds without activity after which a channel is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout_secs: u64,
+    /// TOML file with a `[limits]` table (see the README); flags override it.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    limits: crate::config::LimitArgs,
 }
 
 /// Normalises a base path: leading `/`, no trailing `/`; `None` for the root.
@@ -188,6 +193,8 @@ async fn subscribe(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let idle = Duration::from_secs(args.idle_timeout_secs);
+    let file = crate::config::LimitsOnlyFile::load(args.config.as_deref())?;
+    let server_limits = args.limits.server(&file)?;
     let store = TrickleStore::new(TrickleConfig {
         window: args.window,
         max_segment_bytes: args.max_segment_bytes,
@@ -195,6 +202,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         idle_timeout: idle,
         sweep_interval: (idle / 5).clamp(Duration::from_millis(100), Duration::from_secs(60)),
         autocreate: args.autocreate,
+        max_buffered_bytes: args.limits.trickle(&file).max_buffered_bytes,
     });
     let _sweeper = store.spawn_sweeper();
     let base = base_path(args.base.as_deref());
@@ -208,18 +216,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Scripts wait for this line; it names the real port when `--listen` used port 0.
     println!("trickle server listening on http://{addr}{}/", base.as_deref().unwrap_or(""));
     tracing::info!(%addr, autocreate = args.autocreate, window = args.window, "trickle server started");
-    serve_until_signal(listener, app).await
+    serve_until_signal(listener, app, server_limits).await
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish for a short grace period
 /// (subscribers parked on a live edge would otherwise hold the process forever).
-pub async fn serve_until_signal(listener: tokio::net::TcpListener, app: axum::Router) -> anyhow::Result<()> {
+pub async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: byoc_net::Limits,
+) -> anyhow::Result<()> {
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let graceful = {
         let stop = stop.clone();
         async move { stop.notified().await }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let server = byoc_net::serve(listener, app, limits, graceful);
     tokio::select! {
         r = server => r?,
         _ = async {

@@ -98,3 +98,40 @@ async fn a_stream_id_cannot_land_on_another_streams_channels() {
         assert_eq!(channels_of(&id), victims, "{suffix}: the victim's stream is untouched");
     }
 }
+
+#[tokio::test]
+async fn idle_and_slowloris_connections_cannot_lock_out_a_client() {
+    use tokio::io::AsyncWriteExt;
+    let (orch_url, _, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let config =
+        byoc_node::gateway::GatewayConfig { orchestrators: vec![orch_url], events_timeout: None, ..Default::default() };
+    let gw = byoc_node::gateway::Gateway::new(config).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let limits = byoc_net::Limits {
+        header_read_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(2),
+        max_connections: 64,
+        max_connections_per_ip: 64,
+    };
+    tokio::spawn(byoc_net::serve(l, byoc_node::gateway::router(gw), limits, std::future::pending()));
+    // 200 connections that never speak and 50 that start a request head and never finish it.
+    let mut held = Vec::new();
+    for i in 0..250 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i % 5 == 0 {
+            let _ = s.write_all(b"POST /process/stream/start HTTP/1.1\r\nHost: x\r\n").await;
+        }
+        held.push(s);
+    }
+    // A real client is still served at once.
+    let r = http()
+        .post(format!("http://{addr}/process/stream/start"))
+        .header("Livepeer", toy_job(all_legs()))
+        .body("{}")
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

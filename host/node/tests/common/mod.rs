@@ -55,9 +55,7 @@ pub async fn serve_orchestrator(
     let orch = Orchestrator::new(c, TrickleStore::default()).unwrap();
     orch.offer_plugins(runtime, streams);
     let app = byoc_node::orchestrator::router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
     (url, orch)
 }
 
@@ -77,9 +75,7 @@ pub async fn serve_gateway_with(
     config(&mut c);
     let gateway = Gateway::new(c).unwrap();
     let app = byoc_node::gateway::router(gateway.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
     (url, gateway)
 }
 
@@ -120,9 +116,7 @@ pub async fn start_video(gw: &str, body: Value) -> Value {
 pub async fn listen(app: Router) -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
     format!("http://{addr}")
 }
 
@@ -174,9 +168,7 @@ pub async fn toy_orchestrator_with(
         })
         .unwrap();
     let app = byoc_node::orchestrator::router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
     (url, orch, calls)
 }
 
