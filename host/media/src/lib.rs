@@ -31,15 +31,23 @@
 //!   its oldest segment whole); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it
 //!   dies; `close()` sends what is queued and ends the FLV stream, all within a timeout.
 //! - [`WebRtcServer::bind`]`(WebRtcConfig)`: WHIP ingest and WHEP egress over `str0m` (ICE-lite, one UDP
-//!   socket for all sessions, advertised address configurable).
-//!   `whip_offer(sdp, mpsc::Sender<Piece>) -> (SessionId, answer_sdp)`: RTP H.264 + Opus are muxed by our
+//!   socket for all sessions, advertised address configurable). Every offer names its [`SessionOwner`]
+//!   (the caller's stream, and the client's IP address when known); an offer over a cap is refused with
+//!   [`MediaError::Limit`] naming it: sessions on the server ([`WebRtcConfig::max_sessions`]), per stream
+//!   and per client address, each counted in all and while pending (offer answered, ICE and DTLS not
+//!   done: `max_{sessions,pending}_per_{stream,ip}`). A session not connected within
+//!   [`WebRtcConfig::connect_timeout`] is dropped and its slot freed. An offer that cannot be parsed or
+//!   accepted is a [`MediaError::Protocol`] saying only "invalid SDP offer" (the details go to the debug
+//!   log).
+//!   `whip_offer(sdp, mpsc::Sender<Piece>, owner) -> (SessionId, answer_sdp)`: RTP H.264 + Opus are muxed by our
 //!   own TS muxer and cut by [`TsSegmenter`] into the channel (PLI every
 //!   [`WebRtcConfig::pli_interval`] so that there are keyframes to cut at).
-//!   `whep_offer(sdp, mpsc::Receiver<Piece>) -> (SessionId, answer_sdp)`: pieces are demuxed as they
+//!   `whep_offer(sdp, mpsc::Receiver<Piece>, owner) -> (SessionId, answer_sdp)`: pieces are demuxed as they
 //!   arrive and sent as H.264 + Opus, paced by their timestamps, from the first segment start after the
 //!   viewer connects. `viewer_keyframe_requests()` tells which viewers ask for a keyframe, and
 //!   `request_keyframe(SessionId)` asks a WHIP publisher for one (and cuts the next segment there).
-//!   `close(SessionId)` serves `DELETE`.
+//!   `close(SessionId, stream, Leg)` serves `DELETE`: it ends a session only of that stream and leg
+//!   ([`Leg::Whip`] or [`Leg::Whep`]).
 //! - [`OpusTranscode::spawn`]`(ffmpeg, mpsc::Receiver<Piece>, mpsc::Sender<Piece>)`: the audio of a stream
 //!   of pieces re-encoded to Opus by a child `ffmpeg` (video copied, cut again at the same keyframes), for
 //!   WHEP viewers of AAC output; [`audio_needs_opus`] tells from a segment start whether it is needed.
@@ -66,4 +74,4 @@ pub use rtmp::{
 };
 pub use transcode::{OpusTranscode, audio_needs_opus};
 pub use ts::{Piece, SegmenterConfig, StartGate, TsSegmenter};
-pub use webrtc::{SessionId, WebRtcConfig, WebRtcServer};
+pub use webrtc::{Leg, SessionId, SessionOwner, WebRtcConfig, WebRtcServer};
