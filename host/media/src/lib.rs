@@ -17,7 +17,12 @@
 //!   leaves; dropping the receiver disconnects the publisher) or `None` to reject. A key already
 //!   publishing is rejected without asking. FLV is remuxed to TS in process (H.264 and AAC; a track in
 //!   another codec is dropped, a publish with neither is disconnected). A full channel is waited for up
-//!   to [`RtmpConfig::consumer_wait`], then the rest of the segment is dropped.
+//!   to [`RtmpConfig::consumer_wait`], then the rest of the segment is dropped. Connections are capped
+//!   on the server ([`RtmpConfig::max_connections`]) and per IP address
+//!   ([`RtmpConfig::max_connections_per_ip`]); one whose publish or play is not accepted within
+//!   [`RtmpConfig::publish_deadline`] of its accept is closed however much it sends, and a publisher
+//!   sending less than [`RtmpConfig::min_publish_rate`] bytes/s on average over each
+//!   [`RtmpConfig::publish_rate_window`] is disconnected, so that trickled bytes hold no slot.
 //! - [`RtmpServer::bind_with_play`]`(addr, RtmpConfig, authorizer, play_authorizer)`: the same, plus RTMP
 //!   play of `rtmp://host:port/{app}/{stream_key}`. The [`RtmpPlayAuthorizer`] is asked for every viewer
 //!   and returns `Some(broadcast::Receiver<Piece>)` of the output to accept (H.264, AAC or Opus) or `None`
@@ -28,7 +33,7 @@
 //!   pipeline ends with the segment channel (viewers get `NetStream.Play.Complete` and are disconnected)
 //!   or with its last viewer. `bind` refuses every play.
 //! - [`RtmpPush::spawn`]`(url, PushConfig)`: RTMP egress. `push(Piece)` never waits (a full queue drops
-//!   its oldest segment whole); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it
+//!   its oldest segment whole); ffmpeg (`-c:v copy -c:a aac -tcp_nodelay 1 -f flv`) is restarted with backoff when it
 //!   dies; `close()` sends what is queued and ends the FLV stream, all within a timeout.
 //! - [`WebRtcServer::bind`]`(WebRtcConfig)`: WHIP ingest and WHEP egress over `str0m` (ICE-lite, one UDP
 //!   socket for all sessions, advertised address configurable). Every offer names its [`SessionOwner`]
