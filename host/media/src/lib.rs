@@ -19,7 +19,7 @@
 //!   another codec is dropped, a publish with neither is disconnected). A full channel is waited for up
 //!   to [`RtmpConfig::consumer_wait`], then the rest of the segment is dropped. Connections are capped
 //!   on the server ([`RtmpConfig::max_connections`]) and per IP address
-//!   ([`RtmpConfig::max_connections_per_ip`]); one whose publish or play is not accepted within
+//!   ([`RtmpConfig::max_connections_per_ip`]; an IPv6 client is counted by its /64); one whose publish or play is not accepted within
 //!   [`RtmpConfig::publish_deadline`] of its accept is closed however much it sends, and a publisher
 //!   sending less than [`RtmpConfig::min_publish_rate`] bytes/s on average over each
 //!   [`RtmpConfig::publish_rate_window`] is disconnected, so that trickled bytes hold no slot.
@@ -39,7 +39,7 @@
 //!   socket for all sessions, advertised address configurable). Every offer names its [`SessionOwner`]
 //!   (the caller's stream, and the client's IP address when known); an offer over a cap is refused with
 //!   [`MediaError::Limit`] naming it: sessions on the server ([`WebRtcConfig::max_sessions`]), per stream
-//!   and per client address, each counted in all and while pending (offer answered, ICE and DTLS not
+//!   and per client address (an IPv6 client by its /64), each counted in all and while pending (offer answered, ICE and DTLS not
 //!   done: `max_{sessions,pending}_per_{stream,ip}`). A session not connected within
 //!   [`WebRtcConfig::connect_timeout`] is dropped and its slot freed. An offer that cannot be parsed or
 //!   accepted is a [`MediaError::Protocol`] saying only "invalid SDP offer" (the details go to the debug
@@ -63,6 +63,7 @@
 //! Every server, connection, pipeline, pump and child process has an owner: dropping [`RtmpServer`],
 //! [`RtmpPush`] or [`WebRtcServer`] stops their tasks and kills their ffmpeg processes.
 
+mod address;
 mod avc;
 mod error;
 mod ffmpeg;

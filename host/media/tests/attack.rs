@@ -360,3 +360,17 @@ async fn webrtc_a_bad_offer_is_refused_without_parser_details() {
         other => panic!("expected a protocol error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn webrtc_one_ipv6_network_cannot_pass_for_many_addresses() {
+    let server = webrtc(WebRtcConfig { max_sessions: 16, max_pending_per_ip: 2, ..WebRtcConfig::default() }).await;
+    // One /64 is one client's: its addresses are counted together.
+    whep(&server, from("a", Some("2001:db8:0:1::1"))).await.expect("first pending offer");
+    whep(&server, from("a", Some("2001:db8:0:1::2"))).await.expect("second pending offer");
+    limit(whep(&server, from("a", Some("2001:db8:0:1:ffff::3"))).await, "max_pending_per_ip");
+    whep(&server, from("a", Some("2001:db8:0:2::1"))).await.expect("another /64 is served");
+    // An IPv4 client seen through an IPv6 socket is the same client as over IPv4.
+    whep(&server, from("b", Some("192.0.2.7"))).await.expect("an IPv4 client");
+    whep(&server, from("b", Some("::ffff:192.0.2.7"))).await.expect("the same client, mapped");
+    limit(whep(&server, from("b", Some("192.0.2.7"))).await, "max_pending_per_ip");
+}

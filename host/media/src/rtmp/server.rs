@@ -54,7 +54,7 @@ pub struct RtmpConfig {
     pub publish_rate_window: Duration,
     /// Connections served at once; more are refused.
     pub max_connections: usize,
-    /// Connections served at once from one IP address; more from it are refused.
+    /// Connections served at once from one IP address (IPv6: from one /64); more from it are refused.
     pub max_connections_per_ip: usize,
     /// Bytes a connection may send before its publish or play is accepted.
     pub max_bytes_before_publish: usize,
@@ -189,7 +189,8 @@ async fn accept_loop<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
                         continue;
                     }
                 };
-                let Some(ip_slot) = IpSlot::take(&per_ip, peer.ip(), shared.config.max_connections_per_ip) else {
+                let ip = crate::address::client_key(peer.ip());
+                let Some(ip_slot) = IpSlot::take(&per_ip, ip, shared.config.max_connections_per_ip) else {
                     tracing::info!(%peer, "rtmp connection refused: too many connections from this address");
                     continue;
                 };

@@ -46,10 +46,10 @@ pub struct WebRtcConfig {
     pub max_sessions_per_stream: usize,
     /// Sessions of one stream not connected yet (offer answered, ICE and DTLS not done).
     pub max_pending_per_stream: usize,
-    /// Sessions offered from one client address at once (pending and connected); offers whose address is
-    /// unknown are not counted.
+    /// Sessions offered from one client address (IPv6: one /64) at once (pending and connected); offers
+    /// whose address is unknown are not counted.
     pub max_sessions_per_ip: usize,
-    /// Sessions offered from one client address that are not connected yet.
+    /// Sessions offered from one client address (IPv6: one /64) that are not connected yet.
     pub max_pending_per_ip: usize,
     /// A session that is not connected (ICE and DTLS done) this long after its offer is dropped, which
     /// frees its slot.
@@ -312,6 +312,7 @@ fn parse_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
 /// The cap a new session of `owner` would exceed, as a message naming it; `None` when it fits. Sessions
 /// already ended (awaiting removal) do not count; a session is pending until it is connected.
 fn over_cap(sessions: &[Session], owner: &SessionOwner, config: &WebRtcConfig) -> Option<String> {
+    let client = owner.client.map(crate::address::client_key);
     let (mut total, mut stream, mut stream_pending, mut ip, mut ip_pending) = (0, 0, 0, 0, 0);
     for s in sessions.iter().filter(|s| s.rtc.is_alive()) {
         total += 1;
@@ -319,7 +320,7 @@ fn over_cap(sessions: &[Session], owner: &SessionOwner, config: &WebRtcConfig) -
             stream += 1;
             stream_pending += usize::from(!s.connected);
         }
-        if owner.client.is_some() && s.owner.client == owner.client {
+        if client.is_some() && s.owner.client.map(crate::address::client_key) == client {
             ip += 1;
             ip_pending += usize::from(!s.connected);
         }
