@@ -15,6 +15,9 @@ pub enum MediaError {
     /// The publish was refused (unknown key, already publishing, ...).
     #[error("rejected: {0}")]
     Rejected(String),
+    /// A configured cap on sessions or connections is reached; the message names the cap.
+    #[error("limit reached: {0}")]
+    Limit(String),
     /// The consumer of the media went away.
     #[error("consumer closed")]
     Closed,

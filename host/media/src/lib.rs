@@ -17,7 +17,12 @@
 //!   leaves; dropping the receiver disconnects the publisher) or `None` to reject. A key already
 //!   publishing is rejected without asking. FLV is remuxed to TS in process (H.264 and AAC; a track in
 //!   another codec is dropped, a publish with neither is disconnected). A full channel is waited for up
-//!   to [`RtmpConfig::consumer_wait`], then the rest of the segment is dropped.
+//!   to [`RtmpConfig::consumer_wait`], then the rest of the segment is dropped. Connections are capped
+//!   on the server ([`RtmpConfig::max_connections`]) and per IP address
+//!   ([`RtmpConfig::max_connections_per_ip`]; an IPv6 client is counted by its /64); one whose publish or play is not accepted within
+//!   [`RtmpConfig::publish_deadline`] of its accept is closed however much it sends, and a publisher
+//!   sending less than [`RtmpConfig::min_publish_rate`] bytes/s on average over each
+//!   [`RtmpConfig::publish_rate_window`] is disconnected, so that trickled bytes hold no slot.
 //! - [`RtmpServer::bind_with_play`]`(addr, RtmpConfig, authorizer, play_authorizer)`: the same, plus RTMP
 //!   play of `rtmp://host:port/{app}/{stream_key}`. The [`RtmpPlayAuthorizer`] is asked for every viewer
 //!   and returns `Some(broadcast::Receiver<Piece>)` of the output to accept (H.264, AAC or Opus) or `None`
@@ -28,18 +33,26 @@
 //!   pipeline ends with the segment channel (viewers get `NetStream.Play.Complete` and are disconnected)
 //!   or with its last viewer. `bind` refuses every play.
 //! - [`RtmpPush::spawn`]`(url, PushConfig)`: RTMP egress. `push(Piece)` never waits (a full queue drops
-//!   its oldest segment whole); ffmpeg (`-c:v copy -c:a aac -f flv`) is restarted with backoff when it
+//!   its oldest segment whole); ffmpeg (`-c:v copy -c:a aac -tcp_nodelay 1 -f flv`) is restarted with backoff when it
 //!   dies; `close()` sends what is queued and ends the FLV stream, all within a timeout.
 //! - [`WebRtcServer::bind`]`(WebRtcConfig)`: WHIP ingest and WHEP egress over `str0m` (ICE-lite, one UDP
-//!   socket for all sessions, advertised address configurable).
-//!   `whip_offer(sdp, mpsc::Sender<Piece>) -> (SessionId, answer_sdp)`: RTP H.264 + Opus are muxed by our
+//!   socket for all sessions, advertised address configurable). Every offer names its [`SessionOwner`]
+//!   (the caller's stream, and the client's IP address when known); an offer over a cap is refused with
+//!   [`MediaError::Limit`] naming it: sessions on the server ([`WebRtcConfig::max_sessions`]), per stream
+//!   and per client address (an IPv6 client by its /64), each counted in all and while pending (offer answered, ICE and DTLS not
+//!   done: `max_{sessions,pending}_per_{stream,ip}`). A session not connected within
+//!   [`WebRtcConfig::connect_timeout`] is dropped and its slot freed. An offer that cannot be parsed or
+//!   accepted is a [`MediaError::Protocol`] saying only "invalid SDP offer" (the details go to the debug
+//!   log).
+//!   `whip_offer(sdp, mpsc::Sender<Piece>, owner) -> (SessionId, answer_sdp)`: RTP H.264 + Opus are muxed by our
 //!   own TS muxer and cut by [`TsSegmenter`] into the channel (PLI every
 //!   [`WebRtcConfig::pli_interval`] so that there are keyframes to cut at).
-//!   `whep_offer(sdp, mpsc::Receiver<Piece>) -> (SessionId, answer_sdp)`: pieces are demuxed as they
+//!   `whep_offer(sdp, mpsc::Receiver<Piece>, owner) -> (SessionId, answer_sdp)`: pieces are demuxed as they
 //!   arrive and sent as H.264 + Opus, paced by their timestamps, from the first segment start after the
 //!   viewer connects. `viewer_keyframe_requests()` tells which viewers ask for a keyframe, and
 //!   `request_keyframe(SessionId)` asks a WHIP publisher for one (and cuts the next segment there).
-//!   `close(SessionId)` serves `DELETE`.
+//!   `close(SessionId, stream, Leg)` serves `DELETE`: it ends a session only of that stream and leg
+//!   ([`Leg::Whip`] or [`Leg::Whep`]).
 //! - [`OpusTranscode::spawn`]`(ffmpeg, mpsc::Receiver<Piece>, mpsc::Sender<Piece>)`: the audio of a stream
 //!   of pieces re-encoded to Opus by a child `ffmpeg` (video copied, cut again at the same keyframes), for
 //!   WHEP viewers of AAC output; [`audio_needs_opus`] tells from a segment start whether it is needed.
@@ -50,6 +63,7 @@
 //! Every server, connection, pipeline, pump and child process has an owner: dropping [`RtmpServer`],
 //! [`RtmpPush`] or [`WebRtcServer`] stops their tasks and kills their ffmpeg processes.
 
+mod address;
 mod avc;
 mod error;
 mod ffmpeg;
@@ -66,4 +80,4 @@ pub use rtmp::{
 };
 pub use transcode::{OpusTranscode, audio_needs_opus};
 pub use ts::{Piece, SegmenterConfig, StartGate, TsSegmenter};
-pub use webrtc::{SessionId, WebRtcConfig, WebRtcServer};
+pub use webrtc::{Leg, SessionId, SessionOwner, WebRtcConfig, WebRtcServer};

@@ -5,7 +5,8 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use byoc_media::{SegmenterConfig, TsSegmenter, WebRtcConfig, WebRtcServer};
+use byoc_media::{Leg, SegmenterConfig, TsSegmenter, WebRtcConfig, WebRtcServer};
+use common::owner;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -39,7 +40,7 @@ async fn aiortc_viewer_decodes_paced_segments() {
     // Each segment in pieces cut anywhere (not on packet boundaries), as the live path sends them.
     let pieces: Vec<_> = segments.iter().flat_map(|s| common::into_pieces(s, &[100, 1000, 5000, 20_000])).collect();
     let (tx, rx) = mpsc::channel(pieces.len());
-    let (id, answer) = server.whep_offer(offer["offer"].as_str().expect("offer"), rx).await.expect("answer");
+    let (id, answer) = server.whep_offer(offer["offer"].as_str().expect("offer"), rx, owner()).await.expect("answer");
     stdin.write_all(format!("{}\n", serde_json::json!({ "answer": answer })).as_bytes()).await.expect("write");
     // All at once: the server paces them by their timestamps.
     for p in pieces {
@@ -51,7 +52,7 @@ async fn aiortc_viewer_decodes_paced_segments() {
     assert_eq!((result["width"].as_u64(), result["height"].as_u64()), (Some(640), Some(360)));
     assert!(result["video_frames"].as_u64().unwrap_or_default() >= 60, "frames decoded");
     assert!(result["audio_frames"].as_u64().unwrap_or_default() > 0, "audio decoded");
-    assert!(server.close(id).await, "DELETE ends the session");
+    assert!(server.close(id, "s", Leg::Whep).await, "DELETE ends the session");
     stdin.write_all(b"bye\n").await.expect("write");
     let _ = tokio::time::timeout(Duration::from_secs(20), peer.wait()).await;
     assert_eq!(server.sessions().await, 0);

@@ -5,7 +5,8 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use byoc_media::{WebRtcConfig, WebRtcServer};
+use byoc_media::{Leg, WebRtcConfig, WebRtcServer};
+use common::owner;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -21,7 +22,7 @@ async fn aiortc_publish_gives_valid_h264_opus_segments() {
 
     // Bad SDP is refused.
     let (tx, _rx) = mpsc::channel(1);
-    assert!(server.whip_offer("not sdp", tx).await.is_err());
+    assert!(server.whip_offer("not sdp", tx, owner()).await.is_err());
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/whip_client.py");
     let mut peer = Command::new(python)
@@ -36,11 +37,11 @@ async fn aiortc_publish_gives_valid_h264_opus_segments() {
     let offer = common::read_json(&mut lines).await;
     let (tx, rx) = mpsc::channel(256);
     let mut rx = common::whole_segments(rx);
-    let (id, answer) = server.whip_offer(offer["offer"].as_str().expect("offer"), tx).await.expect("answer");
+    let (id, answer) = server.whip_offer(offer["offer"].as_str().expect("offer"), tx, owner()).await.expect("answer");
     stdin.write_all(format!("{}\n", serde_json::json!({ "answer": answer })).as_bytes()).await.expect("write");
     let done = common::read_json(&mut lines).await;
     assert_eq!(done["state"], "connected");
-    assert!(server.close(id).await, "DELETE ends the session");
+    assert!(server.close(id, "s", Leg::Whip).await, "DELETE ends the session");
     stdin.write_all(b"bye\n").await.expect("write");
     let _ = tokio::time::timeout(Duration::from_secs(20), peer.wait()).await;
 

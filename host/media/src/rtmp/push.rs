@@ -204,7 +204,8 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
         PushAudio::Copy => &["-c:a", "copy"],
     };
     let analyze = config.analyze_duration.as_micros().to_string();
-    let args = crate::ffmpeg::ts_to_flv_args(&analyze, audio, &[], &url);
+    // ffmpeg's rtmp protocol passes its options down to its TCP socket: no Nagle delay on the push.
+    let args = crate::ffmpeg::ts_to_flv_args(&analyze, audio, &["-tcp_nodelay", "1"], &url);
     let mut backoff = config.min_backoff;
     loop {
         // Start ffmpeg only when there is something to send.

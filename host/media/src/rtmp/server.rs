@@ -1,8 +1,8 @@
 //! The RTMP server: a tokio TCP server around `rml_rtmp`'s sans-IO session. A connection publishes (see
 //! [`super::publish`]) or plays (see [`super::play`]).
 
-use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -41,8 +42,20 @@ pub struct RtmpConfig {
     /// which slows the publisher down) before the rest of the segment is dropped; while the consumer stays
     /// full, later segments are dropped without waiting.
     pub consumer_wait: Duration,
+    /// Time allowed from accepting a connection to its publish or play being accepted (handshake
+    /// included): a connection that has not got that far by then is closed, however much it sends.
+    pub publish_deadline: Duration,
+    /// Average bytes per second a publisher must send over each
+    /// [`publish_rate_window`](Self::publish_rate_window) after its publish is accepted; one that sends
+    /// less is disconnected (a slot held by a trickle of bytes would reset the idle timer for ever).
+    /// 0 turns the check off.
+    pub min_publish_rate: u64,
+    /// The window over which [`min_publish_rate`](Self::min_publish_rate) is averaged.
+    pub publish_rate_window: Duration,
     /// Connections served at once; more are refused.
     pub max_connections: usize,
+    /// Connections served at once from one IP address (IPv6: from one /64); more from it are refused.
+    pub max_connections_per_ip: usize,
     /// Bytes a connection may send before its publish or play is accepted.
     pub max_bytes_before_publish: usize,
     /// FLV tags queued for one viewer; when its queue is full, the viewer skips to the next keyframe.
@@ -64,7 +77,11 @@ impl Default for RtmpConfig {
             authorize_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(10),
             consumer_wait: Duration::from_secs(2),
+            publish_deadline: Duration::from_secs(10),
+            min_publish_rate: 512,
+            publish_rate_window: Duration::from_secs(20),
             max_connections: 256,
+            max_connections_per_ip: 16,
             max_bytes_before_publish: 64 << 10,
             play_queue_tags: 512,
             play_gop_cache_bytes: 16 << 20,
@@ -157,6 +174,7 @@ async fn accept_loop<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
     cancel: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -170,6 +188,11 @@ async fn accept_loop<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
+                };
+                let ip = crate::address::client_key(peer.ip());
+                let Some(ip_slot) = IpSlot::take(&per_ip, ip, shared.config.max_connections_per_ip) else {
+                    tracing::info!(%peer, "rtmp connection refused: too many connections from this address");
+                    continue;
                 };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     tracing::warn!(%peer, "rtmp connection refused: too many connections");
@@ -187,7 +210,7 @@ async fn accept_loop<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
                                 Err(e) => tracing::info!(error = %e, "rtmp connection ended"),
                             }
                         }
-                        drop(permit);
+                        drop((permit, ip_slot));
                     }
                     .instrument(span),
                 );
@@ -198,13 +221,51 @@ async fn accept_loop<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
     shared.plays.shutdown().await;
 }
 
+/// One of the connections of an IP address; the count goes down when it is dropped.
+struct IpSlot {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl IpSlot {
+    /// A slot for `ip`, unless it already has `max` connections.
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut map = counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot { ip, counts: counts.clone() })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// What woke a connection up.
 enum Wake {
     Read(std::io::Result<usize>),
     /// A tag for the viewer; `None` when the played stream has ended.
     Tag(Option<Tag>),
     ConsumerGone,
-    Idle,
+    /// A deadline of the connection (idle, publish, rate window) may have passed.
+    Timer,
+}
+
+/// Bytes a publisher sent in the current window of [`RtmpConfig::publish_rate_window`].
+struct RateWindow {
+    ends: Instant,
+    bytes: u64,
 }
 
 /// Tags written to a viewer in one go (they are queued anyway; fewer, larger writes).
@@ -220,8 +281,11 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 16 << 10];
+    // Fixed from the accept on, whatever the peer sends: slots cannot be held by trickling bytes.
+    let admit_by = Instant::now() + config.publish_deadline;
 
-    let leftover = tokio::time::timeout(config.handshake_timeout, handshake(&mut stream, &mut buf))
+    let handshake_by = admit_by.min(Instant::now() + config.handshake_timeout);
+    let leftover = tokio::time::timeout_at(handshake_by, handshake(&mut stream, &mut buf))
         .await
         .map_err(|_| MediaError::Timeout("rtmp handshake"))??;
 
@@ -234,6 +298,8 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
         play_finished: false,
         pre_publish_bytes: leftover.len(),
         out: Vec::new(),
+        last_read: Instant::now(),
+        rate: None,
     };
     let mut results = VecDeque::from(initial);
     results.extend(handle_input(&mut session, &leftover)?);
@@ -247,8 +313,16 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
         if let Err(e) = conn.send_backlog(&mut session, config.idle_timeout).await {
             break Err(e);
         }
+        if conn.publish.is_some() && conn.rate.is_none() && config.min_publish_rate > 0 {
+            conn.rate = Some(RateWindow { ends: Instant::now() + config.publish_rate_window, bytes: 0 });
+        }
+        let admitting = conn.publish.is_none() && conn.play.is_none();
         // A viewer may stay silent for long; a stuck one is caught by the write timeout instead.
-        let idle_deadline = conn.play.is_none().then(|| tokio::time::Instant::now() + config.idle_timeout);
+        let idle_deadline = conn.play.is_none().then(|| conn.last_read + config.idle_timeout);
+        let timer = [idle_deadline, admitting.then_some(admit_by), conn.rate.as_ref().map(|r| r.ends)]
+            .into_iter()
+            .flatten()
+            .min();
         let wake = {
             let Connection { stream, publish, play, .. } = &mut conn;
             let consumer_gone = async {
@@ -263,8 +337,8 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
                     None => std::future::pending().await,
                 }
             };
-            let idle = async {
-                match idle_deadline {
+            let timer = async {
+                match timer {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
                     None => std::future::pending().await,
                 }
@@ -272,13 +346,28 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
             tokio::select! {
                 _ = consumer_gone => Wake::ConsumerGone,
                 tag = next_tag => Wake::Tag(tag),
-                _ = idle => Wake::Idle,
+                _ = timer => Wake::Timer,
                 read = stream.read(&mut buf) => Wake::Read(read),
             }
         };
         let n = match wake {
             Wake::ConsumerGone => break Err(MediaError::Closed),
-            Wake::Idle => break Err(MediaError::Timeout("rtmp idle")),
+            Wake::Timer => {
+                let now = Instant::now();
+                if admitting && now >= admit_by {
+                    break Err(MediaError::Timeout("rtmp publish or play not accepted in time"));
+                }
+                if idle_deadline.is_some_and(|d| now >= d) {
+                    break Err(MediaError::Timeout("rtmp idle"));
+                }
+                if let Some(rate) = conn.rate.as_mut().filter(|r| now >= r.ends) {
+                    if rate.bytes < min_window_bytes(config) {
+                        break Err(MediaError::Protocol("publisher sends less than the minimum rate".into()));
+                    }
+                    *rate = RateWindow { ends: now + config.publish_rate_window, bytes: 0 };
+                }
+                continue;
+            }
             Wake::Tag(Some(tag)) => match conn.send_tags(&mut session, tag, config.idle_timeout).await {
                 Ok(()) => continue,
                 Err(e) => break Err(e),
@@ -291,6 +380,10 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
             Wake::Read(Ok(0)) => break Ok(()),
             Wake::Read(Ok(n)) => n,
         };
+        conn.last_read = Instant::now();
+        if let Some(rate) = &mut conn.rate {
+            rate.bytes = rate.bytes.saturating_add(n as u64);
+        }
         if conn.publish.is_none() && conn.play.is_none() {
             conn.pre_publish_bytes += n;
             if conn.pre_publish_bytes > config.max_bytes_before_publish {
@@ -307,6 +400,12 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
         publish.finish(config.flush_timeout).await;
     }
     outcome
+}
+
+/// The bytes a publisher must send in one rate window.
+fn min_window_bytes(config: &RtmpConfig) -> u64 {
+    let bytes = u128::from(config.min_publish_rate) * config.publish_rate_window.as_millis() / 1000;
+    u64::try_from(bytes).unwrap_or(u64::MAX)
 }
 
 async fn handshake(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, MediaError> {
@@ -354,6 +453,10 @@ struct Connection {
     pre_publish_bytes: usize,
     /// Serialized tags waiting to be written to a viewer.
     out: Vec<u8>,
+    /// When the peer last sent something (the idle timer runs from there).
+    last_read: Instant,
+    /// The publisher's current rate window, once its publish is accepted.
+    rate: Option<RateWindow>,
 }
 
 impl Connection {

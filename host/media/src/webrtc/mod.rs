@@ -12,7 +12,7 @@ mod egress;
 mod ingest;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::Piece;
@@ -40,9 +40,19 @@ pub struct WebRtcConfig {
     pub segmenter: SegmenterConfig,
     /// How often a keyframe is requested from publishers (segments can only start on one).
     pub pli_interval: Duration,
-    /// Sessions served at once; more offers are refused.
+    /// Sessions served at once (pending and connected); more offers are refused.
     pub max_sessions: usize,
-    /// A session that is not connected this long after its offer is dropped.
+    /// Sessions of one stream at once (its publisher and viewers, pending and connected).
+    pub max_sessions_per_stream: usize,
+    /// Sessions of one stream not connected yet (offer answered, ICE and DTLS not done).
+    pub max_pending_per_stream: usize,
+    /// Sessions offered from one client address (IPv6: one /64) at once (pending and connected); offers
+    /// whose address is unknown are not counted.
+    pub max_sessions_per_ip: usize,
+    /// Sessions offered from one client address (IPv6: one /64) that are not connected yet.
+    pub max_pending_per_ip: usize,
+    /// A session that is not connected (ICE and DTLS done) this long after its offer is dropped, which
+    /// frees its slot.
     pub connect_timeout: Duration,
 }
 
@@ -54,7 +64,11 @@ impl Default for WebRtcConfig {
             segmenter: SegmenterConfig::default(),
             pli_interval: Duration::from_secs(2),
             max_sessions: 256,
-            connect_timeout: Duration::from_secs(15),
+            max_sessions_per_stream: 64,
+            max_pending_per_stream: 16,
+            max_sessions_per_ip: 32,
+            max_pending_per_ip: 8,
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -77,14 +91,34 @@ impl std::str::FromStr for SessionId {
     }
 }
 
+/// Whose a session is: the caps per stream and per client address count sessions by it, and a session
+/// is closed only through its own stream and leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    /// The caller's name of the stream the session belongs to.
+    pub stream: String,
+    /// The address of the client that made the offer, when known (the per-address caps need it).
+    pub client: Option<IpAddr>,
+}
+
+/// The two kinds of session: WHIP ingest and WHEP egress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    Whip,
+    Whep,
+}
+
 enum Role {
     Ingest(Box<Ingest>),
     Egress(Egress),
 }
 
 enum Command {
-    Add(Box<Session>, oneshot::Sender<bool>),
-    Close(SessionId, oneshot::Sender<bool>),
+    /// Whether a session of this owner would be admitted now: the cap it would exceed, if any.
+    Admit(SessionOwner, oneshot::Sender<Option<String>>),
+    /// Adds a session unless that exceeds a cap (named in the error).
+    Add(Box<Session>, oneshot::Sender<Result<(), String>>),
+    Close(SessionId, String, Leg, oneshot::Sender<bool>),
     Keyframe(SessionId, oneshot::Sender<bool>),
     Count(oneshot::Sender<usize>),
 }
@@ -137,13 +171,15 @@ impl WebRtcServer {
         &self,
         offer_sdp: &str,
         segments: mpsc::Sender<Piece>,
+        owner: SessionOwner,
     ) -> Result<(SessionId, String), MediaError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::Protocol(format!("bad sdp: {e}")))?;
+        self.admit(&owner).await?;
+        let offer = parse_offer(offer_sdp)?;
         let with_audio = offer_sdp.lines().any(|l| l.starts_with("m=audio"));
         let rtc = self.new_rtc()?;
         let id = SessionId(rand_id());
         let role = Role::Ingest(Box::new(Ingest::new(segments, self.segmenter.clone(), with_audio)));
-        self.add(id, rtc, offer, role).await
+        self.add(id, rtc, offer, role, owner).await
     }
 
     /// Answers a WHEP offer (SDP text, recvonly). The viewer is sent the media of `segments` (pieces of
@@ -155,12 +191,14 @@ impl WebRtcServer {
         &self,
         offer_sdp: &str,
         segments: mpsc::Receiver<Piece>,
+        owner: SessionOwner,
     ) -> Result<(SessionId, String), MediaError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::Protocol(format!("bad sdp: {e}")))?;
+        self.admit(&owner).await?;
+        let offer = parse_offer(offer_sdp)?;
         let rtc = self.new_rtc()?;
         let id = SessionId(rand_id());
         let role = Role::Egress(Egress::new(id, segments, self.paced.clone()));
-        self.add(id, rtc, offer, role).await
+        self.add(id, rtc, offer, role, owner).await
     }
 
     fn new_rtc(&self) -> Result<Rtc, MediaError> {
@@ -182,22 +220,35 @@ impl WebRtcServer {
         mut rtc: Rtc,
         offer: SdpOffer,
         role: Role,
+        owner: SessionOwner,
     ) -> Result<(SessionId, String), MediaError> {
-        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| MediaError::Protocol(format!("offer: {e}")))?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            tracing::debug!(error = %e, "webrtc offer not acceptable");
+            invalid_offer()
+        })?;
         let now = Instant::now();
-        let session = Session { id, rtc, role, created: now, connected: false, next_pli: now };
+        let session = Session { id, rtc, role, owner, created: now, connected: false, next_pli: now };
         let (tx, accepted) = oneshot::channel();
         self.commands.send(Command::Add(Box::new(session), tx)).await.map_err(|_| MediaError::Closed)?;
-        if !accepted.await.unwrap_or(false) {
-            return Err(MediaError::Rejected("too many webrtc sessions".into()));
-        }
+        accepted.await.map_err(|_| MediaError::Closed)?.map_err(MediaError::Limit)?;
         Ok((id, answer.to_sdp_string()))
     }
 
-    /// Ends a session (WHIP/WHEP `DELETE`); `false` when there is no such session.
-    pub async fn close(&self, id: SessionId) -> bool {
+    /// Refuses early (before the offer is parsed and a DTLS identity made) an offer that a cap refuses.
+    async fn admit(&self, owner: &SessionOwner) -> Result<(), MediaError> {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Close(id, tx)).await.is_err() {
+        self.commands.send(Command::Admit(owner.clone(), tx)).await.map_err(|_| MediaError::Closed)?;
+        match rx.await.map_err(|_| MediaError::Closed)? {
+            Some(cap) => Err(MediaError::Limit(cap)),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends a session (WHIP/WHEP `DELETE`) of `stream` (its [`SessionOwner::stream`]) and `leg`; `false`
+    /// when there is no such session.
+    pub async fn close(&self, id: SessionId, stream: &str, leg: Leg) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(id, stream.to_string(), leg, tx)).await.is_err() {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -245,6 +296,52 @@ impl Drop for WebRtcServer {
     }
 }
 
+/// The error of an offer that cannot be parsed or accepted. The parser's own message names memory
+/// addresses and internals, so it goes to the debug log only.
+fn invalid_offer() -> MediaError {
+    MediaError::Protocol("invalid SDP offer".into())
+}
+
+fn parse_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
+    SdpOffer::from_sdp_string(sdp).map_err(|e| {
+        tracing::debug!(error = %e, "webrtc offer unparsable");
+        invalid_offer()
+    })
+}
+
+/// The cap a new session of `owner` would exceed, as a message naming it; `None` when it fits. Sessions
+/// already ended (awaiting removal) do not count; a session is pending until it is connected.
+fn over_cap(sessions: &[Session], owner: &SessionOwner, config: &WebRtcConfig) -> Option<String> {
+    let client = owner.client.map(crate::address::client_key);
+    let (mut total, mut stream, mut stream_pending, mut ip, mut ip_pending) = (0, 0, 0, 0, 0);
+    for s in sessions.iter().filter(|s| s.rtc.is_alive()) {
+        total += 1;
+        if s.owner.stream == owner.stream {
+            stream += 1;
+            stream_pending += usize::from(!s.connected);
+        }
+        if client.is_some() && s.owner.client.map(crate::address::client_key) == client {
+            ip += 1;
+            ip_pending += usize::from(!s.connected);
+        }
+    }
+    [
+        (total, config.max_sessions, "max_sessions", "WebRTC sessions on this server"),
+        (
+            stream_pending,
+            config.max_pending_per_stream,
+            "max_pending_per_stream",
+            "unconnected WebRTC sessions of this stream",
+        ),
+        (stream, config.max_sessions_per_stream, "max_sessions_per_stream", "WebRTC sessions of this stream"),
+        (ip_pending, config.max_pending_per_ip, "max_pending_per_ip", "unconnected WebRTC sessions from this address"),
+        (ip, config.max_sessions_per_ip, "max_sessions_per_ip", "WebRTC sessions from this address"),
+    ]
+    .into_iter()
+    .find(|(count, cap, ..)| count >= &(*cap).max(1))
+    .map(|(_, cap, name, what)| format!("too many {what} ({name} = {cap})"))
+}
+
 fn rand_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded randomly per process and per instance.
@@ -257,6 +354,7 @@ struct Session {
     id: SessionId,
     rtc: Rtc,
     role: Role,
+    owner: SessionOwner,
     created: Instant,
     connected: bool,
     next_pli: Instant,
@@ -298,17 +396,30 @@ async fn drive(
             _ = cancel.cancelled() => break,
             cmd = commands.recv() => match cmd {
                 None => break,
-                Some(Command::Add(session, reply)) => {
-                    let accepted = sessions.len() < config.max_sessions.max(1);
-                    if accepted {
-                        sessions.push(*session);
-                    } else {
-                        tracing::warn!("webrtc session refused: too many sessions");
+                Some(Command::Admit(owner, reply)) => {
+                    let refused = over_cap(&sessions, &owner, &config);
+                    if let Some(cap) = &refused {
+                        tracing::info!(stream = %owner.stream, client = ?owner.client, %cap, "webrtc offer refused");
                     }
+                    let _ = reply.send(refused);
+                }
+                Some(Command::Add(session, reply)) => {
+                    let accepted = match over_cap(&sessions, &session.owner, &config) {
+                        None => {
+                            sessions.push(*session);
+                            Ok(())
+                        }
+                        Some(cap) => {
+                            tracing::info!(stream = %session.owner.stream, client = ?session.owner.client, %cap, "webrtc offer refused");
+                            Err(cap)
+                        }
+                    };
                     let _ = reply.send(accepted);
                 }
-                Some(Command::Close(id, reply)) => {
-                    let found = sessions.iter_mut().find(|s| s.id == id).map(|s| s.rtc.disconnect()).is_some();
+                Some(Command::Close(id, stream, leg, reply)) => {
+                    // Only through its own stream and leg: another stream's secret closes nothing.
+                    let session = sessions.iter_mut().find(|s| s.id == id && s.owner.stream == stream && s.leg() == leg);
+                    let found = session.map(|s| s.rtc.disconnect()).is_some();
                     let _ = reply.send(found);
                 }
                 Some(Command::Keyframe(id, reply)) => {
@@ -373,6 +484,13 @@ async fn drive(
 }
 
 impl Session {
+    fn leg(&self) -> Leg {
+        match self.role {
+            Role::Ingest(_) => Leg::Whip,
+            Role::Egress(_) => Leg::Whep,
+        }
+    }
+
     /// Drains the session's output: datagrams out, events handled. Returns when it next needs a timeout.
     fn poll(
         &mut self,
@@ -450,12 +568,16 @@ mod tests {
         offer.to_sdp_string()
     }
 
+    fn owner() -> SessionOwner {
+        SessionOwner { stream: "s".into(), client: None }
+    }
+
     #[tokio::test]
     async fn offers_are_answered_limited_and_closed() {
         let config = WebRtcConfig { max_sessions: 1, ..WebRtcConfig::default() };
         let server = WebRtcServer::bind(config).await.expect("bind");
         let (tx, _rx) = mpsc::channel(1);
-        let (id, answer) = server.whip_offer(&offer(Direction::SendOnly), tx).await.expect("answered");
+        let (id, answer) = server.whip_offer(&offer(Direction::SendOnly), tx, owner()).await.expect("answered");
         assert!(answer.contains("a=ice-lite"));
         assert!(answer.contains(&format!("{}", server.local_addr().port())), "the candidate is announced");
         assert_eq!(server.sessions().await, 1);
@@ -464,14 +586,12 @@ mod tests {
         assert!(!server.request_keyframe(SessionId(id.0.wrapping_add(1))).await, "no such session");
 
         let (_tx, rx) = mpsc::channel(1);
-        let refused = server.whep_offer(&offer(Direction::RecvOnly), rx).await;
-        assert!(matches!(refused, Err(MediaError::Rejected(_))), "over the session limit");
-        let (tx, _rx) = mpsc::channel(1);
-        assert!(matches!(server.whip_offer("v=0 garbage", tx).await, Err(MediaError::Protocol(_))));
+        let refused = server.whep_offer(&offer(Direction::RecvOnly), rx, owner()).await;
+        assert!(matches!(refused, Err(MediaError::Limit(_))), "over the session limit");
 
-        assert!(server.close(id).await);
+        assert!(server.close(id, "s", Leg::Whip).await);
         let unknown: SessionId = "00000000000000ff".parse().expect("id");
-        assert!(!server.close(unknown).await);
+        assert!(!server.close(unknown, "s", Leg::Whip).await);
         for _ in 0..100 {
             if server.sessions().await == 0 {
                 break;
@@ -479,6 +599,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(server.sessions().await, 0, "closed sessions are gone");
+        let (tx, _rx) = mpsc::channel(1);
+        assert!(matches!(server.whip_offer("v=0 garbage", tx, owner()).await, Err(MediaError::Protocol(_))));
         server.shutdown().await;
     }
 

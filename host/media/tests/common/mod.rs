@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+/// The owner the single-stream WebRTC tests give their sessions: stream `s`, no client address.
+pub fn owner() -> byoc_media::SessionOwner {
+    byoc_media::SessionOwner { stream: "s".into(), client: None }
+}
+
 /// True when ffmpeg and ffprobe run. Without them, tests print a notice and pass, unless
 /// `BYOC_REQUIRE_PEERS=1`, which makes their absence a failure.
 pub fn peers_available() -> bool {

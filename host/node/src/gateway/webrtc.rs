@@ -6,11 +6,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use byoc_media::{SegmenterConfig, SessionId, StartGate, WebRtcConfig, WebRtcServer};
-use http::{HeaderMap, StatusCode};
+use byoc_media::{Leg, MediaError, SegmenterConfig, SessionId, SessionOwner, StartGate, WebRtcConfig, WebRtcServer};
+use http::{HeaderMap, StatusCode, Uri};
 use tokio::sync::{broadcast, mpsc};
 
 use super::stream::GwStream;
@@ -18,6 +19,10 @@ use super::{Gateway, error};
 
 /// Serves WHIP and WHEP media on one UDP port at `bind`; `advertised` is the address peers are
 /// told to reach (required when `bind` is unspecified, e.g. `0.0.0.0`).
+///
+/// The caps on WebRTC sessions per client address apply only when the gateway's router is served
+/// with connect info (`into_make_service_with_connect_info::<SocketAddr>()`); the caps per stream and
+/// per server apply always.
 pub async fn serve_webrtc(
     gw: &Arc<Gateway>,
     bind: SocketAddr,
@@ -61,6 +66,15 @@ async fn offer<'g>(
     Ok((stream, server, sdp))
 }
 
+/// The client's address, when the gateway is served with connect info
+/// (`into_make_service_with_connect_info::<SocketAddr>()`); without it the per-address caps of WebRTC
+/// sessions cannot apply.
+type Client = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn owner(stream_id: &str, client: Client) -> SessionOwner {
+    SessionOwner { stream: stream_id.to_string(), client: client.map(|Extension(ConnectInfo(a))| a.ip()) }
+}
+
 fn answer(stream_id: &str, leg: &str, id: SessionId, sdp: String) -> Response {
     let location = format!("/process/stream/{stream_id}/{leg}/{id}");
     (
@@ -75,6 +89,7 @@ fn answer(stream_id: &str, leg: &str, id: SessionId, sdp: String) -> Response {
 pub(super) async fn whip(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
+    client: Client,
     RawQuery(q): RawQuery,
     h: HeaderMap,
     body: Body,
@@ -95,7 +110,7 @@ pub(super) async fn whip(
     // A few seconds of frames; when the orchestrator falls further behind, the media crate drops the
     // rest of the segment and goes on at the next one.
     let (tx, rx) = mpsc::channel(256);
-    match server.whip_offer(&offer, tx).await {
+    match server.whip_offer(&offer, tx, owner(&id, client)).await {
         Ok((session, sdp)) => {
             *slot = Some(session);
             drop(slot);
@@ -110,10 +125,7 @@ pub(super) async fn whip(
             tracing::info!(stream_id = %id, session = %session, "WHIP publisher connected");
             answer(&id, "whip", session, sdp)
         }
-        Err(e) => {
-            super::legs::refused("whip", "bad_offer");
-            error(StatusCode::BAD_REQUEST, format!("WHIP offer refused: {e}"))
-        }
+        Err(e) => refusal("whip", e),
     }
 }
 
@@ -121,6 +133,7 @@ pub(super) async fn whip(
 pub(super) async fn whep(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
+    client: Client,
     RawQuery(q): RawQuery,
     h: HeaderMap,
     body: Body,
@@ -136,7 +149,7 @@ pub(super) async fn whep(
     // Each viewer gets its own queue; a slow one skips to the next segment instead of holding others back.
     let (tx, rx) = mpsc::channel(256);
     let mut output = super::legs::webrtc_output(&stream);
-    match server.whep_offer(&offer, rx).await {
+    match server.whep_offer(&offer, rx, owner(&id, client)).await {
         Ok((session, sdp)) => {
             let (s, gw) = (stream.clone(), gw.clone());
             let live = super::legs::MediaSession::open("whep");
@@ -174,9 +187,26 @@ pub(super) async fn whep(
             tracing::info!(stream_id = %id, session = %session, "WHEP viewer connected");
             answer(&id, "whep", session, sdp)
         }
-        Err(e) => {
-            super::legs::refused("whep", "bad_offer");
-            error(StatusCode::BAD_REQUEST, format!("WHEP offer refused: {e}"))
+        Err(e) => refusal("whep", e),
+    }
+}
+
+/// The answer to an offer the media server refused: 429 naming the cap it would exceed, 400 for an
+/// offer it cannot use.
+fn refusal(leg: &'static str, e: MediaError) -> Response {
+    let upper = leg.to_ascii_uppercase();
+    match e {
+        MediaError::Limit(cap) => {
+            super::legs::refused(leg, "limit");
+            error(StatusCode::TOO_MANY_REQUESTS, format!("{upper} offer refused: {cap}"))
+        }
+        MediaError::Protocol(why) => {
+            super::legs::refused(leg, "bad_offer");
+            error(StatusCode::BAD_REQUEST, format!("{upper} offer refused: {why}"))
+        }
+        e => {
+            tracing::warn!(error = %e, "{upper} offer failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("{upper} is unavailable"))
         }
     }
 }
@@ -192,10 +222,12 @@ async fn ask_publisher(gw: &Gateway, stream: &GwStream, reason: &'static str) {
     }
 }
 
-/// `DELETE /process/stream/{id}/whip/{session}` and `…/whep/{session}`: ends that session.
+/// `DELETE /process/stream/{id}/whip/{session}` and `…/whep/{session}`: ends that session, if it is
+/// this stream's and of this leg (404 otherwise).
 pub(super) async fn end_session(
     State(gw): State<Arc<Gateway>>,
     Path((id, session)): Path<(String, String)>,
+    uri: Uri,
     RawQuery(q): RawQuery,
     h: HeaderMap,
 ) -> Response {
@@ -205,7 +237,12 @@ pub(super) async fn end_session(
     let (Some(server), Ok(session)) = (gw.webrtc.get(), session.parse::<SessionId>()) else {
         return error(StatusCode::NOT_FOUND, "no such session");
     };
-    if server.close(session).await {
+    // Both legs' routes end here: `…/{leg}/{session}`.
+    let leg = match uri.path().rsplit('/').nth(1) {
+        Some("whip") => Leg::Whip,
+        _ => Leg::Whep,
+    };
+    if server.close(session, &id, leg).await {
         StatusCode::OK.into_response()
     } else {
         error(StatusCode::NOT_FOUND, "no such session")
