@@ -6,4 +6,5 @@
 mod common;
 
 mod gateway;
+mod media;
 mod orchestrator;

@@ -2,12 +2,10 @@
 //! stream or one address taking every WebRTC session, and offers that probe the SDP parser. Real HTTP
 //! on loopback, in front of an orchestrator with the bundled plugins.
 
-mod common;
+use std::net::IpAddr;
 
-use std::net::SocketAddr;
-
+use crate::common::{MediaNodes, bundled_plugins, http, media_nodes, serve_orchestrator, start_video as start};
 use byoc_node::gateway::{Gateway, GatewayConfig};
-use common::{MediaNodes, bundled_plugins, http, media_nodes, serve_orchestrator, start_video as start};
 use serde_json::{Value, json};
 
 /// A browser-like WHEP offer (H.264 video and Opus audio, receive only). Its session never does ICE.
@@ -42,7 +40,17 @@ a=fmtp:111 minptime=10;useinbandfec=1\r\n";
 
 /// `POST`s an SDP offer to `url`; the status and the answer's body.
 async fn offer(url: &str, sdp: &str) -> (u16, String, Option<String>) {
-    let r = http().post(url).header("Content-Type", "application/sdp").body(sdp.to_string()).send().await.unwrap();
+    offer_with(&http(), url, sdp).await
+}
+
+/// [`offer`] from the loopback address `127.0.0.{n}` (so that per-address caps do not apply).
+async fn offer_from(n: u8, url: &str, sdp: &str) -> (u16, String, Option<String>) {
+    let from = IpAddr::from([127, 0, 0, n]);
+    offer_with(&byoc_trickle::http_client_builder().local_address(from).build().unwrap(), url, sdp).await
+}
+
+async fn offer_with(client: &reqwest::Client, url: &str, sdp: &str) -> (u16, String, Option<String>) {
+    let r = client.post(url).header("Content-Type", "application/sdp").body(sdp.to_string()).send().await.unwrap();
     let status = r.status().as_u16();
     let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
     (status, r.text().await.unwrap(), location)
@@ -90,17 +98,18 @@ async fn whep_offers_of_one_stream_cannot_take_every_session() {
     let gw = nodes.url.as_str();
     let (a, b) = (start(gw, json!({})).await, start(gw, json!({})).await);
     let cap = byoc_media::WebRtcConfig::default().max_pending_per_stream;
-    for _ in 0..cap {
-        assert_eq!(offer(a["whep_url"].as_str().unwrap(), WHEP_OFFER).await.0, 201);
+    // Each offer from an address of its own: the stream's cap, not an address's, is what binds.
+    for n in 0..cap {
+        assert_eq!(offer_from(10 + n as u8, a["whep_url"].as_str().unwrap(), WHEP_OFFER).await.0, 201);
     }
-    let (status, body, _) = offer(a["whep_url"].as_str().unwrap(), WHEP_OFFER).await;
+    let (status, body, _) = offer_from(9, a["whep_url"].as_str().unwrap(), WHEP_OFFER).await;
     assert_eq!(status, 429, "{body}");
     assert!(error_of(&body).contains("max_pending_per_stream"), "{body}");
     assert_eq!(offer(b["whep_url"].as_str().unwrap(), WHEP_OFFER).await.0, 201, "another stream is served");
 }
 
-/// [`media_nodes`], with the gateway served with connect info, as a real deployment must be for the
-/// per-address caps.
+/// [`media_nodes`] with room for more streams, the gateway served as the `byoc` binary serves it
+/// (with the client's address, which the per-address caps need).
 async fn nodes_with_client_addresses() -> (String, std::sync::Arc<Gateway>) {
     let cache_dir = byoc_runtime::CacheDir::At(byoc_e2e::nodes::root().join("target/runtime-test-cache"));
     let runtime = bundled_plugins(byoc_runtime::RuntimeConfig { cache_dir, ..Default::default() }).await;
@@ -109,10 +118,8 @@ async fn nodes_with_client_addresses() -> (String, std::sync::Arc<Gateway>) {
     let url = format!("http://{}", l.local_addr().unwrap());
     let config = GatewayConfig { public_url: url.clone(), orchestrators: vec![orch_url], ..GatewayConfig::default() };
     let gateway = Gateway::new(config).unwrap();
-    let app = byoc_node::gateway::router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    let app = byoc_node::gateway::router(gateway.clone());
+    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
     byoc_node::gateway::serve_webrtc(&gateway, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
     (url, gateway)
 }
