@@ -18,6 +18,18 @@ pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
 }
 
+/// Longest job timeout accepted, in seconds.
+pub(crate) const MAX_JOB_TIMEOUT_SECS: i64 = 3600;
+
+/// A job's `timeout_seconds` must be 1 to [`MAX_JOB_TIMEOUT_SECS`]; the error is the 400's message.
+pub(crate) fn check_timeout(job: &byoc_payment::job::JobRequest) -> Result<(), &'static str> {
+    if (1..=MAX_JOB_TIMEOUT_SECS).contains(&job.timeout_seconds) {
+        Ok(())
+    } else {
+        Err("timeout_seconds must be between 1 and 3600")
+    }
+}
+
 /// Reads a request body of at most `max` bytes; the error is the message of the 413 answer.
 pub(crate) async fn read_limited(body: axum::body::Body, max: usize) -> Result<bytes::Bytes, String> {
     axum::body::to_bytes(body, max).await.map_err(|_| format!("request body too large (max {max} bytes)"))

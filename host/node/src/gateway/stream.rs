@@ -234,6 +234,8 @@ fn now_ms() -> u128 {
 
 fn valid_id_part(s: &str) -> bool {
     !s.is_empty()
+        && s != "."
+        && s != ".."
         && s.len() <= 64
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
@@ -247,7 +249,9 @@ fn job_from(h: &HeaderMap) -> Result<JobRequest, Refusal> {
         .get(headers::LIVEPEER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "missing Livepeer job header"))?;
-    JobRequest::from_header(v).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid job: {e}")))
+    let job = JobRequest::from_header(v).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid job: {e}")))?;
+    crate::check_timeout(&job).map_err(|m| refuse(StatusCode::BAD_REQUEST, m))?;
+    Ok(job)
 }
 
 fn header_url(h: &HeaderMap, name: &str) -> Option<String> {
@@ -293,8 +297,12 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
     let req: StartRequest = if body.is_empty() {
         StartRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid JSON request body: {e}")))?
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v @ Value::Object(_)) => serde_json::from_value(v)
+                .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid JSON request body: {e}")))?,
+            Ok(_) => return Err(refuse(StatusCode::BAD_REQUEST, "the request body must be a JSON object")),
+            Err(e) => return Err(refuse(StatusCode::BAD_REQUEST, format!("invalid JSON request body: {e}"))),
+        }
     };
     let params = match &req.params {
         Value::Null => json!({}),
@@ -317,7 +325,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
     if !valid_id_part(&base) || (!req.stream_name.is_empty() && !valid_id_part(&req.stream_name)) {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "stream_name and stream_id may use letters, digits, '-', '_' and '.' (at most 64 each)",
+            "stream_name and stream_id may use letters, digits, '-', '_' and '.' (at most 64 each; not '.' or '..')",
         ));
     }
     if gw.lock().contains_key(&id) {

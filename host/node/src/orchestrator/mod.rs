@@ -180,7 +180,16 @@ impl Orchestrator {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "missing Livepeer job header".into()))?;
         let job = JobRequest::from_header(value).map_err(job_error)?;
+        crate::check_timeout(&job).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m.into()))?;
         let sender = job.verify(self.config.signatures).map_err(job_error)?;
+        // A payment is credited to the job's sender: an unsigned job's payment could only be
+        // dropped, so it is refused rather than silently ignored.
+        if sender.is_none() && self.payments.is_some() && h.contains_key(headers::PAYMENT) {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "a payment needs a signed job (the payer is its sender)".into(),
+            ));
+        }
         Ok((job, sender))
     }
 }

@@ -135,3 +135,37 @@ async fn idle_and_slowloris_connections_cannot_lock_out_a_client() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn malformed_starts_are_400_and_start_nothing() {
+    let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let (gw, gateway) = serve_gateway_with(vec![orch_url], |c| c.events_timeout = None).await;
+    let start = |header: String, body: &'static str| {
+        http().post(format!("{gw}/process/stream/start")).header("Livepeer", header).body(body).send()
+    };
+    let with_timeout = |t: i64| {
+        JobRequest {
+            request: "{}".into(),
+            parameters: all_legs().to_string(),
+            capability: "toy".into(),
+            timeout_seconds: t,
+            ..Default::default()
+        }
+        .to_header()
+    };
+    let cases = [
+        (toy_job(all_legs()), "[]", "a JSON array body"),
+        (toy_job(all_legs()), "42", "a number body"),
+        (toy_job(all_legs()), r#"{"stream_id":"."}"#, "stream id ."),
+        (toy_job(all_legs()), r#"{"stream_id":".."}"#, "stream id .."),
+        (toy_job(all_legs()), r#"{"stream_name":"..","stream_id":"x"}"#, "stream name .."),
+        (with_timeout(-5), "{}", "a negative timeout"),
+        (with_timeout(0), "{}", "a zero timeout"),
+        (with_timeout(1 << 40), "{}", "a huge timeout"),
+    ];
+    for (header, body, what) in cases {
+        let r = start(header, body).await.unwrap();
+        assert_eq!(r.status(), 400, "{what}: {}", r.text().await.unwrap());
+    }
+    assert!(gateway.stream_ids().is_empty() && orch.streams().is_empty(), "nothing started");
+}

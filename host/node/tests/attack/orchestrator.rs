@@ -108,3 +108,51 @@ async fn a_worker_registration_cannot_take_a_plugins_or_another_workers_capabili
     // The same worker (same token) may update its registration.
     assert_eq!(register("mine", "http://127.0.0.1:7004", "first").await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn an_unsigned_job_cannot_carry_a_payment_in_priced_mode() {
+    // Priced mode (the node has a key) that also accepts unsigned jobs for free capabilities.
+    let (orch_url, _, calls) = crate::common::toy_orchestrator_with(200, |c| {
+        c.key = Some(SecretKey::generate());
+        c.signatures = byoc_payment::job::SignaturePolicy::AllowUnsigned;
+    })
+    .await;
+    let unsigned = crate::common::toy_job(json!({}));
+    for route in ["process/request/echo", "ai/stream/payment"] {
+        let r = http()
+            .post(format!("{orch_url}/{route}"))
+            .header("Livepeer", &unsigned)
+            .header("Livepeer-Payment", "CgA=")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{route}: {}", r.text().await.unwrap());
+    }
+    assert!(calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_timeout_out_of_range_is_400() {
+    let (orch_url, _, calls) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let key = SecretKey::generate();
+    for t in [-5, 0, 1 << 40] {
+        let mut job = JobRequest {
+            request: "{}".into(),
+            parameters: "{}".into(),
+            capability: "toy".into(),
+            timeout_seconds: t,
+            ..Default::default()
+        };
+        job.sign(&key).unwrap();
+        let r = http()
+            .post(format!("{orch_url}/process/request/echo"))
+            .header("Livepeer", job.to_header())
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "timeout {t}");
+    }
+    assert!(calls.lock().unwrap().is_empty());
+}
