@@ -225,7 +225,8 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
         tail.push_str(&String::from_utf8_lossy(&c));
     }
     assert!(tail.contains("event: end\ndata: {\"type\":\"stream_ended\"}"), "{tail}");
-    assert_eq!(http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().status(), 404);
+    // Its owner learns that it ended (410, with why); see the attack tests for everyone else.
+    assert_eq!(http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().status(), 410);
 
     // Both nodes export Prometheus metrics.
     let gw_metrics = http().get(format!("{gw_url}/metrics")).send().await.unwrap().text().await.unwrap();

@@ -106,6 +106,33 @@ pub struct Gateway {
     rtmp_public: std::sync::OnceLock<String>,
     /// The WHIP/WHEP media server, once it serves.
     webrtc: std::sync::OnceLock<byoc_media::WebRtcServer>,
+    /// Streams that ended lately, for a 410 with the reason.
+    ended: Ended,
+}
+
+/// Streams that ended lately: (id, secret, why), the newest last. Only a request carrying the
+/// stream's own secret learns that it ended and why; anyone else gets the 404 of an unknown id.
+#[derive(Default)]
+pub(crate) struct Ended(Mutex<std::collections::VecDeque<(String, String, String)>>);
+
+/// How many ended streams the gateway remembers.
+const REMEMBER_ENDED: usize = 4096;
+
+impl Ended {
+    fn remember(&self, id: &str, secret: &str, why: &str) {
+        let mut ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() == REMEMBER_ENDED {
+            ended.pop_front();
+        }
+        ended.push_back((id.to_string(), secret.to_string(), why.to_string()));
+    }
+
+    /// Why the stream `id` ended, if it did lately and `secret` is its own.
+    fn why(&self, id: &str, secret: &str) -> Option<String> {
+        let ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, own, why) = ended.iter().rev().find(|(i, _, _)| i == id)?;
+        crate::same_secret(secret.as_bytes(), own.as_bytes()).then(|| why.clone())
+    }
 }
 
 impl Gateway {
@@ -122,6 +149,7 @@ impl Gateway {
             ledger: Default::default(),
             rtmp_public: Default::default(),
             webrtc: Default::default(),
+            ended: Default::default(),
         }))
     }
 

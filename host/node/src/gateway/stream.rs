@@ -740,6 +740,7 @@ async fn read_channel(url: &str, cancel: &CancellationToken, mut each: impl FnMu
 /// told. Returns the orchestrator's answer to the stop, if any.
 pub(crate) async fn end(gw: &Arc<Gateway>, id: &str, why: &str, tell: bool) -> Option<reqwest::Response> {
     let stream = gw.lock().remove(id)?;
+    gw.ended.remember(id, &stream.secret, why);
     stream.cancel.cancel();
     metrics::gauge!("byoc_gateway_streams_active").decrement(1.0);
     let orchestrator = stream.att().orchestrator.clone();
@@ -772,11 +773,17 @@ async fn tell_stop(gw: &Gateway, stream: &GwStream, orchestrator: &str, why: &st
 }
 
 /// The stream, if the request carries its secret (`Authorization: Bearer` or `?token=`).
+/// A stream that ended lately stays answerable (410 with why) to whoever holds its secret.
 pub(crate) fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Result<Arc<GwStream>, Refusal> {
-    let stream = gw.lock().get(id).cloned().ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Stream not found"))?;
     let bearer =
         h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let token = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    let Some(stream) = gw.lock().get(id).cloned() else {
+        return Err(match bearer.or(token).and_then(|given| gw.ended.why(id, given)) {
+            Some(why) => refuse(StatusCode::GONE, format!("stream ended: {why}")),
+            None => refuse(StatusCode::NOT_FOUND, "Stream not found"),
+        });
+    };
     match bearer.or(token) {
         Some(given) if crate::same_secret(given.as_bytes(), stream.secret.as_bytes()) => Ok(stream),
         Some(_) => Err(refuse(StatusCode::FORBIDDEN, "wrong stream secret")),

@@ -169,3 +169,24 @@ async fn malformed_starts_are_400_and_start_nothing() {
     }
     assert!(gateway.stream_ids().is_empty() && orch.streams().is_empty(), "nothing started");
 }
+
+#[tokio::test]
+async fn an_ended_stream_answers_its_owner_410_and_tells_no_one_else() {
+    let (orch_url, _, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let (gw, _) = serve_gateway_with(vec![orch_url], |c| c.events_timeout = None).await;
+    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", toy_job(all_legs())).body("{}");
+    let urls: Value = r.send().await.unwrap().json().await.unwrap();
+    let (id, secret) = (urls["stream_id"].as_str().unwrap(), urls["stream_secret"].as_str().unwrap());
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+    let status = format!("{gw}/process/stream/{id}/status");
+    let r = http().get(&status).bearer_auth(secret).send().await.unwrap();
+    assert_eq!(r.status(), 410);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("stopped by the client"), "{body}");
+    assert_eq!(http().get(&status).bearer_auth("guess").send().await.unwrap().status(), 404);
+    assert_eq!(http().get(&status).send().await.unwrap().status(), 404);
+    assert_eq!(
+        http().get(format!("{gw}/process/stream/never/status")).bearer_auth(secret).send().await.unwrap().status(),
+        404
+    );
+}
