@@ -1,71 +1,25 @@
 //! Gateway + orchestrator + a toy worker, all real HTTP on loopback.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::post;
 use byoc_node::gateway::{Gateway, GatewayConfig};
-use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
-use byoc_payment::job::{JobRequest, SignaturePolicy};
-use byoc_trickle::{LocalPublisher, LocalSubscriber, Seq, SeqRequest, TrickleStore};
+use byoc_node::orchestrator::Orchestrator;
+use byoc_payment::job::JobRequest;
+use byoc_trickle::{LocalPublisher, LocalSubscriber, Seq, SeqRequest};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+use common::{Calls, all_legs, http, listen, toy_job as livepeer, wait_until};
 
-async fn listen(app: Router) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    format!("http://{addr}")
-}
-
-/// An orchestrator with one toy worker ("toy", capacity 2) answering `status` to starts.
-async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, Calls) {
-    let calls: Calls = Arc::default();
-    let worker = listen(
-        Router::new()
-            .route(
-                "/{*route}",
-                post(|State((calls, st)): State<(Calls, u16)>, Path(route): Path<String>, body: Bytes| async move {
-                    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    calls.lock().unwrap().push((route.clone(), v.clone()));
-                    let status = if route == "stream/start" { st } else { 200 };
-                    let reply = if route == "echo" { v } else { json!({"status": "success"}) };
-                    (StatusCode::from_u16(status).unwrap(), axum::Json(reply)).into_response()
-                }),
-            )
-            .with_state((calls.clone(), start_status)),
-    )
-    .await;
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let config = OrchestratorConfig {
-        service_url: url.clone(),
-        signatures: SignaturePolicy::Required,
-        stream_idle_timeout: idle,
-        ..OrchestratorConfig::default()
-    };
-    let orch = Orchestrator::new(config, TrickleStore::default()).unwrap();
-    orch.registry
-        .register_worker(&byoc_node::WorkerRegistration {
-            name: "toy".into(),
-            url: worker,
-            capacity: 2,
-            ..Default::default()
-        })
-        .unwrap();
-    let app = byoc_node::orchestrator::router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (url, orch, calls)
+async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, common::Calls) {
+    common::toy_orchestrator(start_status, idle).await
 }
 
 async fn gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>) {
@@ -80,35 +34,7 @@ async fn gateway(orchestrators: Vec<String>) -> (String, Arc<Gateway>) {
 
 /// A gateway on loopback, configured by `f` (its `public_url` is set to where it listens).
 async fn gateway_with(f: impl FnOnce(&mut GatewayConfig)) -> (String, Arc<Gateway>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let mut config = GatewayConfig { public_url: url.clone(), ..GatewayConfig::default() };
-    f(&mut config);
-    let gw = Gateway::new(config).unwrap();
-    let app = byoc_node::gateway::router(gw.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (url, gw)
-}
-
-fn http() -> reqwest::Client {
-    byoc_trickle::http_client().unwrap()
-}
-
-fn livepeer(params: Value) -> String {
-    JobRequest {
-        request: "{}".into(),
-        parameters: params.to_string(),
-        capability: "toy".into(),
-        timeout_seconds: 10,
-        ..Default::default()
-    }
-    .to_header()
-}
-
-fn all_legs() -> Value {
-    json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true})
+    common::serve_gateway_with(Vec::new(), f).await
 }
 
 async fn start(gw: &str, body: Value) -> reqwest::Response {
@@ -119,16 +45,6 @@ async fn start(gw: &str, body: Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
