@@ -40,3 +40,12 @@ pub fn job_header(capability: &str, parameters: &serde_json::Value) -> String {
     }
     .to_header()
 }
+
+/// `job` stamped with the current time (`request.issued_at`) and signed by `key`, as a `Livepeer`
+/// header: what our gateway sends.
+pub fn signed_job(mut job: JobRequest, key: &byoc_payment::SecretKey) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    job.stamp_issued_at(u64::try_from(now).unwrap()).unwrap();
+    job.sign(key).unwrap();
+    job.to_header()
+}

@@ -8,6 +8,8 @@
 //! key = "node.json"                 # passphrase from BYOC_KEY_PASSPHRASE
 //! open_registration = false         # the secret comes from --secret / BYOC_ORCH_SECRET
 //! stream_idle_timeout_secs = 60
+//! signed_job_max_age_secs = 120     # a signed job's request.issued_at may be this old
+//! accept_unstamped_jobs = false     # go-livepeer gateways' jobs (no issued_at); on with allow_unsigned
 //! plugins = "target/plugins"
 //! plugin_capacity = 4
 //! ticket_store = "tickets.sqlite"  # winning tickets and balances (priced mode)
@@ -90,6 +92,8 @@ pub struct NodeConfig {
     pub key: Option<PathBuf>,
     pub open_registration: Option<bool>,
     pub stream_idle_timeout_secs: Option<u64>,
+    pub signed_job_max_age_secs: Option<u64>,
+    pub accept_unstamped_jobs: Option<bool>,
     pub plugins: Option<PathBuf>,
     pub plugin_capacity: Option<u32>,
     pub ticket_store: Option<PathBuf>,

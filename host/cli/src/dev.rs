@@ -58,6 +58,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             // orchestrator with tickets (plugins' announced prices apply too).
             key: (!args.prices.prices.is_empty()).then(byoc_payment::SecretKey::generate),
             stream_idle_timeout: Duration::from_secs(60),
+            // Free mode: go-livepeer gateways' jobs are welcome too.
+            accept_unstamped_jobs: true,
             ..OrchestratorConfig::default()
         },
         trickle,

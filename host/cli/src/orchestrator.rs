@@ -42,6 +42,14 @@ pub struct OrchestratorArgs {
     /// Seconds without a control-channel keepalive after which a stream is ended [default: 60].
     #[arg(long)]
     stream_idle_timeout_secs: Option<u64>,
+    /// Oldest a signed job's `request.issued_at` may be, in seconds [default: 120].
+    #[arg(long)]
+    signed_job_max_age_secs: Option<u64>,
+    /// Accept signed jobs without `request.issued_at` and starts that name no stream in their
+    /// request, as go-livepeer gateways send them (they can be replayed) [default: on with
+    /// --allow-unsigned, off otherwise].
+    #[arg(long)]
+    accept_unstamped_jobs: Option<bool>,
     #[command(flatten)]
     plugins: PluginsArgs,
     #[command(flatten)]
@@ -171,6 +179,10 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         open_registration,
         signatures: if allow_unsigned { SignaturePolicy::AllowUnsigned } else { SignaturePolicy::Required },
         key,
+        signed_job_max_age: Duration::from_secs(
+            args.signed_job_max_age_secs.or(file.signed_job_max_age_secs).unwrap_or(120).max(1),
+        ),
+        accept_unstamped_jobs: args.accept_unstamped_jobs.or(file.accept_unstamped_jobs).unwrap_or(allow_unsigned),
         stream_idle_timeout: Duration::from_secs(
             args.stream_idle_timeout_secs.or(file.stream_idle_timeout_secs).unwrap_or(60),
         ),

@@ -18,6 +18,13 @@ pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
 }
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Longest job timeout accepted, in seconds.
 pub(crate) const MAX_JOB_TIMEOUT_SECS: i64 = 3600;
 

@@ -113,7 +113,7 @@ impl Node {
 }
 
 fn job(id: &str, cap: &str, request: Value, parameters: Value, key: Option<&SecretKey>) -> String {
-    let mut j = JobRequest {
+    let j = JobRequest {
         id: id.into(),
         request: request.to_string(),
         parameters: parameters.to_string(),
@@ -121,10 +121,10 @@ fn job(id: &str, cap: &str, request: Value, parameters: Value, key: Option<&Secr
         timeout_seconds: 10,
         ..Default::default()
     };
-    if let Some(k) = key {
-        j.sign(k).unwrap();
+    match key {
+        Some(k) => byoc_e2e::nodes::signed_job(j, k),
+        None => j.to_header(),
     }
-    j.to_header()
 }
 
 fn all_legs() -> Value {
@@ -134,7 +134,7 @@ fn all_legs() -> Value {
 async fn start(n: &Node, id: &str, key: Option<&SecretKey>) -> reqwest::Response {
     http()
         .post(format!("{}/ai/stream/start", n.url))
-        .header("Livepeer", job(id, "toy", json!({}), all_legs(), key))
+        .header("Livepeer", job(id, "toy", json!({ "stream_id": id }), all_legs(), key))
         .json(&json!({"params": {"prompt": "x"}}))
         .send()
         .await

@@ -174,7 +174,7 @@ async fn a_paid_stream_runs_and_an_unpaid_one_is_stopped_within_the_grace() {
 
 /// A signed job header from `key` for `capability`.
 fn signed(key: &SecretKey, id: &str) -> String {
-    let mut job = JobRequest {
+    let job = JobRequest {
         id: id.into(),
         request: json!({"stream_id": id}).to_string(),
         parameters: json!({"enable_video_ingress": true}).to_string(),
@@ -182,8 +182,7 @@ fn signed(key: &SecretKey, id: &str) -> String {
         timeout_seconds: 10,
         ..Default::default()
     };
-    job.sign(key).unwrap();
-    job.to_header()
+    byoc_e2e::nodes::signed_job(job, key)
 }
 
 async fn token(orch_url: &str, key: &SecretKey) -> Value {

@@ -177,7 +177,11 @@ impl Gateway {
         EthAddressCredential::new(&self.key).map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     }
 
+    /// Signs a job, stamped with the time (`request.issued_at`) so that an orchestrator can
+    /// refuse it once stale, or replayed after its stream ended.
     fn sign(&self, mut job: JobRequest) -> Result<String, Refusal> {
+        job.stamp_issued_at(crate::now_ms())
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid job: {e}")))?;
         job.sign(&self.key).map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok(job.to_header())
     }

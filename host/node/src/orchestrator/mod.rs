@@ -62,7 +62,17 @@ pub struct OrchestratorConfig {
     pub heartbeat_every: Duration,
     /// Priced mode (used when the node has a key and a capability has a price).
     pub payments: PaymentSettings,
+    /// A signed job must carry `request.issued_at` (ms since the Unix epoch) no older than this
+    /// (and no more than [`CLOCK_SKEW`] ahead): a captured header is refused once stale.
+    pub signed_job_max_age: Duration,
+    /// Accept signed jobs without `issued_at`, and stream starts whose `request` names no
+    /// `stream_id`, as go-livepeer's gateways send them. Such jobs can be replayed until their
+    /// stream id is reused; off by default (on in `byoc dev`'s free mode).
+    pub accept_unstamped_jobs: bool,
 }
+
+/// How far ahead of this node's clock a job's `issued_at` may be.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
 
 impl Default for OrchestratorConfig {
     fn default() -> Self {
@@ -76,6 +86,8 @@ impl Default for OrchestratorConfig {
             stream_idle_timeout: Duration::from_secs(60),
             heartbeat_every: Duration::from_secs(10),
             payments: PaymentSettings::default(),
+            signed_job_max_age: Duration::from_secs(120),
+            accept_unstamped_jobs: false,
         }
     }
 }
@@ -182,6 +194,9 @@ impl Orchestrator {
         let job = JobRequest::from_header(value).map_err(job_error)?;
         crate::check_timeout(&job).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m.into()))?;
         let sender = job.verify(self.config.signatures).map_err(job_error)?;
+        if sender.is_some() {
+            self.check_fresh(&job)?;
+        }
         // A payment is credited to the job's sender: an unsigned job's payment could only be
         // dropped, so it is refused rather than silently ignored.
         if sender.is_none() && self.payments.is_some() && h.contains_key(headers::PAYMENT) {
@@ -191,6 +206,31 @@ impl Orchestrator {
             ));
         }
         Ok((job, sender))
+    }
+}
+
+impl Orchestrator {
+    /// A signed job's `issued_at` must be recent (see [`OrchestratorConfig::signed_job_max_age`]).
+    fn check_fresh(&self, job: &JobRequest) -> Result<(), ApiError> {
+        let bad = |m: String| Err(ApiError(StatusCode::BAD_REQUEST, m));
+        let Some(issued) = job.issued_at() else {
+            if self.config.accept_unstamped_jobs {
+                return Ok(());
+            }
+            return bad("a signed job must carry request.issued_at (ms since the Unix epoch); \
+                this orchestrator does not accept unstamped jobs (--accept-unstamped-jobs)"
+                .into());
+        };
+        let now = crate::now_ms();
+        let max_age = u64::try_from(self.config.signed_job_max_age.as_millis()).unwrap_or(u64::MAX);
+        let skew = u64::try_from(CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
+        if issued.saturating_add(max_age) < now {
+            return bad(format!("job expired: issued {} s ago (at most {} s)", (now - issued) / 1000, max_age / 1000));
+        }
+        if issued > now.saturating_add(skew) {
+            return bad("job issued in the future (check the sender's clock)".into());
+        }
+        Ok(())
     }
 }
 

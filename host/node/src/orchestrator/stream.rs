@@ -124,7 +124,15 @@ pub(crate) struct Streams {
     map: Mutex<HashMap<String, Arc<Entry>>>,
     /// Streams this node ended lately, with why: a stop or update for one of them is 410, so that
     /// a gateway can tell "ended here" from "unknown here" (this node restarted).
-    ended: Mutex<std::collections::VecDeque<(String, String)>>,
+    ended: Mutex<std::collections::VecDeque<Ended>>,
+}
+
+/// A stream this node ended.
+struct Ended {
+    id: String,
+    why: String,
+    /// When, in ms since the Unix epoch.
+    at_ms: u64,
 }
 
 /// How many ended streams are remembered.
@@ -150,12 +158,18 @@ impl Streams {
         if ended.len() == REMEMBER_ENDED {
             ended.pop_front();
         }
-        ended.push_back((id.to_string(), why.to_string()));
+        ended.push_back(Ended { id: id.to_string(), why: why.to_string(), at_ms: crate::now_ms() });
     }
 
     fn why_ended(&self, id: &str) -> Option<String> {
         let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        ended.iter().rev().find(|(i, _)| i == id).map(|(_, why)| why.clone())
+        ended.iter().rev().find(|e| e.id == id).map(|e| e.why.clone())
+    }
+
+    /// When the stream `id` last ended here, if it is remembered.
+    fn ended_at(&self, id: &str) -> Option<u64> {
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.iter().rev().find(|e| e.id == id).map(|e| e.at_ms)
     }
 }
 
@@ -341,6 +355,11 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
     if orch.streams.get(&id).is_some() {
         return error(StatusCode::CONFLICT, format!("stream already exists: {id}"));
     }
+    if sender.is_some()
+        && let Err(e) = check_signed_start(&orch, &job, &id)
+    {
+        return e.into_response();
+    }
     let (cap, reservation) = match orch.registry.reserve(&job.capability) {
         Ok(v) => v,
         Err(e @ (ReserveError::Unknown(_) | ReserveError::Full(_))) => {
@@ -446,6 +465,32 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         return error(status, text);
     }
     started(&orch, &entry, &id, &cap.name, sender)
+}
+
+/// A signed start names its stream in what is signed (`request.stream_id` = the job's unsigned `id`),
+/// and a start signed before that stream last ended here is a replay.
+fn check_signed_start(orch: &Orchestrator, job: &JobRequest, id: &str) -> Result<(), ApiError> {
+    match job.request_stream_id() {
+        Some(named) if named != id => {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "request.stream_id must be the job's id".into()));
+        }
+        None if !orch.config.accept_unstamped_jobs => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "a signed start must name its stream in request.stream_id".into(),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(ended) = orch.streams.ended_at(id)
+        && job.issued_at().is_none_or(|issued| issued <= ended)
+    {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("stream {id} ended here after this start was signed (a replay); sign a new start"),
+        ));
+    }
+    Ok(())
 }
 
 /// Removes a stream whose channels were being created when `failed` could not be: the channels

@@ -9,15 +9,14 @@ use serde_json::json;
 use crate::common::{http, raw_http, toy_orchestrator};
 
 fn signed(key: &SecretKey, request: serde_json::Value) -> String {
-    let mut job = JobRequest {
+    let job = JobRequest {
         request: request.to_string(),
         parameters: "{}".into(),
         capability: "toy".into(),
         timeout_seconds: 10,
         ..Default::default()
     };
-    job.sign(key).unwrap();
-    job.to_header()
+    byoc_e2e::nodes::signed_job(job, key)
 }
 
 #[tokio::test]
@@ -48,7 +47,7 @@ async fn a_stream_started_directly_cannot_take_another_streams_channels() {
     let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
     let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
     let call = |route: &'static str, key: &SecretKey, id: &str| {
-        let mut job = JobRequest {
+        let job = JobRequest {
             id: id.to_string(),
             request: json!({ "stream_id": id }).to_string(),
             parameters: legs.to_string(),
@@ -56,8 +55,8 @@ async fn a_stream_started_directly_cannot_take_another_streams_channels() {
             timeout_seconds: 10,
             ..Default::default()
         };
-        job.sign(key).unwrap();
-        http().post(format!("{orch_url}/ai/stream/{route}")).header("Livepeer", job.to_header()).body("{}").send()
+        let header = byoc_e2e::nodes::signed_job(job, key);
+        http().post(format!("{orch_url}/ai/stream/{route}")).header("Livepeer", header).body("{}").send()
     };
     assert_eq!(call("start", &SecretKey::generate(), "v").await.unwrap().status(), 200);
     let victims = orch.streams()[0].channels.names();
@@ -137,17 +136,16 @@ async fn a_job_timeout_out_of_range_is_400() {
     let (orch_url, _, calls) = toy_orchestrator(200, Duration::from_secs(60)).await;
     let key = SecretKey::generate();
     for t in [-5, 0, 1 << 40] {
-        let mut job = JobRequest {
+        let job = JobRequest {
             request: "{}".into(),
             parameters: "{}".into(),
             capability: "toy".into(),
             timeout_seconds: t,
             ..Default::default()
         };
-        job.sign(&key).unwrap();
         let r = http()
             .post(format!("{orch_url}/process/request/echo"))
-            .header("Livepeer", job.to_header())
+            .header("Livepeer", byoc_e2e::nodes::signed_job(job, &key))
             .body("{}")
             .send()
             .await
@@ -155,4 +153,87 @@ async fn a_job_timeout_out_of_range_is_400() {
         assert_eq!(r.status(), 400, "timeout {t}");
     }
     assert!(calls.lock().unwrap().is_empty());
+}
+
+/// A signed stream job from `key` for stream `id`, with `request` as given (not stamped).
+fn raw_stream_job(id: &str, request: serde_json::Value) -> JobRequest {
+    JobRequest {
+        id: id.into(),
+        request: request.to_string(),
+        parameters: json!({"enable_video_ingress": true}).to_string(),
+        capability: "toy".into(),
+        timeout_seconds: 10,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_captured_start_cannot_be_replayed_renamed_or_used_late() {
+    let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let key = SecretKey::generate();
+    let post = |route: &'static str, header: String| {
+        http().post(format!("{orch_url}/ai/stream/{route}")).header("Livepeer", header).body("{}").send()
+    };
+    let start = byoc_e2e::nodes::signed_job(raw_stream_job("s", json!({"stream_id": "s"})), &key);
+    assert_eq!(post("start", start.clone()).await.unwrap().status(), 200);
+    let stop = byoc_e2e::nodes::signed_job(raw_stream_job("s", json!({"stream_id": "s"})), &key);
+    assert_eq!(post("stop", stop).await.unwrap().status(), 200);
+    // The captured start, replayed after the stop: refused, nothing started (or charged).
+    let r = post("start", start.clone()).await.unwrap();
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+    assert!(orch.streams().is_empty());
+    // The same signed request under another (unsigned) id.
+    let mut renamed = JobRequest::from_header(&start).unwrap();
+    renamed.id = "other".into();
+    assert_eq!(post("start", renamed.to_header()).await.unwrap().status(), 400);
+    assert!(orch.streams().is_empty());
+    // A freshly signed start of the same id is fine.
+    let fresh = byoc_e2e::nodes::signed_job(raw_stream_job("s", json!({"stream_id": "s"})), &key);
+    assert_eq!(post("start", fresh).await.unwrap().status(), 200);
+    // Stale, future, or unstamped signed jobs.
+    let stamped_at = |ms: u64| {
+        let mut j = raw_stream_job("t", json!({"stream_id": "t"}));
+        j.stamp_issued_at(ms).unwrap();
+        j.sign(&key).unwrap();
+        j.to_header()
+    };
+    let now =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    for (header, what) in [
+        (stamped_at(now - 10 * 60_000), "ten minutes old"),
+        (stamped_at(now + 10 * 60_000), "ten minutes ahead"),
+        (
+            {
+                let mut j = raw_stream_job("t", json!({"stream_id": "t"}));
+                j.sign(&key).unwrap();
+                j.to_header()
+            },
+            "unstamped",
+        ),
+        (byoc_e2e::nodes::signed_job(raw_stream_job("t", json!({})), &key), "no stream_id in the request"),
+    ] {
+        let r = post("start", header).await.unwrap();
+        assert_eq!(r.status(), 400, "{what}: {}", r.text().await.unwrap());
+    }
+    assert_eq!(orch.streams().len(), 1, "only the fresh start runs");
+}
+
+#[tokio::test]
+async fn go_livepeer_style_unstamped_jobs_are_accepted_only_when_the_operator_allows() {
+    let (orch_url, orch, _) = crate::common::toy_orchestrator_with(200, |c| c.accept_unstamped_jobs = true).await;
+    let key = SecretKey::generate();
+    let mut j = raw_stream_job("g", json!({}));
+    j.sign(&key).unwrap();
+    let start = j.to_header();
+    let post = |header: String| {
+        http().post(format!("{orch_url}/ai/stream/start")).header("Livepeer", header).body("{}").send()
+    };
+    assert_eq!(post(start.clone()).await.unwrap().status(), 200);
+    let mut stop = raw_stream_job("g", json!({"stream_id": "g"}));
+    stop.sign(&key).unwrap();
+    let r = http().post(format!("{orch_url}/ai/stream/stop")).header("Livepeer", stop.to_header()).send();
+    assert_eq!(r.await.unwrap().status(), 200);
+    // Even then, its replay after the stream ended here is refused.
+    assert_eq!(post(start).await.unwrap().status(), 409);
+    assert!(orch.streams().is_empty());
 }
