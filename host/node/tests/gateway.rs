@@ -507,3 +507,51 @@ async fn the_openapi_document_matches_the_routes_and_the_answers() {
         }
     }
 }
+
+#[tokio::test]
+async fn while_a_stream_moves_its_status_says_reconnecting_and_why() {
+    let (a_url, _a, _) = orchestrator(200, Duration::from_secs(60)).await;
+    // B's worker takes a while to start the stream: the move is under way meanwhile.
+    let slow = listen(axum::Router::new().route(
+        "/{*route}",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            axum::Json(json!({"status": "success"}))
+        }),
+    ))
+    .await;
+    let (b_url, b, _) = orchestrator(200, Duration::from_secs(60)).await;
+    b.registry.unregister("toy").unwrap();
+    b.registry
+        .register_worker(&byoc_node::WorkerRegistration {
+            name: "toy".into(),
+            url: slow,
+            capacity: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    let (gw_url, _) = gateway_with(|c| {
+        c.orchestrators = vec![a_url.clone(), b_url];
+        c.events_timeout = Some(Duration::from_millis(300));
+    })
+    .await;
+    let urls: Value = start(&gw_url, json!({})).await.json().await.unwrap();
+    let status = || async {
+        http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json::<Value>().await.unwrap()
+    };
+    let first = status().await;
+    assert_eq!((first["state"].as_str(), first["reconnect_reason"].is_null()), (Some("running"), true));
+    // No events from A: the stream moves, and says so while it does.
+    let mut seen = None;
+    for _ in 0..100 {
+        let st = status().await;
+        if st["state"] == "reconnecting" {
+            seen = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let st = seen.expect("the status said reconnecting while the stream moved");
+    assert_eq!(st["orchestrator"], a_url.as_str(), "the one that lost it");
+    assert!(st["reconnect_reason"].as_str().unwrap().contains("events"), "{st}");
+}

@@ -38,6 +38,8 @@ pub(crate) struct GwStream {
     swaps: Mutex<Vec<Instant>>,
     params: Mutex<Value>,
     last_status: Mutex<Value>,
+    /// Why the stream is looking for another orchestrator, while it is (status `reconnecting`).
+    reconnecting: Mutex<Option<&'static str>>,
     events: Feed,
     data: Feed,
     cancel: CancellationToken,
@@ -362,6 +364,7 @@ async fn start_inner(gw: Arc<Gateway>, h: HeaderMap, body: Body) -> Result<Box<R
             swaps: Mutex::new(Vec::new()),
             params: Mutex::new(params.clone()),
             last_status: Mutex::new(Value::Null),
+            reconnecting: Mutex::new(None),
             events: Feed::new(32),
             data: Feed::new(5),
             cancel,
@@ -443,6 +446,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
         return;
     }
     att.cancel.cancel();
+    *stream.reconnecting.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     tracing::warn!(stream_id = %stream.id, orchestrator = %att.orchestrator, reason = why, "orchestrator lost the stream");
     // No answer, or "unknown stream" (404): it went down and may come back (or is back, restarted);
     // any other answer (e.g. 410, it ended the stream itself): it let the stream go.
@@ -497,6 +501,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
                     let next = Attachment::new(&cand, urls, stream.cancel.child_token());
                     next.set_own_balance(&stream.parameters);
                     *stream.att.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
+                    *stream.reconnecting.lock().unwrap_or_else(|e| e.into_inner()) = None;
                     tracing::info!(stream_id = %stream.id, from = %att.orchestrator, to = %cand.url, "stream moved to another orchestrator");
                     metrics::counter!("byoc_gateway_orchestrator_swaps_total").increment(1);
                     stream.events.send(Arc::from(
@@ -877,9 +882,12 @@ pub(super) async fn status(
         (None, Some(r)) => Some(super::payments::balance(&gw.ledger, &r, &s.capability).to_string()),
         _ => None,
     };
+    // While it moves, the orchestrator named is the one that lost it.
+    let reconnecting = *s.reconnecting.lock().unwrap_or_else(|e| e.into_inner());
     Json(json!({
         "stream_id": s.id,
-        "state": "running",
+        "state": if reconnecting.is_some() { "reconnecting" } else { "running" },
+        "reconnect_reason": reconnecting,
         "capability": s.capability,
         "orchestrator": s.att().orchestrator,
         "gateway_address": gw.address(),
