@@ -162,9 +162,86 @@ pub struct MediaArgs {
     /// segments [default: 2000].
     #[arg(long)]
     pub keyframe_request_ms: Option<u64>,
+    /// Largest ingest segment in bytes (RTMP/WHIP segments are cut there, a bigger HTTP ingest
+    /// body is cut off with 413) [default: 16 MiB].
+    #[arg(long)]
+    pub max_ingest_segment_bytes: Option<usize>,
+    /// Seconds from an RTMP connection's accept to its publish or play [default: 10].
+    #[arg(long)]
+    pub rtmp_publish_deadline_secs: Option<u64>,
+    /// Bytes per second an RTMP publisher must average over 20 s; 0: no minimum [default: 512].
+    #[arg(long)]
+    pub rtmp_min_publish_rate: Option<u64>,
+    /// RTMP connections at once from one IP [default: 16].
+    #[arg(long)]
+    pub rtmp_max_connections_per_ip: Option<usize>,
+    /// WebRTC sessions (pending and connected) of one stream [default: 64].
+    #[arg(long)]
+    pub webrtc_max_sessions_per_stream: Option<usize>,
+    /// WebRTC sessions of one stream not yet connected [default: 16].
+    #[arg(long)]
+    pub webrtc_max_pending_per_stream: Option<usize>,
+    /// WebRTC sessions from one client IP [default: 32].
+    #[arg(long)]
+    pub webrtc_max_sessions_per_ip: Option<usize>,
+    /// WebRTC sessions from one client IP not yet connected [default: 8].
+    #[arg(long)]
+    pub webrtc_max_pending_per_ip: Option<usize>,
+    /// Seconds a WebRTC session has to complete ICE and DTLS [default: 10].
+    #[arg(long)]
+    pub webrtc_connect_timeout_secs: Option<u64>,
 }
 
 impl MediaArgs {
+    /// The media legs' bounds: flags, then the file's `[limits]`, then the defaults.
+    pub fn limits(&self, file: &LimitsFile) -> byoc_node::gateway::MediaLimits {
+        let d = byoc_node::gateway::MediaLimits::default();
+        let secs = |flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
+            flag.or(file).map_or(default, |s| std::time::Duration::from_secs(s.max(1)))
+        };
+        byoc_node::gateway::MediaLimits {
+            max_ingest_segment_bytes: self
+                .max_ingest_segment_bytes
+                .or(file.max_ingest_segment_bytes)
+                .unwrap_or(d.max_ingest_segment_bytes)
+                .max(1),
+            rtmp_publish_deadline: secs(
+                self.rtmp_publish_deadline_secs,
+                file.rtmp_publish_deadline_secs,
+                d.rtmp_publish_deadline,
+            ),
+            rtmp_min_publish_rate: self
+                .rtmp_min_publish_rate
+                .or(file.rtmp_min_publish_rate)
+                .unwrap_or(d.rtmp_min_publish_rate),
+            rtmp_max_connections_per_ip: self
+                .rtmp_max_connections_per_ip
+                .or(file.rtmp_max_connections_per_ip)
+                .unwrap_or(d.rtmp_max_connections_per_ip),
+            webrtc_max_sessions_per_stream: self
+                .webrtc_max_sessions_per_stream
+                .or(file.webrtc_max_sessions_per_stream)
+                .unwrap_or(d.webrtc_max_sessions_per_stream),
+            webrtc_max_pending_per_stream: self
+                .webrtc_max_pending_per_stream
+                .or(file.webrtc_max_pending_per_stream)
+                .unwrap_or(d.webrtc_max_pending_per_stream),
+            webrtc_max_sessions_per_ip: self
+                .webrtc_max_sessions_per_ip
+                .or(file.webrtc_max_sessions_per_ip)
+                .unwrap_or(d.webrtc_max_sessions_per_ip),
+            webrtc_max_pending_per_ip: self
+                .webrtc_max_pending_per_ip
+                .or(file.webrtc_max_pending_per_ip)
+                .unwrap_or(d.webrtc_max_pending_per_ip),
+            webrtc_connect_timeout: secs(
+                self.webrtc_connect_timeout_secs,
+                file.webrtc_connect_timeout_secs,
+                d.webrtc_connect_timeout,
+            ),
+        }
+    }
+
     /// `(segment_min_duration, keyframe_request_every)`, checked: 100 ms to 60 s each.
     pub fn durations(&self, file: &GatewayFile) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
         let pick = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
@@ -191,6 +268,16 @@ impl MediaArgs {
 /// max_connections = 4096              # open HTTP connections, all clients together
 /// max_connections_per_ip = 1024       # open HTTP connections from one IP
 /// max_buffered_bytes = 6442450944     # trickle segments held in memory (default: 1/4 of RAM)
+/// # the gateway's media legs (gateway, dev):
+/// max_ingest_segment_bytes = 16777216
+/// rtmp_publish_deadline_secs = 10
+/// rtmp_min_publish_rate = 512          # bytes/s over 20 s; 0: none
+/// rtmp_max_connections_per_ip = 16
+/// webrtc_max_sessions_per_stream = 64
+/// webrtc_max_pending_per_stream = 16
+/// webrtc_max_sessions_per_ip = 32
+/// webrtc_max_pending_per_ip = 8
+/// webrtc_connect_timeout_secs = 10
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +287,16 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
     pub max_buffered_bytes: Option<usize>,
+    // The gateway's media legs (`byoc gateway`, `byoc dev`); see `MediaArgs`.
+    pub max_ingest_segment_bytes: Option<usize>,
+    pub rtmp_publish_deadline_secs: Option<u64>,
+    pub rtmp_min_publish_rate: Option<u64>,
+    pub rtmp_max_connections_per_ip: Option<usize>,
+    pub webrtc_max_sessions_per_stream: Option<usize>,
+    pub webrtc_max_pending_per_stream: Option<usize>,
+    pub webrtc_max_sessions_per_ip: Option<usize>,
+    pub webrtc_max_pending_per_ip: Option<usize>,
+    pub webrtc_connect_timeout_secs: Option<u64>,
 }
 
 /// A config file holding only `[limits]` (`byoc trickle --config`, `byoc dev --config`).
@@ -326,12 +423,32 @@ mod tests {
         let ms = |d: (std::time::Duration, std::time::Duration)| (d.0.as_millis(), d.1.as_millis());
         assert_eq!(ms(none.durations(&GatewayFile::default()).unwrap()), (1000, 2000));
         assert_eq!(ms(none.durations(&file).unwrap()), (3000, 1500));
-        let flags = MediaArgs { segment_min_ms: Some(500), keyframe_request_ms: None };
+        let flags = MediaArgs { segment_min_ms: Some(500), ..Default::default() };
         assert_eq!(ms(flags.durations(&file).unwrap()), (500, 1500));
-        let bad = MediaArgs { segment_min_ms: Some(10), keyframe_request_ms: None };
+        let bad = MediaArgs { segment_min_ms: Some(10), ..Default::default() };
         assert!(bad.durations(&file).unwrap_err().to_string().contains("--segment-min-ms"));
-        let bad = MediaArgs { segment_min_ms: None, keyframe_request_ms: Some(600_000) };
+        let bad = MediaArgs { keyframe_request_ms: Some(600_000), ..Default::default() };
         assert!(bad.durations(&file).is_err());
+    }
+
+    #[test]
+    fn limits_come_from_flags_then_the_limits_table_then_defaults() {
+        let file: GatewayFile = toml::from_str(
+            "[limits]\nmax_connections = 100\nheader_timeout_secs = 3\nwebrtc_max_pending_per_ip = 2\nmax_buffered_bytes = 4096",
+        )
+        .unwrap();
+        let none = LimitArgs::default();
+        let server = none.server(&file.limits).unwrap();
+        assert_eq!((server.max_connections, server.header_read_timeout.as_secs()), (100, 3));
+        assert_eq!(server.max_connections_per_ip, byoc_net::Limits::default().max_connections_per_ip);
+        let flags = LimitArgs { max_connections: Some(7), ..Default::default() };
+        assert_eq!(flags.server(&file.limits).unwrap().max_connections, 7);
+        assert!(LimitArgs { max_connections: Some(0), ..Default::default() }.server(&file.limits).is_err());
+        assert_eq!(none.trickle(&file.limits).max_buffered_bytes, 4096);
+        let media = MediaArgs::default().limits(&file.limits);
+        assert_eq!(media.webrtc_max_pending_per_ip, 2);
+        assert_eq!(media.max_ingest_segment_bytes, byoc_node::gateway::MediaLimits::default().max_ingest_segment_bytes);
+        assert!(toml::from_str::<GatewayFile>("[limits]\nmax_conections = 1").is_err(), "a misspelt key is refused");
     }
 
     #[test]

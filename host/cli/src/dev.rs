@@ -76,6 +76,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         orchestrators: vec![orch_url.clone()],
         segment_min_duration,
         keyframe_request_every,
+        media_limits: args.media.limits(&limits_file),
         ..GatewayConfig::default()
     })?;
     let rtmp = byoc_node::gateway::serve_rtmp(&gw, args.rtmp_listen, None)

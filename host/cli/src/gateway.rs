@@ -86,6 +86,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         auth_webhook,
         segment_min_duration,
         keyframe_request_every,
+        media_limits: args.media.limits(&file.limits),
         ..GatewayConfig::default()
     };
     let gw = Gateway::new(config)?;

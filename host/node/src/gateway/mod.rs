@@ -71,6 +71,60 @@ pub struct GatewayConfig {
     pub segment_min_duration: Duration,
     /// How often WHIP publishers are asked for a keyframe (a PLI), i.e. how long WHIP segments are.
     pub keyframe_request_every: Duration,
+    /// Bounds of the media legs (RTMP, WebRTC, ingest segments).
+    pub media_limits: MediaLimits,
+}
+
+/// The bounds of the gateway's media legs; the defaults are byoc-media's, except the ingest segment
+/// cap, which is sized for live video (a 2 s segment of 1080p60 at 20 Mbit/s is 5 MiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaLimits {
+    /// Largest ingest segment (RTMP and WHIP segments are cut there; an HTTP ingest body beyond it
+    /// is cut off).
+    pub max_ingest_segment_bytes: usize,
+    /// Time from accepting an RTMP connection to its publish or play being accepted.
+    pub rtmp_publish_deadline: Duration,
+    /// Bytes per second an RTMP publisher must average (over 20 s); 0: no minimum.
+    pub rtmp_min_publish_rate: u64,
+    /// RTMP connections at once from one IP address.
+    pub rtmp_max_connections_per_ip: usize,
+    /// WebRTC sessions of one stream (pending and connected).
+    pub webrtc_max_sessions_per_stream: usize,
+    /// WebRTC sessions of one stream not yet connected.
+    pub webrtc_max_pending_per_stream: usize,
+    /// WebRTC sessions from one client IP address.
+    pub webrtc_max_sessions_per_ip: usize,
+    /// WebRTC sessions from one client IP address not yet connected.
+    pub webrtc_max_pending_per_ip: usize,
+    /// Time a WebRTC session has to complete ICE and DTLS.
+    pub webrtc_connect_timeout: Duration,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        let (rtmp, webrtc) = (byoc_media::RtmpConfig::default(), byoc_media::WebRtcConfig::default());
+        MediaLimits {
+            max_ingest_segment_bytes: 16 << 20,
+            rtmp_publish_deadline: rtmp.publish_deadline,
+            rtmp_min_publish_rate: rtmp.min_publish_rate,
+            rtmp_max_connections_per_ip: rtmp.max_connections_per_ip,
+            webrtc_max_sessions_per_stream: webrtc.max_sessions_per_stream,
+            webrtc_max_pending_per_stream: webrtc.max_pending_per_stream,
+            webrtc_max_sessions_per_ip: webrtc.max_sessions_per_ip,
+            webrtc_max_pending_per_ip: webrtc.max_pending_per_ip,
+            webrtc_connect_timeout: webrtc.connect_timeout,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// How the gateway's own ingest (RTMP, WHIP) is cut.
+    pub(crate) fn segmenter(&self) -> byoc_media::SegmenterConfig {
+        byoc_media::SegmenterConfig {
+            min_duration: self.segment_min_duration,
+            max_segment_bytes: self.media_limits.max_ingest_segment_bytes,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -91,6 +145,7 @@ impl Default for GatewayConfig {
             top_up_secs: 70,
             segment_min_duration: Duration::from_secs(1),
             keyframe_request_every: Duration::from_secs(2),
+            media_limits: MediaLimits::default(),
         }
     }
 }

@@ -5,9 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use byoc_media::{
-    Piece, PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer, SegmenterConfig, StartGate,
-};
+use byoc_media::{Piece, PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer, StartGate};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Gateway;
@@ -27,10 +25,17 @@ pub async fn serve_rtmp(
     public: Option<String>,
 ) -> Result<RtmpServer, byoc_media::MediaError> {
     let (weak, weak_play) = (Arc::downgrade(gw), Arc::downgrade(gw));
-    let segmenter = SegmenterConfig { min_duration: gw.config.segment_min_duration, ..SegmenterConfig::default() };
+    let limits = &gw.config.media_limits;
+    let config = RtmpConfig {
+        segmenter: gw.config.segmenter(),
+        publish_deadline: limits.rtmp_publish_deadline,
+        min_publish_rate: limits.rtmp_min_publish_rate,
+        max_connections_per_ip: limits.rtmp_max_connections_per_ip,
+        ..RtmpConfig::default()
+    };
     let server = RtmpServer::bind_with_play(
         addr,
-        RtmpConfig { segmenter, ..RtmpConfig::default() },
+        config,
         move |req: PublishRequest| {
             let gw = weak.upgrade();
             async move { authorize(gw?, req) }

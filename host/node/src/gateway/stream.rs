@@ -978,7 +978,23 @@ pub(super) async fn ingest(
     if seq.parse::<SeqRequest>().is_err() {
         return super::error(StatusCode::BAD_REQUEST, "invalid seq");
     }
-    let mut req = gw.http.post(format!("{url}/{seq}")).body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    // Live video segments are a few MiB: a bigger body is cut off at the cap (the orchestrator
+    // then sees an aborted segment), so one client cannot park 64 MiB segments in its window.
+    let max = gw.config.media_limits.max_ingest_segment_bytes;
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capped = {
+        let (cut, mut seen) = (cut.clone(), 0usize);
+        body.into_data_stream().map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            seen = seen.saturating_add(chunk.len());
+            if seen > max {
+                cut.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(std::io::Error::other("ingest segment over the cap"));
+            }
+            Ok(chunk)
+        })
+    };
+    let mut req = gw.http.post(format!("{url}/{seq}")).body(reqwest::Body::wrap_stream(capped));
     req = req.header(http::header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
     match req.send().await {
         Ok(r) => {
@@ -986,6 +1002,9 @@ pub(super) async fn ingest(
                 metrics::counter!("byoc_gateway_segments_in_total").increment(1);
             }
             relay_trickle(r)
+        }
+        Err(_) if cut.load(std::sync::atomic::Ordering::SeqCst) => {
+            super::error(StatusCode::PAYLOAD_TOO_LARGE, format!("ingest segment over {max} bytes: cut off"))
         }
         Err(e) => {
             metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);

@@ -10,7 +10,7 @@ use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use byoc_media::{Leg, MediaError, SegmenterConfig, SessionId, SessionOwner, StartGate, WebRtcConfig, WebRtcServer};
+use byoc_media::{Leg, MediaError, SessionId, SessionOwner, StartGate, WebRtcConfig, WebRtcServer};
 use http::{HeaderMap, StatusCode, Uri};
 use tokio::sync::{broadcast, mpsc};
 
@@ -28,12 +28,17 @@ pub async fn serve_webrtc(
     bind: SocketAddr,
     advertised: Option<SocketAddr>,
 ) -> Result<SocketAddr, byoc_media::MediaError> {
-    let segmenter = SegmenterConfig { min_duration: gw.config.segment_min_duration, ..SegmenterConfig::default() };
+    let limits = &gw.config.media_limits;
     let server = WebRtcServer::bind(WebRtcConfig {
         bind,
         advertised,
-        segmenter,
+        segmenter: gw.config.segmenter(),
         pli_interval: gw.config.keyframe_request_every,
+        max_sessions_per_stream: limits.webrtc_max_sessions_per_stream,
+        max_pending_per_stream: limits.webrtc_max_pending_per_stream,
+        max_sessions_per_ip: limits.webrtc_max_sessions_per_ip,
+        max_pending_per_ip: limits.webrtc_max_pending_per_ip,
+        connect_timeout: limits.webrtc_connect_timeout,
         ..WebRtcConfig::default()
     })
     .await?;

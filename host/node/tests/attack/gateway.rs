@@ -190,3 +190,43 @@ async fn an_ended_stream_answers_its_owner_410_and_tells_no_one_else() {
         404
     );
 }
+
+#[tokio::test]
+async fn an_ingest_segment_cannot_exceed_the_cap() {
+    let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let (gw, _) = serve_gateway_with(vec![orch_url], |c| {
+        c.events_timeout = None;
+        c.media_limits.max_ingest_segment_bytes = 1 << 20;
+    })
+    .await;
+    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", toy_job(all_legs())).body("{}");
+    let urls: Value = r.send().await.unwrap().json().await.unwrap();
+    let secret = urls["stream_secret"].as_str().unwrap();
+    let input = orch.streams()[0].channels.input.clone().unwrap();
+    let mut sub =
+        byoc_trickle::LocalSubscriber::new(&orch.trickle, &input, byoc_trickle::SeqRequest::At(byoc_trickle::Seq(0)));
+    let ingest = |len: usize| {
+        http()
+            .post(format!("{}/0", urls["ingest_url"].as_str().unwrap()))
+            .bearer_auth(secret)
+            .body(vec![0x47u8; len])
+            .send()
+    };
+    let r = ingest(3 << 20).await.unwrap();
+    assert_eq!(r.status(), 413, "{}", r.text().await.unwrap());
+    // What reached the orchestrator is at most the cap, and not a whole segment.
+    let seg = sub.next_segment().await.unwrap().unwrap();
+    // Cut off: the reader sees an aborted segment, or at most the cap.
+    if let Ok(b) = seg.read_all().await {
+        assert!(b.len() <= 1 << 20, "{} bytes reached the orchestrator", b.len());
+    }
+    // A segment within the cap goes through.
+    let r = http()
+        .post(format!("{}/1", urls["ingest_url"].as_str().unwrap()))
+        .bearer_auth(secret)
+        .body(vec![0x47u8; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
