@@ -1,6 +1,6 @@
 """A real pytrickle BYOC worker (passthrough video, echoes params as data), registered with an
 orchestrator through pytrickle's own RegisterCapability. Needs the full pytrickle install
-(`target/worker-venv`, see xtask/src/env.rs). Used by host/node/tests/pytrickle_worker.rs.
+(`target/worker-venv`, see xtask/src/env.rs). Used by host/orchestrator/tests/pytrickle_worker.rs.
 
 env: ORCH_URL, ORCH_SECRET (registration is skipped if either is empty), CAPABILITY_NAME,
 CAPABILITY_URL (what the orchestrator will call), CAPABILITY_CAPACITY, WORKER_PORT (default 8000).

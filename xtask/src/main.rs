@@ -96,14 +96,14 @@ fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
         }
         "stream" => {
             plugins::build(root)?;
-            exec(cargo(root).args(["bench", "-p", "byoc-node", "--bench", "stream"]))
+            exec(cargo(root).args(["bench", "-p", "byoc-gateway", "--bench", "stream"]))
         }
         "media" => {
             // The WHIP/WHEP peers are aiortc (the peers venv); the RTMP publishers are ffmpeg.
             env::ensure_debian_packages(&[("ffmpeg", "ffmpeg")])?;
             let python = env::ensure_peers(root)?;
             plugins::build(root)?;
-            exec(cargo(root).args(["bench", "-p", "byoc-node", "--bench", "media"]).env("BYOC_PYTHON", python))
+            exec(cargo(root).args(["bench", "-p", "byoc-gateway", "--bench", "media"]).env("BYOC_PYTHON", python))
         }
         other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream, media)"),
     }

@@ -194,12 +194,12 @@ pub struct MediaArgs {
 
 impl MediaArgs {
     /// The media legs' bounds: flags, then the file's `[limits]`, then the defaults.
-    pub fn limits(&self, file: &LimitsFile) -> byoc_node::gateway::MediaLimits {
-        let d = byoc_node::gateway::MediaLimits::default();
+    pub fn limits(&self, file: &LimitsFile) -> byoc_gateway::MediaLimits {
+        let d = byoc_gateway::MediaLimits::default();
         let secs = |flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
             flag.or(file).map_or(default, |s| std::time::Duration::from_secs(s.max(1)))
         };
-        byoc_node::gateway::MediaLimits {
+        byoc_gateway::MediaLimits {
             max_ingest_segment_bytes: self
                 .max_ingest_segment_bytes
                 .or(file.max_ingest_segment_bytes)
@@ -447,7 +447,7 @@ mod tests {
         assert_eq!(none.trickle(&file.limits).max_buffered_bytes, 4096);
         let media = MediaArgs::default().limits(&file.limits);
         assert_eq!(media.webrtc_max_pending_per_ip, 2);
-        assert_eq!(media.max_ingest_segment_bytes, byoc_node::gateway::MediaLimits::default().max_ingest_segment_bytes);
+        assert_eq!(media.max_ingest_segment_bytes, byoc_gateway::MediaLimits::default().max_ingest_segment_bytes);
         assert!(toml::from_str::<GatewayFile>("[limits]\nmax_conections = 1").is_err(), "a misspelt key is refused");
     }
 

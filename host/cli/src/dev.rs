@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use byoc_node::gateway::{Gateway, GatewayConfig};
-use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig};
+use byoc_gateway::{Gateway, GatewayConfig};
+use byoc_orchestrator::{Orchestrator, OrchestratorConfig};
 use byoc_payment::job::SignaturePolicy;
 use byoc_trickle::TrickleStore;
 
@@ -65,7 +65,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         trickle,
     )?;
     for (name, price) in args.prices.merged(&crate::config::NodeConfig::default())? {
-        orch.registry.set_price(&name, byoc_node::Price { per_unit: price, scaling: 1 });
+        orch.registry.set_price(&name, byoc_orchestrator::Price { per_unit: price, scaling: 1 });
     }
     let watcher = offer_plugins(&orch, &args.plugins, &crate::config::NodeConfig::default()).await?;
     let gw_listener =
@@ -79,13 +79,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         media_limits: args.media.limits(&limits_file),
         ..GatewayConfig::default()
     })?;
-    let rtmp = byoc_node::gateway::serve_rtmp(&gw, args.rtmp_listen, None)
+    let rtmp = byoc_gateway::serve_rtmp(&gw, args.rtmp_listen, None)
         .await
         .with_context(|| format!("RTMP on {}", args.rtmp_listen))?;
-    let webrtc = byoc_node::gateway::serve_webrtc(&gw, args.webrtc_listen, None)
+    let webrtc = byoc_gateway::serve_webrtc(&gw, args.webrtc_listen, None)
         .await
         .with_context(|| format!("WebRTC on {}", args.webrtc_listen))?;
-    let orch_app = byoc_node::orchestrator::router(orch.clone());
+    let orch_app = byoc_orchestrator::router(orch.clone());
     let orch_task = tokio::spawn(async move {
         let _ = byoc_net::serve(orch_listener, orch_app, server_limits, std::future::pending()).await;
     });
@@ -105,8 +105,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let prices: Vec<String> = args.prices.prices.iter().map(|(c, p)| format!("{c}={p} wei/s")).collect();
         println!("byoc dev: priced mode ({}), paid with tickets; loopback only", prices.join(", "));
     }
-    let served =
-        crate::trickle::serve_until_signal(gw_listener, byoc_node::gateway::router(gw.clone()), server_limits).await;
+    let served = crate::trickle::serve_until_signal(gw_listener, byoc_gateway::router(gw.clone()), server_limits).await;
     gw.shutdown().await;
     orch.shutdown().await;
     orch_task.abort();

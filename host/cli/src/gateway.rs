@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use byoc_node::gateway::{Gateway, GatewayConfig, router};
+use byoc_gateway::{Gateway, GatewayConfig, router};
 
 #[derive(clap::Args)]
 pub struct GatewayArgs {
@@ -92,7 +92,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let gw = Gateway::new(config)?;
     let _rtmp = match args.rtmp_listen {
         Some(addr) => {
-            let server = byoc_node::gateway::serve_rtmp(&gw, addr, args.rtmp_public.clone())
+            let server = byoc_gateway::serve_rtmp(&gw, addr, args.rtmp_public.clone())
                 .await
                 .with_context(|| format!("RTMP on {addr}"))?;
             println!("gateway RTMP ingest on rtmp://{}/live/{{stream_id}}-{{stream_secret}}", server.local_addr());
@@ -101,7 +101,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(addr) = args.webrtc_listen {
-        let bound = byoc_node::gateway::serve_webrtc(&gw, addr, args.webrtc_advertise)
+        let bound = byoc_gateway::serve_webrtc(&gw, addr, args.webrtc_advertise)
             .await
             .with_context(|| format!("WebRTC on {addr}"))?;
         println!("gateway WHIP/WHEP media on udp {bound} (each stream's whip_url / whep_url)");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use byoc_node::orchestrator::{Orchestrator, OrchestratorConfig, router};
+use byoc_orchestrator::{Orchestrator, OrchestratorConfig, router};
 use byoc_payment::job::SignaturePolicy;
 use byoc_trickle::TrickleStore;
 
@@ -186,7 +186,7 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         stream_idle_timeout: Duration::from_secs(
             args.stream_idle_timeout_secs.or(file.stream_idle_timeout_secs).unwrap_or(60),
         ),
-        payments: byoc_node::orchestrator::PaymentSettings {
+        payments: byoc_orchestrator::PaymentSettings {
             ticket_store: args.ticket_store.clone().or_else(|| file.ticket_store.clone()),
             recipient: ticket_settings(args.ticket_ev, args.ticket_face_value)?,
             min_balance_secs: args.min_balance_secs.unwrap_or(60),
@@ -204,7 +204,7 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let orch = Orchestrator::new(config, trickle)?;
     let prices = args.prices.merged(&file)?;
     for (name, price) in &prices {
-        orch.registry.set_price(name, byoc_node::Price { per_unit: *price, scaling: 1 });
+        orch.registry.set_price(name, byoc_orchestrator::Price { per_unit: *price, scaling: 1 });
     }
     if prices.values().any(|p| *p > 0) {
         match (&orch.config.key, &orch.config.payments.ticket_store) {

@@ -1,0 +1,299 @@
+//! The gateway's WebRTC legs: WHIP ingest (`POST {whip_url}` with an SDP offer → 201, the answer
+//! and a `Location` to `DELETE`) and WHEP egress (`POST {whep_url}` with a recvonly offer, many
+//! viewers per stream). The WebRTC work (str0m, ICE-lite, one UDP port, RTP ↔ MPEG-TS) is
+//! `byoc-media`'s; this is the HTTP layer and the plumbing to the stream.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use byoc_media::{Leg, MediaError, SessionId, SessionOwner, StartGate, WebRtcConfig, WebRtcServer};
+use http::{HeaderMap, StatusCode, Uri};
+use tokio::sync::{broadcast, mpsc};
+
+use super::stream::GwStream;
+use super::{Gateway, error};
+
+/// Serves WHIP and WHEP media on one UDP port at `bind`; `advertised` is the address peers are
+/// told to reach (required when `bind` is unspecified, e.g. `0.0.0.0`).
+///
+/// The caps on WebRTC sessions per client address apply only when the gateway's router is served
+/// with connect info (`into_make_service_with_connect_info::<SocketAddr>()`); the caps per stream and
+/// per server apply always.
+pub async fn serve_webrtc(
+    gw: &Arc<Gateway>,
+    bind: SocketAddr,
+    advertised: Option<SocketAddr>,
+) -> Result<SocketAddr, byoc_media::MediaError> {
+    let limits = &gw.config.media_limits;
+    let server = WebRtcServer::bind(WebRtcConfig {
+        bind,
+        advertised,
+        segmenter: gw.config.segmenter(),
+        pli_interval: gw.config.keyframe_request_every,
+        max_sessions_per_stream: limits.webrtc_max_sessions_per_stream,
+        max_pending_per_stream: limits.webrtc_max_pending_per_stream,
+        max_sessions_per_ip: limits.webrtc_max_sessions_per_ip,
+        max_pending_per_ip: limits.webrtc_max_pending_per_ip,
+        connect_timeout: limits.webrtc_connect_timeout,
+        ..WebRtcConfig::default()
+    })
+    .await?;
+    let addr = server.local_addr();
+    let _ = gw.webrtc.set(server);
+    Ok(addr)
+}
+
+/// What both offers need: the stream (its secret checked), the media server, and the SDP text.
+async fn offer<'g>(
+    gw: &'g Gateway,
+    id: &str,
+    query: Option<&str>,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<(Arc<GwStream>, &'g WebRtcServer, String), Box<Response>> {
+    let stream = super::stream::authorized(gw, id, h, query)?;
+    let Some(server) = gw.webrtc.get() else {
+        return Err(Box::new(error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC")));
+    };
+    let body = byoc_protocol::read_limited(body, 64 << 10)
+        .await
+        .map_err(|m| Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, m)))?;
+    let ct = h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !ct.trim().to_ascii_lowercase().starts_with("application/sdp") {
+        let msg = "the offer must be Content-Type: application/sdp";
+        return Err(Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg)));
+    }
+    let sdp = String::from_utf8(body.to_vec())
+        .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text")))?;
+    Ok((stream, server, sdp))
+}
+
+/// The client's address, when the gateway is served with connect info
+/// (`into_make_service_with_connect_info::<SocketAddr>()`); without it the per-address caps of WebRTC
+/// sessions cannot apply.
+type Client = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn owner(stream_id: &str, client: Client) -> SessionOwner {
+    SessionOwner { stream: stream_id.to_string(), client: client.map(|Extension(ConnectInfo(a))| a.ip()) }
+}
+
+fn answer(stream_id: &str, leg: &str, id: SessionId, sdp: String) -> Response {
+    let location = format!("/process/stream/{stream_id}/{leg}/{id}");
+    (
+        StatusCode::CREATED,
+        [(http::header::CONTENT_TYPE, "application/sdp".to_string()), (http::header::LOCATION, location)],
+        sdp,
+    )
+        .into_response()
+}
+
+/// `POST /process/stream/{id}/whip`: one publisher per stream.
+pub(super) async fn whip(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    client: Client,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let (stream, server, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if stream.input_url().is_none() {
+        super::legs::refused("whip", "not_enabled");
+        return error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
+    }
+    let mut slot = stream.whip_session.lock().await;
+    if slot.is_some() {
+        super::legs::refused("whip", "busy");
+        return error(StatusCode::CONFLICT, "this stream already has a WHIP publisher");
+    }
+    // A few seconds of frames; when the orchestrator falls further behind, the media crate drops the
+    // rest of the segment and goes on at the next one.
+    let (tx, rx) = mpsc::channel(256);
+    match server.whip_offer(&offer, tx, owner(&id, client)).await {
+        Ok((session, sdp)) => {
+            *slot = Some(session);
+            drop(slot);
+            let s = stream.clone();
+            let live = super::legs::MediaSession::open("whip");
+            tokio::spawn(async move {
+                let _live = live;
+                super::legs::feed_input(s.clone(), rx).await;
+                // The publisher is gone (or the stream ended): the slot is free again.
+                *s.whip_session.lock().await = None;
+            });
+            tracing::info!(stream_id = %id, session = %session, "WHIP publisher connected");
+            answer(&id, "whip", session, sdp)
+        }
+        Err(e) => refusal("whip", e),
+    }
+}
+
+/// `POST /process/stream/{id}/whep`: a viewer of the stream's output.
+pub(super) async fn whep(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    client: Client,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let (stream, server, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if stream.output_url().is_none() {
+        super::legs::refused("whep", "not_enabled");
+        return error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
+    }
+    // Each viewer gets its own queue; a slow one skips to the next segment instead of holding others back.
+    let (tx, rx) = mpsc::channel(256);
+    let mut output = super::legs::webrtc_output(&stream);
+    match server.whep_offer(&offer, rx, owner(&id, client)).await {
+        Ok((session, sdp)) => {
+            let (s, gw) = (stream.clone(), gw.clone());
+            let live = super::legs::MediaSession::open("whep");
+            let mut asks = server.viewer_keyframe_requests();
+            tokio::spawn(async move {
+                let _live = live;
+                // The viewer starts at a segment start: when the stream's publisher is ours, have it
+                // send a keyframe and start a segment there, rather than wait for the next one.
+                ask_publisher(&gw, &s, "viewer_joined").await;
+                let mut gate = StartGate::default();
+                loop {
+                    let piece = tokio::select! {
+                        _ = s.cancelled() => return,
+                        _ = tx.closed() => return,
+                        ask = asks.recv() => {
+                            if ask.is_ok_and(|asker| asker == session) {
+                                ask_publisher(&gw, &s, "viewer_asked").await;
+                            }
+                            continue;
+                        }
+                        piece = output.recv() => piece,
+                    };
+                    match piece {
+                        Ok(piece) if gate.pass(&piece) => match tx.try_send(piece) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => gate.lost(),
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        },
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => gate.lost(),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+            tracing::info!(stream_id = %id, session = %session, "WHEP viewer connected");
+            answer(&id, "whep", session, sdp)
+        }
+        Err(e) => refusal("whep", e),
+    }
+}
+
+/// The answer to an offer the media server refused: 429 naming the cap it would exceed, 400 for an
+/// offer it cannot use.
+fn refusal(leg: &'static str, e: MediaError) -> Response {
+    let upper = leg.to_ascii_uppercase();
+    match e {
+        MediaError::Limit(cap) => {
+            super::legs::refused(leg, "limit");
+            error(StatusCode::TOO_MANY_REQUESTS, format!("{upper} offer refused: {cap}"))
+        }
+        MediaError::Protocol(why) => {
+            super::legs::refused(leg, "bad_offer");
+            error(StatusCode::BAD_REQUEST, format!("{upper} offer refused: {why}"))
+        }
+        e => {
+            tracing::warn!(error = %e, "{upper} offer failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("{upper} is unavailable"))
+        }
+    }
+}
+
+/// Passes a WHEP viewer's need for a keyframe on to the stream's WHIP publisher, when it has one (an
+/// RTMP or HTTP publisher cannot be asked; the viewer then waits for the next segment).
+async fn ask_publisher(gw: &Gateway, stream: &GwStream, reason: &'static str) {
+    let publisher = *stream.whip_session.lock().await;
+    if let (Some(server), Some(id)) = (gw.webrtc.get(), publisher)
+        && server.request_keyframe(id).await
+    {
+        metrics::counter!("byoc_gateway_keyframe_requests_total", "reason" => reason).increment(1);
+    }
+}
+
+/// `DELETE /process/stream/{id}/whip/{session}` and `…/whep/{session}`: ends that session, if it is
+/// this stream's and of this leg (404 otherwise).
+pub(super) async fn end_session(
+    State(gw): State<Arc<Gateway>>,
+    Path((id, session)): Path<(String, String)>,
+    uri: Uri,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    if let Err(r) = super::stream::authorized(&gw, &id, &h, q.as_deref()) {
+        return *r;
+    }
+    let (Some(server), Ok(session)) = (gw.webrtc.get(), session.parse::<SessionId>()) else {
+        return error(StatusCode::NOT_FOUND, "no such session");
+    };
+    // Both legs' routes end here: `…/{leg}/{session}`.
+    let leg = match uri.path().rsplit('/').nth(1) {
+        Some("whip") => Leg::Whip,
+        _ => Leg::Whep,
+    };
+    if server.close(session, &id, leg).await {
+        StatusCode::OK.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such session")
+    }
+}
+
+/// The browser page of the stream's WebRTC legs (publish a camera with WHIP, watch the output with WHEP).
+const PLAYER: &str = include_str!("player.html");
+
+/// `GET /process/stream/{id}/player`: a page that publishes the browser's camera to the stream
+/// (WHIP) and plays its output (WHEP). It holds no secret itself: its script takes the `token` from
+/// its own URL, so the page asks for the secret like every other per-stream route.
+pub(super) async fn player(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    if let Err(r) = super::stream::authorized(&gw, &id, &h, q.as_deref()) {
+        return *r;
+    }
+    if gw.webrtc.get().is_none() {
+        return error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC");
+    }
+    let csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+               media-src 'self' blob: mediastream:";
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (http::header::CONTENT_SECURITY_POLICY, csp),
+            // The URL carries the stream's secret: never hand it to another origin.
+            (http::header::REFERRER_POLICY, "no-referrer"),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+        PLAYER,
+    )
+        .into_response()
+}
+
+/// The `player_url` of a stream, when the gateway serves WebRTC.
+pub(crate) fn player_url(gw: &Gateway, base: &str, secret: &str) -> Option<String> {
+    gw.webrtc.get().map(|_| format!("{base}/player?token={secret}"))
+}
+
+/// The `whip_url`/`whep_url` of a stream, when the gateway serves WebRTC.
+pub(crate) fn url(gw: &Gateway, base: &str, leg: &str, secret: &str) -> Option<String> {
+    gw.webrtc.get().map(|_| format!("{base}/{leg}?token={secret}"))
+}
