@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::ffmpeg::Ffmpeg;
-use crate::ts::{EsInfo, PacketHeader, TS_PACKET_SIZE, parse_pat, parse_pmt, psi_section};
+use byoc_ts::{PACKET_SIZE, Packet};
+
+use crate::ts::{is_opus, is_video, pat_pmt_pids, pmt_streams};
 use crate::{MediaError, Piece, SegmenterConfig, StartGate, TsSegmenter};
 
 /// Whether the audio announced at the start of a segment (its PAT and PMT) is something WebRTC
@@ -19,17 +21,18 @@ use crate::{MediaError, Piece, SegmenterConfig, StartGate, TsSegmenter};
 /// audio, `None` when the bytes hold no PMT.
 pub fn audio_needs_opus(segment_start: &[u8]) -> Option<bool> {
     let mut pmt_pids = Vec::new();
-    for pkt in segment_start.chunks_exact(TS_PACKET_SIZE) {
-        let Some(h) = PacketHeader::parse(pkt) else { continue };
-        if !h.pusi {
-            continue;
-        }
-        let Some(section) = pkt.get(h.payload_offset..).and_then(psi_section) else { continue };
-        if h.pid == 0 {
-            pmt_pids = parse_pat(section);
-        } else if pmt_pids.contains(&h.pid) {
-            let streams = parse_pmt(section);
-            return Some(streams.iter().any(|s: &EsInfo| !s.is_video() && !s.opus));
+    for pkt in segment_start.chunks_exact(PACKET_SIZE) {
+        let Ok(packet) = Packet::parse(pkt) else { continue };
+        let (true, Some(payload)) = (packet.payload_unit_start, packet.payload) else { continue };
+        let pid = packet.pid.value();
+        if pid == 0 {
+            if let Some(pids) = pat_pmt_pids(payload) {
+                pmt_pids = pids;
+            }
+        } else if pmt_pids.contains(&pid)
+            && let Some(streams) = pmt_streams(payload)
+        {
+            return Some(streams.iter().any(|s| !is_video(s) && !is_opus(s)));
         }
     }
     None

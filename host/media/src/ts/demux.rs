@@ -3,10 +3,9 @@
 
 use bytes::Bytes;
 
-use super::{
-    PacketHeader, PacketReader, Picture, STREAM_TYPE_H264, first_picture, parse_pat, parse_pmt, pes_dts,
-    pes_header_len, pes_pts, psi_section,
-};
+use byoc_ts::{Packet, PacketReader, PesHeader, Timestamp};
+
+use super::{Picture, STREAM_TYPE_H264, first_picture, is_opus, pat_pmt_pids, pes_header, pmt_streams};
 
 /// What a [`TsFrame`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +65,12 @@ impl TsDemuxer {
     /// Feeds bytes; returns the access units completed by them, in stream order per PID.
     pub fn push(&mut self, data: &[u8]) -> Vec<TsFrame> {
         let mut packets = std::mem::take(&mut self.packets);
-        packets.push(data, |pkt| self.packet(pkt));
+        packets.push(data, |packet| {
+            // Garbage between packets and malformed packets are skipped.
+            if let Ok(packet) = packet {
+                self.packet(&packet);
+            }
+        });
         self.packets = packets;
         std::mem::take(&mut self.out)
     }
@@ -79,31 +83,28 @@ impl TsDemuxer {
         self.out
     }
 
-    fn packet(&mut self, pkt: &[u8]) {
-        let Some(h) = PacketHeader::parse(pkt) else { return };
-        let payload = pkt.get(h.payload_offset..).unwrap_or_default();
-        if h.pid == 0 {
-            if h.pusi
-                && let Some(section) = psi_section(payload)
-            {
-                self.pmt_pids = parse_pat(section);
+    fn packet(&mut self, packet: &Packet<'_>) {
+        let (pid, pusi) = (packet.pid.value(), packet.payload_unit_start);
+        let payload = packet.payload.unwrap_or_default();
+        if pid == 0 {
+            if pusi && let Some(pids) = pat_pmt_pids(payload) {
+                self.pmt_pids = pids;
             }
             return;
         }
-        if self.pmt_pids.contains(&h.pid) {
-            if h.pusi
-                && let Some(section) = psi_section(payload)
-            {
-                for es in parse_pmt(section) {
+        if self.pmt_pids.contains(&pid) {
+            if pusi && let Some(streams) = pmt_streams(payload) {
+                for es in streams {
                     let kind = match es.stream_type {
                         STREAM_TYPE_H264 => FrameKind::H264,
-                        _ if es.opus => FrameKind::Opus,
+                        _ if is_opus(&es) => FrameKind::Opus,
                         other => FrameKind::Other(other),
                     };
-                    match self.streams.iter_mut().find(|s| s.pid == es.pid) {
+                    let es_pid = es.pid.value();
+                    match self.streams.iter_mut().find(|s| s.pid == es_pid) {
                         Some(s) => s.kind = kind,
                         None => self.streams.push(PesBuf {
-                            pid: es.pid,
+                            pid: es_pid,
                             kind,
                             data: Vec::new(),
                             random_access: false,
@@ -114,28 +115,28 @@ impl TsDemuxer {
             }
             return;
         }
-        let Some(idx) = self.streams.iter().position(|s| s.pid == h.pid) else { return };
-        if h.pusi {
+        let Some(idx) = self.streams.iter().position(|s| s.pid == pid) else { return };
+        if pusi {
             self.flush(idx);
         }
         let Some(s) = self.streams.get_mut(idx) else { return };
-        if h.pusi {
+        if pusi {
             s.active = true;
-            s.random_access = h.random_access;
+            s.random_access = packet.is_random_access();
         }
         if !s.active {
             return;
         }
         if s.data.len() + payload.len() > MAX_PES {
-            tracing::debug!(pid = h.pid, "pes too large; dropped");
+            tracing::debug!(pid, "pes too large; dropped");
             s.data.clear();
             s.active = false;
             return;
         }
         s.data.extend_from_slice(payload);
         // A PES with a length is complete as soon as it is all here (no need to wait for the next one).
-        let declared = s.data.get(4..6).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])));
-        if let Some(len) = declared
+        let declared = PesHeader::parse(&s.data).map(|h| usize::from(h.packet_length));
+        if let Ok(len) = declared
             && len > 0
             && s.data.len() >= len + 6
         {
@@ -151,11 +152,13 @@ impl TsDemuxer {
         s.active = false;
         let pes = std::mem::take(&mut s.data);
         let (pid, kind, random_access) = (s.pid, s.kind, s.random_access);
-        let Some(hdr) = pes_header_len(&pes) else { return };
-        let declared = usize::from(u16::from_be_bytes([pes[4], pes[5]]));
+        let Some(header) = pes_header(&pes) else { return };
+        let declared = usize::from(header.packet_length);
         let end = if declared > 0 { (declared + 6).min(pes.len()) } else { pes.len() };
-        let es = pes.get(hdr..end).unwrap_or_default();
-        let (pts, dts) = (pes_pts(&pes), pes_dts(&pes));
+        let es = pes.get(header.payload_offset..end).unwrap_or_default();
+        let pts = header.pts.map(Timestamp::ticks);
+        // The DTS is the PTS when the PES carries no DTS.
+        let dts = header.dts.or(header.pts).map(Timestamp::ticks);
         match kind {
             FrameKind::Opus => self.opus_frames(pid, pts, es),
             FrameKind::H264 => {
@@ -207,7 +210,7 @@ impl TsDemuxer {
                 keyframe: true,
                 data: Bytes::copy_from_slice(packet),
             });
-            pts = pts.map(|p| (p + opus_duration_90k(packet)) & super::PTS_MASK);
+            pts = pts.map(|p| Timestamp::wrap(p + opus_duration_90k(packet)).ticks());
             es = rest.get(size..).unwrap_or_default();
         }
     }

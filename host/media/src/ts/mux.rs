@@ -3,6 +3,8 @@
 //! private_stream_1 PES and 0x7FE0 control headers; AAC is stream_type 0x0F with ADTS frames. Needed
 //! where no ffmpeg sits in between: RTP from WHIP, FLV from RTMP into segments.
 
+use byoc_ts::{Timestamp, crc32_mpeg2, encode_pcr};
+
 use super::aac::AacConfig;
 use super::{PTS_MASK, STREAM_TYPE_H264, SYNC_BYTE, TS_PACKET_SIZE};
 
@@ -167,33 +169,12 @@ fn finish_section(section: &mut Vec<u8>) {
     section.extend_from_slice(&crc.to_be_bytes());
 }
 
-fn crc32_mpeg2(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
-        }
-    }
-    crc
-}
-
 fn psi_packet(pid: u16, cc: &mut u8, section: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[SYNC_BYTE, 0x40 | (pid >> 8) as u8, pid as u8, 0x10 | (*cc & 0x0f), 0x00]);
     *cc = cc.wrapping_add(1);
     out.extend_from_slice(section);
     out.resize(start + TS_PACKET_SIZE, 0xff);
-}
-
-fn encode_ts(prefix: u8, ts: u64) -> [u8; 5] {
-    [
-        prefix << 4 | ((ts >> 29) as u8 & 0x0e) | 1,
-        (ts >> 22) as u8,
-        ((ts >> 14) as u8) | 1,
-        (ts >> 7) as u8,
-        ((ts << 1) as u8) | 1,
-    ]
 }
 
 /// A PES header; `len` is the elementary stream length when the PES length field can hold it.
@@ -206,12 +187,12 @@ fn pes_header(stream_id: u8, pts: u64, dts: Option<u64>, es_len: Option<usize>) 
     match dts {
         Some(dts) => {
             h.extend_from_slice(&[0xc0, 10]);
-            h.extend_from_slice(&encode_ts(0x3, pts));
-            h.extend_from_slice(&encode_ts(0x1, dts));
+            h.extend_from_slice(&Timestamp::wrap(pts).to_pes_field(0b0011));
+            h.extend_from_slice(&Timestamp::wrap(dts).to_pes_field(0b0001));
         }
         None => {
             h.extend_from_slice(&[0x80, 5]);
-            h.extend_from_slice(&encode_ts(0x2, pts));
+            h.extend_from_slice(&Timestamp::wrap(pts).to_pes_field(0b0010));
         }
     }
     h
@@ -226,14 +207,8 @@ fn write_pes(pid: u16, cc: &mut u8, pes: &[u8], pcr: Option<u64>, random_access:
         if first && (pcr.is_some() || random_access) {
             af.push((if random_access { 0x40 } else { 0 }) | (if pcr.is_some() { 0x10 } else { 0 }));
             if let Some(pcr) = pcr {
-                af.extend_from_slice(&[
-                    (pcr >> 25) as u8,
-                    (pcr >> 17) as u8,
-                    (pcr >> 9) as u8,
-                    (pcr >> 1) as u8,
-                    ((pcr & 1) as u8) << 7 | 0x7e,
-                    0,
-                ]);
+                // `pcr` is in 90 kHz ticks: the PCR base, with a zero 27 MHz extension.
+                af.extend_from_slice(&encode_pcr(pcr * 300));
             }
         }
         // Room for payload when the adaptation field (if any) is its length byte plus `af`.
@@ -278,23 +253,24 @@ fn header(pid: u16, pusi: bool, cc: &mut u8, adaptation: bool) -> [u8; 4] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{PacketHeader, parse_pat, parse_pmt, pes_pts, psi_section};
+    use byoc_ts::{Packet, Pat, PesHeader, Pmt, Section, section_in_unit_start};
+
     use super::*;
 
-    #[test]
-    fn crc_of_known_pat() {
-        // The PAT ffmpeg writes for one program with PMT PID 0x1000.
-        let pat = [0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00];
-        assert_eq!(crc32_mpeg2(&pat), 0x2ab104b2);
+    /// The section starting in a packet, its CRC checked.
+    fn section_of(pkt: &[u8]) -> Section<'_> {
+        let payload = Packet::parse(pkt).expect("packet").payload.expect("payload");
+        Section::parse(section_in_unit_start(payload).expect("section")).expect("valid section")
     }
 
     /// The streams of the PMT and its PCR PID.
     fn pmt_of(ts: &[u8]) -> (Vec<(u8, u16)>, u16) {
-        let pkt = &ts[TS_PACKET_SIZE..2 * TS_PACKET_SIZE];
-        let h = PacketHeader::parse(pkt).expect("pmt");
-        let section = psi_section(&pkt[h.payload_offset..]).expect("section");
-        let pcr_pid = u16::from_be_bytes([section[8], section[9]]) & 0x1fff;
-        (parse_pmt(section).iter().map(|s| (s.stream_type, s.pid)).collect(), pcr_pid)
+        let pmt = Pmt::parse(&section_of(&ts[TS_PACKET_SIZE..2 * TS_PACKET_SIZE])).expect("pmt");
+        (pmt.streams.iter().map(|s| (s.stream_type, s.pid.value())).collect(), pmt.pcr_pid.value())
+    }
+
+    fn pes_pts(pes: &[u8]) -> Option<u64> {
+        PesHeader::parse(pes).ok()?.pts.map(Timestamp::ticks)
     }
 
     #[test]
@@ -310,10 +286,10 @@ mod tests {
         mux.opus(0, &[1], &mut out);
         assert_eq!(out.len(), 4 * TS_PACKET_SIZE, "PSI and one AAC frame; nothing else");
         let pkt = &out[2 * TS_PACKET_SIZE..3 * TS_PACKET_SIZE];
-        let h = PacketHeader::parse(pkt).expect("audio");
-        assert_eq!((h.pid, h.pusi, h.random_access), (AUDIO_PID, true, true));
+        let p = Packet::parse(pkt).expect("audio");
+        assert_eq!((p.pid.value(), p.payload_unit_start, p.is_random_access()), (AUDIO_PID, true, true));
         assert_eq!(pkt[5] & 0x10, 0x10, "PCR");
-        let pes = &pkt[h.payload_offset..];
+        let pes = p.payload.expect("payload");
         assert_eq!((pes[3], pes_pts(pes)), (0xc0, Some(90_000)));
         assert_eq!(&pes[14..21], config.adts_header(300).expect("fits"));
 
@@ -335,18 +311,17 @@ mod tests {
         }
         assert_eq!(out.len() % TS_PACKET_SIZE, 0);
         let packets: Vec<&[u8]> = out.chunks(TS_PACKET_SIZE).collect();
-        let pat = PacketHeader::parse(packets[0]).expect("pat");
-        assert_eq!(parse_pat(psi_section(&packets[0][pat.payload_offset..]).expect("section")), [PMT_PID]);
-        let pmt = PacketHeader::parse(packets[1]).expect("pmt");
-        let streams = parse_pmt(psi_section(&packets[1][pmt.payload_offset..]).expect("section"));
+        let pat = Pat::parse(&section_of(packets[0])).expect("pat");
+        assert_eq!(pat.programs.iter().map(|p| (p.program_number, p.pid.value())).collect::<Vec<_>>(), [(1, PMT_PID)]);
+        let pmt = Pmt::parse(&section_of(packets[1])).expect("pmt");
         assert_eq!(
-            streams.iter().map(|s| (s.stream_type, s.pid)).collect::<Vec<_>>(),
+            pmt.streams.iter().map(|s| (s.stream_type, s.pid.value())).collect::<Vec<_>>(),
             [(0x1b, VIDEO_PID), (0x06, AUDIO_PID)]
         );
         for pkt in &packets[2..] {
-            let h = PacketHeader::parse(pkt).expect("every packet parses");
-            if h.pusi && h.pid == VIDEO_PID {
-                assert!(pes_pts(&pkt[h.payload_offset..]).is_some());
+            let p = Packet::parse(pkt).expect("every packet parses");
+            if p.payload_unit_start && p.pid.value() == VIDEO_PID {
+                assert!(pes_pts(p.payload.unwrap_or_default()).is_some());
             }
         }
     }

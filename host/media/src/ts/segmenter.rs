@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use byoc_ts::{PACKET_SIZE as TS_PACKET_SIZE, Packet, PacketReader, PesHeader, Timestamp, TsError};
+
 use super::{
-    PTS_MASK, PacketHeader, PacketReader, Picture, STREAM_TYPE_H264, STREAM_TYPE_HEVC, TS_PACKET_SIZE, first_picture,
-    parse_pat, parse_pmt, pes_header_len, pes_pts, psi_section,
+    Picture, STREAM_TYPE_H264, STREAM_TYPE_HEVC, first_picture, is_video, pat_pmt_pids, pes_header, pmt_streams,
 };
 
 /// Limits of a [`TsSegmenter`].
@@ -124,6 +125,8 @@ pub struct TsSegmenter {
     config: SegmenterConfig,
     min_ticks: u64,
     packets: PacketReader,
+    /// Bytes skipped to find a sync byte, so far.
+    skipped: u64,
     pmt_pids: Vec<u16>,
     key: Option<KeyStream>,
     pat: Vec<u8>,
@@ -134,7 +137,7 @@ pub struct TsSegmenter {
     current_len: usize,
     /// Whether the open segment's `Start` piece was handed out.
     current_opened: bool,
-    current_pts: Option<u64>,
+    current_pts: Option<Timestamp>,
     started: bool,
     pending: Option<Pending>,
     /// Cut at the next keyframe whatever the minimum duration ([`cut_at_next_keyframe`](Self::cut_at_next_keyframe)).
@@ -152,6 +155,7 @@ impl TsSegmenter {
             config,
             min_ticks,
             packets: PacketReader::default(),
+            skipped: 0,
             pmt_pids: Vec::new(),
             key: None,
             pat: Vec::new(),
@@ -178,7 +182,11 @@ impl TsSegmenter {
     /// segment that is known to belong to it (a PES whose keyframe-ness is still being decided is held).
     pub fn push_pieces(&mut self, data: &[u8]) -> Vec<Piece> {
         let mut packets = std::mem::take(&mut self.packets);
-        packets.push(data, |pkt| self.packet(pkt));
+        packets.push_raw(data, |packet| match packet {
+            Ok(packet) => self.packet(packet),
+            Err(TsError::LostSync { skipped, .. }) => self.skipped += skipped,
+            Err(_) => {}
+        });
         self.packets = packets;
         self.flush();
         std::mem::take(&mut self.out)
@@ -190,8 +198,8 @@ impl TsSegmenter {
             self.resolve(p, Picture::Delta);
         }
         self.flush();
-        if self.packets.skipped > 0 {
-            tracing::debug!(skipped_bytes = self.packets.skipped, "mpeg-ts sync lost and recovered");
+        if self.skipped > 0 {
+            tracing::debug!(skipped_bytes = self.skipped, "mpeg-ts sync lost and recovered");
         }
         self.out
     }
@@ -222,26 +230,28 @@ impl TsSegmenter {
         done
     }
 
-    fn packet(&mut self, pkt: &[u8]) {
-        let Some(h) = PacketHeader::parse(pkt) else { return };
-        let payload = pkt.get(h.payload_offset..).unwrap_or_default();
-        if h.pid == 0 {
-            if h.pusi {
+    fn packet(&mut self, pkt: &[u8; TS_PACKET_SIZE]) {
+        // A malformed packet is left out of the segments.
+        let Ok(packet) = Packet::parse(pkt) else { return };
+        let (pid, pusi) = (packet.pid.value(), packet.payload_unit_start);
+        let payload = packet.payload.unwrap_or_default();
+        if pid == 0 {
+            if pusi {
                 self.pat.clear();
-                if let Some(section) = psi_section(payload) {
-                    self.pmt_pids = parse_pat(section);
+                if let Some(pids) = pat_pmt_pids(payload) {
+                    self.pmt_pids = pids;
                     self.pmts.retain(|(pid, _)| self.pmt_pids.contains(pid));
                 }
             }
             if self.pat.len() < PSI_PACKETS_CAP * TS_PACKET_SIZE {
                 self.pat.extend_from_slice(pkt);
             }
-        } else if self.pmt_pids.contains(&h.pid) {
-            self.pmt_packet(&h, pkt, payload);
+        } else if self.pmt_pids.contains(&pid) {
+            self.pmt_packet(pid, pusi, pkt, payload);
         }
 
-        let is_key_pid = self.key.is_some_and(|k| k.pid == h.pid);
-        if is_key_pid && h.pusi {
+        let is_key_pid = self.key.is_some_and(|k| k.pid == pid);
+        if is_key_pid && pusi {
             if let Some(p) = self.pending.take() {
                 self.resolve(p, Picture::Delta);
             }
@@ -249,7 +259,7 @@ impl TsSegmenter {
                 packets: pkt.to_vec(),
                 psi: self.psi(),
                 pes: payload.to_vec(),
-                random_access: h.random_access,
+                random_access: packet.is_random_access(),
             };
             match self.classify(&p) {
                 Some(picture) => self.resolve(p, picture),
@@ -278,26 +288,25 @@ impl TsSegmenter {
         self.append(pkt);
     }
 
-    fn pmt_packet(&mut self, h: &PacketHeader, pkt: &[u8], payload: &[u8]) {
-        let idx = match self.pmts.iter().position(|(pid, _)| *pid == h.pid) {
+    fn pmt_packet(&mut self, pid: u16, pusi: bool, pkt: &[u8], payload: &[u8]) {
+        let idx = match self.pmts.iter().position(|(stored, _)| *stored == pid) {
             Some(idx) => idx,
             None => {
-                self.pmts.push((h.pid, Vec::new()));
+                self.pmts.push((pid, Vec::new()));
                 self.pmts.len() - 1
             }
         };
         let Some((_, stored)) = self.pmts.get_mut(idx) else { return };
-        if h.pusi {
+        if pusi {
             stored.clear();
-            if let Some(section) = psi_section(payload) {
-                let streams = parse_pmt(section);
-                let chosen = streams.iter().find(|s| s.is_video()).or(streams.first());
+            if let Some(streams) = pmt_streams(payload) {
+                let chosen = streams.iter().find(|s| is_video(s)).or(streams.first());
                 let key = chosen.map(|s| KeyStream {
-                    pid: s.pid,
+                    pid: s.pid.value(),
                     kind: match s.stream_type {
                         STREAM_TYPE_H264 => KeyKind::H264,
                         STREAM_TYPE_HEVC => KeyKind::Hevc,
-                        _ if s.is_video() => KeyKind::OtherVideo,
+                        _ if is_video(s) => KeyKind::OtherVideo,
                         _ => KeyKind::Audio,
                     },
                 });
@@ -331,7 +340,7 @@ impl TsSegmenter {
         if p.random_access || kind == KeyKind::Audio {
             return Some(Picture::Key);
         }
-        let es = p.pes.get(pes_header_len(&p.pes)?..)?;
+        let es = p.pes.get(pes_header(&p.pes)?.payload_offset..)?;
         match kind {
             KeyKind::H264 => first_picture(es, false),
             KeyKind::Hevc => first_picture(es, true),
@@ -340,7 +349,7 @@ impl TsSegmenter {
     }
 
     fn resolve(&mut self, p: Pending, picture: Picture) {
-        let pts = pes_pts(&p.pes);
+        let pts = PesHeader::parse(&p.pes).ok().and_then(|h| h.pts);
         if picture == Picture::Key && (self.should_cut(pts) || std::mem::take(&mut self.cut_asked)) {
             self.open(p.psi);
             self.current.extend_from_slice(&p.packets);
@@ -354,15 +363,15 @@ impl TsSegmenter {
         }
     }
 
-    fn should_cut(&self, pts: Option<u64>) -> bool {
+    fn should_cut(&self, pts: Option<Timestamp>) -> bool {
         if !self.started {
             return true;
         }
         match (self.current_pts, pts) {
             (Some(start), Some(pts)) => {
-                let elapsed = pts.wrapping_sub(start) & PTS_MASK;
-                // More than half the PTS range "ahead" means the clock went backwards: a new timeline.
-                elapsed >= self.min_ticks || elapsed > PTS_MASK / 2
+                // A clock that went backwards (half the PTS range or more "ahead"): a new timeline.
+                let elapsed = pts.signed_ticks_since(start);
+                elapsed < 0 || elapsed.unsigned_abs() >= self.min_ticks
             }
             (None, Some(_)) => true,
             (_, None) => false,
@@ -452,13 +461,7 @@ pub(crate) mod tests {
 
     fn pes(stream_id: u8, pts: u64, es: &[u8]) -> Vec<u8> {
         let mut v = vec![0, 0, 1, stream_id, 0, 0, 0x80, 0x80, 5];
-        v.extend([
-            0x21 | ((pts >> 29) as u8 & 0x0e),
-            (pts >> 22) as u8,
-            ((pts >> 14) as u8) | 1,
-            (pts >> 7) as u8,
-            ((pts << 1) as u8) | 1,
-        ]);
+        v.extend(Timestamp::wrap(pts).to_pes_field(0b0010));
         v.extend_from_slice(es);
         v
     }
@@ -506,16 +509,16 @@ pub(crate) mod tests {
         let mut es = Vec::new();
         let mut inside = false;
         for pkt in segment.chunks_exact(TS_PACKET_SIZE) {
-            let h = PacketHeader::parse(pkt)?;
-            if h.pid != VIDEO_PID {
+            let p = Packet::parse(pkt).ok()?;
+            if p.pid.value() != VIDEO_PID {
                 continue;
             }
-            if h.pusi && inside {
+            if p.payload_unit_start && inside {
                 break;
             }
-            inside |= h.pusi;
+            inside |= p.payload_unit_start;
             if inside {
-                es.extend_from_slice(&pkt[h.payload_offset..]);
+                es.extend_from_slice(p.payload.unwrap_or_default());
             }
         }
         Some(es)
@@ -536,7 +539,7 @@ pub(crate) mod tests {
             assert_eq!(s.len() % TS_PACKET_SIZE, 0);
             assert_eq!(&s[..3], &[0x47, 0x40, 0x00], "segment starts with the PAT");
             let es = first_video_es(s).expect("well-formed packets");
-            let hdr = pes_header_len(&es).expect("pes header");
+            let hdr = pes_header(&es).expect("pes header").payload_offset;
             assert_eq!(first_picture(&es[hdr..], false), Some(Picture::Key), "segment starts on a keyframe");
         }
     }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use byoc_ts::Timestamp;
 use bytes::Bytes;
 use str0m::Rtc;
 use str0m::format::Codec;
@@ -12,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::SessionId;
 use crate::Piece;
-use crate::ts::{FrameKind, PTS_MASK, TsDemuxer, TsFrame};
+use crate::ts::{FrameKind, TsDemuxer, TsFrame};
 
 /// A frame due now, from a viewer's pacing task to the driver.
 pub(crate) enum Paced {
@@ -137,7 +138,7 @@ impl Pacer {
             let Some(pts) = f.pts else { continue };
             let dts = f.dts.unwrap_or(pts);
             let (t0, d0) = *self.origin.get_or_insert((Instant::now(), dts));
-            match signed_ticks(dts, d0) {
+            match Timestamp::wrap(dts).signed_ticks_since(Timestamp::wrap(d0)) {
                 // Audio and video interleave a little out of DTS order: send what is late at once.
                 diff if diff < 0 && diff > -MAX_JUMP => {}
                 diff if (0..=MAX_JUMP).contains(&diff) => {
@@ -151,23 +152,5 @@ impl Pacer {
             }
         }
         true
-    }
-}
-
-/// `a - b` in 90 kHz ticks, taking the 33-bit wrap into account.
-fn signed_ticks(a: u64, b: u64) -> i64 {
-    let d = a.wrapping_sub(b) & PTS_MASK;
-    if d > PTS_MASK / 2 { d as i64 - (PTS_MASK as i64 + 1) } else { d as i64 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tick_differences_wrap() {
-        assert_eq!(signed_ticks(10, 5), 5);
-        assert_eq!(signed_ticks(5, 10), -5);
-        assert_eq!(signed_ticks(2, PTS_MASK - 1), 4);
     }
 }

@@ -1,7 +1,7 @@
 //! Program-specific information: section reassembly, CRC check, PAT and PMT, and the codec
 //! of each elementary stream.
 
-use super::{Packet, Pid, TsError};
+use crate::{Codec, Descriptors, PACKET_SIZE, Packet, Pid, TsError};
 
 /// Largest section the assembler accepts: private sections may be up to 4096 bytes;
 /// PAT and PMT sections are at most 1024.
@@ -11,7 +11,7 @@ pub const MAX_SECTION_SIZE: usize = 4096;
 /// xor), as PSI sections carry it.
 ///
 /// ```
-/// assert_eq!(byoc_sdk::ts::crc32_mpeg2(b"123456789"), 0x0376_e6e7);
+/// assert_eq!(byoc_ts::crc32_mpeg2(b"123456789"), 0x0376_e6e7);
 /// ```
 pub fn crc32_mpeg2(data: &[u8]) -> u32 {
     let mut crc = u32::MAX;
@@ -27,10 +27,10 @@ pub fn crc32_mpeg2(data: &[u8]) -> u32 {
 /// A PSI section with the long (syntax) header, CRC verified.
 ///
 /// ```
-/// use byoc_sdk::ts::Section;
+/// use byoc_ts::Section;
 /// // An empty PAT: table 0, transport stream id 1, version 0, current.
 /// let mut bytes = vec![0x00, 0xb0, 0x09, 0x00, 0x01, 0xc1, 0x00, 0x00];
-/// let crc = byoc_sdk::ts::crc32_mpeg2(&bytes);
+/// let crc = byoc_ts::crc32_mpeg2(&bytes);
 /// bytes.extend_from_slice(&crc.to_be_bytes());
 /// let section = Section::parse(&bytes).unwrap();
 /// assert_eq!(section.table_id, 0);
@@ -59,6 +59,24 @@ impl<'a> Section<'a> {
     /// Parses a complete section (starting at `table_id`) with the long header and checks
     /// its CRC. Bytes after the section's length are ignored.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, TsError> {
+        Self::parse_inner(bytes, true)
+    }
+
+    /// Like [`parse`](Self::parse), but takes the CRC as it comes: for code that passes
+    /// tables on rather than judging them, and must keep reading streams from muxers that
+    /// get the CRC wrong.
+    ///
+    /// ```
+    /// use byoc_ts::{Section, TsError};
+    /// let bytes = [0x00, 0xb0, 0x09, 0x00, 0x01, 0xc1, 0x00, 0x00, 0, 0, 0, 0];
+    /// assert!(matches!(Section::parse(&bytes), Err(TsError::SectionCrc { .. })));
+    /// assert_eq!(Section::parse_unchecked(&bytes).map(|s| s.table_id_extension), Ok(1));
+    /// ```
+    pub fn parse_unchecked(bytes: &'a [u8]) -> Result<Self, TsError> {
+        Self::parse_inner(bytes, false)
+    }
+
+    fn parse_inner(bytes: &'a [u8], check_crc: bool) -> Result<Self, TsError> {
         let [table_id, b1, b2] = *bytes.first_chunk::<3>().ok_or(TsError::Section("shorter than its 3-byte header"))?;
         if b1 & 0x80 == 0 {
             return Err(TsError::Section("not a long-form section"));
@@ -71,8 +89,8 @@ impl<'a> Section<'a> {
             .filter(|(content, _)| content.len() >= 8)
             .ok_or(TsError::Section("section_length too small for the long header"))?;
         let expected = u32::from_be_bytes(*crc);
-        let computed = crc32_mpeg2(content);
-        if expected != computed {
+        let computed = if check_crc { crc32_mpeg2(content) } else { expected };
+        if check_crc && expected != computed {
             return Err(TsError::SectionCrc { expected, computed });
         }
         let [_, _, _, ext_hi, ext_lo, version_byte, section_number, last_section_number] =
@@ -89,15 +107,32 @@ impl<'a> Section<'a> {
     }
 }
 
+/// The section that starts in the payload of a packet with `payload_unit_start` set (after
+/// its `pointer_field`), if it ends within that payload too: the common case of tables that
+/// fit in one packet, read without keeping state. Tables that span packets need a
+/// [`SectionAssembler`].
+///
+/// ```
+/// let payload = [0x00, 0x00, 0xb0, 0x09, 0x00, 0x01, 0xc1, 0x00, 0x00, 1, 2, 3, 4, 0xff, 0xff];
+/// assert_eq!(byoc_ts::section_in_unit_start(&payload), Some(&payload[1..13]));
+/// assert_eq!(byoc_ts::section_in_unit_start(&payload[..10]), None);
+/// ```
+pub fn section_in_unit_start(payload: &[u8]) -> Option<&[u8]> {
+    let (&pointer, rest) = payload.split_first()?;
+    let section = rest.get(usize::from(pointer)..)?;
+    let &[_, len_hi, len_lo] = section.first_chunk::<3>()?;
+    section.get(..3 + usize::from(u16::from_be_bytes([len_hi & 0x0f, len_lo])))
+}
+
 /// Reassembles PSI sections of one PID from its packets, including sections that span
 /// packets and several sections in one packet.
 ///
 /// ```
-/// use byoc_sdk::ts::{Packet, SectionAssembler};
+/// use byoc_ts::{Packet, SectionAssembler};
 ///
 /// // One packet: pointer_field 0, then an empty PAT section, then stuffing.
 /// let mut section = vec![0x00, 0xb0, 0x09, 0x00, 0x01, 0xc1, 0x00, 0x00];
-/// section.extend_from_slice(&byoc_sdk::ts::crc32_mpeg2(&section).to_be_bytes());
+/// section.extend_from_slice(&byoc_ts::crc32_mpeg2(&section).to_be_bytes());
 /// let mut bytes = [0xffu8; 188];
 /// bytes[..5].copy_from_slice(&[0x47, 0x40, 0x00, 0x10, 0x00]);
 /// bytes[5..5 + section.len()].copy_from_slice(&section);
@@ -146,7 +181,7 @@ impl SectionAssembler {
             self.buffer.extend_from_slice(start);
             self.active = true;
         } else if self.active {
-            if self.buffer.len() + payload.len() > MAX_SECTION_SIZE + super::PACKET_SIZE {
+            if self.buffer.len() + payload.len() > MAX_SECTION_SIZE + PACKET_SIZE {
                 self.reset();
                 return on_section(Err(TsError::Section("section larger than 4096 bytes")));
             }
@@ -201,9 +236,9 @@ pub struct PatEntry {
 /// A Program Association Table.
 ///
 /// ```
-/// use byoc_sdk::ts::{Pat, Section};
+/// use byoc_ts::{Pat, Section};
 /// let mut bytes = vec![0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00];
-/// bytes.extend_from_slice(&byoc_sdk::ts::crc32_mpeg2(&bytes).to_be_bytes());
+/// bytes.extend_from_slice(&byoc_ts::crc32_mpeg2(&bytes).to_be_bytes());
 /// let pat = Pat::parse(&Section::parse(&bytes).unwrap()).unwrap();
 /// assert_eq!(pat.programs[0].program_number, 1);
 /// assert_eq!(pat.programs[0].pid.value(), 0x1000);
@@ -242,172 +277,6 @@ impl Pat {
     }
 }
 
-/// What kind of content an elementary stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StreamKind {
-    /// Video.
-    Video,
-    /// Audio.
-    Audio,
-    /// Metadata, subtitles, splice information and other data.
-    Data,
-    /// Not recognised.
-    Unknown,
-}
-
-/// The codec of an elementary stream, from its PMT `stream_type` and descriptors.
-///
-/// ```
-/// use byoc_sdk::ts::{Codec, StreamKind};
-/// assert_eq!(Codec::from_stream_type(0x1b, &[]), Codec::H264);
-/// // Opus is private data (0x06) with a registration descriptor "Opus".
-/// assert_eq!(Codec::from_stream_type(0x06, &[0x05, 4, b'O', b'p', b'u', b's']), Codec::Opus);
-/// assert_eq!(Codec::Hevc.kind(), StreamKind::Video);
-/// assert_eq!(Codec::Aac.name(), "aac");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// MPEG-1 video (0x01).
-    Mpeg1Video,
-    /// MPEG-2 video (0x02).
-    Mpeg2Video,
-    /// H.264 / AVC (0x1b).
-    H264,
-    /// H.265 / HEVC (0x24).
-    Hevc,
-    /// H.266 / VVC (0x33).
-    Vvc,
-    /// AV1 (0x06 with registration `AV01`).
-    Av1,
-    /// MPEG-1 audio, e.g. MP3 (0x03).
-    Mpeg1Audio,
-    /// MPEG-2 audio (0x04).
-    Mpeg2Audio,
-    /// AAC in ADTS (0x0f).
-    Aac,
-    /// AAC in LATM (0x11).
-    AacLatm,
-    /// AC-3 (0x81, or 0x06 with an AC-3 descriptor or registration).
-    Ac3,
-    /// E-AC-3 (0x87, or 0x06 with an E-AC-3 descriptor or registration).
-    Eac3,
-    /// Opus (0x06 with registration `Opus`).
-    Opus,
-    /// ID3 timed metadata (0x15).
-    Id3,
-    /// SCTE-35 splice information (0x86).
-    Scte35,
-    /// Private data without a recognised descriptor (0x06).
-    PrivateData,
-    /// Any other stream type.
-    Other(u8),
-}
-
-impl Codec {
-    /// Identifies the codec from a PMT entry's `stream_type` and its ES descriptors.
-    pub fn from_stream_type(stream_type: u8, descriptors: &[u8]) -> Self {
-        match stream_type {
-            0x01 => Self::Mpeg1Video,
-            0x02 => Self::Mpeg2Video,
-            0x03 => Self::Mpeg1Audio,
-            0x04 => Self::Mpeg2Audio,
-            0x0f => Self::Aac,
-            0x11 => Self::AacLatm,
-            0x15 => Self::Id3,
-            0x1b => Self::H264,
-            0x24 => Self::Hevc,
-            0x33 => Self::Vvc,
-            0x81 => Self::Ac3,
-            0x86 => Self::Scte35,
-            0x87 => Self::Eac3,
-            0x06 => Self::from_private_descriptors(descriptors),
-            other => Self::Other(other),
-        }
-    }
-
-    /// Private-data streams are told apart by their descriptors (DVB and registration).
-    fn from_private_descriptors(descriptors: &[u8]) -> Self {
-        for (tag, body) in Descriptors::new(descriptors) {
-            match (tag, body) {
-                (0x05, [b'O', b'p', b'u', b's', ..]) => return Self::Opus,
-                (0x05, [b'A', b'V', b'0', b'1', ..]) => return Self::Av1,
-                (0x05, [b'A', b'C', b'-', b'3', ..]) | (0x6a, _) => return Self::Ac3,
-                (0x05, [b'E', b'A', b'C', b'3', ..]) | (0x7a, _) => return Self::Eac3,
-                (0x05, [b'I', b'D', b'3', b' ', ..]) => return Self::Id3,
-                _ => {}
-            }
-        }
-        Self::PrivateData
-    }
-
-    /// Short lowercase name, e.g. `h264`, `aac`, `opus`; `other` for unknown types.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Mpeg1Video => "mpeg1video",
-            Self::Mpeg2Video => "mpeg2video",
-            Self::H264 => "h264",
-            Self::Hevc => "hevc",
-            Self::Vvc => "vvc",
-            Self::Av1 => "av1",
-            Self::Mpeg1Audio => "mp1audio",
-            Self::Mpeg2Audio => "mp2audio",
-            Self::Aac => "aac",
-            Self::AacLatm => "aac_latm",
-            Self::Ac3 => "ac3",
-            Self::Eac3 => "eac3",
-            Self::Opus => "opus",
-            Self::Id3 => "id3",
-            Self::Scte35 => "scte35",
-            Self::PrivateData => "private",
-            Self::Other(_) => "other",
-        }
-    }
-
-    /// Video, audio or data.
-    pub fn kind(self) -> StreamKind {
-        match self {
-            Self::Mpeg1Video | Self::Mpeg2Video | Self::H264 | Self::Hevc | Self::Vvc | Self::Av1 => StreamKind::Video,
-            Self::Mpeg1Audio | Self::Mpeg2Audio | Self::Aac | Self::AacLatm | Self::Ac3 | Self::Eac3 | Self::Opus => {
-                StreamKind::Audio
-            }
-            Self::Id3 | Self::Scte35 | Self::PrivateData => StreamKind::Data,
-            Self::Other(_) => StreamKind::Unknown,
-        }
-    }
-}
-
-/// Iterates `(tag, body)` pairs of a descriptor loop; stops at a truncated descriptor.
-///
-/// ```
-/// let pairs: Vec<_> = byoc_sdk::ts::Descriptors::new(&[0x0a, 1, 7, 0x05, 9]).collect();
-/// assert_eq!(pairs, vec![(0x0a, &[7u8][..])]);
-/// ```
-#[derive(Debug, Clone)]
-pub struct Descriptors<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Descriptors<'a> {
-    /// Iterates the descriptors in `bytes`.
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
-    }
-}
-
-impl<'a> Iterator for Descriptors<'a> {
-    type Item = (u8, &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (&[tag, len], rest) = self.rest.split_first_chunk::<2>()?;
-        let Some((body, rest)) = rest.split_at_checked(usize::from(len)) else {
-            self.rest = &[];
-            return None;
-        };
-        self.rest = rest;
-        Some((tag, body))
-    }
-}
-
 /// One elementary stream of a program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElementaryStream {
@@ -424,11 +293,11 @@ pub struct ElementaryStream {
 /// A Program Map Table.
 ///
 /// ```
-/// use byoc_sdk::ts::{Codec, Pmt, Section};
+/// use byoc_ts::{Codec, Pmt, Section};
 /// // Program 1, PCR on PID 0x100, one H.264 stream on PID 0x100.
 /// let mut bytes = vec![0x02, 0xb0, 0x12, 0x00, 0x01, 0xc1, 0x00, 0x00,
 ///                      0xe1, 0x00, 0xf0, 0x00, 0x1b, 0xe1, 0x00, 0xf0, 0x00];
-/// bytes.extend_from_slice(&byoc_sdk::ts::crc32_mpeg2(&bytes).to_be_bytes());
+/// bytes.extend_from_slice(&byoc_ts::crc32_mpeg2(&bytes).to_be_bytes());
 /// let pmt = Pmt::parse(&Section::parse(&bytes).unwrap()).unwrap();
 /// assert_eq!(pmt.streams[0].codec, Codec::H264);
 /// assert_eq!(pmt.pcr_pid.value(), 0x100);
@@ -507,6 +376,13 @@ mod tests {
         p[..4].copy_from_slice(&[0x47, if pusi { 0x40 } else { 0x00 }, 0x20, 0x10]);
         p[4..4 + payload.len()].copy_from_slice(payload);
         p
+    }
+
+    #[test]
+    fn crc_of_known_pat() {
+        // The PAT ffmpeg writes for one program with PMT PID 0x1000.
+        let pat = [0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00];
+        assert_eq!(crc32_mpeg2(&pat), 0x2ab104b2);
     }
 
     #[test]

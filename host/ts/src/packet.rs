@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::TsError;
+use crate::TsError;
 
 /// Size of a transport stream packet.
 pub const PACKET_SIZE: usize = 188;
@@ -14,7 +14,7 @@ pub const SYNC_BYTE: u8 = 0x47;
 /// A 13-bit packet identifier.
 ///
 /// ```
-/// use byoc_sdk::ts::Pid;
+/// use byoc_ts::Pid;
 /// assert_eq!(Pid::new(0x100).map(Pid::value), Some(0x100));
 /// assert_eq!(Pid::new(0x2000), None);
 /// ```
@@ -30,7 +30,7 @@ impl Pid {
     /// A PID from its value, or `None` above 0x1fff.
     ///
     /// ```
-    /// assert!(byoc_sdk::ts::Pid::new(0x1fff).is_some());
+    /// assert!(byoc_ts::Pid::new(0x1fff).is_some());
     /// ```
     pub const fn new(value: u16) -> Option<Self> {
         if value <= 0x1fff { Some(Self(value)) } else { None }
@@ -45,7 +45,7 @@ impl Pid {
     /// The numeric value.
     ///
     /// ```
-    /// assert_eq!(byoc_sdk::ts::Pid::NULL.value(), 0x1fff);
+    /// assert_eq!(byoc_ts::Pid::NULL.value(), 0x1fff);
     /// ```
     pub const fn value(self) -> u16 {
         self.0
@@ -80,7 +80,7 @@ pub struct AdaptationField {
 /// One parsed transport stream packet, borrowing its payload.
 ///
 /// ```
-/// use byoc_sdk::ts::{Packet, Pid};
+/// use byoc_ts::{Packet, Pid};
 ///
 /// let mut bytes = [0xffu8; 188];
 /// bytes[..4].copy_from_slice(&[0x47, 0x41, 0x00, 0x17]); // PUSI, PID 0x100, payload, CC 7
@@ -114,7 +114,7 @@ impl<'a> Packet<'a> {
     /// Parses exactly one 188-byte packet.
     ///
     /// ```
-    /// use byoc_sdk::ts::{Packet, TsError};
+    /// use byoc_ts::{Packet, TsError};
     /// assert_eq!(Packet::parse(&[0x47; 10]), Err(TsError::PacketLength(10)));
     /// assert_eq!(Packet::parse(&[0u8; 188]), Err(TsError::NoSyncByte));
     /// ```
@@ -192,10 +192,30 @@ fn parse_pcr(raw: &[u8; 6]) -> u64 {
     base * 300 + extension
 }
 
+/// The 6 bytes of an adaptation field's `program_clock_reference` for a PCR in 27 MHz ticks
+/// (its 90 kHz base wraps at 2^33 like timestamps; the reserved bits are ones).
+///
+/// ```
+/// // 1 s: base 90 000, extension 0.
+/// assert_eq!(byoc_ts::encode_pcr(27_000_000), [0x00, 0x00, 0xaf, 0xc8, 0x7e, 0x00]);
+/// ```
+pub fn encode_pcr(pcr: u64) -> [u8; 6] {
+    let base = (pcr / 300) & (crate::Timestamp::MODULUS - 1);
+    let extension = pcr % 300;
+    [
+        (base >> 25) as u8,
+        (base >> 17) as u8,
+        (base >> 9) as u8,
+        (base >> 1) as u8,
+        ((base & 1) << 7) as u8 | 0x7e | (extension >> 8) as u8,
+        extension as u8,
+    ]
+}
+
 /// What the walker finds at a position.
 enum Step<'a> {
     End,
-    Packet(&'a [u8]),
+    Packet(&'a [u8; PACKET_SIZE]),
     /// Not at a sync byte: skip this many bytes to the next plausible packet start.
     Skip(usize),
     /// A packet start with fewer than 188 bytes after it.
@@ -206,7 +226,7 @@ fn step(buf: &[u8], pos: usize) -> Step<'_> {
     let rest = buf.get(pos..).unwrap_or_default();
     match rest.first() {
         None => Step::End,
-        Some(&SYNC_BYTE) => rest.get(..PACKET_SIZE).map_or(Step::Tail, Step::Packet),
+        Some(&SYNC_BYTE) => rest.first_chunk::<PACKET_SIZE>().map_or(Step::Tail, Step::Packet),
         Some(_) => Step::Skip(resync_distance(rest)),
     }
 }
@@ -227,7 +247,7 @@ fn resync_distance(rest: &[u8]) -> usize {
 /// [`TsError::Truncated`], and a packet that does not parse as its error.
 ///
 /// ```
-/// use byoc_sdk::ts::{packets, TsError};
+/// use byoc_ts::{packets, TsError};
 ///
 /// let mut buf = vec![0u8; 3]; // garbage
 /// buf.extend_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
@@ -285,7 +305,7 @@ impl<'a> Iterator for Packets<'a> {
 /// Errors carry offsets counted from the first byte pushed (or since [`reset`](Self::reset)).
 ///
 /// ```
-/// use byoc_sdk::ts::PacketReader;
+/// use byoc_ts::PacketReader;
 ///
 /// let mut packet = [0xffu8; 188];
 /// packet[..4].copy_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
@@ -313,16 +333,33 @@ impl PacketReader {
 
     /// Feeds a chunk; `on_packet` is called for each complete packet or error, in order.
     pub fn push(&mut self, chunk: &[u8], mut on_packet: impl FnMut(Result<Packet<'_>, TsError>)) {
+        self.push_raw(chunk, |raw| on_packet(raw.and_then(|bytes| Packet::parse(bytes))));
+    }
+
+    /// Like [`push`](Self::push), but hands over each packet's 188 bytes unparsed (they start
+    /// with the sync byte), for callers that copy packets on as well as read them.
+    ///
+    /// ```
+    /// use byoc_ts::{PacketReader, TsError};
+    ///
+    /// let mut bytes = vec![1, 2];
+    /// bytes.extend_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
+    /// bytes.resize(2 + 188, 0xff);
+    /// let mut items = Vec::new();
+    /// PacketReader::new().push_raw(&bytes, |r| items.push(r.map(|p| p.len())));
+    /// assert_eq!(items, [Err(TsError::LostSync { offset: 0, skipped: 2 }), Ok(188)]);
+    /// ```
+    pub fn push_raw(&mut self, chunk: &[u8], mut on_packet: impl FnMut(Result<&[u8; PACKET_SIZE], TsError>)) {
         let mut chunk = chunk;
         if !self.carry.is_empty() {
             let need = PACKET_SIZE.saturating_sub(self.carry.len());
             let (head, tail) = chunk.split_at(need.min(chunk.len()));
             self.carry.extend_from_slice(head);
             chunk = tail;
-            if self.carry.len() < PACKET_SIZE {
+            let Ok(packet) = <&[u8; PACKET_SIZE]>::try_from(self.carry.as_slice()) else {
                 return;
-            }
-            on_packet(Packet::parse(&self.carry));
+            };
+            on_packet(Ok(packet));
             self.carry.clear();
             self.offset += PACKET_SIZE as u64;
         }
@@ -330,8 +367,8 @@ impl PacketReader {
         loop {
             match step(chunk, pos) {
                 Step::End => break,
-                Step::Packet(bytes) => {
-                    on_packet(Packet::parse(bytes));
+                Step::Packet(packet) => {
+                    on_packet(Ok(packet));
                     pos += PACKET_SIZE;
                 }
                 Step::Skip(skipped) => {
@@ -400,6 +437,54 @@ mod tests {
         assert_eq!(Packet::parse(&p), Err(TsError::AdaptationFieldLength(184)));
         p[4] = 183;
         assert!(Packet::parse(&p).is_ok());
+    }
+
+    #[test]
+    fn payload_follows_the_header_or_the_adaptation_field() {
+        let mut p = [0xffu8; PACKET_SIZE];
+        p[..4].copy_from_slice(&[0x47, 0x41, 0x00, 0x10]);
+        let parsed = Packet::parse(&p).unwrap();
+        assert_eq!((parsed.pid.value(), parsed.payload_unit_start, parsed.is_random_access()), (0x100, true, false));
+        assert_eq!(parsed.payload.map(<[u8]>::len), Some(184));
+
+        // random_access + PCR flags, a 7-byte field: the payload starts at byte 12.
+        p[..6].copy_from_slice(&[0x47, 0x41, 0x00, 0x30, 0x07, 0x50]);
+        let parsed = Packet::parse(&p).unwrap();
+        assert!(parsed.is_random_access());
+        assert_eq!(parsed.payload.map(<[u8]>::len), Some(PACKET_SIZE - 12));
+    }
+
+    #[test]
+    fn rejects_overlong_adaptation_field_and_bad_sync() {
+        let mut p = [0u8; PACKET_SIZE];
+        p[..5].copy_from_slice(&[0x47, 0x01, 0x00, 0x30, 0xff]);
+        assert_eq!(Packet::parse(&p), Err(TsError::AdaptationFieldLength(255)));
+        p[0] = 0x46;
+        assert_eq!(Packet::parse(&p), Err(TsError::NoSyncByte));
+    }
+
+    #[test]
+    fn pcr_round_trips_through_the_adaptation_field() {
+        for pcr in [0, 299, 300, 27_000_000 + 7, (crate::Timestamp::MODULUS - 1) * 300 + 299] {
+            let mut p = packet(0x100, 0);
+            p[3] = 0x30;
+            p[4] = 7;
+            p[5] = 0x10;
+            p[6..12].copy_from_slice(&encode_pcr(pcr));
+            assert_eq!(Packet::parse(&p).unwrap().adaptation.unwrap().pcr, Some(pcr));
+        }
+    }
+
+    #[test]
+    fn raw_packets_are_the_bytes_pushed() {
+        let mut buf = packet(1, 0).to_vec();
+        buf.extend_from_slice(&packet(2, 5));
+        let mut reader = PacketReader::new();
+        let mut raw = Vec::new();
+        for chunk in buf.chunks(100) {
+            reader.push_raw(chunk, |r| raw.extend_from_slice(r.unwrap()));
+        }
+        assert_eq!(raw, buf);
     }
 
     #[test]

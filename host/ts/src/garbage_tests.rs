@@ -62,6 +62,13 @@ proptest! {
         }
         reader.finish(|r| chunked.push(r.map(|p| p.pid)));
         prop_assert_eq!(chunked, whole);
+
+        let mut raw = Vec::new();
+        let mut reader = PacketReader::new();
+        for part in stream.chunks(chunk) {
+            reader.push_raw(part, |r| raw.extend_from_slice(r.unwrap_or(&[0; PACKET_SIZE])));
+        }
+        prop_assert_eq!(raw, stream);
     }
 
     #[test]
@@ -73,6 +80,9 @@ proptest! {
             let _ = Pmt::parse(&section);
         }
         let _ = Descriptors::new(&bytes).count();
+        if let Some(section) = section_in_unit_start(&bytes) {
+            let _ = Section::parse_unchecked(section);
+        }
         let _ = Codec::from_stream_type(0x06, &bytes);
     }
 
