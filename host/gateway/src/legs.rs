@@ -13,7 +13,7 @@ use byoc_media::{OpusTranscode, Piece, StartGate, audio_needs_opus};
 use byoc_trickle::{HttpPublisher, HttpSegmentWriter, HttpSubscriber, SeqRequest, SubscriberOptions};
 use tokio::sync::{broadcast, mpsc};
 
-use super::stream::GwStream;
+use super::model::GwStream;
 
 /// One live media session of the gateway (`leg`: `whip`, `whep`, `rtmp_in`, `rtmp_out`), counted in
 /// `byoc_gateway_media_sessions{leg}` while it lives and in `byoc_gateway_media_sessions_total{leg}`.

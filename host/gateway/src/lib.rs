@@ -6,11 +6,27 @@
 //! stream (a rejection moves on to the next one; none left gives 503 with the reasons), and every
 //! per-stream route needs the stream's own secret, handed out once by `start`.
 
+/// The value of a `Result<_, Refusal>`, or the refusal answered at once.
+macro_rules! try_or_respond {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return *r,
+        }
+    };
+}
+
+mod batch;
 mod discovery;
+mod failover;
+mod handlers;
 mod legs;
+mod model;
 mod payments;
 mod rtmp;
-mod stream;
+mod start;
+mod urls;
+mod watchers;
 mod webrtc;
 
 use std::collections::HashMap;
@@ -155,7 +171,7 @@ pub struct Gateway {
     pub config: GatewayConfig,
     key: SecretKey,
     http: reqwest::Client,
-    streams: Mutex<HashMap<String, Arc<stream::GwStream>>>,
+    streams: Mutex<HashMap<String, Arc<model::GwStream>>>,
     ledger: byoc_payment::Ledger,
     /// `host:port` of the RTMP ingest server, once it serves.
     rtmp_public: std::sync::OnceLock<String>,
@@ -224,7 +240,7 @@ impl Gateway {
         v
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<stream::GwStream>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<model::GwStream>>> {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -285,7 +301,7 @@ impl Gateway {
     pub async fn shutdown(self: &Arc<Self>) {
         let ids = self.stream_ids();
         for id in ids {
-            stream::end(self, &id, "gateway shutting down", true).await;
+            failover::end(self, &id, "gateway shutting down", true).await;
         }
     }
 }
@@ -350,20 +366,20 @@ pub(crate) async fn webhook(gw: &Gateway, h: &http::HeaderMap, mut query: serde_
 /// The gateway's routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/process/stream/start", post(stream::start))
-        .route("/process/stream/{id}/update", post(stream::update))
-        .route("/process/stream/{id}/stop", post(stream::stop))
-        .route("/process/stream/{id}/status", get(stream::status))
-        .route("/process/stream/{id}/data", get(stream::data))
-        .route("/process/stream/{id}/events", get(stream::events))
-        .route("/process/stream/{id}/ingest/{seq}", post(stream::ingest))
-        .route("/process/stream/{id}/egress/{seq}", get(stream::egress))
+        .route("/process/stream/start", post(start::start))
+        .route("/process/stream/{id}/update", post(handlers::update))
+        .route("/process/stream/{id}/stop", post(handlers::stop))
+        .route("/process/stream/{id}/status", get(handlers::status))
+        .route("/process/stream/{id}/data", get(handlers::data))
+        .route("/process/stream/{id}/events", get(handlers::events))
+        .route("/process/stream/{id}/ingest/{seq}", post(handlers::ingest))
+        .route("/process/stream/{id}/egress/{seq}", get(handlers::egress))
         .route("/process/stream/{id}/whip", post(webrtc::whip))
         .route("/process/stream/{id}/whep", post(webrtc::whep))
         .route("/process/stream/{id}/player", get(webrtc::player))
         .route("/process/stream/{id}/whip/{session}", delete(webrtc::end_session))
         .route("/process/stream/{id}/whep/{session}", delete(webrtc::end_session))
-        .route("/process/request/{*path}", post(stream::batch))
+        .route("/process/request/{*path}", post(batch::batch))
         .route("/metrics", get(byoc_protocol::telemetry::metrics))
         .route("/openapi.json", get(openapi))
         .with_state(gw)

@@ -9,7 +9,7 @@ use byoc_media::{Piece, PlayRequest, PublishRequest, PushConfig, RtmpConfig, Rtm
 use tokio::sync::{broadcast, mpsc};
 
 use super::Gateway;
-use super::stream::GwStream;
+use super::model::GwStream;
 
 /// The application part of RTMP URLs (`rtmp://HOST:PORT/live/{stream_id}-{secret}`).
 pub(crate) const APP: &str = "live";

@@ -1,0 +1,281 @@
+//! The per-stream routes: stop, update, status, data and events (SSE), and trickle ingest/egress.
+//! Each needs the stream's secret (`authorized`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use byoc_payment::job::JobRequest;
+use byoc_trickle::SeqRequest;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::failover::end;
+use super::model::{Feed, GwStream};
+use super::start::read_body;
+use super::{Gateway, Refusal, refuse};
+use byoc_protocol::headers;
+
+/// The stream, if the request carries its secret (`Authorization: Bearer` or `?token=`).
+/// A stream that ended lately stays answerable (410 with why) to whoever holds its secret.
+pub(crate) fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Result<Arc<GwStream>, Refusal> {
+    let bearer =
+        h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let token = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    let Some(stream) = gw.lock().get(id).cloned() else {
+        return Err(match bearer.or(token).and_then(|given| gw.ended.why(id, given)) {
+            Some(why) => refuse(StatusCode::GONE, format!("stream ended: {why}")),
+            None => refuse(StatusCode::NOT_FOUND, "Stream not found"),
+        });
+    };
+    match bearer.or(token) {
+        Some(given) if byoc_protocol::same_secret(given.as_bytes(), stream.secret.as_bytes()) => Ok(stream),
+        Some(_) => Err(refuse(StatusCode::FORBIDDEN, "wrong stream secret")),
+        None => {
+            Err(refuse(StatusCode::UNAUTHORIZED, "this stream's secret is required (Authorization: Bearer or ?token=)"))
+        }
+    }
+}
+
+pub(crate) async fn stop(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    match end(&gw, &id, "stopped by the client", true).await {
+        Some(resp) => {
+            let body = resp.bytes().await.unwrap_or_default();
+            (StatusCode::OK, body).into_response()
+        }
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+pub(crate) async fn update(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let stream = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let body = try_or_respond!(read_body(&gw, body).await);
+    // Forwarded verbatim, as go-livepeer does; a JSON object is also remembered as the stream's
+    // params (re-sent if the stream moves to another orchestrator).
+    let params = serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object);
+    let signed = try_or_respond!(gw.sign(JobRequest {
+        id: id.clone(),
+        request: json!({ "stream_id": id }).to_string(),
+        parameters: "{}".into(),
+        capability: stream.capability.clone(),
+        timeout_seconds: stream.timeout_seconds,
+        ..JobRequest::default()
+    }));
+    let resp = gw
+        .http
+        .post(format!("{}/ai/stream/update", stream.att().orchestrator))
+        .header(headers::LIVEPEER, signed)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .timeout(Duration::from_secs(stream.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
+        .body(body)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => {
+            if let (true, Some(p)) = (r.status().is_success(), params) {
+                *stream.params.lock().unwrap_or_else(|e| e.into_inner()) = p;
+            }
+            let status = r.status();
+            (status, r.bytes().await.unwrap_or_default()).into_response()
+        }
+        Err(e) => {
+            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
+            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
+        }
+    }
+}
+
+pub(crate) async fn status(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let params = s.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let last = s.last_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let att = s.att();
+    let balance = match (att.own_balance(), att.recipient) {
+        (Some(own), Some(_)) => Some(own.to_string()),
+        (None, Some(r)) => Some(super::payments::balance(&gw.ledger, &r, &s.capability).to_string()),
+        _ => None,
+    };
+    // While it moves, the orchestrator named is the one that lost it.
+    let reconnecting = *s.reconnecting.lock().unwrap_or_else(|e| e.into_inner());
+    Json(json!({
+        "stream_id": s.id,
+        "state": if reconnecting.is_some() { "reconnecting" } else { "running" },
+        "reconnect_reason": reconnecting,
+        "capability": s.capability,
+        "orchestrator": s.att().orchestrator,
+        "gateway_address": gw.address(),
+        "balance": balance,
+        "started_at_ms": s.started_ms,
+        "params": params,
+        "last_status": last,
+    }))
+    .into_response()
+}
+
+pub(crate) fn sse(s: &GwStream, feed: &Feed) -> Response {
+    let (recent, rx) = feed.subscribe();
+    let cancel = s.cancel.clone();
+    let recent = futures_util::stream::iter(
+        recent.into_iter().map(|text| Ok::<Event, Infallible>(Event::default().data(text.as_ref()))),
+    );
+    let live = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
+        loop {
+            let msg = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                m = rx.recv() => m,
+            };
+            match msg {
+                Ok(text) => return Some((Ok::<Event, Infallible>(Event::default().data(text.as_ref())), (rx, cancel))),
+                // A slow reader skips what it missed rather than ending.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let end = futures_util::stream::once(async {
+        Ok::<Event, Infallible>(Event::default().event("end").data(r#"{"type":"stream_ended"}"#))
+    });
+    Sse::new(recent.chain(live).chain(end)).keep_alive(KeepAlive::default()).into_response()
+}
+
+pub(crate) async fn data(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    if s.att().urls.data.is_none() {
+        return super::error(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available");
+    }
+    sse(&s, &s.data)
+}
+
+pub(crate) async fn events(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    sse(&s, &s.events)
+}
+
+/// Copies a trickle answer (status, `Lp-Trickle-*` and `Content-Type`, streamed body).
+pub(crate) fn relay_trickle(resp: reqwest::Response) -> Response {
+    let mut out = Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        let n = name.as_str();
+        if n.starts_with("lp-trickle-") || n == "content-type" {
+            out = out.header(name, value);
+        }
+    }
+    out.body(Body::from_stream(resp.bytes_stream()))
+        .unwrap_or_else(|e| super::error(StatusCode::BAD_GATEWAY, e.to_string()))
+}
+
+/// `POST /process/stream/{id}/ingest/{seq}`: a trickle publish of one MPEG-TS segment, relayed
+/// to the orchestrator's input channel.
+pub(crate) async fn ingest(
+    State(gw): State<Arc<Gateway>>,
+    Path((id, seq)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+    body: Body,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let att = s.att();
+    let Some(url) = &att.urls.publish else {
+        return super::error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
+    };
+    if seq.parse::<SeqRequest>().is_err() {
+        return super::error(StatusCode::BAD_REQUEST, "invalid seq");
+    }
+    // Live video segments are a few MiB: a bigger body is cut off at the cap (the orchestrator
+    // then sees an aborted segment), so one client cannot park 64 MiB segments in its window.
+    let max = gw.config.media_limits.max_ingest_segment_bytes;
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capped = {
+        let (cut, mut seen) = (cut.clone(), 0usize);
+        body.into_data_stream().map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            seen = seen.saturating_add(chunk.len());
+            if seen > max {
+                cut.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(std::io::Error::other("ingest segment over the cap"));
+            }
+            Ok(chunk)
+        })
+    };
+    let mut req = gw.http.post(format!("{url}/{seq}")).body(reqwest::Body::wrap_stream(capped));
+    req = req.header(http::header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    match req.send().await {
+        Ok(r) => {
+            if r.status().is_success() {
+                metrics::counter!("byoc_gateway_segments_in_total").increment(1);
+            }
+            relay_trickle(r)
+        }
+        Err(_) if cut.load(std::sync::atomic::Ordering::SeqCst) => {
+            super::error(StatusCode::PAYLOAD_TOO_LARGE, format!("ingest segment over {max} bytes: cut off"))
+        }
+        Err(e) => {
+            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
+            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
+        }
+    }
+}
+
+/// `GET /process/stream/{id}/egress/{seq}`: a trickle subscribe to the output channel (`-1`,
+/// `-2`, a seq, or `next`), relayed from the orchestrator.
+pub(crate) async fn egress(
+    State(gw): State<Arc<Gateway>>,
+    Path((id, seq)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let att = s.att();
+    let Some(url) = &att.urls.subscribe else {
+        return super::error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
+    };
+    if seq != "next" && seq.parse::<SeqRequest>().is_err() {
+        return super::error(StatusCode::BAD_REQUEST, "invalid seq");
+    }
+    match gw.http.get(format!("{url}/{seq}")).send().await {
+        Ok(r) => {
+            if r.status().is_success() {
+                metrics::counter!("byoc_gateway_segments_out_total").increment(1);
+            }
+            relay_trickle(r)
+        }
+        Err(e) => {
+            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
+            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The gateway's model of a stream: the stream as the client knows it (`GwStream`), its attachment
+//! to the orchestrator serving it now (`Attachment`), and the SSE feeds of its events and data.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::discovery::Candidate;
+use byoc_protocol::JobParameters;
+
+/// One stream as the gateway runs it.
+pub(crate) struct GwStream {
+    pub(crate) id: String,
+    pub(crate) secret: String,
+    pub(crate) capability: String,
+    /// The job's `parameters`, re-sent on every (re)start.
+    pub(crate) parameters: String,
+    pub(crate) timeout_seconds: i64,
+    /// The orchestrator currently serving the stream.
+    pub(crate) att: Mutex<Arc<Attachment>>,
+    /// Orchestrators that failed this stream (not tried again).
+    pub(crate) failed: Mutex<Vec<String>>,
+    /// When the stream last moved to another orchestrator.
+    pub(crate) swaps: Mutex<Vec<Instant>>,
+    pub(crate) params: Mutex<Value>,
+    pub(crate) last_status: Mutex<Value>,
+    /// Why the stream is looking for another orchestrator, while it is (status `reconnecting`).
+    pub(crate) reconnecting: Mutex<Option<&'static str>>,
+    pub(crate) events: Feed,
+    pub(crate) data: Feed,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) started_ms: u64,
+    /// Output segments for the gateway's own egress legs (see `legs::output`).
+    pub(crate) output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
+    /// The output as WebRTC viewers get it (audio in Opus), started with the first of them.
+    pub(crate) webrtc_output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
+    /// The WHIP publisher's session, if one is connected (one at a time).
+    pub(crate) whip_session: tokio::sync::Mutex<Option<byoc_media::SessionId>>,
+}
+
+/// Messages for SSE readers: live ones, plus the last few for readers that connect late (a
+/// client usually opens its event stream right after `start`, when the first events may
+/// already have gone by).
+pub(crate) struct Feed {
+    pub(crate) history: Mutex<std::collections::VecDeque<Arc<str>>>,
+    pub(crate) keep: usize,
+    pub(crate) live: broadcast::Sender<Arc<str>>,
+}
+
+impl Feed {
+    pub(crate) fn new(keep: usize) -> Self {
+        Feed { history: Mutex::new(std::collections::VecDeque::new()), keep, live: broadcast::channel(64).0 }
+    }
+
+    pub(crate) fn send(&self, msg: Arc<str>) {
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() == self.keep {
+            h.pop_front();
+        }
+        h.push_back(msg.clone());
+        // Sent under the lock, so a reader subscribing concurrently sees it exactly once.
+        let _ = self.live.send(msg);
+    }
+
+    pub(crate) fn subscribe(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        (h.iter().cloned().collect(), self.live.subscribe())
+    }
+}
+
+/// The stream as attached to one orchestrator; its legs end with `cancel`.
+pub(crate) struct Attachment {
+    pub(crate) orchestrator: String,
+    /// Who the orchestrator's tickets pay (priced capabilities only).
+    pub(crate) recipient: Option<byoc_payment::Address>,
+    /// The stream's own balance there, as last reported, when it pays from one (opt-in,
+    /// `per_stream_balance`); `None`: it pays from the gateway's shared balance.
+    pub(crate) own_balance: Mutex<Option<i64>>,
+    pub(crate) urls: OrchUrls,
+    pub(crate) cancel: CancellationToken,
+    /// Set by the first leg that notices the orchestrator lost the stream.
+    pub(crate) lost: std::sync::atomic::AtomicBool,
+    /// When the last event arrived (or the attachment started).
+    pub(crate) last_event: Mutex<Instant>,
+}
+
+/// At most this many moves to another orchestrator within [`SWAP_WINDOW`]; beyond, the stream
+/// ends (a stream that kills every orchestrator it lands on must not roam forever).
+pub(crate) const MAX_SWAPS: usize = 3;
+pub(crate) const SWAP_WINDOW: Duration = Duration::from_secs(60);
+
+/// Pauses before each round of looking for another orchestrator for a lost stream: at once
+/// among those that have not failed it, then among all of them again.
+pub(crate) const REDISCOVERY_PAUSES: [Duration; 5] =
+    [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)];
+
+impl Attachment {
+    /// Keeps the stream's own balance only if the job asked for one.
+    pub(crate) fn set_own_balance(&self, parameters: &str) {
+        let own = serde_json::from_str::<JobParameters>(parameters).is_ok_and(|p| p.per_stream_balance);
+        if !own {
+            *self.own_balance.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    pub(crate) fn own_balance(&self) -> Option<i64> {
+        *self.own_balance.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn new(cand: &Candidate, urls: OrchUrls, cancel: CancellationToken) -> Arc<Attachment> {
+        Arc::new(Attachment {
+            orchestrator: cand.url.clone(),
+            recipient: super::payments::recipient(&cand.token),
+            own_balance: Mutex::new(urls.own_balance),
+            urls,
+            cancel,
+            lost: Default::default(),
+            last_event: Mutex::new(Instant::now()),
+        })
+    }
+}
+
+impl GwStream {
+    pub(crate) fn att(&self) -> Arc<Attachment> {
+        self.att.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the stream has ended.
+    pub(crate) async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// The input channel on the orchestrator serving the stream now, if ingress is enabled.
+    pub(crate) fn input_url(&self) -> Option<String> {
+        self.att().urls.publish.clone()
+    }
+
+    /// The output channel on the orchestrator serving the stream now, if egress is enabled.
+    pub(crate) fn output_url(&self) -> Option<String> {
+        self.att().urls.subscribe.clone()
+    }
+
+    /// Whether `secret` is this stream's (constant time).
+    pub(crate) fn has_secret(&self, secret: &str) -> bool {
+        byoc_protocol::same_secret(secret.as_bytes(), self.secret.as_bytes())
+    }
+
+    /// The output fan-out, and whether it existed already.
+    pub(crate) fn output_sender(&self, queue: usize) -> (broadcast::Sender<byoc_media::Piece>, bool) {
+        fan_out(&self.output, queue)
+    }
+
+    /// The fan-out of the output as WebRTC viewers get it, and whether it existed already.
+    pub(crate) fn webrtc_output_sender(&self, queue: usize) -> (broadcast::Sender<byoc_media::Piece>, bool) {
+        fan_out(&self.webrtc_output, queue)
+    }
+}
+
+/// The sender in `cell` (made with room for `queue` pieces on first use), and whether it existed.
+pub(crate) fn fan_out(
+    cell: &std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
+    queue: usize,
+) -> (broadcast::Sender<byoc_media::Piece>, bool) {
+    let mut created = false;
+    let tx = cell.get_or_init(|| {
+        created = true;
+        broadcast::channel(queue).0
+    });
+    (tx.clone(), !created)
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OrchUrls {
+    /// `Livepeer-Balance` of the start answer (the stream's own balance, if it has one).
+    pub(crate) own_balance: Option<i64>,
+    pub(crate) publish: Option<String>,
+    pub(crate) subscribe: Option<String>,
+    pub(crate) control: String,
+    pub(crate) events: String,
+    pub(crate) data: Option<String>,
+}
