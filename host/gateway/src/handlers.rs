@@ -7,51 +7,25 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use byoc_payment::job::JobRequest;
 use byoc_trickle::SeqRequest;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::Gateway;
+use super::auth::AuthorizedStream;
 use super::failover::end;
 use super::model::{Feed, GwStream};
 use super::start::read_body;
-use super::{Gateway, Refusal, refuse};
 use byoc_protocol::headers;
 
-/// The stream, if the request carries its secret (`Authorization: Bearer` or `?token=`).
-/// A stream that ended lately stays answerable (410 with why) to whoever holds its secret.
-pub(crate) fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Result<Arc<GwStream>, Refusal> {
-    let bearer =
-        h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    let token = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-    let Some(stream) = gw.lock().get(id).cloned() else {
-        return Err(match bearer.or(token).and_then(|given| gw.ended.why(id, given)) {
-            Some(why) => refuse(StatusCode::GONE, format!("stream ended: {why}")),
-            None => refuse(StatusCode::NOT_FOUND, "Stream not found"),
-        });
-    };
-    match bearer.or(token) {
-        Some(given) if byoc_protocol::same_secret(given.as_bytes(), stream.secret.as_bytes()) => Ok(stream),
-        Some(_) => Err(refuse(StatusCode::FORBIDDEN, "wrong stream secret")),
-        None => {
-            Err(refuse(StatusCode::UNAUTHORIZED, "this stream's secret is required (Authorization: Bearer or ?token=)"))
-        }
-    }
-}
-
-pub(crate) async fn stop(
-    State(gw): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-) -> Response {
-    try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
-    match end(&gw, &id, "stopped by the client", true).await {
+pub(crate) async fn stop(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): AuthorizedStream) -> Response {
+    match end(&gw, &s.id, "stopped by the client", true).await {
         Some(resp) => {
             let body = resp.bytes().await.unwrap_or_default();
             (StatusCode::OK, body).into_response()
@@ -62,12 +36,10 @@ pub(crate) async fn stop(
 
 pub(crate) async fn update(
     State(gw): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
+    AuthorizedStream(stream): AuthorizedStream,
     body: Body,
 ) -> Response {
-    let stream = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+    let id = stream.id.clone();
     let body = try_or_respond!(read_body(&gw, body).await);
     // Forwarded verbatim, as go-livepeer does; a JSON object is also remembered as the stream's
     // params (re-sent if the stream moves to another orchestrator).
@@ -104,13 +76,7 @@ pub(crate) async fn update(
     }
 }
 
-pub(crate) async fn status(
-    State(gw): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-) -> Response {
-    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+pub(crate) async fn status(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): AuthorizedStream) -> Response {
     let params = s.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let last = s.last_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let att = s.att();
@@ -162,26 +128,14 @@ pub(crate) fn sse(s: &GwStream, feed: &Feed) -> Response {
     Sse::new(recent.chain(live).chain(end)).keep_alive(KeepAlive::default()).into_response()
 }
 
-pub(crate) async fn data(
-    State(gw): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-) -> Response {
-    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+pub(crate) async fn data(AuthorizedStream(s): AuthorizedStream) -> Response {
     if s.att().urls.data.is_none() {
         return super::error(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available");
     }
     sse(&s, &s.data)
 }
 
-pub(crate) async fn events(
-    State(gw): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-) -> Response {
-    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
+pub(crate) async fn events(AuthorizedStream(s): AuthorizedStream) -> Response {
     sse(&s, &s.events)
 }
 
@@ -202,12 +156,10 @@ pub(crate) fn relay_trickle(resp: reqwest::Response) -> Response {
 /// to the orchestrator's input channel.
 pub(crate) async fn ingest(
     State(gw): State<Arc<Gateway>>,
-    Path((id, seq)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
+    AuthorizedStream(s): AuthorizedStream,
+    Path((_, seq)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
     let att = s.att();
     let Some(url) = &att.urls.publish else {
         return super::error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
@@ -254,11 +206,9 @@ pub(crate) async fn ingest(
 /// `-2`, a seq, or `next`), relayed from the orchestrator.
 pub(crate) async fn egress(
     State(gw): State<Arc<Gateway>>,
-    Path((id, seq)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
+    AuthorizedStream(s): AuthorizedStream,
+    Path((_, seq)): Path<(String, String)>,
 ) -> Response {
-    let s = try_or_respond!(authorized(&gw, &id, &h, q.as_deref()));
     let att = s.att();
     let Some(url) = &att.urls.subscribe else {
         return super::error(StatusCode::CONFLICT, "video egress is not enabled for this stream");

@@ -16,6 +16,7 @@ macro_rules! try_or_respond {
     };
 }
 
+mod auth;
 mod batch;
 mod discovery;
 mod failover;

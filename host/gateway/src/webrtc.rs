@@ -55,7 +55,7 @@ async fn offer<'g>(
     h: &HeaderMap,
     body: Body,
 ) -> Result<(Arc<GwStream>, &'g WebRtcServer, String), Box<Response>> {
-    let stream = super::handlers::authorized(gw, id, h, query)?;
+    let stream = super::auth::authorized(gw, id, h, query)?;
     let Some(server) = gw.webrtc.get() else {
         return Err(Box::new(error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC")));
     };
@@ -237,7 +237,7 @@ pub(super) async fn end_session(
     RawQuery(q): RawQuery,
     h: HeaderMap,
 ) -> Response {
-    if let Err(r) = super::handlers::authorized(&gw, &id, &h, q.as_deref()) {
+    if let Err(r) = super::auth::authorized(&gw, &id, &h, q.as_deref()) {
         return *r;
     }
     let (Some(server), Ok(session)) = (gw.webrtc.get(), session.parse::<SessionId>()) else {
@@ -267,7 +267,7 @@ pub(super) async fn player(
     RawQuery(q): RawQuery,
     h: HeaderMap,
 ) -> Response {
-    if let Err(r) = super::handlers::authorized(&gw, &id, &h, q.as_deref()) {
+    if let Err(r) = super::auth::authorized(&gw, &id, &h, q.as_deref()) {
         return *r;
     }
     if gw.webrtc.get().is_none() {
