@@ -44,6 +44,18 @@ pub async fn serve_orchestrator(
     streams: u32,
     config: impl FnOnce(&mut OrchestratorConfig),
 ) -> (String, Arc<Orchestrator>) {
+    serve_orchestrator_with(config, |orch| {
+        orch.offer_plugins(runtime, streams);
+    })
+    .await
+}
+
+/// An orchestrator (signed jobs required unless `config` says otherwise) served on loopback, its
+/// capabilities set up by `offer` before it serves.
+async fn serve_orchestrator_with(
+    config: impl FnOnce(&mut OrchestratorConfig),
+    offer: impl FnOnce(&Orchestrator),
+) -> (String, Arc<Orchestrator>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let mut c = OrchestratorConfig {
@@ -53,7 +65,7 @@ pub async fn serve_orchestrator(
     };
     config(&mut c);
     let orch = Orchestrator::new(c, TrickleStore::default()).unwrap();
-    orch.offer_plugins(runtime, streams);
+    offer(&orch);
     let app = byoc_orchestrator::router(orch.clone());
     tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
     (url, orch)
@@ -150,25 +162,16 @@ pub async fn toy_orchestrator_with(
             .with_state((calls.clone(), start_status)),
     )
     .await;
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let mut c = OrchestratorConfig {
-        service_url: url.clone(),
-        signatures: SignaturePolicy::Required,
-        ..OrchestratorConfig::default()
-    };
-    config(&mut c);
-    let orch = Orchestrator::new(c, TrickleStore::default()).unwrap();
-    orch.registry
-        .register_worker(&byoc_orchestrator::WorkerRegistration {
+    let (url, orch) = serve_orchestrator_with(config, |orch| {
+        let toy = byoc_orchestrator::WorkerRegistration {
             name: "toy".into(),
             url: worker,
             capacity: 2,
             ..Default::default()
-        })
-        .unwrap();
-    let app = byoc_orchestrator::router(orch.clone());
-    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
+        };
+        orch.registry.register_worker(&toy).unwrap();
+    })
+    .await;
     (url, orch, calls)
 }
 
