@@ -42,6 +42,7 @@ pub(crate) fn spawn(
     tx: mpsc::Sender<Cmd>,
     rx: mpsc::Receiver<Cmd>,
     cancel: CancellationToken,
+    failed: CancellationToken,
 ) {
     let store = orch.trickle.clone();
     if let Some(input) = &channels.input {
@@ -124,7 +125,7 @@ pub(crate) fn spawn(
             }
         });
     }
-    tokio::spawn(drive(Arc::downgrade(orch), id.to_string(), session, rx, cancel.clone(), events.clone()));
+    tokio::spawn(drive(id.to_string(), session, rx, cancel.clone(), failed, events.clone()));
     let out = channels.output.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
     let data = channels.data.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
     tokio::spawn(write_outputs(outputs, out, data, events, cancel, id.to_string()));
@@ -141,11 +142,11 @@ fn publish_text(publisher: Option<&LocalPublisher>, text: &str) {
 
 /// Owns the session: applies commands in order and the plugin's failure policy.
 async fn drive(
-    orch: std::sync::Weak<Orchestrator>,
     id: String,
     mut session: Session,
     mut rx: mpsc::Receiver<Cmd>,
     cancel: CancellationToken,
+    failed: CancellationToken,
     events: Option<LocalPublisher>,
 ) {
     // After a restart, chunks of the segment that was cut short are skipped up to the next start.
@@ -191,9 +192,8 @@ async fn drive(
             );
             continue;
         }
-        if let Some(orch) = orch.upgrade() {
-            super::stream::end_and_tell_worker(&orch, &id, "the plugin failed").await;
-        }
+        // The stream's monitor ends it (one place ends streams).
+        failed.cancel();
         return;
     }
     let _ = session.close().await;

@@ -116,6 +116,8 @@ struct Entry {
     plugin: Option<tokio::sync::mpsc::Sender<super::plugin_stream::Cmd>>,
     reservation: Mutex<Option<Reservation>>,
     cancel: CancellationToken,
+    /// Cancelled by the stream's plugin session when it fails for good; the monitor then ends the stream.
+    failed: CancellationToken,
     /// Who pays for the stream, on a priced capability.
     payer: Option<super::payments::Payer>,
 }
@@ -221,7 +223,7 @@ fn remove(orch: &Orchestrator, id: &str, why: &str) -> Option<Arc<Entry>> {
 }
 
 /// Tells the worker a stream is over (best effort) after removing it.
-pub(super) async fn end_and_tell_worker(orch: &Orchestrator, id: &str, why: &str) {
+async fn end_and_tell_worker(orch: &Orchestrator, id: &str, why: &str) {
     if let Some(entry) = remove(orch, id, why)
         && let Some(req) = worker_post(orch, &entry.capability, "/stream/stop", id, Duration::from_secs(10))
         && let Err(e) = req.body(why.to_string()).send().await
@@ -291,19 +293,26 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
     });
 }
 
-/// Ends the stream when its gateway goes quiet or its control channel disappears.
+/// Ends the stream when its gateway goes quiet, its control channel disappears or its plugin
+/// session fails for good.
 fn spawn_monitor(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
     let weak = Arc::downgrade(orch);
     let (id, control, cancel) = (entry.info.id.clone(), entry.info.channels.control.clone(), entry.cancel.clone());
+    let failed = entry.failed.clone();
     let idle_limit = orch.config.stream_idle_timeout;
     let every = (idle_limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     tokio::spawn(async move {
         loop {
-            tokio::select! {
+            let plugin_failed = tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
+                _ = failed.cancelled() => true,
+                _ = tokio::time::sleep(every) => false,
+            };
             let Some(orch) = weak.upgrade() else { return };
+            if plugin_failed {
+                end_and_tell_worker(&orch, &id, "the plugin failed").await;
+                return;
+            }
             let why = match orch.trickle.idle_for(&control) {
                 None => "control channel closed",
                 Some(idle) if idle >= idle_limit => "gateway went quiet (no control keepalive)",
@@ -375,6 +384,7 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
         capability: cap.clone(),
         reservation: Mutex::new(Some(reservation)),
         cancel: CancellationToken::new(),
+        failed: CancellationToken::new(),
         payer,
     });
     {
@@ -416,7 +426,17 @@ pub(super) async fn start(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, b
                 return error(status, format!("plugin refused the stream: {e}"));
             }
         };
-        super::plugin_stream::spawn(&orch, &id, &channels, session, outputs, tx, rx, entry.cancel.clone());
+        super::plugin_stream::spawn(
+            &orch,
+            &id,
+            &channels,
+            session,
+            outputs,
+            tx,
+            rx,
+            entry.cancel.clone(),
+            entry.failed.clone(),
+        );
         return started(&orch, &entry, &id, &cap.name, sender);
     }
     worker_body.insert("gateway_request_id".into(), id.clone().into());
