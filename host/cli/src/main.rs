@@ -60,6 +60,8 @@ fn init_logging(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // One process-wide Prometheus recorder, served at every node's `GET /metrics`.
+    byoc_protocol::telemetry::init();
     match cli.command {
         Command::Trickle(args) => trickle::run(args).await,
         Command::Plugin(args) => plugin::run(args).await,

@@ -209,7 +209,6 @@ impl Ended {
 
 impl Gateway {
     pub fn new(mut config: GatewayConfig) -> Result<Arc<Self>, reqwest::Error> {
-        byoc_protocol::telemetry::init();
         let key = config.key.take().unwrap_or_else(SecretKey::generate);
         tracing::info!(address = %key.address(), "gateway key");
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;

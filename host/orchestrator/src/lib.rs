@@ -108,7 +108,6 @@ impl Orchestrator {
     /// A new orchestrator over `trickle` (which it serves under `/ai/trickle/`).
     pub fn new(config: OrchestratorConfig, trickle: TrickleStore) -> Result<Arc<Self>, OrchestratorError> {
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
-        byoc_protocol::telemetry::init();
         if config.signatures == SignaturePolicy::AllowUnsigned {
             tracing::warn!(
                 "free mode: unsigned jobs are accepted (no keystore needed); do not expose this node publicly"

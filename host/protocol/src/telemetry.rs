@@ -17,33 +17,30 @@ pub fn plugin_call(call: &'static str, began: std::time::Instant) {
     metrics::histogram!("byoc_plugin_call_seconds", "call" => call).record(began.elapsed().as_secs_f64());
 }
 
-/// The process-wide recorder, installed on first use.
-fn handle() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            match PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-                .and_then(|b| b.install_recorder())
-            {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    // Another recorder was installed by the embedding program: it owns the metrics.
-                    tracing::warn!(error = %e, "metrics recorder not installed");
-                    None
-                }
-            }
-        })
-        .as_ref()
-}
+/// The process-wide recorder, once [`init`] has installed it.
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Installs the recorder (call at start so that early events are counted).
+/// Installs the recorder (once; later calls do nothing). The `byoc` binary calls it at start, so
+/// that early events are counted; the node libraries never do, so a program embedding them may
+/// install a recorder of its own (`/metrics` is then empty).
 pub fn init() {
-    let _ = handle();
+    HANDLE.get_or_init(|| {
+        match PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .and_then(|b| b.install_recorder())
+        {
+            Ok(h) => Some(h),
+            Err(e) => {
+                // Another recorder was installed by the embedding program: it owns the metrics.
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                None
+            }
+        }
+    });
 }
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn metrics() -> Response {
-    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    let body = HANDLE.get().and_then(Option::as_ref).map(PrometheusHandle::render).unwrap_or_default();
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -56,6 +56,8 @@ async fn serve_orchestrator_with(
     config: impl FnOnce(&mut OrchestratorConfig),
     offer: impl FnOnce(&Orchestrator),
 ) -> (String, Arc<Orchestrator>) {
+    // The process-wide metrics recorder, as the `byoc` binary installs it.
+    byoc_protocol::telemetry::init();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let mut c = OrchestratorConfig {
@@ -81,6 +83,7 @@ pub async fn serve_gateway_with(
     orchestrators: Vec<String>,
     config: impl FnOnce(&mut GatewayConfig),
 ) -> (String, Arc<Gateway>) {
+    byoc_protocol::telemetry::init();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let mut c = GatewayConfig { public_url: url.clone(), orchestrators, ..GatewayConfig::default() };
