@@ -5,6 +5,7 @@
 mod batch;
 mod capabilities;
 mod capacity;
+mod channels;
 mod payments;
 mod plugin_stream;
 mod registry;
@@ -24,8 +25,9 @@ use http::{HeaderMap, StatusCode};
 pub use payments::PaymentSettings;
 
 pub use capacity::{Capacity, CapacityError, Reservation};
+pub use channels::StreamChannels;
 pub use registry::{Capability, Price, Registry, WorkerRegistration};
-pub use stream::{StreamChannels, StreamInfo};
+pub use stream::StreamInfo;
 
 /// Header names of the BYOC protocol (see `byoc-protocol`).
 pub use byoc_protocol::headers;

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Orchestrator;
-use super::stream::StreamChannels;
+use super::channels::StreamChannels;
 
 /// Commands queued for the session; bounded so a slow plugin slows its input reader.
 pub(crate) const COMMAND_QUEUE: usize = 64;
