@@ -197,7 +197,8 @@ const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: appli
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves; then no new connection
 /// is accepted and open ones are asked to finish (HTTP/1 after their current response, HTTP/2
-/// with a GOAWAY). Returns once `shutdown` has resolved.
+/// with a GOAWAY). Returns once they all have: a caller that must not wait for ever (a trickle
+/// reader parked on the live edge never finishes) bounds it, e.g. with a timeout.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -229,6 +230,10 @@ pub async fn serve(
         tokio::spawn(connection(shared.clone(), conn, stream, peer, app.clone(), stopping.clone()));
     }
     stopping.cancel();
+    // Open connections finish their current response (the caller bounds how long it waits).
+    while !shared.table().conns.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 

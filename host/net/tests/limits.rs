@@ -160,3 +160,31 @@ async fn busy_connections_at_a_cap_get_a_clean_503_and_other_ips_are_served() {
     assert_eq!(get_from("127.0.0.2", addr, "/").await, 200, "another IP");
     drop(held);
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_response_in_flight_finish_and_refuses_new_connections() {
+    let app = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            "done"
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let served = tokio::spawn({
+        let stop = stop.clone();
+        async move { serve(l, app, quick(), async move { stop.notified().await }).await }
+    });
+    let pending = tokio::spawn(get_text("127.0.0.1", addr, "/slow"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.notify_one();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!served.is_finished(), "serve returned while a response was still in flight");
+    let (status, text) = pending.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(text.ends_with("done"), "{text}");
+    tokio::time::timeout(Duration::from_secs(5), served).await.unwrap().unwrap().unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}
