@@ -5,7 +5,7 @@ use std::time::Duration;
 use byoc_payment::job::JobRequest;
 use serde_json::{Value, json};
 
-use crate::common::{all_legs, http, raw_http, serve_gateway_with, toy_job, toy_orchestrator};
+use crate::common::{all_legs, http, raw_http, serve_gateway_with, toy_job, toy_orchestrator, toy_request};
 
 /// A victim's stream on a gateway in front of a toy orchestrator: (gateway URL, orchestrator,
 /// worker calls, victim stream id).
@@ -26,14 +26,7 @@ async fn victim() -> (String, std::sync::Arc<byoc_orchestrator::Orchestrator>, c
 
 /// A batch job header naming the victim's stream in its `request`.
 fn naming(stream_id: &str) -> String {
-    JobRequest {
-        request: json!({ "stream_id": stream_id }).to_string(),
-        parameters: "{}".into(),
-        capability: "toy".into(),
-        timeout_seconds: 10,
-        ..Default::default()
-    }
-    .to_header()
+    toy_request("", json!({ "stream_id": stream_id }), json!({})).to_header()
 }
 
 #[tokio::test]
@@ -143,16 +136,7 @@ async fn malformed_starts_are_400_and_start_nothing() {
     let start = |header: String, body: &'static str| {
         http().post(format!("{gw}/process/stream/start")).header("Livepeer", header).body(body).send()
     };
-    let with_timeout = |t: i64| {
-        JobRequest {
-            request: "{}".into(),
-            parameters: all_legs().to_string(),
-            capability: "toy".into(),
-            timeout_seconds: t,
-            ..Default::default()
-        }
-        .to_header()
-    };
+    let with_timeout = |t: i64| JobRequest { timeout_seconds: t, ..toy_request("", json!({}), all_legs()) }.to_header();
     let cases = [
         (toy_job(all_legs()), "[]", "a JSON array body"),
         (toy_job(all_legs()), "42", "a number body"),

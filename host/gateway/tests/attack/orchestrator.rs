@@ -6,17 +6,10 @@ use byoc_payment::SecretKey;
 use byoc_payment::job::JobRequest;
 use serde_json::json;
 
-use crate::common::{http, raw_http, toy_orchestrator};
+use crate::common::{http, raw_http, toy_orchestrator, toy_request};
 
 fn signed(key: &SecretKey, request: serde_json::Value) -> String {
-    let job = JobRequest {
-        request: request.to_string(),
-        parameters: "{}".into(),
-        capability: "toy".into(),
-        timeout_seconds: 10,
-        ..Default::default()
-    };
-    byoc_e2e::nodes::signed_job(job, key)
+    byoc_e2e::nodes::signed_job(toy_request("", request, json!({})), key)
 }
 
 #[tokio::test]
@@ -47,15 +40,7 @@ async fn a_stream_started_directly_cannot_take_another_streams_channels() {
     let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
     let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
     let call = |route: &'static str, key: &SecretKey, id: &str| {
-        let job = JobRequest {
-            id: id.to_string(),
-            request: json!({ "stream_id": id }).to_string(),
-            parameters: legs.to_string(),
-            capability: "toy".into(),
-            timeout_seconds: 10,
-            ..Default::default()
-        };
-        let header = byoc_e2e::nodes::signed_job(job, key);
+        let header = byoc_e2e::nodes::signed_job(toy_request(id, json!({ "stream_id": id }), legs.clone()), key);
         http().post(format!("{orch_url}/ai/stream/{route}")).header("Livepeer", header).body("{}").send()
     };
     assert_eq!(call("start", &SecretKey::generate(), "v").await.unwrap().status(), 200);
@@ -136,13 +121,7 @@ async fn a_job_timeout_out_of_range_is_400() {
     let (orch_url, _, calls) = toy_orchestrator(200, Duration::from_secs(60)).await;
     let key = SecretKey::generate();
     for t in [-5, 0, 1 << 40] {
-        let job = JobRequest {
-            request: "{}".into(),
-            parameters: "{}".into(),
-            capability: "toy".into(),
-            timeout_seconds: t,
-            ..Default::default()
-        };
+        let job = JobRequest { timeout_seconds: t, ..toy_request("", json!({}), json!({})) };
         let r = http()
             .post(format!("{orch_url}/process/request/echo"))
             .header("Livepeer", byoc_e2e::nodes::signed_job(job, &key))
@@ -155,16 +134,9 @@ async fn a_job_timeout_out_of_range_is_400() {
     assert!(calls.lock().unwrap().is_empty());
 }
 
-/// A signed stream job from `key` for stream `id`, with `request` as given (not stamped).
+/// An unsigned, unstamped stream job (video in) for stream `id` with `request` as given.
 fn raw_stream_job(id: &str, request: serde_json::Value) -> JobRequest {
-    JobRequest {
-        id: id.into(),
-        request: request.to_string(),
-        parameters: json!({"enable_video_ingress": true}).to_string(),
-        capability: "toy".into(),
-        timeout_seconds: 10,
-        ..Default::default()
-    }
+    toy_request(id, request, json!({"enable_video_ingress": true}))
 }
 
 #[tokio::test]

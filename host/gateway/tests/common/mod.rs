@@ -180,14 +180,19 @@ pub async fn toy_orchestrator_with(
 
 /// An unsigned `Livepeer` header for the toy capability with these `parameters`.
 pub fn toy_job(parameters: Value) -> String {
+    toy_request("", json!({}), parameters).to_header()
+}
+
+/// A job for the toy capability with this `id`, `request` and `parameters` (10 s timeout), unsigned.
+pub fn toy_request(id: &str, request: Value, parameters: Value) -> byoc_payment::job::JobRequest {
     byoc_payment::job::JobRequest {
-        request: "{}".into(),
+        id: id.into(),
+        request: request.to_string(),
         parameters: parameters.to_string(),
         capability: "toy".into(),
         timeout_seconds: 10,
         ..Default::default()
     }
-    .to_header()
 }
 
 /// Every stream leg on.
