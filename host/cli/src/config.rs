@@ -192,6 +192,11 @@ pub struct MediaArgs {
     pub webrtc_connect_timeout_secs: Option<u64>,
 }
 
+/// A setting's value: the flag's, else the config file's, else the default.
+fn layered<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
+}
+
 impl MediaArgs {
     /// The media legs' bounds: flags, then the file's `[limits]`, then the defaults.
     pub fn limits(&self, file: &LimitsFile) -> byoc_gateway::MediaLimits {
@@ -200,40 +205,47 @@ impl MediaArgs {
             flag.or(file).map_or(default, |s| std::time::Duration::from_secs(s.max(1)))
         };
         byoc_gateway::MediaLimits {
-            max_ingest_segment_bytes: self
-                .max_ingest_segment_bytes
-                .or(file.max_ingest_segment_bytes)
-                .unwrap_or(d.max_ingest_segment_bytes)
-                .max(1),
+            max_ingest_segment_bytes: layered(
+                self.max_ingest_segment_bytes,
+                file.max_ingest_segment_bytes,
+                d.max_ingest_segment_bytes,
+            )
+            .max(1),
             rtmp_publish_deadline: secs(
                 self.rtmp_publish_deadline_secs,
                 file.rtmp_publish_deadline_secs,
                 d.rtmp_publish_deadline,
             ),
-            rtmp_min_publish_rate: self
-                .rtmp_min_publish_rate
-                .or(file.rtmp_min_publish_rate)
-                .unwrap_or(d.rtmp_min_publish_rate),
-            rtmp_max_connections_per_ip: self
-                .rtmp_max_connections_per_ip
-                .or(file.rtmp_max_connections_per_ip)
-                .unwrap_or(d.rtmp_max_connections_per_ip),
-            webrtc_max_sessions_per_stream: self
-                .webrtc_max_sessions_per_stream
-                .or(file.webrtc_max_sessions_per_stream)
-                .unwrap_or(d.webrtc_max_sessions_per_stream),
-            webrtc_max_pending_per_stream: self
-                .webrtc_max_pending_per_stream
-                .or(file.webrtc_max_pending_per_stream)
-                .unwrap_or(d.webrtc_max_pending_per_stream),
-            webrtc_max_sessions_per_ip: self
-                .webrtc_max_sessions_per_ip
-                .or(file.webrtc_max_sessions_per_ip)
-                .unwrap_or(d.webrtc_max_sessions_per_ip),
-            webrtc_max_pending_per_ip: self
-                .webrtc_max_pending_per_ip
-                .or(file.webrtc_max_pending_per_ip)
-                .unwrap_or(d.webrtc_max_pending_per_ip),
+            rtmp_min_publish_rate: layered(
+                self.rtmp_min_publish_rate,
+                file.rtmp_min_publish_rate,
+                d.rtmp_min_publish_rate,
+            ),
+            rtmp_max_connections_per_ip: layered(
+                self.rtmp_max_connections_per_ip,
+                file.rtmp_max_connections_per_ip,
+                d.rtmp_max_connections_per_ip,
+            ),
+            webrtc_max_sessions_per_stream: layered(
+                self.webrtc_max_sessions_per_stream,
+                file.webrtc_max_sessions_per_stream,
+                d.webrtc_max_sessions_per_stream,
+            ),
+            webrtc_max_pending_per_stream: layered(
+                self.webrtc_max_pending_per_stream,
+                file.webrtc_max_pending_per_stream,
+                d.webrtc_max_pending_per_stream,
+            ),
+            webrtc_max_sessions_per_ip: layered(
+                self.webrtc_max_sessions_per_ip,
+                file.webrtc_max_sessions_per_ip,
+                d.webrtc_max_sessions_per_ip,
+            ),
+            webrtc_max_pending_per_ip: layered(
+                self.webrtc_max_pending_per_ip,
+                file.webrtc_max_pending_per_ip,
+                d.webrtc_max_pending_per_ip,
+            ),
             webrtc_connect_timeout: secs(
                 self.webrtc_connect_timeout_secs,
                 file.webrtc_connect_timeout_secs,
@@ -245,7 +257,7 @@ impl MediaArgs {
     /// `(segment_min_duration, keyframe_request_every)`, checked: 100 ms to 60 s each.
     pub fn durations(&self, file: &GatewayFile) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
         let pick = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
-            let ms = flag.or(file).unwrap_or(default);
+            let ms = layered(flag, file, default);
             if !(100..=60_000).contains(&ms) {
                 bail!("{name} must be between 100 and 60000 ms (got {ms})");
             }
@@ -353,7 +365,7 @@ impl LimitArgs {
             flag.or(file).map_or(Ok(default), |v| positive(v, name).map(std::time::Duration::from_secs))
         };
         let count = |flag: Option<usize>, file: Option<usize>, default: usize, name: &str| {
-            let v = flag.or(file).unwrap_or(default);
+            let v = layered(flag, file, default);
             positive(v as u64, name).map(|_| v)
         };
         Ok(byoc_net::Limits {
