@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use byoc_trickle::{HttpPublisher, HttpSubscriber, SeqRequest, SubscriberOptions, TrickleConfig, TrickleStore};
+use byoc_trickle::{
+    HttpPublisher, HttpSubscriber, SeqRequest, SubscriberOptions, SubscriberStep, TrickleConfig, TrickleStore,
+};
 use bytes::Bytes;
 
 #[derive(clap::Args)]
@@ -51,7 +53,9 @@ enum ClientCommand {
         /// First seq: -1 (next), -2 (current) or a number.
         #[arg(long, default_value = "-1", allow_hyphen_values = true)]
         start: SeqRequest,
-        /// Stop after this many segments (default: until the end of the stream).
+        /// Stop after this many segments (default: until the end of the stream). Segments skipped
+        /// because this subscriber fell behind count too; if any were skipped, or the stream ended
+        /// first, the command exits non-zero.
         #[arg(long)]
         count: Option<u64>,
         /// Directory for the segments, written as `{seq}.{ext}`; nothing is written without it.
@@ -91,7 +95,7 @@ struct ServeArgs {
     idle_timeout_secs: u64,
     /// TOML file with a `[limits]` table (see the README); flags override it.
     #[arg(long)]
-    config: Option<std::path::PathBuf>,
+    config: Option<PathBuf>,
     #[command(flatten)]
     limits: crate::config::LimitArgs,
 }
@@ -170,11 +174,21 @@ async fn subscribe(
         tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut sub = HttpSubscriber::with_client(client, url, SubscriberOptions { start, ..Default::default() });
-    let mut n = 0;
-    while count.is_none_or(|c| n < c) {
-        let Some(seg) = sub.next_segment().await? else {
-            println!("end of stream");
-            break;
+    let mut received = 0u64;
+    let mut skipped = 0u64;
+    // Skipped segments count towards `--count`: they are gone, so waiting for them would never end.
+    while count.is_none_or(|c| received + skipped < c) {
+        let seg = match sub.next_step().await? {
+            SubscriberStep::Segment(seg) => seg,
+            SubscriberStep::Skipped { from, to } => {
+                eprintln!("skipped segments {from} to {}: this subscriber fell behind the server's window", to.0 - 1);
+                skipped += to.0 - from.0;
+                continue;
+            }
+            SubscriberStep::End => {
+                eprintln!("end of stream after {received} segments");
+                break;
+            }
         };
         let seq = seg.seq();
         let data = seg.read_all().await?;
@@ -183,12 +197,15 @@ async fn subscribe(
             tokio::fs::write(&path, &data).await.with_context(|| format!("writing {}", path.display()))?;
         }
         println!("segment {seq}: {} bytes", data.len());
-        n += 1;
+        received += 1;
     }
-    if sub.skipped() > 0 {
-        println!("skipped {} segments (fell behind the server's window)", sub.skipped());
+    match count {
+        Some(c) if received < c => anyhow::bail!(
+            "received {received} of the {c} segments asked for ({skipped} skipped{})",
+            if received + skipped < c { ", then the stream ended" } else { "" }
+        ),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

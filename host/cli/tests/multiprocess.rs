@@ -330,3 +330,81 @@ async fn winning_tickets_survive_a_sigkill_and_balances_a_restart() {
     assert!((100_000..=120_000).contains(&balance), "balance after restart: {token}");
     again.kill().await;
 }
+
+/// Runs `byoc ARGS` to completion (bounded), returning its exit success, stdout and stderr.
+async fn byoc_within(args: &[&str], limit: Duration) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        limit,
+        Command::new(env!("CARGO_BIN_EXE_byoc")).args(args).stdin(Stdio::null()).kill_on_drop(true).output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("byoc {args:?} still running after {limit:?}"))
+    .expect("run byoc");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `byoc trickle subscribe --count N` never waits for segments that are gone: those it skipped
+/// (fell out of the server's window) count, are reported on stderr, and it exits non-zero when it got
+/// fewer than N; so does a stream that ends early. With what it asked for, it exits zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickle_subscribe_reports_skipped_segments_and_a_short_stream() {
+    let server = Node::start(
+        &["trickle", "--listen", "127.0.0.1:0", "--autocreate", "--window", "2"],
+        "trickle server listening on ",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..6)
+        .map(|i| {
+            let path = dir.path().join(format!("{i}.bin"));
+            std::fs::write(&path, vec![i as u8; 1000]).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect();
+    let limit = Duration::from_secs(30);
+    let publish = |channel: &str, n: usize, close: bool| {
+        let mut args = vec!["trickle".to_string(), "publish".into(), format!("{}{channel}", server.url)];
+        args.extend(files[..n].iter().cloned());
+        if close {
+            args.push("--close".into());
+        }
+        args
+    };
+
+    // Six segments published, a window of two kept: a subscriber from seq 0 jumps ahead (to the
+    // slot the publisher had preconnected when it left, which nobody will fill).
+    let args = publish("behind", 6, false);
+    let (ok, _, err) = byoc_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), limit).await;
+    assert!(ok, "publish: {err}");
+    let url = format!("{}behind", server.url);
+    let (ok, out, err) = byoc_within(&["trickle", "subscribe", &url, "--start", "0", "--count", "6"], limit).await;
+    assert!(!ok, "a subscriber that skipped segments exits non-zero: {out} {err}");
+    assert!(err.contains("skipped segments 0 to "), "{err}");
+    assert!(err.contains("fell behind the server's window"), "{err}");
+    assert!(err.contains("of the 6 segments asked for"), "{err}");
+
+    // Two segments, then the channel closes: asking for five ends short.
+    let args = publish("short", 2, true);
+    let created = http().post(format!("{}short", server.url)).send().await.unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let subscriber = {
+        let url = format!("{}short", server.url);
+        tokio::spawn(async move {
+            byoc_within(&["trickle", "subscribe", &url, "--start", "0", "--count", "5"], Duration::from_secs(30)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, _, err) = byoc_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), limit).await;
+    assert!(ok, "publish: {err}");
+    let (ok, out, err) = subscriber.await.unwrap();
+    assert!(!ok, "a stream that ends short exits non-zero: {out} {err}");
+    assert!(err.contains("end of stream after 2 segments"), "{err}");
+    assert!(err.contains("received 2 of the 5 segments asked for (0 skipped, then the stream ended)"), "{err}");
+
+    // Exactly what it asked for: success.
+    let url = format!("{}behind", server.url);
+    let (ok, out, err) = byoc_within(&["trickle", "subscribe", &url, "--start", "5", "--count", "1"], limit).await;
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("segment 5: 1000 bytes"), "{out}");
+}

@@ -36,7 +36,7 @@ mod server;
 mod store;
 
 pub use client::{
-    HttpPublisher, HttpSegmentReader, HttpSegmentWriter, HttpSubscriber, SubscriberOptions,
+    HttpPublisher, HttpSegmentReader, HttpSegmentWriter, HttpSubscriber, SubscriberOptions, SubscriberStep,
     client_builder as http_client_builder, default_client as http_client,
 };
 pub use error::{ClientError, StoreError};

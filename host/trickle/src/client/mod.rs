@@ -5,7 +5,7 @@ mod publisher;
 mod subscriber;
 
 pub use publisher::{HttpPublisher, HttpSegmentWriter};
-pub use subscriber::{HttpSegmentReader, HttpSubscriber, SubscriberOptions};
+pub use subscriber::{HttpSegmentReader, HttpSubscriber, SubscriberOptions, SubscriberStep};
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -91,8 +91,22 @@ impl HttpSubscriber {
     }
 
     /// The next segment, once the server has its first byte. `Ok(None)` at the end of the
-    /// stream (channel closed or gone).
+    /// stream (channel closed or gone). Falling out of the server's window is handled here: the
+    /// subscriber jumps to the live edge and goes on (see [`Self::skipped`]); use
+    /// [`Self::next_step`] to see each jump.
     pub async fn next_segment(&mut self) -> Result<Option<HttpSegmentReader>, ClientError> {
+        loop {
+            match self.next_step().await? {
+                SubscriberStep::Segment(segment) => return Ok(Some(segment)),
+                SubscriberStep::End => return Ok(None),
+                SubscriberStep::Skipped { .. } => {}
+            }
+        }
+    }
+
+    /// The next thing that happens to this subscriber: a segment, a jump over segments the server
+    /// no longer holds (the next step reads from the jump's `to`), or the end of the stream.
+    pub async fn next_step(&mut self) -> Result<SubscriberStep, ClientError> {
         let mut failures = 0u32;
         loop {
             let want = self.next;
@@ -121,7 +135,7 @@ impl HttpSubscriber {
                 }
             };
             if is_closed(&resp) {
-                return Ok(None);
+                return Ok(SubscriberStep::End);
             }
             match resp.status().as_u16() {
                 200 => {
@@ -130,9 +144,9 @@ impl HttpSubscriber {
                     let next = SeqRequest::At(Seq(seq.0 + 1));
                     self.next = next;
                     self.pending = Some((next, self.get(next)));
-                    return Ok(Some(HttpSegmentReader { seq, resp }));
+                    return Ok(SubscriberStep::Segment(HttpSegmentReader { seq, resp }));
                 }
-                404 => return Ok(None),
+                404 => return Ok(SubscriberStep::End),
                 470 => {
                     let latest = header_seq(&resp, headers::LATEST)
                         .ok_or_else(|| ClientError::Protocol(format!("470 without a valid {}", headers::LATEST)))?;
@@ -146,6 +160,7 @@ impl HttpSubscriber {
                             self.skipped = self.skipped.saturating_add(latest.0 - seq.0);
                             tracing::debug!(url = %self.url, %seq, %latest, "trickle subscriber fell behind, jumping");
                             self.next = SeqRequest::At(latest);
+                            return Ok(SubscriberStep::Skipped { from: seq, to: latest });
                         }
                         // -1/-2 are always inside the window; a 470 for them means a confused server.
                         _ => {
@@ -165,6 +180,22 @@ impl HttpSubscriber {
             }
         }
     }
+}
+
+/// What [`HttpSubscriber::next_step`] saw.
+pub enum SubscriberStep {
+    /// A segment, being received.
+    Segment(HttpSegmentReader),
+    /// The subscriber fell out of the server's window: the segments from `from` up to (not
+    /// including) `to` are gone, and reading goes on at `to`.
+    Skipped {
+        /// The first seq skipped.
+        from: Seq,
+        /// Where reading goes on.
+        to: Seq,
+    },
+    /// The channel was closed or is gone.
+    End,
 }
 
 /// One segment being received.
