@@ -23,7 +23,10 @@ pub fn payload(seq: u64, size: usize) -> Bytes {
 #[derive(Clone, Debug)]
 pub enum Segments {
     /// [`payload`] of this size.
-    Payload { size: usize },
+    Payload {
+        /// Bytes per segment.
+        size: usize,
+    },
     /// Segment `i` is the `i`-th file (as `trickle_peer.py --files` sees a directory).
     Files(Arc<Vec<Bytes>>),
 }
@@ -110,7 +113,9 @@ pub struct SubReport {
     pub bad: Vec<String>,
     /// Places where a seq was not the previous one + 1 (`a->b`).
     pub gaps: Vec<String>,
+    /// The first sequence number received, if any.
     pub first: Option<u64>,
+    /// The last sequence number received, if any.
     pub last: Option<u64>,
     /// The stream ended (channel closed or gone) before `Until` was reached, or at `Until::Eos`.
     pub ended: bool,

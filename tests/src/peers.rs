@@ -81,9 +81,13 @@ pub struct Peer {
 /// A finished peer: exit status and everything it printed.
 #[derive(Debug)]
 pub struct PeerOutput {
+    /// The peer script's name.
     pub name: String,
+    /// How it exited.
     pub status: ExitStatus,
+    /// Its stdout, line by line.
     pub stdout: Vec<String>,
+    /// Its stderr, line by line.
     pub stderr: Vec<String>,
     /// When the process was seen to exit.
     pub exited_at: Instant,

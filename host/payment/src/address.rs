@@ -11,6 +11,7 @@ pub struct Address(pub [u8; 20]);
 
 /// Why a string is not an address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum AddressError {
     #[error("address must be 0x followed by 40 hex digits")]
     Format,

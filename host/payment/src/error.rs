@@ -6,6 +6,7 @@ use crate::wei::AmountError;
 
 /// Why a payment (or a ticket in it) was refused. Every variant is the payer's fault: answer 4xx.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum PaymentError {
     #[error(transparent)]
     Header(#[from] HeaderError),

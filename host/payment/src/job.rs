@@ -10,6 +10,7 @@ use crate::key::{SecretKey, Signature, SignatureError};
 
 /// Why a job header or credential was refused. Each is a 4xx for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum JobError {
     #[error("header is not base64")]
     Base64,
@@ -31,6 +32,7 @@ pub enum JobError {
 /// (go-livepeer also serialises `OrchSearchTimeout`, `OrchSearchRespTimeout`) are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRequest {
+    /// The job id the sender chose (a stream id for stream jobs).
     #[serde(default)]
     pub id: String,
     /// A JSON object encoded as a string.
@@ -39,14 +41,19 @@ pub struct JobRequest {
     /// A JSON object encoded as a string (orchestrator selection, enabled legs).
     #[serde(default)]
     pub parameters: String,
+    /// The capability the job is for.
     #[serde(default)]
     pub capability: String,
+    /// Where the sender asks the orchestrator to reach the capability (external workers).
     #[serde(default)]
     pub capability_url: String,
+    /// The sender's Ethereum address, `0x`-prefixed hex.
     #[serde(default)]
     pub sender: String,
+    /// The sender's signature over `request` + `parameters`, `0x`-prefixed hex.
     #[serde(default)]
     pub sig: String,
+    /// How long the job may run, in seconds.
     #[serde(default)]
     pub timeout_seconds: i64,
 }
@@ -132,7 +139,9 @@ impl JobRequest {
 /// address string itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EthAddressCredential {
+    /// The sender's address, `0x`-prefixed hex.
     pub addr: String,
+    /// The sender's signature of `addr`, `0x`-prefixed hex.
     pub sig: String,
 }
 

@@ -34,6 +34,7 @@ impl fmt::Debug for SecretKey {
 
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum SignatureError {
     #[error("signature must be 65 bytes (0x + 130 hex digits)")]
     Length,

@@ -13,6 +13,7 @@ type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 
 /// Errors reading or writing key files.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum KeyFileError {
     #[error("key file I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -31,8 +32,11 @@ pub enum KeyFileError {
 /// Scrypt cost of new keystores.
 #[derive(Debug, Clone, Copy)]
 pub struct ScryptCost {
+    /// log2 of scrypt's N (CPU/memory cost).
     pub log_n: u8,
+    /// scrypt's block size r.
     pub r: u32,
+    /// scrypt's parallelism p.
     pub p: u32,
 }
 

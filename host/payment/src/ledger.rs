@@ -45,6 +45,7 @@ impl BalanceKey {
 
 /// Why a ledger operation was refused (nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum LedgerError {
     #[error("amount must not be negative, got {0}")]
     NegativeAmount(String),

@@ -15,6 +15,7 @@ pub const MAX_PAYMENT_HEADER: usize = 256 * 1024;
 
 /// Why a `Livepeer-Payment` header could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum HeaderError {
     #[error("payment header is {0} bytes, more than the {MAX_PAYMENT_HEADER} allowed")]
     TooLarge(usize),
@@ -65,24 +66,31 @@ impl Payment {
 /// `net.TicketParams`.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct TicketParams {
+    /// The recipient's address, 20 bytes.
     #[prost(bytes = "vec", tag = "1")]
     #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub recipient: Vec<u8>,
+    /// The face value in wei, big-endian.
     #[prost(bytes = "vec", tag = "2")]
     #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub face_value: Vec<u8>,
+    /// The winning probability out of 2^256, big-endian.
     #[prost(bytes = "vec", tag = "3")]
     #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub win_prob: Vec<u8>,
+    /// keccak256 of the recipient's secret random number.
     #[prost(bytes = "vec", tag = "4")]
     #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub recipient_rand_hash: Vec<u8>,
+    /// The recipient's seed that identifies its secret (it signs it into the params).
     #[prost(bytes = "vec", tag = "5")]
     #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub seed: Vec<u8>,
+    /// The block after which tickets with these params no longer win, big-endian.
     #[prost(bytes = "vec", tag = "6")]
     #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub expiration_block: Vec<u8>,
+    /// When the params were made: the creation round and its block hash.
     #[prost(message, optional, tag = "7")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration_params: Option<TicketExpirationParams>,
@@ -91,8 +99,10 @@ pub struct TicketParams {
 /// `net.TicketSenderParams`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TicketSenderParams {
+    /// The sender's nonce for this ticket, unique per recipient random hash.
     #[prost(uint32, tag = "1")]
     pub sender_nonce: u32,
+    /// The sender's signature of the ticket hash, 65 bytes.
     #[prost(bytes = "vec", tag = "2")]
     pub sig: Vec<u8>,
 }
@@ -100,9 +110,11 @@ pub struct TicketSenderParams {
 /// `net.TicketExpirationParams`.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct TicketExpirationParams {
+    /// The round the params were made in.
     #[prost(int64, tag = "1")]
     #[serde(default, skip_serializing_if = "is_zero")]
     pub creation_round: i64,
+    /// The hash of that round's first block.
     #[prost(bytes = "vec", tag = "2")]
     #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub creation_round_block_hash: Vec<u8>,
@@ -111,15 +123,19 @@ pub struct TicketExpirationParams {
 /// `net.PriceInfo`.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct PriceInfo {
+    /// The price per `pixels_per_unit` units of work, in wei.
     #[prost(int64, tag = "1")]
     #[serde(rename = "pricePerUnit", default, skip_serializing_if = "is_zero")]
     pub price_per_unit: i64,
+    /// How many units the price is for.
     #[prost(int64, tag = "2")]
     #[serde(rename = "pixelsPerUnit", default, skip_serializing_if = "is_zero")]
     pub pixels_per_unit: i64,
+    /// The capability the price is for (0 for the general price).
     #[prost(uint32, tag = "3")]
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub capability: u32,
+    /// A capability's constraint the price is for (e.g. a model id); empty for any.
     #[prost(string, tag = "4")]
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub constraint: String,

@@ -121,7 +121,9 @@ impl Default for RecipientConfig {
 /// A winning ticket with what redeeming it needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WinningTicket {
+    /// The ticket.
     pub ticket: Ticket,
+    /// The sender's signature of the ticket.
     pub sig: Signature,
     /// The preimage of the ticket's recipient_rand_hash.
     pub recipient_rand: [u8; 32],
@@ -130,6 +132,7 @@ pub struct WinningTicket {
 /// What an accepted payment is worth.
 #[derive(Clone, Debug)]
 pub struct Receipt {
+    /// The sender the payment was credited to.
     pub sender: Address,
     /// The price the params were issued at (checked: it is bound into recipient_rand_hash).
     pub price: Price,

@@ -24,6 +24,7 @@ use crate::wei::{Balance, Wei};
 
 /// Why the store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum StoreError {
     #[error("ticket store database error: {0}")]
     Db(String),
@@ -40,7 +41,9 @@ impl From<rusqlite::Error> for StoreError {
 /// A winning ticket as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredTicket {
+    /// The row id.
     pub id: i64,
+    /// The ticket, its signature and the recipient's secret.
     pub winning: WinningTicket,
     /// Unix seconds.
     pub received_at: i64,

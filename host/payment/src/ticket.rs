@@ -72,7 +72,9 @@ impl WinProb {
 /// The round a ticket was created in, and that round's block hash (go-livepeer `TicketExpirationParams`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
 pub struct ExpirationParams {
+    /// The round the params were made in.
     pub creation_round: i64,
+    /// The hash of that round's first block.
     pub creation_round_block_hash: [u8; 32],
 }
 
@@ -108,8 +110,11 @@ impl ExpirationParams {
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(into = "proto::TicketParams", try_from = "proto::TicketParams")]
 pub struct TicketParams {
+    /// Who the tickets pay.
     pub recipient: Address,
+    /// What a winning ticket pays.
     pub face_value: Wei,
+    /// The chance that a ticket wins.
     pub win_prob: WinProb,
     /// keccak256 of the recipient's random number for this sender and seed.
     pub recipient_rand_hash: [u8; 32],
@@ -117,6 +122,7 @@ pub struct TicketParams {
     pub seed: [u8; 32],
     /// The block at which these parameters stop being accepted.
     pub expiration_block: u64,
+    /// When the params were made: the creation round and its block hash.
     pub expiration_params: ExpirationParams,
 }
 
@@ -182,12 +188,19 @@ impl TryFrom<proto::TicketParams> for TicketParams {
 /// One ticket: the params it was made from, the sender and its nonce.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Ticket {
+    /// Who the ticket pays.
     pub recipient: Address,
+    /// Who pays.
     pub sender: Address,
+    /// What the ticket pays if it wins.
     pub face_value: Wei,
+    /// The chance that it wins.
     pub win_prob: WinProb,
+    /// The sender's nonce, unique per recipient random hash.
     pub sender_nonce: u32,
+    /// keccak256 of the recipient's secret random number.
     pub recipient_rand_hash: [u8; 32],
+    /// When the ticket's params were made: the creation round and its block hash.
     pub expiration: ExpirationParams,
     /// Not hashed: when the params the ticket was made from expire.
     pub params_expiration_block: u64,

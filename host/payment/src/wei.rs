@@ -14,6 +14,7 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 
 /// Why an amount or price was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's #[error] message is its documentation")]
 pub enum AmountError {
     #[error("amount does not fit in 256 bits")]
     TooLarge,
@@ -279,8 +280,10 @@ impl<'de> serde::Deserialize<'de> for Balance {
 /// zero fields omitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Price {
+    /// The price per `pixels_per_unit` units of work, in wei.
     #[serde(rename = "pricePerUnit", default, skip_serializing_if = "is_zero_i64")]
     pub price_per_unit: i64,
+    /// How many units the price is for.
     #[serde(rename = "pixelsPerUnit", default, skip_serializing_if = "is_zero_i64")]
     pub pixels_per_unit: i64,
 }

@@ -5,8 +5,10 @@ use serde::Deserialize;
 /// `parameters.orchestrators` of a job: which orchestrators the gateway may use.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct OrchestratorFilter {
+    /// Orchestrator addresses or URLs to prefer; empty for any.
     #[serde(default)]
     pub include: Vec<String>,
+    /// Orchestrator addresses or URLs never to use.
     #[serde(default)]
     pub exclude: Vec<String>,
 }
@@ -17,10 +19,13 @@ pub struct JobParameters {
     /// Gateway: which orchestrators to use.
     #[serde(default)]
     pub orchestrators: OrchestratorFilter,
+    /// The stream takes video in (WHIP or RTMP at the gateway).
     #[serde(default)]
     pub enable_video_ingress: bool,
+    /// The stream sends video out (WHEP or RTMP at the gateway).
     #[serde(default)]
     pub enable_video_egress: bool,
+    /// The stream sends data lines out (SSE at the gateway).
     #[serde(default)]
     pub enable_data_output: bool,
     /// Priced: the stream is paid from a balance of its own on the orchestrator, not the sender's

@@ -20,17 +20,29 @@ pub use job::{JobParameters, OrchestratorFilter};
 
 /// Header names of the BYOC protocol.
 pub mod headers {
+    /// The signed job request, base64 JSON.
     pub const LIVEPEER: &str = "Livepeer";
+    /// The sender's address and its signature of it, base64 JSON.
     pub const ETH_ADDRESS: &str = "Livepeer-Eth-Address";
+    /// The capability a job is for.
     pub const CAPABILITY: &str = "Livepeer-Capability";
+    /// The sender's balance with the orchestrator, in wei, on responses.
     pub const BALANCE: &str = "Livepeer-Balance";
+    /// The probabilistic micropayment, base64 protobuf.
     pub const PAYMENT: &str = "Livepeer-Payment";
+    /// Free-form JSON metadata passed along with a job.
     pub const METADATA: &str = "X-Metadata";
+    /// The orchestrator's id for a started stream.
     pub const STREAM_ID: &str = "X-Stream-Id";
+    /// The trickle channel the gateway publishes the stream's video to.
     pub const PUBLISH_URL: &str = "X-Publish-Url";
+    /// The trickle channel the gateway reads the processed video from.
     pub const SUBSCRIBE_URL: &str = "X-Subscribe-Url";
+    /// The trickle channel the gateway writes control messages to.
     pub const CONTROL_URL: &str = "X-Control-Url";
+    /// The trickle channel the gateway reads events from.
     pub const EVENTS_URL: &str = "X-Events-Url";
+    /// The trickle channel the gateway reads data lines from.
     pub const DATA_URL: &str = "X-Data-Url";
 }
 

@@ -60,7 +60,9 @@ impl AotCache {
             // SAFETY: the file is an artefact this runtime serialized into its own cache
             // directory (see the module docs on trust); wasmtime checks that it was built by
             // the same version with compatible settings and fails cleanly otherwise.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            #[allow(unsafe_code)]
+            let cached = unsafe { Component::deserialize_file(engine, &path) };
+            match cached {
                 Ok(component) => return Ok((component, CacheStatus::Hit)),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "unusable cached artefact; recompiling"),
             }

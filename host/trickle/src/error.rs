@@ -26,11 +26,23 @@ pub enum StoreError {
     Closed,
     /// The seq is older than the window the server keeps (470 with `Lp-Trickle-Latest`).
     #[error("seq {seq} is outside the window (latest {latest})")]
-    OutsideWindow { seq: Seq, latest: Seq },
+    OutsideWindow {
+        /// The seq asked for.
+        seq: Seq,
+        /// The newest seq the channel holds.
+        latest: Seq,
+    },
     /// A publish more than a window ahead of the live edge (400): its slot would be the live
     /// edge's. With `-1`, every slot ahead is being written by another publisher.
     #[error("seq {seq} is too far ahead of the live edge (latest {latest}, at most {max})")]
-    TooFarAhead { seq: Seq, latest: Seq, max: Seq },
+    TooFarAhead {
+        /// The seq asked for.
+        seq: Seq,
+        /// The newest seq the channel holds.
+        latest: Seq,
+        /// The highest seq a publish may name now.
+        max: Seq,
+    },
     /// `DELETE {ch}/{seq}` for a seq the server does not hold (400).
     #[error("Nonexistent segment")]
     NoSegment,
@@ -57,10 +69,20 @@ pub enum ClientError {
     Closed,
     /// The server refused the request.
     #[error("trickle server answered {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The body of the answer, as text.
+        message: String,
+    },
     /// The publisher fell out of the server's window.
     #[error("seq {seq} is outside the window (latest {latest})")]
-    OutsideWindow { seq: Seq, latest: Seq },
+    OutsideWindow {
+        /// The seq asked for.
+        seq: Seq,
+        /// The newest seq the channel holds.
+        latest: Seq,
+    },
     /// The segment being read was aborted by its publisher (or the connection broke mid-body).
     #[error("segment {0} was cut off before its end")]
     Aborted(Seq),

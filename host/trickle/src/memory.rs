@@ -25,7 +25,7 @@ use crate::segment::Segment;
 
 /// What the budget charges per chunk on top of its bytes: the `Bytes` handle kept for it. A
 /// publisher sending one-byte chunks must not buffer thirty times its budget.
-pub(crate) const CHUNK_COST: usize = std::mem::size_of::<Bytes>();
+pub(crate) const CHUNK_COST: usize = size_of::<Bytes>();
 
 /// Attempts at making room for one chunk before refusing it (each drops at least one segment;
 /// the bound only matters when other publishers keep refilling the room).

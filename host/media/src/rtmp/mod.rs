@@ -1,5 +1,6 @@
 //! RTMP ingest (server), play (viewers pull from the server) and egress (push to a destination).
 
+mod connection;
 mod fanout;
 mod play;
 mod publish;

@@ -23,7 +23,10 @@ const STREAM_TYPE_AAC: u8 = 0x0f;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TsAudio {
     /// Opus with 1 or 2 channels, in ffmpeg's layout ([`TsMuxer::opus`]).
-    Opus { channels: u8 },
+    Opus {
+        /// 1 (mono) or 2 (stereo).
+        channels: u8,
+    },
     /// AAC, each frame behind an ADTS header ([`TsMuxer::aac`]).
     Aac,
 }

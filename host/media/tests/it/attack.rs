@@ -2,7 +2,7 @@
 //! on loopback. Deadlines are shortened through the config so that each test takes a second or two; no
 //! test asserts timing, each waits for the outcome within a bound.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

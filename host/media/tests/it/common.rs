@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// The owner the single-stream WebRTC tests give their sessions: stream `s`, no client address.
@@ -204,16 +205,57 @@ pub async fn wait_listening(port: u16) {
 }
 
 /// The next JSON line from a stdio peer (within 60 s).
-#[allow(dead_code)]
-pub async fn read_json(
-    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) -> serde_json::Value {
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("peer answers in time")
-        .expect("read")
-        .expect("a line");
-    serde_json::from_str(&line).expect("json line")
+/// An aiortc peer script from `tests/peers/` that speaks JSON lines: it prints its offer, reads the
+/// answer, prints its result, and leaves on `bye`.
+pub struct AiortcPeer {
+    child: Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl AiortcPeer {
+    /// Starts `tests/peers/{script}` with `arg` on `python`.
+    pub fn start(python: &str, script: &str, arg: &str) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script);
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(arg)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        AiortcPeer { child, stdin, lines }
+    }
+
+    /// The peer's next JSON line (its offer, then its result).
+    pub async fn read_json(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
+            .await
+            .expect("peer answers in time")
+            .expect("read")
+            .expect("a line");
+        serde_json::from_str(&line).expect("json line")
+    }
+
+    /// The peer's SDP offer (its first line).
+    pub async fn offer(&mut self) -> String {
+        self.read_json().await["offer"].as_str().expect("offer").to_owned()
+    }
+
+    /// Gives the peer the server's SDP answer.
+    pub async fn answer(&mut self, answer: &str) {
+        let line = format!("{}\n", serde_json::json!({ "answer": answer }));
+        self.stdin.write_all(line.as_bytes()).await.expect("write");
+    }
+
+    /// Tells the peer to leave and waits (bounded) for it to exit.
+    pub async fn bye(mut self) {
+        self.stdin.write_all(b"bye\n").await.expect("write");
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+    }
 }
 
 /// Whole segments from a channel of pieces (what the live paths send), for tests that look at

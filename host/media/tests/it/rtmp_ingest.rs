@@ -1,13 +1,13 @@
 //! RTMP ingest with a real ffmpeg publisher on loopback.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::Tracks;
 use byoc_media::{Piece, PublishRequest, RtmpConfig, RtmpServer};
 use bytes::Bytes;
-use common::Tracks;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -335,7 +335,7 @@ async fn video_only_publish_gives_video_segments() {
 
 /// Checks that every segment is H.264 640x360 (with `audio`, or without audio), starts on a
 /// keyframe and decodes without errors; returns their video frames in all.
-async fn video_frames(segments: &[std::path::PathBuf], audio: Option<&str>) -> u64 {
+async fn video_frames(segments: &[PathBuf], audio: Option<&str>) -> u64 {
     let mut frames = 0;
     for (i, path) in segments.iter().enumerate() {
         let probe = common::probe(path).await;

@@ -1,7 +1,7 @@
 //! RTMP play with real ffmpeg viewers on loopback: segments go in through a broadcast channel, viewers
 //! pull FLV over RTMP.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! RTMP egress into a real `ffmpeg -listen 1` receiver on loopback.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

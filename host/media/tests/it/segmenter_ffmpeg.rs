@@ -1,6 +1,6 @@
 //! TsSegmenter on MPEG-TS written by ffmpeg: segments are valid on their own and lose no frame.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! TsDemuxer/TsMuxer against ffmpeg: an ffmpeg H.264+Opus TS, demuxed and muxed again by us, is read
 //! back by ffmpeg with every frame, and segments cleanly.
 
-mod common;
+use crate::common;
 
 use byoc_media::ts::{FrameKind, TsDemuxer, TsMuxer};
 use byoc_media::{SegmenterConfig, TsSegmenter};

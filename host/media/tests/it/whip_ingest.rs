@@ -1,14 +1,11 @@
 //! WHIP ingest with a real aiortc publisher on loopback.
 
-mod common;
+use crate::common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::owner;
 use byoc_media::{Leg, WebRtcConfig, WebRtcServer};
-use common::owner;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,26 +21,16 @@ async fn aiortc_publish_gives_valid_h264_opus_segments() {
     let (tx, _rx) = mpsc::channel(1);
     assert!(server.whip_offer("not sdp", tx, owner()).await.is_err());
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/whip_client.py");
-    let mut peer = Command::new(python)
-        .args([script, "6"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python starts");
-    let mut stdin = peer.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(peer.stdout.take().expect("stdout")).lines();
-    let offer = common::read_json(&mut lines).await;
+    let mut peer = common::AiortcPeer::start(&python, "whip_client.py", "6");
+    let offer = peer.offer().await;
     let (tx, rx) = mpsc::channel(256);
     let mut rx = common::whole_segments(rx);
-    let (id, answer) = server.whip_offer(offer["offer"].as_str().expect("offer"), tx, owner()).await.expect("answer");
-    stdin.write_all(format!("{}\n", serde_json::json!({ "answer": answer })).as_bytes()).await.expect("write");
-    let done = common::read_json(&mut lines).await;
+    let (id, answer) = server.whip_offer(&offer, tx, owner()).await.expect("answer");
+    peer.answer(&answer).await;
+    let done = peer.read_json().await;
     assert_eq!(done["state"], "connected");
     assert!(server.close(id, "s", Leg::Whip).await, "DELETE ends the session");
-    stdin.write_all(b"bye\n").await.expect("write");
-    let _ = tokio::time::timeout(Duration::from_secs(20), peer.wait()).await;
+    peer.bye().await;
 
     let mut segments = Vec::new();
     for _ in 0..100 {

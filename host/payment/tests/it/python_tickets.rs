@@ -2,7 +2,7 @@
 //! `lp_rpc_pb2` and eth-account, following go-livepeer's rules (`tests/tickets_peer.py`). Needs the peers
 //! venv (`cargo xtask test` provides it).
 
-mod common;
+use crate::common;
 
 use byoc_payment::{
     Balance, BlockClock, Payment, PaymentError, Price, Recipient, RecipientConfig, SecretKey, Wei, WinProb,

@@ -1,7 +1,7 @@
 //! Our signatures, addresses and keystores checked against eth-account, an independent
 //! implementation, in both directions. Needs the peers venv (`cargo xtask test` provides it).
 
-mod common;
+use crate::common;
 
 use byoc_payment::keyfile::{ScryptCost, decrypt_keystore, encrypt_keystore};
 use byoc_payment::{Address, SecretKey, Signature};

@@ -2,12 +2,10 @@
 //! and calls forbidden hosts. Each breach fails only its own session, with the expected typed
 //! error, and the runtime goes on serving other sessions.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use byoc_runtime::{CallError, CapabilityError, Plugin, Request, Runtime};
-use common::*;
 
 async fn hostile() -> (Runtime, Plugin) {
     let runtime = Runtime::load(hostile_dir(), config()).await.unwrap();

@@ -1,9 +1,7 @@
 //! Loading: validation errors, the AOT cache, hot reload.
 
-mod common;
-
+use crate::common::*;
 use byoc_runtime::{CacheDir, CacheStatus, LoadError, Runtime, RuntimeConfig};
-use common::*;
 
 #[tokio::test]
 async fn second_load_hits_the_aot_cache() -> TestResult {

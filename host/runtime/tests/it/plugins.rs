@@ -1,13 +1,11 @@
 //! The real plugins of `plugins/`, run on real wasmtime: describe, sessions and batch calls.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::*;
 use byoc_runtime::{CallError, CapabilityError, PluginOperatorConfig, Request, ResponseBody, Runtime, RuntimeConfig};
-use common::*;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(root().join("plugins/ts-analyzer/tests/fixtures").join(name)).unwrap()

@@ -540,7 +540,7 @@ impl WriteHandle {
     /// A future that resolves when the segment ends (while this writer is still sending, that means
     /// something else ended it: a reset, a delete, eviction, channel close, or another publisher of
     /// the same seq completing it while this one stayed idle).
-    pub(crate) fn ended_waiter(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub(crate) fn ended_waiter(&self) -> impl Future<Output = ()> + Send + 'static {
         let seg = self.seg.clone();
         async move { seg.ended().await }
     }

@@ -1,13 +1,11 @@
 //! Attacks on the trickle node, each refused. Every test talks real HTTP on 127.0.0.1 to the
 //! trickle router and is named for the attack it refuses, so this file reads as a list of them.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Server, header, http, serve, within};
 use byoc_trickle::TrickleConfig;
 use bytes::Bytes;
-use common::{Server, header, http, serve, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TS: &str = "video/mp2t";

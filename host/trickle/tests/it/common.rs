@@ -49,7 +49,7 @@ pub fn http() -> reqwest::Client {
 }
 
 /// Bounded wait for async conditions in tests.
-pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(10), f).await {
         Ok(v) => v,
         Err(_) => panic!("timed out waiting for {what}"),

@@ -1,15 +1,15 @@
 //! The trickle server and clients over real HTTP on loopback.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{header, http, serve, serve_default, within};
 use byoc_trickle::{
     ClientError, HttpPublisher, HttpSubscriber, LocalPublisher, LocalSubscriber, Seq, SeqRequest, SubscriberOptions,
     TrickleConfig,
 };
 use bytes::Bytes;
-use common::{header, http, serve, serve_default, within};
 
 const TS: &str = "video/mp2t";
 
