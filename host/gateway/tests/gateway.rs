@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use common::{Calls, all_legs, http, listen, toy_job as livepeer, wait_until};
 
-async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, common::Calls) {
+async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, Calls) {
     common::toy_orchestrator(start_status, idle).await
 }
 
@@ -512,9 +512,9 @@ async fn the_openapi_document_matches_the_routes_and_the_answers() {
 async fn while_a_stream_moves_its_status_says_reconnecting_and_why() {
     let (a_url, _a, _) = orchestrator(200, Duration::from_secs(60)).await;
     // B's worker takes a while to start the stream: the move is under way meanwhile.
-    let slow = listen(axum::Router::new().route(
+    let slow = listen(Router::new().route(
         "/{*route}",
-        axum::routing::post(|| async {
+        post(|| async {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             axum::Json(json!({"status": "success"}))
         }),
