@@ -15,7 +15,8 @@
 //!
 //! Bounded: fixed seconds per phase, a timeout on every wait, a hard deadline for the whole run.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
+#[allow(dead_code)] // The bench uses a part of the tests' helpers.
 mod common;
 
 use std::collections::HashMap;

@@ -51,7 +51,7 @@ pub use rtmp::serve_rtmp;
 pub use state::Gateway;
 pub use webrtc::serve_webrtc;
 
-/// The OpenAPI description of this API (kept true by a test of `tests/gateway.rs`).
+/// The OpenAPI description of this API (kept true by a test of `tests/it/gateway.rs`).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 async fn openapi() -> Response {
