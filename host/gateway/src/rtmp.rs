@@ -56,18 +56,30 @@ fn keyed<'k>(gw: &Gateway, app: &str, key: &'k str) -> Option<(&'k str, Arc<GwSt
     stream.has_secret(secret).then_some((id, stream))
 }
 
-fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Piece>> {
-    let Some((id, stream)) = keyed(&gw, &req.app, &req.stream_key) else {
-        tracing::info!(peer = %req.peer, "RTMP publish refused: unknown stream key");
-        refused("rtmp_in", "bad_key");
+/// The stream an RTMP client names, if the key is its own and the leg (`rtmp_in`, its input;
+/// `rtmp_play`, its output) is enabled; each refusal logged and counted.
+fn admitted(gw: &Gateway, leg: &'static str, app: &str, key: Option<&str>, peer: SocketAddr) -> Option<Arc<GwStream>> {
+    let what = if leg == "rtmp_in" { "publish" } else { "play" };
+    let Some((id, stream)) = key.and_then(|key| keyed(gw, app, key)) else {
+        tracing::info!(peer = %peer, "RTMP {what} refused: unknown stream key");
+        refused(leg, "bad_key");
         return None;
     };
-    if stream.input_url().is_none() {
-        tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish refused: video ingress is not enabled");
-        refused("rtmp_in", "not_enabled");
+    let (enabled, direction) = match leg {
+        "rtmp_in" => (stream.input_url().is_some(), "ingress"),
+        _ => (stream.output_url().is_some(), "egress"),
+    };
+    if !enabled {
+        tracing::info!(stream_id = %id, peer = %peer, "RTMP {what} refused: video {direction} is not enabled");
+        refused(leg, "not_enabled");
         return None;
     }
-    tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish started");
+    tracing::info!(stream_id = %id, peer = %peer, "RTMP {what} started");
+    Some(stream)
+}
+
+fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Piece>> {
+    let stream = admitted(&gw, "rtmp_in", &req.app, Some(&req.stream_key), req.peer)?;
     let (tx, rx) = mpsc::channel(256);
     let live = MediaSession::open("rtmp_in");
     tokio::spawn(async move {
@@ -80,18 +92,7 @@ fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Piece
 /// A play of `…/live/{stream_id}-{secret}-out` gets the stream's output (the media crate shares one
 /// remux among all viewers of a stream and ends it with the stream).
 fn authorize_play(gw: Arc<Gateway>, req: PlayRequest) -> Option<broadcast::Receiver<Piece>> {
-    let found = req.stream_key.strip_suffix(PLAY_SUFFIX).and_then(|key| keyed(&gw, &req.app, key));
-    let Some((id, stream)) = found else {
-        tracing::info!(peer = %req.peer, "RTMP play refused: unknown stream key");
-        refused("rtmp_play", "bad_key");
-        return None;
-    };
-    if stream.output_url().is_none() {
-        tracing::info!(stream_id = %id, peer = %req.peer, "RTMP play refused: video egress is not enabled");
-        refused("rtmp_play", "not_enabled");
-        return None;
-    }
-    tracing::info!(stream_id = %id, peer = %req.peer, "RTMP play started");
+    let stream = admitted(&gw, "rtmp_play", &req.app, req.stream_key.strip_suffix(PLAY_SUFFIX), req.peer)?;
     metrics::counter!("byoc_gateway_media_sessions_total", "leg" => "rtmp_play").increment(1);
     Some(output(&stream))
 }

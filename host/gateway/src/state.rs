@@ -116,17 +116,8 @@ impl Gateway {
                 String::new()
             })
         };
-        let listed: Vec<String> = match serde_json::from_str::<Vec<String>>(&text) {
-            Ok(v) => v,
-            Err(_) => text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect(),
-        };
-        for url in listed {
-            if (url.starts_with("http://") || url.starts_with("https://")) && !pool.contains(&url) {
+        for url in listed_orchestrators(&text) {
+            if !pool.contains(&url) {
                 pool.push(url);
             }
         }
@@ -141,5 +132,30 @@ impl Gateway {
         capability: &str,
     ) -> Result<(Vec<Candidate>, Vec<String>), ApiError> {
         self.client.discover(&self.pool().await, filter, capability, self.config.token_timeout).await
+    }
+}
+
+/// The `http(s)://` URLs of an orchestrator list: a JSON array of URLs, or one URL per line (blank
+/// lines and `#` comments skipped).
+fn listed_orchestrators(text: &str) -> Vec<String> {
+    let listed: Vec<String> = match serde_json::from_str::<Vec<String>>(text) {
+        Ok(v) => v,
+        Err(_) => {
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect()
+        }
+    };
+    listed.into_iter().filter(|u| u.starts_with("http://") || u.starts_with("https://")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listed_orchestrators;
+
+    #[test]
+    fn an_orchestrator_list_is_a_json_array_or_one_url_a_line() {
+        assert_eq!(listed_orchestrators(r#"["http://a:1", "https://b", "ftp://c"]"#), ["http://a:1", "https://b"]);
+        let lines = "# ours\nhttp://a:1\n\n  https://b  \nnot a url\n";
+        assert_eq!(listed_orchestrators(lines), ["http://a:1", "https://b"]);
+        assert!(listed_orchestrators("").is_empty());
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::auth::authorized;
 use crate::error::ApiError;
+use crate::media::{MediaSession, feed_input, refused, webrtc_output};
 use crate::model::GwStream;
 use crate::state::Gateway;
 
@@ -54,9 +55,11 @@ fn serving(gw: &Gateway) -> Result<&WebRtcServer, ApiError> {
     gw.webrtc.get().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this gateway serves no WebRTC"))
 }
 
-/// What both offers need: the stream (its secret checked), the media server, and the SDP text.
+/// What both offers need: the stream (its secret checked, and the leg, `whip` (its input) or `whep`
+/// (its output), enabled), the media server, and the SDP text.
 async fn offer<'g>(
     gw: &'g Gateway,
+    leg: &'static str,
     id: &str,
     query: Option<&str>,
     h: &HeaderMap,
@@ -73,6 +76,14 @@ async fn offer<'g>(
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
     }
     let sdp = String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("the offer is not UTF-8 text"))?;
+    let (enabled, what) = match leg {
+        "whip" => (stream.input_url().is_some(), "ingress"),
+        _ => (stream.output_url().is_some(), "egress"),
+    };
+    if !enabled {
+        refused(leg, "not_enabled");
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("video {what} is not enabled for this stream")));
+    }
     Ok((stream, server, sdp))
 }
 
@@ -104,14 +115,10 @@ pub(super) async fn whip(
     h: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (stream, server, offer) = offer(&gw, &id, q.as_deref(), &h, body).await?;
-    if stream.input_url().is_none() {
-        crate::media::refused("whip", "not_enabled");
-        return Err(ApiError::new(StatusCode::CONFLICT, "video ingress is not enabled for this stream"));
-    }
+    let (stream, server, offer) = offer(&gw, "whip", &id, q.as_deref(), &h, body).await?;
     let mut slot = stream.whip_session.lock().await;
     if slot.is_some() {
-        crate::media::refused("whip", "busy");
+        refused("whip", "busy");
         return Err(ApiError::new(StatusCode::CONFLICT, "this stream already has a WHIP publisher"));
     }
     // A few seconds of frames; when the orchestrator falls further behind, the media crate drops the
@@ -122,10 +129,10 @@ pub(super) async fn whip(
             *slot = Some(session);
             drop(slot);
             let s = stream.clone();
-            let live = crate::media::MediaSession::open("whip");
+            let live = MediaSession::open("whip");
             tokio::spawn(async move {
                 let _live = live;
-                crate::media::feed_input(s.clone(), rx).await;
+                feed_input(s.clone(), rx).await;
                 // The publisher is gone (or the stream ended): the slot is free again.
                 *s.whip_session.lock().await = None;
             });
@@ -145,18 +152,14 @@ pub(super) async fn whep(
     h: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (stream, server, offer) = offer(&gw, &id, q.as_deref(), &h, body).await?;
-    if stream.output_url().is_none() {
-        crate::media::refused("whep", "not_enabled");
-        return Err(ApiError::new(StatusCode::CONFLICT, "video egress is not enabled for this stream"));
-    }
+    let (stream, server, offer) = offer(&gw, "whep", &id, q.as_deref(), &h, body).await?;
     // Each viewer gets its own queue; a slow one skips to the next segment instead of holding others back.
     let (tx, rx) = mpsc::channel(256);
-    let mut output = crate::media::webrtc_output(&stream);
+    let mut output = webrtc_output(&stream);
     match server.whep_offer(&offer, rx, owner(&id, client)).await {
         Ok((session, sdp)) => {
             let (s, gw) = (stream.clone(), gw.clone());
-            let live = crate::media::MediaSession::open("whep");
+            let live = MediaSession::open("whep");
             let mut asks = server.viewer_keyframe_requests();
             tokio::spawn(async move {
                 let _live = live;
@@ -201,11 +204,11 @@ fn refusal(leg: &'static str, e: MediaError) -> ApiError {
     let upper = leg.to_ascii_uppercase();
     match e {
         MediaError::Limit(cap) => {
-            crate::media::refused(leg, "limit");
+            refused(leg, "limit");
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("{upper} offer refused: {cap}"))
         }
         MediaError::Protocol(why) => {
-            crate::media::refused(leg, "bad_offer");
+            refused(leg, "bad_offer");
             ApiError::new(StatusCode::BAD_REQUEST, format!("{upper} offer refused: {why}"))
         }
         e => {
