@@ -7,16 +7,17 @@
 //! stream (a rejection moves on to the next one; none left gives 503 with the reasons), and every
 //! per-stream route needs the stream's own secret, handed out once by `start`.
 //!
-//! Layers: a module imports only modules of the layers below it (and of its own layer, one way), never
-//! one above; this file is the top (the router).
-//! 1. Pure: `error` (the API's error answer), `config`, `discovery` (tokens), `model` (a stream, its
-//!    attachment to an orchestrator, its feeds).
-//! 2. `client` (signed jobs to orchestrators), then `state` (the `Gateway`), then `urls` and
-//!    `payments`.
-//! 3. Work on a stream: `media` (the gateway's own media legs' plumbing), `watchers` (the background
-//!    work of an attachment, which reports a loss), then `failover` (start, attach, move, end).
-//! 4. HTTP and media servers: `auth` and `request` (what a request must carry), then the handlers
-//!    `start`, `handlers`, `batch`, `webrtc`, and the RTMP server `rtmp`.
+//! Layers: a module imports only modules of lower layers (and earlier ones of its own layer, as
+//! listed), never a later one; this file, the router, is the top.
+//! 1. The model: `error` (the API's error answer), `config`, `discovery` (orchestrator tokens),
+//!    `model` (a stream, its attachment to an orchestrator, its SSE feeds).
+//! 2. The gateway: `client` (signed jobs to orchestrators), `state` (the `Gateway`: settings, client,
+//!    streams), `urls` (what `start` hands out), `payments`.
+//! 3. Work on a stream: `media` (the plumbing of the gateway's own media legs), `watchers` (the
+//!    background work of an attachment; they report a loss, never act on it), `failover` (start on
+//!    an orchestrator, attach, move on a loss, end).
+//! 4. The servers: `auth` and `request` (what a request must carry), the HTTP handlers `start`,
+//!    `handlers`, `batch` and `webrtc`, and the RTMP server `rtmp`.
 
 mod auth;
 mod batch;

@@ -145,6 +145,15 @@ async fn an_ended_stream_is_410_with_why_to_its_owner_and_404_to_anyone_else() {
 }
 
 #[tokio::test]
+async fn a_stream_id_that_is_not_utf8_is_400() {
+    let gw = gateway(GatewayConfig::default());
+    for (method, route) in STREAM_ROUTES {
+        let (status, _) = ask(&gw, bare(method, &format!("/process/stream/%FF/{route}"), None)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {route}");
+    }
+}
+
+#[tokio::test]
 async fn malformed_trickle_requests_are_400_and_legs_not_enabled_409() {
     let gw = gateway(GatewayConfig::default());
     let secret = put_stream(&gw, "video", true);

@@ -210,8 +210,16 @@ pub async fn wait_until(what: &str, f: impl FnMut() -> bool) {
 
 /// Waits until `f` holds, at most `limit`.
 pub async fn wait_until_within(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    eventually(what, limit, || std::future::ready(f().then_some(()))).await
+}
+
+/// Waits until `f` yields a value (asked every 25 ms, at most `limit`) and returns it.
+pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, limit: Duration, mut f: impl FnMut() -> F) -> T {
     let t = std::time::Instant::now();
-    while !f() {
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
         assert!(t.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

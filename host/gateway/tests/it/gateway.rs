@@ -16,7 +16,7 @@ use byoc_trickle::{LocalPublisher, LocalSubscriber, Seq, SeqRequest};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use common::{Calls, all_legs, http, listen, toy_job as livepeer, wait_until};
+use common::{Calls, all_legs, eventually, http, listen, toy_job as livepeer, wait_until};
 
 async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, Calls) {
     common::toy_orchestrator(start_status, idle).await
@@ -541,16 +541,10 @@ async fn while_a_stream_moves_its_status_says_reconnecting_and_why() {
     let first = status().await;
     assert_eq!((first["state"].as_str(), first["reconnect_reason"].is_null()), (Some("running"), true));
     // No events from A: the stream moves, and says so while it does.
-    let mut seen = None;
-    for _ in 0..100 {
-        let st = status().await;
-        if st["state"] == "reconnecting" {
-            seen = Some(st);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    let st = seen.expect("the status said reconnecting while the stream moved");
+    let st = eventually("the status to say reconnecting while the stream moves", Duration::from_secs(5), || async {
+        Some(status().await).filter(|st| st["state"] == "reconnecting")
+    })
+    .await;
     assert_eq!(st["orchestrator"], a_url.as_str(), "the one that lost it");
     assert!(st["reconnect_reason"].as_str().unwrap().contains("events"), "{st}");
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{self, http};
+use crate::common::{self, http, wait_until_within};
 
 use byoc_orchestrator::Orchestrator;
 use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
@@ -214,13 +214,7 @@ async fn a_plugin_trap_mid_stream_is_contained() {
     let log = sse_until(&mut events, "stream_ended").await;
     assert!(log.contains("\"kind\":\"trap\""), "{log}");
     assert!(log.contains("plugin_restarted"), "{log}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while orch.streams().len() != 1 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the failed stream is removed");
+    wait_until_within("the failed stream to be removed", Duration::from_secs(10), || orch.streams().len() == 1).await;
     assert_eq!(orch.registry.get("hostile").unwrap().capacity.in_use(), 1);
     // The other stream still works.
     let mut data = http().get(bystander["data_url"].as_str().unwrap()).send().await.unwrap();
