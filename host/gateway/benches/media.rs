@@ -15,7 +15,8 @@
 //!
 //! Bounded: fixed seconds per phase, a timeout on every wait, a hard deadline for the whole run.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
+#[allow(dead_code)] // The bench uses a part of the tests' helpers.
 mod common;
 
 use std::collections::HashMap;
@@ -318,12 +319,7 @@ async fn glass_to_glass(python: &str, http: &reqwest::Client, gw: &str) -> Res<(
 /// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` (what `getrusage(RUSAGE_SELF)` sums, at a finer grain than
 /// `/proc/self/stat`'s 10 ms ticks, which matter at a few % of a core).
 fn own_cpu() -> Duration {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `t` is a valid, writable timespec for the duration of the call.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } == 0;
-    if !ok {
-        return Duration::ZERO;
-    }
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0).min(999_999_999))
 }
 

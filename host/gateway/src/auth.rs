@@ -1,34 +1,42 @@
-//! Who may use a stream's routes: whoever holds its secret (`Authorization: Bearer` or `?token=`).
+//! Who may do what: a stream's routes need its secret (`Authorization: Bearer` or `?token=`); start
+//! and batch requests need the API key, if one is set, and the auth webhook's yes, if one is set.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path};
-use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
-use super::model::GwStream;
-use super::{Gateway, Refusal, refuse};
+use crate::error::ApiError;
+use crate::model::GwStream;
+use crate::state::Gateway;
 
 /// The stream, if the request carries its secret (`Authorization: Bearer` or `?token=`).
 /// A stream that ended lately stays answerable (410 with why) to whoever holds its secret.
-pub(crate) fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&str>) -> Result<Arc<GwStream>, Refusal> {
+pub(crate) fn authorized(
+    gw: &Gateway,
+    id: &str,
+    h: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<GwStream>, ApiError> {
     let bearer =
         h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let token = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-    let Some(stream) = gw.lock().get(id).cloned() else {
+    let Some(stream) = gw.stream(id) else {
         return Err(match bearer.or(token).and_then(|given| gw.ended.why(id, given)) {
-            Some(why) => refuse(StatusCode::GONE, format!("stream ended: {why}")),
-            None => refuse(StatusCode::NOT_FOUND, "Stream not found"),
+            Some(why) => ApiError::new(StatusCode::GONE, format!("stream ended: {why}")),
+            None => ApiError::new(StatusCode::NOT_FOUND, "Stream not found"),
         });
     };
     match bearer.or(token) {
-        Some(given) if byoc_protocol::same_secret(given.as_bytes(), stream.secret.as_bytes()) => Ok(stream),
-        Some(_) => Err(refuse(StatusCode::FORBIDDEN, "wrong stream secret")),
-        None => {
-            Err(refuse(StatusCode::UNAUTHORIZED, "this stream's secret is required (Authorization: Bearer or ?token=)"))
-        }
+        Some(given) if stream.has_secret(given) => Ok(stream),
+        Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong stream secret")),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this stream's secret is required (Authorization: Bearer or ?token=)",
+        )),
     }
 }
 
@@ -37,13 +45,57 @@ pub(crate) fn authorized(gw: &Gateway, id: &str, h: &HeaderMap, query: Option<&s
 pub(crate) struct AuthorizedStream(pub(crate) Arc<GwStream>);
 
 impl FromRequestParts<Arc<Gateway>> for AuthorizedStream {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, Response> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, gw)
-            .await
-            .map_err(IntoResponse::into_response)?;
+    async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, gw).await?;
         let id = params.get("id").map(String::as_str).unwrap_or_default();
-        authorized(gw, id, &parts.headers, parts.uri.query()).map(AuthorizedStream).map_err(|r| *r)
+        authorized(gw, id, &parts.headers, parts.uri.query()).map(AuthorizedStream)
     }
+}
+
+/// The API key check of start and batch requests (`Authorization: Bearer <api_key>`), when the
+/// gateway has one.
+pub(crate) fn check_api_key(gw: &Gateway, h: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &gw.config.api_key else { return Ok(()) };
+    let given = h
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if byoc_protocol::same_secret(given.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid API key"))
+    }
+}
+
+/// Asks the operator's auth webhook whether a start or batch request may go on. The webhook gets
+/// `{"kind": "stream"|"batch", "capability", "stream_id", "path", "params", "parameters",
+/// "request", "authorization"}` (`authorization`: the client's `Authorization` header, so the
+/// webhook can check its own tokens) and answers 2xx to allow; any other status refuses with 403
+/// and the webhook's text; an unreachable webhook refuses with 503.
+pub(crate) async fn webhook(gw: &Gateway, h: &HeaderMap, mut query: serde_json::Value) -> Result<(), ApiError> {
+    let Some(url) = &gw.config.auth_webhook else { return Ok(()) };
+    if let Some(o) = query.as_object_mut() {
+        let auth = h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        o.insert("authorization".into(), auth.into());
+    }
+    let resp = gw
+        .client
+        .http()
+        .post(url)
+        .timeout(Duration::from_secs(5))
+        .json(&query)
+        .send()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("auth webhook unreachable: {e}")))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let text: String = text.trim().chars().take(200).collect();
+    metrics::counter!("byoc_gateway_errors_total", "kind" => "webhook_refused").increment(1);
+    Err(ApiError::new(StatusCode::FORBIDDEN, format!("refused by the auth webhook ({status}): {text}")))
 }

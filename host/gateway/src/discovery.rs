@@ -14,10 +14,13 @@ pub use byoc_protocol::OrchestratorFilter;
 /// The fields of a job token the gateway uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Token {
+    /// The orchestrator's own service address.
     #[serde(default)]
     pub service_addr: String,
+    /// How many more jobs of the capability it takes now (none: it is skipped).
     #[serde(default)]
     pub available_capacity: i64,
+    /// The gateway's balance there for the capability, as the orchestrator counts it.
     #[serde(default)]
     pub balance: i64,
     /// Wei per second (free when absent or zero).
@@ -28,11 +31,19 @@ pub struct Token {
     pub ticket_params: Option<byoc_payment::TicketParams>,
 }
 
+impl Token {
+    /// The recipient of this token's tickets, when it asks to be paid.
+    pub(crate) fn recipient(&self) -> Option<byoc_payment::Address> {
+        self.ticket_params.as_ref().filter(|_| !self.price.is_free()).map(|p| p.recipient)
+    }
+}
+
 /// An orchestrator that offered the capability.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// The URL from the gateway's list (requests go here).
     pub url: String,
+    /// Its answer to the token request.
     pub token: Token,
 }
 

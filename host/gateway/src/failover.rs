@@ -1,26 +1,53 @@
-//! Losing an orchestrator (moving the stream to the next one) and ending a stream.
+//! Where a stream runs: starting it on an orchestrator and attaching it there (its watchers, and what
+//! is done about a loss they report), moving it to the next orchestrator when one loses it, and
+//! ending it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use byoc_payment::job::JobRequest;
-use http::StatusCode;
-use serde_json::json;
+use axum::body::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
 
-use super::Gateway;
-use super::discovery::discover;
-use super::model::{Attachment, GwStream, MAX_SWAPS, REDISCOVERY_PAUSES, SWAP_WINDOW};
-use super::start::start_on;
-use super::watchers::spawn_legs;
+use crate::client::{JobPost, answer_timeout, refusal_text, stream_job};
+use crate::discovery::Candidate;
+use crate::model::{Attachment, GwStream, Loss, MAX_SWAPS, OrchUrls, REDISCOVERY_PAUSES, SWAP_WINDOW};
+use crate::state::Gateway;
+use crate::watchers::spawn_watchers;
 use byoc_protocol::headers;
 use byoc_protocol::{JobParameters, OrchestratorFilter};
+
+/// Attaches the stream to the orchestrator of `att`: starts its watchers, and acts on the first loss
+/// they report (the stream moves on, or ends when it was not paid for).
+pub(crate) fn attach(gw: &Arc<Gateway>, stream: &Arc<GwStream>, att: Arc<Attachment>) {
+    let mut losses = spawn_watchers(gw, stream, &att);
+    let (weak, stream) = (Arc::downgrade(gw), stream.clone());
+    tokio::spawn(async move {
+        let mut moving = false;
+        while let Some(loss) = losses.recv().await {
+            let Some(gw) = weak.upgrade() else { return };
+            match loss {
+                Loss::Unpaid => {
+                    // Stopped for want of payment: another orchestrator would not be paid either.
+                    end(&gw, &stream.id, "the orchestrator stopped it: insufficient balance", false).await;
+                    return;
+                }
+                // Several watchers notice the same loss; only the first acts.
+                Loss::Lost(why) if !moving => {
+                    moving = true;
+                    tokio::spawn(lost(gw, stream.clone(), att.clone(), why));
+                }
+                Loss::Lost(_) => {}
+            }
+        }
+    });
+}
 
 /// The current orchestrator lost the stream (it closed the channels, died or refused the
 /// control channel): move the stream to the next orchestrator with the latest params, or end it
 /// when none is left or it has moved too often.
-pub(crate) async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why: &'static str) {
-    // Several legs notice the same loss; only the first acts.
-    if stream.cancel.is_cancelled() || att.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why: &'static str) {
+    if stream.cancel.is_cancelled() {
         return;
     }
     att.cancel.cancel();
@@ -41,7 +68,6 @@ pub(crate) async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attac
         end(&gw, &stream.id, "too many orchestrator swaps", false).await;
         return;
     }
-    let Ok(credential) = gw.credential() else { return };
     let wanted = serde_json::from_str::<JobParameters>(&stream.parameters).map(|p| p.orchestrators).unwrap_or_default();
     // First the orchestrators that have not failed this stream; then, if the one that lost it was
     // down, it is asked again after a pause (it may restart), a bounded number of times.
@@ -56,9 +82,7 @@ pub(crate) async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attac
             exclude.retain(|u| *u != att.orchestrator);
         }
         let filter = OrchestratorFilter { exclude, ..wanted.clone() };
-        let (candidates, _) =
-            discover(&gw.http, &gw.pool().await, &filter, &stream.capability, &credential, gw.config.token_timeout)
-                .await;
+        let Ok((candidates, _)) = gw.discover(&filter, &stream.capability).await else { return };
         let params = stream.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for cand in candidates {
             if stream.cancel.is_cancelled() {
@@ -86,7 +110,7 @@ pub(crate) async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attac
                         json!({"type": "orchestrator_swap", "from": att.orchestrator, "to": cand.url, "reason": why})
                             .to_string(),
                     ));
-                    spawn_legs(&gw, &stream, next);
+                    attach(&gw, &stream, next);
                     return;
                 }
                 Err(e) => {
@@ -99,7 +123,7 @@ pub(crate) async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attac
     end(&gw, &stream.id, "all orchestrators exhausted", false).await;
 }
 
-/// Ends a stream once: its legs stop, it leaves the table and, if asked, the orchestrator is
+/// Ends a stream once: its watchers and media stop, it leaves the table and, if asked, the orchestrator is
 /// told. Returns the orchestrator's answer to the stop, if any.
 pub(crate) async fn end(gw: &Arc<Gateway>, id: &str, why: &str, tell: bool) -> Option<reqwest::Response> {
     let stream = gw.lock().remove(id)?;
@@ -121,21 +145,100 @@ pub(crate) async fn tell_stop(
     orchestrator: &str,
     why: &str,
 ) -> Option<reqwest::Response> {
-    let signed = gw
-        .sign(JobRequest {
-            id: stream.id.clone(),
-            request: json!({ "stream_id": stream.id }).to_string(),
-            capability: stream.capability.clone(),
-            timeout_seconds: 10,
-            ..JobRequest::default()
-        })
-        .ok()?;
-    gw.http
-        .post(format!("{orchestrator}/ai/stream/stop"))
-        .header(headers::LIVEPEER, signed)
-        .timeout(Duration::from_secs(10))
-        .body(why.to_string())
-        .send()
-        .await
-        .ok()
+    let job = stream_job(&stream.id, &stream.capability, "", 10);
+    let post = JobPost::new(format!("{orchestrator}/ai/stream/stop"), job, Duration::from_secs(10));
+    gw.client.post(JobPost { body: Bytes::from(why.to_string()), ..post }).await.ok()
+}
+
+impl Gateway {
+    /// Stops every stream (gateway shutdown).
+    pub async fn shutdown(self: &Arc<Self>) {
+        for id in self.stream_ids() {
+            end(self, &id, "gateway shutting down", true).await;
+        }
+    }
+}
+
+/// Starts the stream on one orchestrator; returns its channel URLs, or why it refused.
+pub(crate) async fn start_on(
+    gw: &Gateway,
+    cand: &Candidate,
+    id: &str,
+    capability: &str,
+    parameters: &str,
+    timeout_seconds: i64,
+    params: &Value,
+) -> Result<OrchUrls, String> {
+    let orch = cand.url.as_str();
+    // Priced: pay for the job's timeout when the balance is low, as go-livepeer does; a stream
+    // with a balance of its own starts from nothing there.
+    let own = serde_json::from_str::<JobParameters>(parameters).is_ok_and(|p| p.per_stream_balance).then_some(0);
+    let payment = crate::payments::payment_for(gw, &cand.token, capability, timeout_seconds.max(1).unsigned_abs(), own)
+        .map_err(|e| format!("{orch}: cannot pay: {e}"))?;
+    let job = stream_job(id, capability, parameters, timeout_seconds);
+    let post = JobPost::new(format!("{orch}/ai/stream/start"), job, answer_timeout(timeout_seconds))
+        .json(json!({ "params": params }).to_string());
+    let resp = gw.client.post(JobPost { payment, ..post }).await.map_err(|e| format!("{orch}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{orch}: {}", refusal_text(resp).await));
+    }
+    let mut urls = channel_urls(orch, resp.headers()).map_err(|e| format!("{orch}: {e}"))?;
+    urls.own_balance = resp.headers().get(headers::BALANCE).and_then(|v| v.to_str().ok()?.parse().ok());
+    Ok(urls)
+}
+
+fn header_url(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+/// The channel URLs an orchestrator handed out, refused unless they point at that orchestrator's
+/// own trickle server (go-livepeer follows whatever URL it is given).
+pub(crate) fn channel_urls(orch: &str, h: &HeaderMap) -> Result<OrchUrls, String> {
+    let prefix = format!("{orch}/ai/trickle/");
+    let check = |name: &str| -> Result<Option<String>, String> {
+        match header_url(h, name) {
+            Some(u) if u.starts_with(&prefix) => Ok(Some(u)),
+            Some(u) => Err(format!("{name} {u} is not on the orchestrator")),
+            None => Ok(None),
+        }
+    };
+    Ok(OrchUrls {
+        own_balance: None,
+        publish: check(headers::PUBLISH_URL)?,
+        subscribe: check(headers::SUBSCRIBE_URL)?,
+        control: check(headers::CONTROL_URL)?.ok_or("no X-Control-Url")?,
+        events: check(headers::EVENTS_URL)?.ok_or("no X-Events-Url")?,
+        data: check(headers::DATA_URL)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn channel_urls_must_be_on_the_orchestrators_own_trickle_server() {
+        let orch = "http://o:1";
+        let h = headers(&[
+            ("x-control-url", "http://o:1/ai/trickle/s-control"),
+            ("x-events-url", "http://o:1/ai/trickle/s-events"),
+            ("x-publish-url", "http://o:1/ai/trickle/s-in"),
+        ]);
+        let urls = channel_urls(orch, &h).unwrap();
+        assert_eq!(urls.control, "http://o:1/ai/trickle/s-control");
+        assert_eq!(urls.publish.as_deref(), Some("http://o:1/ai/trickle/s-in"));
+        assert_eq!((urls.subscribe, urls.data), (None, None));
+
+        let elsewhere = headers(&[
+            ("x-control-url", "http://o:1/ai/trickle/s-control"),
+            ("x-events-url", "http://victim:1/ai/trickle/s-events"),
+        ]);
+        assert!(channel_urls(orch, &elsewhere).unwrap_err().contains("is not on the orchestrator"));
+        let no_control = headers(&[("x-events-url", "http://o:1/ai/trickle/s-events")]);
+        assert_eq!(channel_urls(orch, &no_control).unwrap_err(), "no X-Control-Url");
+    }
 }

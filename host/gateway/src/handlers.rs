@@ -3,86 +3,62 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use byoc_payment::job::JobRequest;
 use byoc_trickle::SeqRequest;
 use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::Gateway;
-use super::auth::AuthorizedStream;
-use super::failover::end;
-use super::model::{Feed, GwStream};
-use super::start::read_body;
-use byoc_protocol::headers;
+use crate::auth::AuthorizedStream;
+use crate::client::{JobPost, answer_body, answer_timeout, stream_job};
+use crate::error::ApiError;
+use crate::failover::end;
+use crate::model::{Feed, GwStream};
+use crate::request::read_body;
+use crate::state::Gateway;
 
+/// `POST /process/stream/{id}/stop`: ends the stream; answers what the orchestrator answered to the stop.
 pub(crate) async fn stop(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): AuthorizedStream) -> Response {
     match end(&gw, &s.id, "stopped by the client", true).await {
-        Some(resp) => {
-            let body = resp.bytes().await.unwrap_or_default();
-            (StatusCode::OK, body).into_response()
-        }
+        Some(resp) => (StatusCode::OK, answer_body(resp).await).into_response(),
         None => StatusCode::OK.into_response(),
     }
 }
 
+/// `POST /process/stream/{id}/update`: the body goes to the orchestrator serving the stream.
 pub(crate) async fn update(
     State(gw): State<Arc<Gateway>>,
     AuthorizedStream(stream): AuthorizedStream,
     body: Body,
-) -> Response {
-    let id = stream.id.clone();
-    let body = try_or_respond!(read_body(&gw, body).await);
+) -> Result<Response, ApiError> {
+    let body = read_body(&gw, body).await?;
     // Forwarded verbatim, as go-livepeer does; a JSON object is also remembered as the stream's
     // params (re-sent if the stream moves to another orchestrator).
     let params = serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object);
-    let signed = try_or_respond!(gw.sign(JobRequest {
-        id: id.clone(),
-        request: json!({ "stream_id": id }).to_string(),
-        parameters: "{}".into(),
-        capability: stream.capability.clone(),
-        timeout_seconds: stream.timeout_seconds,
-        ..JobRequest::default()
-    }));
-    let resp = gw
-        .http
-        .post(format!("{}/ai/stream/update", stream.att().orchestrator))
-        .header(headers::LIVEPEER, signed)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .timeout(Duration::from_secs(stream.timeout_seconds.clamp(1, 3600).unsigned_abs() + 5))
-        .body(body)
-        .send()
-        .await;
-    match resp {
-        Ok(r) => {
-            if let (true, Some(p)) = (r.status().is_success(), params) {
-                *stream.params.lock().unwrap_or_else(|e| e.into_inner()) = p;
-            }
-            let status = r.status();
-            (status, r.bytes().await.unwrap_or_default()).into_response()
-        }
-        Err(e) => {
-            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
-            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
-        }
+    let job = stream_job(&stream.id, &stream.capability, "{}", stream.timeout_seconds);
+    let url = format!("{}/ai/stream/update", stream.att().orchestrator);
+    let r = gw.client.post(JobPost::new(url, job, answer_timeout(stream.timeout_seconds)).json(body)).await?;
+    if let (true, Some(p)) = (r.status().is_success(), params) {
+        *stream.params.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
+    let status = r.status();
+    Ok((status, answer_body(r).await).into_response())
 }
 
-pub(crate) async fn status(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): AuthorizedStream) -> Response {
+/// `GET /process/stream/{id}/status`: where the stream runs and how it is.
+pub(crate) async fn status(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): AuthorizedStream) -> Json<Value> {
     let params = s.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let last = s.last_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let att = s.att();
     let balance = match (att.own_balance(), att.recipient) {
         (Some(own), Some(_)) => Some(own.to_string()),
-        (None, Some(r)) => Some(super::payments::balance(&gw.ledger, &r, &s.capability).to_string()),
+        (None, Some(r)) => Some(crate::payments::balance(&gw.ledger, &r, &s.capability).to_string()),
         _ => None,
     };
     // While it moves, the orchestrator named is the one that lost it.
@@ -99,9 +75,10 @@ pub(crate) async fn status(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): 
         "params": params,
         "last_status": last,
     }))
-    .into_response()
 }
 
+/// An SSE answer of a feed: the messages it keeps, then the live ones, then an `end` event when
+/// the stream ends.
 pub(crate) fn sse(s: &GwStream, feed: &Feed) -> Response {
     let (recent, rx) = feed.subscribe();
     let cancel = s.cancel.clone();
@@ -128,13 +105,15 @@ pub(crate) fn sse(s: &GwStream, feed: &Feed) -> Response {
     Sse::new(recent.chain(live).chain(end)).keep_alive(KeepAlive::default()).into_response()
 }
 
-pub(crate) async fn data(AuthorizedStream(s): AuthorizedStream) -> Response {
+/// `GET /process/stream/{id}/data`: the stream's data channel as SSE.
+pub(crate) async fn data(AuthorizedStream(s): AuthorizedStream) -> Result<Response, ApiError> {
     if s.att().urls.data.is_none() {
-        return super::error(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available");
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available"));
     }
-    sse(&s, &s.data)
+    Ok(sse(&s, &s.data))
 }
 
+/// `GET /process/stream/{id}/events`: the stream's events as SSE.
 pub(crate) async fn events(AuthorizedStream(s): AuthorizedStream) -> Response {
     sse(&s, &s.events)
 }
@@ -149,7 +128,7 @@ pub(crate) fn relay_trickle(resp: reqwest::Response) -> Response {
         }
     }
     out.body(Body::from_stream(resp.bytes_stream()))
-        .unwrap_or_else(|e| super::error(StatusCode::BAD_GATEWAY, e.to_string()))
+        .unwrap_or_else(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()).into_response())
 }
 
 /// `POST /process/stream/{id}/ingest/{seq}`: a trickle publish of one MPEG-TS segment, relayed
@@ -159,13 +138,13 @@ pub(crate) async fn ingest(
     AuthorizedStream(s): AuthorizedStream,
     Path((_, seq)): Path<(String, String)>,
     body: Body,
-) -> Response {
+) -> Result<Response, ApiError> {
     let att = s.att();
     let Some(url) = &att.urls.publish else {
-        return super::error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
+        return Err(ApiError::new(StatusCode::CONFLICT, "video ingress is not enabled for this stream"));
     };
     if seq.parse::<SeqRequest>().is_err() {
-        return super::error(StatusCode::BAD_REQUEST, "invalid seq");
+        return Err(ApiError::bad_request("invalid seq"));
     }
     // Live video segments are a few MiB: a bigger body is cut off at the cap (the orchestrator
     // then sees an aborted segment), so one client cannot park 64 MiB segments in its window.
@@ -183,22 +162,19 @@ pub(crate) async fn ingest(
             Ok(chunk)
         })
     };
-    let mut req = gw.http.post(format!("{url}/{seq}")).body(reqwest::Body::wrap_stream(capped));
+    let mut req = gw.client.http().post(format!("{url}/{seq}")).body(reqwest::Body::wrap_stream(capped));
     req = req.header(http::header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
     match req.send().await {
         Ok(r) => {
             if r.status().is_success() {
                 metrics::counter!("byoc_gateway_segments_in_total").increment(1);
             }
-            relay_trickle(r)
+            Ok(relay_trickle(r))
         }
         Err(_) if cut.load(std::sync::atomic::Ordering::SeqCst) => {
-            super::error(StatusCode::PAYLOAD_TOO_LARGE, format!("ingest segment over {max} bytes: cut off"))
+            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("ingest segment over {max} bytes: cut off")))
         }
-        Err(e) => {
-            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
-            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
-        }
+        Err(e) => Err(ApiError::unreachable(e)),
     }
 }
 
@@ -208,24 +184,17 @@ pub(crate) async fn egress(
     State(gw): State<Arc<Gateway>>,
     AuthorizedStream(s): AuthorizedStream,
     Path((_, seq)): Path<(String, String)>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let att = s.att();
     let Some(url) = &att.urls.subscribe else {
-        return super::error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
+        return Err(ApiError::new(StatusCode::CONFLICT, "video egress is not enabled for this stream"));
     };
     if seq != "next" && seq.parse::<SeqRequest>().is_err() {
-        return super::error(StatusCode::BAD_REQUEST, "invalid seq");
+        return Err(ApiError::bad_request("invalid seq"));
     }
-    match gw.http.get(format!("{url}/{seq}")).send().await {
-        Ok(r) => {
-            if r.status().is_success() {
-                metrics::counter!("byoc_gateway_segments_out_total").increment(1);
-            }
-            relay_trickle(r)
-        }
-        Err(e) => {
-            metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
-            super::error(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
-        }
+    let r = gw.client.http().get(format!("{url}/{seq}")).send().await.map_err(ApiError::unreachable)?;
+    if r.status().is_success() {
+        metrics::counter!("byoc_gateway_segments_out_total").increment(1);
     }
+    Ok(relay_trickle(r))
 }

@@ -4,11 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use byoc_payment::job::JobRequest;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::discovery::Candidate;
+use crate::discovery::Candidate;
 use byoc_protocol::JobParameters;
 
 /// One stream as the gateway runs it.
@@ -33,7 +34,7 @@ pub(crate) struct GwStream {
     pub(crate) data: Feed,
     pub(crate) cancel: CancellationToken,
     pub(crate) started_ms: u64,
-    /// Output segments for the gateway's own egress legs (see `legs::output`).
+    /// Output segments for the gateway's own egress legs (see `media::output`).
     pub(crate) output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
     /// The output as WebRTC viewers get it (audio in Opus), started with the first of them.
     pub(crate) webrtc_output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
@@ -71,7 +72,7 @@ impl Feed {
     }
 }
 
-/// The stream as attached to one orchestrator; its legs end with `cancel`.
+/// The stream as attached to one orchestrator; its watchers (see `watchers`) end with `cancel`.
 pub(crate) struct Attachment {
     pub(crate) orchestrator: String,
     /// Who the orchestrator's tickets pay (priced capabilities only).
@@ -81,10 +82,19 @@ pub(crate) struct Attachment {
     pub(crate) own_balance: Mutex<Option<i64>>,
     pub(crate) urls: OrchUrls,
     pub(crate) cancel: CancellationToken,
-    /// Set by the first leg that notices the orchestrator lost the stream.
-    pub(crate) lost: std::sync::atomic::AtomicBool,
     /// When the last event arrived (or the attachment started).
     pub(crate) last_event: Mutex<Instant>,
+}
+
+/// Why the watchers of an attachment gave it up (the first one to notice reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loss {
+    /// The orchestrator lost the stream (it closed a channel, died or went quiet): move the stream
+    /// to another one.
+    Lost(&'static str),
+    /// The orchestrator stopped the stream for want of payment: end it (another orchestrator would
+    /// not be paid either).
+    Unpaid,
 }
 
 /// At most this many moves to another orchestrator within [`SWAP_WINDOW`]; beyond, the stream
@@ -113,17 +123,48 @@ impl Attachment {
     pub(crate) fn new(cand: &Candidate, urls: OrchUrls, cancel: CancellationToken) -> Arc<Attachment> {
         Arc::new(Attachment {
             orchestrator: cand.url.clone(),
-            recipient: super::payments::recipient(&cand.token),
+            recipient: cand.token.recipient(),
             own_balance: Mutex::new(urls.own_balance),
             urls,
             cancel,
-            lost: Default::default(),
             last_event: Mutex::new(Instant::now()),
         })
     }
 }
 
 impl GwStream {
+    /// The stream `id` of `job`, just started on the orchestrator of `att` (whose token is a child of
+    /// `cancel`), with a fresh secret.
+    pub(crate) fn new(
+        id: String,
+        job: &JobRequest,
+        params: Value,
+        att: Arc<Attachment>,
+        cancel: CancellationToken,
+    ) -> Self {
+        GwStream {
+            id,
+            secret: byoc_payment::random_hex(16),
+            capability: job.capability.clone(),
+            parameters: job.parameters.clone(),
+            timeout_seconds: job.timeout_seconds,
+            att: Mutex::new(att),
+            failed: Mutex::new(Vec::new()),
+            swaps: Mutex::new(Vec::new()),
+            params: Mutex::new(params),
+            last_status: Mutex::new(Value::Null),
+            reconnecting: Mutex::new(None),
+            events: Feed::new(32),
+            data: Feed::new(5),
+            cancel,
+            started_ms: byoc_protocol::now_ms(),
+            output: std::sync::OnceLock::new(),
+            webrtc_output: std::sync::OnceLock::new(),
+            whip_session: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The attachment to the orchestrator serving the stream now.
     pub(crate) fn att(&self) -> Arc<Attachment> {
         self.att.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

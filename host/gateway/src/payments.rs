@@ -5,8 +5,8 @@
 
 use byoc_payment::{Address, Balance, BalanceKey, Ledger, create_payment, tickets_for_cost};
 
-use super::Gateway;
-use super::discovery::Token;
+use crate::discovery::Token;
+use crate::state::Gateway;
 
 /// The gateway's balance with (orchestrator recipient, capability).
 pub(crate) fn balance(ledger: &Ledger, recipient: &Address, capability: &str) -> Balance {
@@ -16,11 +16,6 @@ pub(crate) fn balance(ledger: &Ledger, recipient: &Address, capability: &str) ->
 /// The orchestrator's reported balance replaces ours.
 pub(crate) fn sync(ledger: &Ledger, recipient: &Address, capability: &str, reported: i64) {
     ledger.sync_to_reported(&BalanceKey::shared(*recipient, capability), &Balance::from_i128(i128::from(reported)));
-}
-
-/// The recipient of a token's tickets, when it asks to be paid.
-pub(crate) fn recipient(token: &Token) -> Option<Address> {
-    token.ticket_params.as_ref().filter(|_| !token.price.is_free()).map(|p| p.recipient)
 }
 
 /// A `Livepeer-Payment` header when the balance with this orchestrator is below
@@ -57,7 +52,7 @@ pub(crate) fn payment_for(
     if n == 0 {
         return Ok(None);
     }
-    let payment = create_payment(gw.key(), params, price, n).map_err(|e| e.to_string())?;
+    let payment = create_payment(gw.client.key(), params, price, n).map_err(|e| e.to_string())?;
     if own_balance.is_none() {
         let _ = ledger.credit(&BalanceKey::shared(params.recipient, capability), &params.ev().times(u64::from(n)));
     }

@@ -1,20 +1,18 @@
-//! The gateway's RTMP legs: an RTMP ingest server (a publish to a stream's `rtmp_url` feeds the
-//! stream) and RTMP egress (a stream's output pushed to the client's `rtmp_output` destination).
+//! The gateway's RTMP server: a publish to a stream's `rtmp_url` feeds the stream, a play of its
+//! `…-out` key gets the stream's output (pushing the output to the client's `rtmp_output` destinations
+//! is `media::push_output`).
 //! The media work (RTMP, FLV → MPEG-TS, keyframe-cut segments, ffmpeg egress) is `byoc-media`'s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use byoc_media::{Piece, PlayRequest, PublishRequest, PushConfig, RtmpConfig, RtmpPush, RtmpServer, StartGate};
+use byoc_media::{Piece, PlayRequest, PublishRequest, RtmpConfig, RtmpServer};
 use tokio::sync::{broadcast, mpsc};
 
-use super::Gateway;
-use super::model::GwStream;
-
-/// The application part of RTMP URLs (`rtmp://HOST:PORT/live/{stream_id}-{secret}`).
-pub(crate) const APP: &str = "live";
-/// The suffix of the stream key that plays a stream's output (`…/live/{stream_id}-{secret}-out`).
-const PLAY_SUFFIX: &str = "-out";
+use crate::media::{MediaSession, feed_input, output, refused};
+use crate::model::GwStream;
+use crate::state::Gateway;
+use crate::urls::{PLAY_SUFFIX, rtmp_stream_key};
 
 /// Serves RTMP ingest on `addr`: a publish to `rtmp://…/live/{stream_id}-{stream_secret}` (the
 /// `rtmp_url` start hands out) feeds that stream's input; any other key is refused, as is a second
@@ -53,28 +51,40 @@ pub async fn serve_rtmp(
 
 /// The stream an RTMP `app`/`key` (`{stream_id}-{secret}`) names, if the secret is its own.
 fn keyed<'k>(gw: &Gateway, app: &str, key: &'k str) -> Option<(&'k str, Arc<GwStream>)> {
-    let (id, secret) = (app == APP).then(|| key.rsplit_once('-')).flatten()?;
-    let stream = gw.lock().get(id).cloned()?;
+    let (id, secret) = rtmp_stream_key(app, key)?;
+    let stream = gw.stream(id)?;
     stream.has_secret(secret).then_some((id, stream))
 }
 
-fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Piece>> {
-    let Some((id, stream)) = keyed(&gw, &req.app, &req.stream_key) else {
-        tracing::info!(peer = %req.peer, "RTMP publish refused: unknown stream key");
-        super::legs::refused("rtmp_in", "bad_key");
+/// The stream an RTMP client names, if the key is its own and the leg (`rtmp_in`, its input;
+/// `rtmp_play`, its output) is enabled; each refusal logged and counted.
+fn admitted(gw: &Gateway, leg: &'static str, app: &str, key: Option<&str>, peer: SocketAddr) -> Option<Arc<GwStream>> {
+    let what = if leg == "rtmp_in" { "publish" } else { "play" };
+    let Some((id, stream)) = key.and_then(|key| keyed(gw, app, key)) else {
+        tracing::info!(peer = %peer, "RTMP {what} refused: unknown stream key");
+        refused(leg, "bad_key");
         return None;
     };
-    if stream.input_url().is_none() {
-        tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish refused: video ingress is not enabled");
-        super::legs::refused("rtmp_in", "not_enabled");
+    let (enabled, direction) = match leg {
+        "rtmp_in" => (stream.input_url().is_some(), "ingress"),
+        _ => (stream.output_url().is_some(), "egress"),
+    };
+    if !enabled {
+        tracing::info!(stream_id = %id, peer = %peer, "RTMP {what} refused: video {direction} is not enabled");
+        refused(leg, "not_enabled");
         return None;
     }
-    tracing::info!(stream_id = %id, peer = %req.peer, "RTMP publish started");
+    tracing::info!(stream_id = %id, peer = %peer, "RTMP {what} started");
+    Some(stream)
+}
+
+fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Piece>> {
+    let stream = admitted(&gw, "rtmp_in", &req.app, Some(&req.stream_key), req.peer)?;
     let (tx, rx) = mpsc::channel(256);
-    let live = super::legs::MediaSession::open("rtmp_in");
+    let live = MediaSession::open("rtmp_in");
     tokio::spawn(async move {
         let _live = live;
-        super::legs::feed_input(stream, rx).await
+        feed_input(stream, rx).await
     });
     Some(tx)
 }
@@ -82,58 +92,7 @@ fn authorize(gw: Arc<Gateway>, req: PublishRequest) -> Option<mpsc::Sender<Piece
 /// A play of `…/live/{stream_id}-{secret}-out` gets the stream's output (the media crate shares one
 /// remux among all viewers of a stream and ends it with the stream).
 fn authorize_play(gw: Arc<Gateway>, req: PlayRequest) -> Option<broadcast::Receiver<Piece>> {
-    let found = req.stream_key.strip_suffix(PLAY_SUFFIX).and_then(|key| keyed(&gw, &req.app, key));
-    let Some((id, stream)) = found else {
-        tracing::info!(peer = %req.peer, "RTMP play refused: unknown stream key");
-        super::legs::refused("rtmp_play", "bad_key");
-        return None;
-    };
-    if stream.output_url().is_none() {
-        tracing::info!(stream_id = %id, peer = %req.peer, "RTMP play refused: video egress is not enabled");
-        super::legs::refused("rtmp_play", "not_enabled");
-        return None;
-    }
-    tracing::info!(stream_id = %id, peer = %req.peer, "RTMP play started");
+    let stream = admitted(&gw, "rtmp_play", &req.app, req.stream_key.strip_suffix(PLAY_SUFFIX), req.peer)?;
     metrics::counter!("byoc_gateway_media_sessions_total", "leg" => "rtmp_play").increment(1);
-    Some(super::legs::output(&stream))
-}
-
-/// The RTMP URL that plays a stream's output, when the gateway serves RTMP.
-pub(crate) fn play_url(gw: &Gateway, stream_id: &str, secret: &str) -> Option<String> {
-    gw.rtmp_public.get().map(|hostport| format!("rtmp://{hostport}/{APP}/{stream_id}-{secret}{PLAY_SUFFIX}"))
-}
-
-/// The `rtmp_url` of a stream, when the gateway serves RTMP ingest.
-pub(crate) fn ingest_url(gw: &Gateway, stream_id: &str, secret: &str) -> Option<String> {
-    gw.rtmp_public.get().map(|hostport| format!("rtmp://{hostport}/{APP}/{stream_id}-{secret}"))
-}
-
-/// Pushes the stream's output to `destination` (an `rtmp://` URL) until the stream ends; ffmpeg
-/// is restarted with backoff if the destination goes away.
-pub(crate) fn push_output(stream: &Arc<GwStream>, destination: String) {
-    let mut output = super::legs::output(stream);
-    let stream = stream.clone();
-    let live = super::legs::MediaSession::open("rtmp_out");
-    tokio::spawn(async move {
-        let _live = live;
-        let push = RtmpPush::spawn(destination.clone(), PushConfig::default());
-        let mut gate = StartGate::default();
-        loop {
-            let piece = tokio::select! {
-                _ = stream.cancelled() => break,
-                p = output.recv() => p,
-            };
-            match piece {
-                Ok(piece) if gate.pass(&piece) => push.push(piece),
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!(stream_id = %stream.id(), skipped = n, "RTMP output fell behind");
-                    gate.lost();
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
-        }
-        let stats = push.close().await;
-        tracing::info!(stream_id = %stream.id(), destination = %destination, ?stats, "RTMP output ended");
-    });
+    Some(output(&stream))
 }

@@ -1,48 +1,93 @@
-//! The URLs `start` hands out, and the client's RTMP destinations.
+//! The URLs `start` hands out, the client's RTMP destinations, and the RTMP stream keys the gateway's
+//! URLs carry: pure functions of what the gateway serves and the stream's id and secret.
 
-use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::model::GwStream;
-use super::{Gateway, Refusal, refuse};
+use crate::error::ApiError;
+use crate::state::Gateway;
 use byoc_protocol::JobParameters;
 
 /// Most `rtmp_output` destinations one stream may push to.
 pub(crate) const MAX_RTMP_OUTPUTS: usize = 8;
 
+/// The application part of RTMP URLs (`rtmp://HOST:PORT/live/{stream_id}-{secret}`).
+pub(crate) const APP: &str = "live";
+/// The suffix of the stream key that plays a stream's output (`…/live/{stream_id}-{secret}-out`).
+pub(crate) const PLAY_SUFFIX: &str = "-out";
+
+/// What the gateway serves, as its URLs name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Served<'a> {
+    /// The base URL clients reach the gateway at.
+    pub(crate) public_url: &'a str,
+    /// `host:port` of its RTMP server, if it serves RTMP.
+    pub(crate) rtmp: Option<&'a str>,
+    /// Whether it serves WebRTC (WHIP, WHEP and the player page).
+    pub(crate) webrtc: bool,
+}
+
+impl Served<'_> {
+    /// What `gw` serves now.
+    pub(crate) fn by(gw: &Gateway) -> Served<'_> {
+        Served {
+            public_url: &gw.config.public_url,
+            rtmp: gw.rtmp_public.get().map(String::as_str),
+            webrtc: gw.webrtc.get().is_some(),
+        }
+    }
+}
+
 /// The client's `rtmp_output`: one `rtmp://` or `rtmps://` URL, or several separated by commas.
-pub(crate) fn rtmp_destinations(rtmp_output: &str) -> Result<Vec<String>, Refusal> {
+pub(crate) fn rtmp_destinations(rtmp_output: &str) -> Result<Vec<String>, ApiError> {
     let out: Vec<String> = rtmp_output.split(',').map(str::trim).filter(|d| !d.is_empty()).map(String::from).collect();
     if out.iter().any(|d| !(d.starts_with("rtmp://") || d.starts_with("rtmps://"))) {
-        return Err(refuse(StatusCode::BAD_REQUEST, "rtmp_output must be rtmp:// or rtmps:// URLs (comma-separated)"));
+        return Err(ApiError::bad_request("rtmp_output must be rtmp:// or rtmps:// URLs (comma-separated)"));
     }
     if out.len() > MAX_RTMP_OUTPUTS {
-        return Err(refuse(StatusCode::BAD_REQUEST, format!("at most {MAX_RTMP_OUTPUTS} rtmp_output destinations")));
+        return Err(ApiError::bad_request(format!("at most {MAX_RTMP_OUTPUTS} rtmp_output destinations")));
     }
     Ok(out)
 }
 
+/// The `rtmp_url` of a stream (a publish there feeds it), when the gateway serves RTMP.
+pub(crate) fn rtmp_ingest_url(served: &Served, stream_id: &str, secret: &str) -> Option<String> {
+    served.rtmp.map(|hostport| format!("rtmp://{hostport}/{APP}/{stream_id}-{secret}"))
+}
+
+/// The RTMP URL that plays a stream's output, when the gateway serves RTMP.
+pub(crate) fn rtmp_play_url(served: &Served, stream_id: &str, secret: &str) -> Option<String> {
+    rtmp_ingest_url(served, stream_id, secret).map(|u| u + PLAY_SUFFIX)
+}
+
+/// The stream id and secret an RTMP `app`/`key` names (`live`, `{stream_id}-{secret}`), if any.
+pub(crate) fn rtmp_stream_key<'k>(app: &str, key: &'k str) -> Option<(&'k str, &'k str)> {
+    (app == APP).then(|| key.rsplit_once('-')).flatten()
+}
+
 /// What start answers. `rtmp_output_url` lists, comma-separated as go-livepeer does, where the output
 /// goes over RTMP: the client's own `rtmp_output` destinations (pushed to) and the gateway's play URL.
-pub(crate) fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters, rtmp_outputs: &[String]) -> Value {
-    let base = format!("{}/process/stream/{}", gw.config.public_url.trim_end_matches('/'), s.id);
-    let url = |route: &str| format!("{base}/{route}?token={}", s.secret);
+pub(crate) fn stream_urls(
+    served: &Served,
+    id: &str,
+    secret: &str,
+    jp: &JobParameters,
+    rtmp_outputs: &[String],
+) -> Value {
+    let base = format!("{}/process/stream/{id}", served.public_url.trim_end_matches('/'));
+    let url = |route: &str| format!("{base}/{route}?token={secret}");
     let when = |on: bool, u: String| if on { u } else { String::new() };
+    let webrtc = |route: &str| if served.webrtc { url(route) } else { String::new() };
     json!({
-        "stream_id": s.id,
-        "stream_secret": s.secret,
-        "whip_url": when(jp.enable_video_ingress, super::webrtc::url(gw, &base, "whip", &s.secret).unwrap_or_default()),
-        "whep_url": when(jp.enable_video_egress, super::webrtc::url(gw, &base, "whep", &s.secret).unwrap_or_default()),
-        "rtmp_url": if jp.enable_video_ingress { super::rtmp::ingest_url(gw, &s.id, &s.secret).unwrap_or_default() } else { String::new() },
-        "rtmp_output_url": if jp.enable_video_egress {
-            rtmp_outputs.iter().cloned().chain(super::rtmp::play_url(gw, &s.id, &s.secret)).collect::<Vec<_>>().join(",")
-        } else {
-            String::new()
-        },
-        "player_url": when(
-            jp.enable_video_ingress || jp.enable_video_egress,
-            super::webrtc::player_url(gw, &base, &s.secret).unwrap_or_default()
+        "stream_id": id,
+        "stream_secret": secret,
+        "whip_url": when(jp.enable_video_ingress, webrtc("whip")),
+        "whep_url": when(jp.enable_video_egress, webrtc("whep")),
+        "rtmp_url": when(jp.enable_video_ingress, rtmp_ingest_url(served, id, secret).unwrap_or_default()),
+        "rtmp_output_url": when(
+            jp.enable_video_egress,
+            rtmp_outputs.iter().cloned().chain(rtmp_play_url(served, id, secret)).collect::<Vec<_>>().join(","),
         ),
+        "player_url": when(jp.enable_video_ingress || jp.enable_video_egress, webrtc("player")),
         "update_url": url("update"),
         "status_url": url("status"),
         "stop_url": url("stop"),
@@ -51,4 +96,85 @@ pub(crate) fn stream_urls(gw: &Gateway, s: &GwStream, jp: &JobParameters, rtmp_o
         "ingest_url": when(jp.enable_video_ingress, format!("{base}/ingest")),
         "egress_url": when(jp.enable_video_egress, format!("{base}/egress")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legs(ingress: bool, egress: bool, data: bool) -> JobParameters {
+        JobParameters {
+            enable_video_ingress: ingress,
+            enable_video_egress: egress,
+            enable_data_output: data,
+            ..JobParameters::default()
+        }
+    }
+
+    const ALL: Served = Served { public_url: "http://gw:8937/", rtmp: Some("gw:1935"), webrtc: true };
+    const HTTP_ONLY: Served = Served { public_url: "http://gw:8937", rtmp: None, webrtc: false };
+
+    #[test]
+    fn every_url_names_the_stream_and_the_per_stream_ones_carry_its_secret() {
+        let urls = stream_urls(&ALL, "s1", "sec", &legs(true, true, true), &[]);
+        let base = "http://gw:8937/process/stream/s1";
+        assert_eq!(urls["stream_id"], "s1");
+        assert_eq!(urls["stream_secret"], "sec");
+        for route in ["update", "status", "stop", "events", "data", "whip", "whep", "player"] {
+            assert_eq!(urls[format!("{route}_url")], format!("{base}/{route}?token=sec"), "{route}");
+        }
+        assert_eq!(urls["ingest_url"], format!("{base}/ingest"));
+        assert_eq!(urls["egress_url"], format!("{base}/egress"));
+        assert_eq!(urls["rtmp_url"], "rtmp://gw:1935/live/s1-sec");
+        assert_eq!(urls["rtmp_output_url"], "rtmp://gw:1935/live/s1-sec-out");
+    }
+
+    #[test]
+    fn a_leg_not_enabled_or_not_served_has_an_empty_url() {
+        let none = stream_urls(&ALL, "s1", "sec", &legs(false, false, false), &[]);
+        for key in ["whip_url", "whep_url", "rtmp_url", "rtmp_output_url", "player_url", "data_url", "ingest_url"] {
+            assert_eq!(none[key], "", "{key}");
+        }
+        assert_eq!(none["egress_url"], "");
+        assert_ne!(none["events_url"], "");
+        let unserved = stream_urls(&HTTP_ONLY, "s1", "sec", &legs(true, true, true), &[]);
+        for key in ["whip_url", "whep_url", "rtmp_url", "rtmp_output_url", "player_url"] {
+            assert_eq!(unserved[key], "", "{key}");
+        }
+        assert_eq!(unserved["ingest_url"], "http://gw:8937/process/stream/s1/ingest");
+    }
+
+    #[test]
+    fn rtmp_output_url_lists_the_clients_destinations_then_the_play_url() {
+        let dests = vec!["rtmp://a/x".to_string(), "rtmps://b/y".to_string()];
+        let urls = stream_urls(&ALL, "s1", "sec", &legs(false, true, false), &dests);
+        assert_eq!(urls["rtmp_output_url"], "rtmp://a/x,rtmps://b/y,rtmp://gw:1935/live/s1-sec-out");
+        let urls = stream_urls(&HTTP_ONLY, "s1", "sec", &legs(false, true, false), &dests);
+        assert_eq!(urls["rtmp_output_url"], "rtmp://a/x,rtmps://b/y");
+    }
+
+    #[test]
+    fn rtmp_destinations_are_rtmp_urls_separated_by_commas() {
+        assert_eq!(rtmp_destinations("").unwrap(), Vec::<String>::new());
+        assert_eq!(rtmp_destinations(" rtmp://a/x , ,rtmps://b/y ").unwrap(), ["rtmp://a/x", "rtmps://b/y"]);
+        for bad in ["http://a/x", "rtmp://a/x,file:///etc/passwd", "a"] {
+            assert_eq!(rtmp_destinations(bad).unwrap_err().status(), http::StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let many = ["rtmp://a/x"; MAX_RTMP_OUTPUTS + 1].join(",");
+        assert_eq!(rtmp_destinations(&many).unwrap_err().status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(rtmp_destinations(&many[..many.len() - ",rtmp://a/x".len()]).unwrap().len(), MAX_RTMP_OUTPUTS);
+    }
+
+    #[test]
+    fn an_rtmp_stream_key_is_the_id_then_the_secret_under_live() {
+        assert_eq!(rtmp_stream_key("live", "my-stream-sec"), Some(("my-stream", "sec")));
+        assert_eq!(rtmp_stream_key("other", "s1-sec"), None);
+        assert_eq!(rtmp_stream_key("live", "nosecret"), None);
+        let served = ALL;
+        let ingest = rtmp_ingest_url(&served, "s1", "sec").unwrap();
+        let key = ingest.rsplit('/').next().unwrap();
+        assert_eq!(rtmp_stream_key(APP, key), Some(("s1", "sec")));
+        let play = rtmp_play_url(&served, "s1", "sec").unwrap();
+        assert_eq!(play.strip_suffix(PLAY_SUFFIX), Some(ingest.as_str()));
+    }
 }

@@ -1,25 +1,33 @@
-//! The background work of an attached stream: control keepalives, events and data readers, payments,
-//! and the events watchdog; each ends with the attachment.
+//! The watchers of an attached stream, the background work that keeps it attached: control
+//! keepalives, events and data readers, payments, and the events watchdog. Each ends with the
+//! attachment; the first to notice that the orchestrator lost the stream reports a [`Loss`] (what to
+//! do about it is `failover`'s).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use byoc_payment::job::JobRequest;
 use byoc_trickle::{ClientError, HttpPublisher, HttpSubscriber, Seq, SeqRequest, SubscriberOptions};
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Gateway;
-use super::failover::{end, lost};
-use super::model::{Attachment, GwStream};
+use crate::client::{JobPost, refusal_text, stream_job};
+use crate::model::{Attachment, GwStream, Loss};
+use crate::state::Gateway;
 use byoc_protocol::headers;
 
-/// Starts the legs of a stream on one orchestrator: control keepalives, events and data
-/// readers. They end with the attachment; the orchestrator closing the events or control channel
-/// (or becoming unreachable) moves the stream to another one.
-pub(crate) fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachment>) {
-    let (weak, stream, a, every) = (Arc::downgrade(gw), s.clone(), att.clone(), gw.config.keepalive_every);
+/// Starts the watchers of a stream on one orchestrator: control keepalives, events and data
+/// readers, payments and the events watchdog. They end with the attachment; the orchestrator
+/// closing the events or control channel (or becoming unreachable, or quiet) is reported on the
+/// returned channel, which closes once no watcher is left to report.
+pub(crate) fn spawn_watchers(
+    gw: &Arc<Gateway>,
+    s: &Arc<GwStream>,
+    att: &Arc<Attachment>,
+) -> mpsc::UnboundedReceiver<Loss> {
+    let (losses, reported) = mpsc::unbounded_channel();
+    let (a, every, loss) = (att.clone(), gw.config.keepalive_every, losses.clone());
     tokio::spawn(async move {
         let Ok(mut control) = HttpPublisher::new(&a.urls.control, "application/json") else { return };
         loop {
@@ -39,11 +47,9 @@ pub(crate) fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachme
                 _ = tokio::time::sleep(every) => {}
             }
         }
-        if let Some(gw) = weak.upgrade() {
-            lost(gw, stream, a, "control channel closed").await;
-        }
+        let _ = loss.send(Loss::Lost("control channel closed"));
     });
-    let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
+    let (stream, a, loss) = (s.clone(), att.clone(), losses.clone());
     tokio::spawn(async move {
         let mut unpaid = false;
         read_channel(&a.urls.events, &a.cancel, |text| {
@@ -61,14 +67,7 @@ pub(crate) fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachme
             }
         })
         .await;
-        if let Some(gw) = weak.upgrade() {
-            if unpaid {
-                // Stopped for want of payment: another orchestrator would not be paid either.
-                end(&gw, &stream.id, "the orchestrator stopped it: insufficient balance", false).await;
-            } else {
-                lost(gw, stream, a, "events channel ended").await;
-            }
-        }
+        let _ = loss.send(if unpaid { Loss::Unpaid } else { Loss::Lost("events channel ended") });
     });
     if let (Some(every), Some(_)) = (gw.config.payment_every, att.recipient) {
         let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
@@ -86,7 +85,7 @@ pub(crate) fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachme
         });
     }
     if let Some(limit) = gw.config.events_timeout {
-        let (weak, stream, a) = (Arc::downgrade(gw), s.clone(), att.clone());
+        let (a, loss) = (att.clone(), losses);
         tokio::spawn(async move {
             let every = (limit / 4).max(Duration::from_millis(10));
             loop {
@@ -99,13 +98,11 @@ pub(crate) fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachme
                     break;
                 }
             }
-            if let Some(gw) = weak.upgrade() {
-                lost(gw, stream, a, "no events from the orchestrator").await;
-            }
+            let _ = loss.send(Loss::Lost("no events from the orchestrator"));
         });
     }
     if let Some(data_url) = att.urls.data.clone() {
-        let stream = s.clone();
+        let (stream, att) = (s.clone(), att.clone());
         tokio::spawn(async move {
             read_channel(&data_url, &att.cancel, |text| {
                 for line in byoc_protocol::messages::messages(text) {
@@ -115,52 +112,30 @@ pub(crate) fn spawn_legs(gw: &Arc<Gateway>, s: &Arc<GwStream>, att: Arc<Attachme
             .await;
         });
     }
+    reported
 }
 
 /// Keeps a priced stream paid: a fresh token from its orchestrator, and tickets for
 /// `top_up_secs` of price when the balance is below `min_balance_secs` of it.
-pub(crate) async fn top_up(gw: &Arc<Gateway>, stream: &GwStream, att: &Attachment) -> Result<(), String> {
-    let credential = gw.credential().map_err(|_| "no credential".to_string())?.to_header();
-    let token = super::discovery::fetch_token(
-        &gw.http,
-        &att.orchestrator,
-        &credential,
-        &stream.capability,
-        gw.config.token_timeout,
-    )
-    .await?;
+pub(crate) async fn top_up(gw: &Gateway, stream: &GwStream, att: &Attachment) -> Result<(), String> {
+    let token = gw.client.token(&att.orchestrator, &stream.capability, gw.config.token_timeout).await?;
     let own = att.own_balance();
-    let Some(payment) = super::payments::payment_for(gw, &token, &stream.capability, gw.config.top_up_secs, own)?
+    let Some(payment) = crate::payments::payment_for(gw, &token, &stream.capability, gw.config.top_up_secs, own)?
     else {
         return Ok(());
     };
-    let signed = gw
-        .sign(JobRequest {
-            id: stream.id.clone(),
-            request: json!({ "stream_id": stream.id }).to_string(),
-            parameters: "{}".into(),
-            capability: stream.capability.clone(),
-            timeout_seconds: i64::try_from(gw.config.top_up_secs).unwrap_or(70),
-            ..JobRequest::default()
-        })
-        .map_err(|_| "could not sign".to_string())?;
-    let resp = gw
-        .http
-        .post(format!("{}/ai/stream/payment", att.orchestrator))
-        .header(headers::LIVEPEER, signed)
-        .header(headers::PAYMENT, payment)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let timeout_seconds = i64::try_from(gw.config.top_up_secs).unwrap_or(70);
+    let job = stream_job(&stream.id, &stream.capability, "{}", timeout_seconds);
+    let url = format!("{}/ai/stream/payment", att.orchestrator);
+    let post = JobPost { payment: Some(payment), ..JobPost::new(url, job, Duration::from_secs(10)) };
+    let resp = gw.client.post(post).await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
-        let status = resp.status();
-        return Err(format!("{status}: {}", resp.text().await.unwrap_or_default().trim()));
+        return Err(refusal_text(resp).await);
     }
     let reported = resp.headers().get(headers::BALANCE).and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
     match (own, att.recipient, reported) {
         (Some(_), _, Some(b)) => *att.own_balance.lock().unwrap_or_else(|e| e.into_inner()) = Some(b),
-        (None, Some(recipient), Some(b)) => super::payments::sync(&gw.ledger, &recipient, &stream.capability, b),
+        (None, Some(recipient), Some(b)) => crate::payments::sync(&gw.ledger, &recipient, &stream.capability, b),
         _ => {}
     }
     Ok(())

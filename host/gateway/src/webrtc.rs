@@ -14,8 +14,11 @@ use byoc_media::{Leg, MediaError, SessionId, SessionOwner, StartGate, WebRtcConf
 use http::{HeaderMap, StatusCode, Uri};
 use tokio::sync::{broadcast, mpsc};
 
-use super::model::GwStream;
-use super::{Gateway, error};
+use crate::auth::authorized;
+use crate::error::ApiError;
+use crate::media::{MediaSession, feed_input, refused, webrtc_output};
+use crate::model::GwStream;
+use crate::state::Gateway;
 
 /// Serves WHIP and WHEP media on one UDP port at `bind`; `advertised` is the address peers are
 /// told to reach (required when `bind` is unspecified, e.g. `0.0.0.0`).
@@ -27,7 +30,7 @@ pub async fn serve_webrtc(
     gw: &Arc<Gateway>,
     bind: SocketAddr,
     advertised: Option<SocketAddr>,
-) -> Result<SocketAddr, byoc_media::MediaError> {
+) -> Result<SocketAddr, MediaError> {
     let limits = &gw.config.media_limits;
     let server = WebRtcServer::bind(WebRtcConfig {
         bind,
@@ -47,28 +50,40 @@ pub async fn serve_webrtc(
     Ok(addr)
 }
 
-/// What both offers need: the stream (its secret checked), the media server, and the SDP text.
+/// The media server, or 404 when the gateway serves no WebRTC.
+fn serving(gw: &Gateway) -> Result<&WebRtcServer, ApiError> {
+    gw.webrtc.get().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this gateway serves no WebRTC"))
+}
+
+/// What both offers need: the stream (its secret checked, and the leg, `whip` (its input) or `whep`
+/// (its output), enabled), the media server, and the SDP text.
 async fn offer<'g>(
     gw: &'g Gateway,
+    leg: &'static str,
     id: &str,
     query: Option<&str>,
     h: &HeaderMap,
     body: Body,
-) -> Result<(Arc<GwStream>, &'g WebRtcServer, String), Box<Response>> {
-    let stream = super::auth::authorized(gw, id, h, query)?;
-    let Some(server) = gw.webrtc.get() else {
-        return Err(Box::new(error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC")));
-    };
+) -> Result<(Arc<GwStream>, &'g WebRtcServer, String), ApiError> {
+    let stream = authorized(gw, id, h, query)?;
+    let server = serving(gw)?;
     let body = byoc_protocol::read_limited(body, 64 << 10)
         .await
-        .map_err(|m| Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, m)))?;
+        .map_err(|m| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, m))?;
     let ct = h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !ct.trim().to_ascii_lowercase().starts_with("application/sdp") {
         let msg = "the offer must be Content-Type: application/sdp";
-        return Err(Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg)));
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
     }
-    let sdp = String::from_utf8(body.to_vec())
-        .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text")))?;
+    let sdp = String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("the offer is not UTF-8 text"))?;
+    let (enabled, what) = match leg {
+        "whip" => (stream.input_url().is_some(), "ingress"),
+        _ => (stream.output_url().is_some(), "egress"),
+    };
+    if !enabled {
+        refused(leg, "not_enabled");
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("video {what} is not enabled for this stream")));
+    }
     Ok((stream, server, sdp))
 }
 
@@ -99,19 +114,12 @@ pub(super) async fn whip(
     RawQuery(q): RawQuery,
     h: HeaderMap,
     body: Body,
-) -> Response {
-    let (stream, server, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    if stream.input_url().is_none() {
-        super::legs::refused("whip", "not_enabled");
-        return error(StatusCode::CONFLICT, "video ingress is not enabled for this stream");
-    }
+) -> Result<Response, ApiError> {
+    let (stream, server, offer) = offer(&gw, "whip", &id, q.as_deref(), &h, body).await?;
     let mut slot = stream.whip_session.lock().await;
     if slot.is_some() {
-        super::legs::refused("whip", "busy");
-        return error(StatusCode::CONFLICT, "this stream already has a WHIP publisher");
+        refused("whip", "busy");
+        return Err(ApiError::new(StatusCode::CONFLICT, "this stream already has a WHIP publisher"));
     }
     // A few seconds of frames; when the orchestrator falls further behind, the media crate drops the
     // rest of the segment and goes on at the next one.
@@ -121,17 +129,17 @@ pub(super) async fn whip(
             *slot = Some(session);
             drop(slot);
             let s = stream.clone();
-            let live = super::legs::MediaSession::open("whip");
+            let live = MediaSession::open("whip");
             tokio::spawn(async move {
                 let _live = live;
-                super::legs::feed_input(s.clone(), rx).await;
+                feed_input(s.clone(), rx).await;
                 // The publisher is gone (or the stream ended): the slot is free again.
                 *s.whip_session.lock().await = None;
             });
             tracing::info!(stream_id = %id, session = %session, "WHIP publisher connected");
-            answer(&id, "whip", session, sdp)
+            Ok(answer(&id, "whip", session, sdp))
         }
-        Err(e) => refusal("whip", e),
+        Err(e) => Err(refusal("whip", e)),
     }
 }
 
@@ -143,22 +151,15 @@ pub(super) async fn whep(
     RawQuery(q): RawQuery,
     h: HeaderMap,
     body: Body,
-) -> Response {
-    let (stream, server, offer) = match offer(&gw, &id, q.as_deref(), &h, body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    if stream.output_url().is_none() {
-        super::legs::refused("whep", "not_enabled");
-        return error(StatusCode::CONFLICT, "video egress is not enabled for this stream");
-    }
+) -> Result<Response, ApiError> {
+    let (stream, server, offer) = offer(&gw, "whep", &id, q.as_deref(), &h, body).await?;
     // Each viewer gets its own queue; a slow one skips to the next segment instead of holding others back.
     let (tx, rx) = mpsc::channel(256);
-    let mut output = super::legs::webrtc_output(&stream);
+    let mut output = webrtc_output(&stream);
     match server.whep_offer(&offer, rx, owner(&id, client)).await {
         Ok((session, sdp)) => {
             let (s, gw) = (stream.clone(), gw.clone());
-            let live = super::legs::MediaSession::open("whep");
+            let live = MediaSession::open("whep");
             let mut asks = server.viewer_keyframe_requests();
             tokio::spawn(async move {
                 let _live = live;
@@ -191,28 +192,28 @@ pub(super) async fn whep(
                 }
             });
             tracing::info!(stream_id = %id, session = %session, "WHEP viewer connected");
-            answer(&id, "whep", session, sdp)
+            Ok(answer(&id, "whep", session, sdp))
         }
-        Err(e) => refusal("whep", e),
+        Err(e) => Err(refusal("whep", e)),
     }
 }
 
 /// The answer to an offer the media server refused: 429 naming the cap it would exceed, 400 for an
 /// offer it cannot use.
-fn refusal(leg: &'static str, e: MediaError) -> Response {
+fn refusal(leg: &'static str, e: MediaError) -> ApiError {
     let upper = leg.to_ascii_uppercase();
     match e {
         MediaError::Limit(cap) => {
-            super::legs::refused(leg, "limit");
-            error(StatusCode::TOO_MANY_REQUESTS, format!("{upper} offer refused: {cap}"))
+            refused(leg, "limit");
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("{upper} offer refused: {cap}"))
         }
         MediaError::Protocol(why) => {
-            super::legs::refused(leg, "bad_offer");
-            error(StatusCode::BAD_REQUEST, format!("{upper} offer refused: {why}"))
+            refused(leg, "bad_offer");
+            ApiError::new(StatusCode::BAD_REQUEST, format!("{upper} offer refused: {why}"))
         }
         e => {
             tracing::warn!(error = %e, "{upper} offer failed");
-            error(StatusCode::SERVICE_UNAVAILABLE, format!("{upper} is unavailable"))
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{upper} is unavailable"))
         }
     }
 }
@@ -236,23 +237,18 @@ pub(super) async fn end_session(
     uri: Uri,
     RawQuery(q): RawQuery,
     h: HeaderMap,
-) -> Response {
-    if let Err(r) = super::auth::authorized(&gw, &id, &h, q.as_deref()) {
-        return *r;
-    }
+) -> Result<StatusCode, ApiError> {
+    authorized(&gw, &id, &h, q.as_deref())?;
+    let no_such = || ApiError::new(StatusCode::NOT_FOUND, "no such session");
     let (Some(server), Ok(session)) = (gw.webrtc.get(), session.parse::<SessionId>()) else {
-        return error(StatusCode::NOT_FOUND, "no such session");
+        return Err(no_such());
     };
     // Both legs' routes end here: `…/{leg}/{session}`.
     let leg = match uri.path().rsplit('/').nth(1) {
         Some("whip") => Leg::Whip,
         _ => Leg::Whep,
     };
-    if server.close(session, &id, leg).await {
-        StatusCode::OK.into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, "no such session")
-    }
+    if server.close(session, &id, leg).await { Ok(StatusCode::OK) } else { Err(no_such()) }
 }
 
 /// The browser page of the stream's WebRTC legs (publish a camera with WHIP, watch the output with WHEP).
@@ -266,16 +262,12 @@ pub(super) async fn player(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     h: HeaderMap,
-) -> Response {
-    if let Err(r) = super::auth::authorized(&gw, &id, &h, q.as_deref()) {
-        return *r;
-    }
-    if gw.webrtc.get().is_none() {
-        return error(StatusCode::NOT_FOUND, "this gateway serves no WebRTC");
-    }
+) -> Result<Response, ApiError> {
+    authorized(&gw, &id, &h, q.as_deref())?;
+    serving(&gw)?;
     let csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
                media-src 'self' blob: mediastream:";
-    (
+    Ok((
         [
             (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (http::header::CONTENT_SECURITY_POLICY, csp),
@@ -285,15 +277,5 @@ pub(super) async fn player(
         ],
         PLAYER,
     )
-        .into_response()
-}
-
-/// The `player_url` of a stream, when the gateway serves WebRTC.
-pub(crate) fn player_url(gw: &Gateway, base: &str, secret: &str) -> Option<String> {
-    gw.webrtc.get().map(|_| format!("{base}/player?token={secret}"))
-}
-
-/// The `whip_url`/`whep_url` of a stream, when the gateway serves WebRTC.
-pub(crate) fn url(gw: &Gateway, base: &str, leg: &str, secret: &str) -> Option<String> {
-    gw.webrtc.get().map(|_| format!("{base}/{leg}?token={secret}"))
+        .into_response())
 }

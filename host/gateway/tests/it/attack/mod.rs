@@ -2,9 +2,6 @@
 //! refused. One module per node; each test is named for the attack it refuses, so the files read
 //! as a list of what an attacker may try and what happens.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod gateway;
 mod media;
 mod orchestrator;

@@ -1,8 +1,6 @@
-//! What the node tests share: a gateway with its media legs and an orchestrator with the bundled
+//! What the tests share: a gateway with its media legs and an orchestrator with the bundled
 //! plugins, in this process, and starting a video stream on them; an orchestrator in front of a toy
 //! HTTP worker that records what it is asked.
-
-#![allow(dead_code)] // Each test binary uses its own part.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,13 +21,13 @@ use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
 use byoc_trickle::TrickleStore;
 use serde_json::{Value, json};
 
-/// A running gateway (HTTP on loopback, RTMP ingest, WebRTC on `webrtc`) in front of one
-/// orchestrator with the bundled plugins. Dropping it stops the RTMP server.
+/// A running gateway (HTTP on loopback, RTMP ingest, WebRTC) in front of one orchestrator with the
+/// bundled plugins. Dropping it stops the RTMP server.
 pub struct MediaNodes {
+    /// The gateway's base URL.
     pub url: String,
-    pub gateway: Arc<Gateway>,
+    /// Its RTMP server.
     pub rtmp: byoc_media::RtmpServer,
-    pub webrtc: SocketAddr,
 }
 
 /// The bundled plugins (`target/plugins`) under `config`.
@@ -52,7 +50,7 @@ pub async fn serve_orchestrator(
 
 /// An orchestrator (signed jobs required unless `config` says otherwise) served on loopback, its
 /// capabilities set up by `offer` before it serves.
-async fn serve_orchestrator_with(
+pub async fn serve_orchestrator_with(
     config: impl FnOnce(&mut OrchestratorConfig),
     offer: impl FnOnce(&Orchestrator),
 ) -> (String, Arc<Orchestrator>) {
@@ -105,12 +103,17 @@ pub async fn media_nodes_with(webrtc: SocketAddr, config: impl FnOnce(&mut Gatew
     let (orch_url, _) = serve_orchestrator(&runtime, 4, |_| {}).await;
     let (url, gateway) = serve_gateway_with(vec![orch_url], config).await;
     let rtmp = byoc_gateway::serve_rtmp(&gateway, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
-    let webrtc = byoc_gateway::serve_webrtc(&gateway, webrtc, None).await.unwrap();
-    MediaNodes { url, gateway, rtmp, webrtc }
+    byoc_gateway::serve_webrtc(&gateway, webrtc, None).await.unwrap();
+    MediaNodes { url, rtmp }
 }
 
 pub fn http() -> reqwest::Client {
     byoc_trickle::http_client().unwrap()
+}
+
+/// `POST`s `body` to `url` with this `Livepeer` job header.
+pub async fn post_job(url: &str, header: &str, body: &'static str) -> reqwest::Response {
+    http().post(url).header("Livepeer", header).body(body).send().await.unwrap()
 }
 
 /// Starts a `passthrough` stream with video in and out; returns start's JSON (its URLs).
@@ -201,14 +204,25 @@ pub fn all_legs() -> Value {
 }
 
 /// Waits (bounded, 5 s) until `f` holds.
-pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if f() {
-            return;
+pub async fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    wait_until_within(what, Duration::from_secs(5), f).await
+}
+
+/// Waits until `f` holds, at most `limit`.
+pub async fn wait_until_within(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    eventually(what, limit, || std::future::ready(f().then_some(()))).await
+}
+
+/// Waits until `f` yields a value (asked every 25 ms, at most `limit`) and returns it.
+pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, limit: Duration, mut f: impl FnMut() -> F) -> T {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
         }
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("timed out waiting for {what}");
 }
 
 /// Sends `request` (raw HTTP/1.1 text, sent as is: no path normalisation) to `base`

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use byoc_media::{OpusTranscode, Piece, StartGate, audio_needs_opus};
+use byoc_media::{OpusTranscode, Piece, PushConfig, RtmpPush, StartGate, audio_needs_opus};
 use byoc_trickle::{HttpPublisher, HttpSegmentWriter, HttpSubscriber, SeqRequest, SubscriberOptions};
 use tokio::sync::{broadcast, mpsc};
 
-use super::model::GwStream;
+use crate::model::GwStream;
 
 /// One live media session of the gateway (`leg`: `whip`, `whep`, `rtmp_in`, `rtmp_out`), counted in
 /// `byoc_gateway_media_sessions{leg}` while it lives and in `byoc_gateway_media_sessions_total{leg}`.
@@ -279,4 +279,34 @@ async fn read_output(stream: Arc<GwStream>, tx: broadcast::Sender<Piece>) {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
+}
+
+/// Pushes the stream's output to `destination` (an `rtmp://` URL) until the stream ends; ffmpeg
+/// is restarted with backoff if the destination goes away.
+pub(crate) fn push_output(stream: &Arc<GwStream>, destination: String) {
+    let mut output = output(stream);
+    let stream = stream.clone();
+    let live = MediaSession::open("rtmp_out");
+    tokio::spawn(async move {
+        let _live = live;
+        let push = RtmpPush::spawn(destination.clone(), PushConfig::default());
+        let mut gate = StartGate::default();
+        loop {
+            let piece = tokio::select! {
+                _ = stream.cancelled() => break,
+                p = output.recv() => p,
+            };
+            match piece {
+                Ok(piece) if gate.pass(&piece) => push.push(piece),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(stream_id = %stream.id(), skipped = n, "RTMP output fell behind");
+                    gate.lost();
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        let stats = push.close().await;
+        tracing::info!(stream_id = %stream.id(), destination = %destination, ?stats, "RTMP output ended");
+    });
 }

@@ -6,7 +6,7 @@ use byoc_payment::SecretKey;
 use byoc_payment::job::JobRequest;
 use serde_json::json;
 
-use crate::common::{http, raw_http, toy_orchestrator, toy_request};
+use crate::common::{http, post_job, raw_http, toy_orchestrator, toy_request};
 
 fn signed(key: &SecretKey, request: serde_json::Value) -> String {
     byoc_e2e::nodes::signed_job(toy_request("", request, json!({})), key)
@@ -17,13 +17,7 @@ async fn a_batch_path_cannot_reach_the_workers_other_routes() {
     let (orch_url, _orch, calls) = toy_orchestrator(200, Duration::from_secs(60)).await;
     let header = signed(&SecretKey::generate(), json!({}));
     for path in ["..%2fstream%2fstop", "x%5c..%5cstream"] {
-        let r = http()
-            .post(format!("{orch_url}/process/request/{path}"))
-            .header("Livepeer", &header)
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let r = post_job(&format!("{orch_url}/process/request/{path}"), &header, "{}").await;
         assert_eq!(r.status(), 400, "{path}");
     }
     for path in ["../stream/stop", "%2e%2e/stream/stop"] {

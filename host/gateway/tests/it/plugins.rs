@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-mod common;
+use crate::common::{self, http, wait_until_within};
 
 use byoc_orchestrator::Orchestrator;
 use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
@@ -46,12 +46,16 @@ async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
     Nodes { gw, orch, orch_url }
 }
 
-fn http() -> reqwest::Client {
-    byoc_trickle::http_client().unwrap()
-}
-
 fn job(capability: &str, params: Value) -> String {
     byoc_e2e::nodes::job_header(capability, &params)
+}
+
+/// Starts a stream of `capability` with these legs and this start body; returns start's answer (its URLs).
+async fn start(gw: &str, capability: &str, legs: Value, body: &'static str) -> Value {
+    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", job(capability, legs)).body(body);
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    r.json().await.unwrap()
 }
 
 async fn sse_until(resp: &mut reqwest::Response, needle: &str) -> String {
@@ -77,15 +81,7 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
     let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
 
     // passthrough: the same bytes come back out, segment for segment.
-    let r = http()
-        .post(format!("{}/process/stream/start", n.gw))
-        .header("Livepeer", job("passthrough", legs.clone()))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let urls: Value = r.json().await.unwrap();
+    let urls = start(&n.gw, "passthrough", legs.clone(), "{}").await;
     let secret = urls["stream_secret"].as_str().unwrap();
     let ingest = urls["ingest_url"].as_str().unwrap();
     let egress = urls["egress_url"].as_str().unwrap();
@@ -105,17 +101,8 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
     assert_eq!(n.orch.registry.get("passthrough").unwrap().capacity.in_use(), 0);
 
     // ts-analyzer: what it saw in the segment arrives as data over SSE.
-    let r = http()
-        .post(format!("{}/process/stream/start", n.gw))
-        .header("Livepeer", job("ts-analyzer", legs))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let urls: Value = r.json().await.unwrap();
+    let urls = start(&n.gw, "ts-analyzer", legs, "{}").await;
     let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let r = http()
         .post(format!("{}/0", urls["ingest_url"].as_str().unwrap()))
         .bearer_auth(urls["stream_secret"].as_str().unwrap())
@@ -168,17 +155,8 @@ async fn batch_and_live_control_through_text_transform() {
 
     // As a data-only stream, with its mode changed live through update (control).
     let legs = json!({"enable_data_output": true});
-    let r = http()
-        .post(format!("{}/process/stream/start", n.gw))
-        .header("Livepeer", job("text-transform", legs))
-        .body(r#"{"params": {"mode": "upper"}}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let urls: Value = r.json().await.unwrap();
+    let urls = start(&n.gw, "text-transform", legs, r#"{"params": {"mode": "upper"}}"#).await;
     let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let up = http()
         .post(urls["update_url"].as_str().unwrap())
         .body(r#"{"mode":"lower","text":"MiXeD"}"#)
@@ -236,13 +214,7 @@ async fn a_plugin_trap_mid_stream_is_contained() {
     let log = sse_until(&mut events, "stream_ended").await;
     assert!(log.contains("\"kind\":\"trap\""), "{log}");
     assert!(log.contains("plugin_restarted"), "{log}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while orch.streams().len() != 1 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the failed stream is removed");
+    wait_until_within("the failed stream to be removed", Duration::from_secs(10), || orch.streams().len() == 1).await;
     assert_eq!(orch.registry.get("hostile").unwrap().capacity.in_use(), 1);
     // The other stream still works.
     let mut data = http().get(bystander["data_url"].as_str().unwrap()).send().await.unwrap();

@@ -1,6 +1,6 @@
 //! Gateway + orchestrator + a toy worker, all real HTTP on loopback.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +16,9 @@ use byoc_trickle::{LocalPublisher, LocalSubscriber, Seq, SeqRequest};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use common::{Calls, all_legs, http, listen, toy_job as livepeer, wait_until};
+use common::{Calls, all_legs, eventually, http, listen, toy_job as livepeer, wait_until};
 
-async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, common::Calls) {
+async fn orchestrator(start_status: u16, idle: Duration) -> (String, Arc<Orchestrator>, Calls) {
     common::toy_orchestrator(start_status, idle).await
 }
 
@@ -77,8 +77,8 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
 
     // Events and data published by the worker arrive as SSE.
     let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
+    // Subscribed once the answer's headers are in: no wait needed before publishing.
     let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let channels = orch.streams()[0].channels.clone();
     let ev = LocalPublisher::new(&orch.trickle, &channels.events).unwrap();
     let mut seg = ev.next_segment().unwrap();
@@ -295,7 +295,6 @@ async fn a_stream_moves_to_the_next_orchestrator_with_its_latest_params() {
     let r = http().post(urls["update_url"].as_str().unwrap()).body(r#"{"prompt":"latest"}"#).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     // Orchestrator A goes away: its channels close.
     a.shutdown().await;
     wait_until("stream on B", || b.streams().len() == 1).await;
@@ -456,7 +455,7 @@ async fn the_openapi_document_matches_the_routes_and_the_answers() {
     assert_eq!(doc["openapi"], "3.1.0");
 
     // The routes, as the router declares them.
-    let src = include_str!("../src/lib.rs");
+    let src = include_str!("../../src/lib.rs");
     let routes: BTreeSet<(String, String)> = src
         .lines()
         .filter_map(|l| l.trim().strip_prefix(".route(\""))
@@ -512,9 +511,9 @@ async fn the_openapi_document_matches_the_routes_and_the_answers() {
 async fn while_a_stream_moves_its_status_says_reconnecting_and_why() {
     let (a_url, _a, _) = orchestrator(200, Duration::from_secs(60)).await;
     // B's worker takes a while to start the stream: the move is under way meanwhile.
-    let slow = listen(axum::Router::new().route(
+    let slow = listen(Router::new().route(
         "/{*route}",
-        axum::routing::post(|| async {
+        post(|| async {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             axum::Json(json!({"status": "success"}))
         }),
@@ -542,16 +541,10 @@ async fn while_a_stream_moves_its_status_says_reconnecting_and_why() {
     let first = status().await;
     assert_eq!((first["state"].as_str(), first["reconnect_reason"].is_null()), (Some("running"), true));
     // No events from A: the stream moves, and says so while it does.
-    let mut seen = None;
-    for _ in 0..100 {
-        let st = status().await;
-        if st["state"] == "reconnecting" {
-            seen = Some(st);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    let st = seen.expect("the status said reconnecting while the stream moved");
+    let st = eventually("the status to say reconnecting while the stream moves", Duration::from_secs(5), || async {
+        Some(status().await).filter(|st| st["state"] == "reconnecting")
+    })
+    .await;
     assert_eq!(st["orchestrator"], a_url.as_str(), "the one that lost it");
     assert!(st["reconnect_reason"].as_str().unwrap().contains("events"), "{st}");
 }

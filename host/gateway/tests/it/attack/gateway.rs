@@ -5,7 +5,7 @@ use std::time::Duration;
 use byoc_payment::job::JobRequest;
 use serde_json::{Value, json};
 
-use crate::common::{all_legs, http, raw_http, serve_gateway_with, toy_job, toy_orchestrator, toy_request};
+use crate::common::{all_legs, http, post_job, raw_http, serve_gateway_with, toy_job, toy_orchestrator, toy_request};
 
 /// A victim's stream on a gateway in front of a toy orchestrator: (gateway URL, orchestrator,
 /// worker calls, victim stream id).
@@ -35,13 +35,7 @@ async fn a_batch_path_cannot_climb_to_another_route_of_the_orchestrator() {
     let header = naming(&id);
     // Encoded separators and dots, as any HTTP client sends them.
     for path in ["..%2f..%2fai%2fstream%2fstop", "a%5c..%5c..%5cai%5cstream%5cstop", "x//y"] {
-        let r = http()
-            .post(format!("{gw}/process/request/{path}"))
-            .header("Livepeer", &header)
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let r = post_job(&format!("{gw}/process/request/{path}"), &header, "{}").await;
         assert_eq!(r.status(), 400, "{path}");
     }
     // Raw and encoded dot segments, sent as is (`curl --path-as-is`; HTTP clients resolve them).

@@ -10,7 +10,7 @@
 //! (`BYOC_REQUIRE_PEERS=1`, as `cargo xtask test` sets after installing Chromium), or when network
 //! namespaces cannot be made here (`unshare -n` needs root or CAP_SYS_ADMIN).
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -46,7 +46,8 @@ fn chromium_publishes_with_whip_and_plays_with_whep() {
     if std::env::var_os(IN_NETNS).is_some() {
         return in_namespace();
     }
-    let name = "chromium_publishes_with_whip_and_plays_with_whep";
+    // The test's path in this binary (re-run by name inside the namespace).
+    let name = "browser::chromium_publishes_with_whip_and_plays_with_whep";
     if chromium().is_none() {
         assert!(!byoc_e2e::peers_required(), "{name}: chromium is required (BYOC_REQUIRE_PEERS=1) but does not run");
         eprintln!("{name}: skipped: chromium not found (optional; `cargo xtask test` installs it)");

@@ -5,40 +5,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use byoc_e2e::nodes::plugins_dir;
-use byoc_gateway::{Gateway, GatewayConfig};
-use byoc_orchestrator::{Orchestrator, OrchestratorConfig, PaymentSettings};
-use byoc_payment::job::{EthAddressCredential, JobRequest, SignaturePolicy};
+use byoc_gateway::Gateway;
+use byoc_orchestrator::{Orchestrator, PaymentSettings};
+use byoc_payment::job::{EthAddressCredential, JobRequest};
 use byoc_payment::{RecipientConfig, SecretKey, TicketParams, Wei, WinProb};
-use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
-use byoc_trickle::TrickleStore;
+use byoc_runtime::{CacheDir, RuntimeConfig};
 use serde_json::{Value, json};
+
+use crate::common::{self, eventually, http, wait_until_within as wait_until};
 
 /// Wei per second of `passthrough` in these tests.
 const PRICE: u128 = 1000;
 
 async fn orchestrator(grace: Duration) -> (String, Arc<Orchestrator>) {
-    let runtime = Arc::new(
-        Runtime::load(
-            plugins_dir(),
-            RuntimeConfig {
-                cache_dir: CacheDir::At(byoc_e2e::nodes::root().join("target/runtime-test-cache")),
-                max_instances: 8,
-                ..RuntimeConfig::default()
-            },
-        )
-        .await
-        .unwrap(),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let orch = Orchestrator::new(
-        OrchestratorConfig {
-            service_url: url.clone(),
-            signatures: SignaturePolicy::Required,
-            key: Some(SecretKey::generate()),
-            heartbeat_every: Duration::from_millis(200),
-            payments: PaymentSettings {
+    let cache_dir = CacheDir::At(byoc_e2e::nodes::root().join("target/runtime-test-cache"));
+    let runtime =
+        common::bundled_plugins(RuntimeConfig { cache_dir, max_instances: 8, ..RuntimeConfig::default() }).await;
+    common::serve_orchestrator_with(
+        |c| {
+            c.key = Some(SecretKey::generate());
+            c.heartbeat_every = Duration::from_millis(200);
+            c.payments = PaymentSettings {
                 // Every ticket wins (so each is stored) and is worth 500 wei.
                 recipient: RecipientConfig {
                     face_value: Wei::from_u128(500),
@@ -49,19 +36,14 @@ async fn orchestrator(grace: Duration) -> (String, Arc<Orchestrator>) {
                 debit_every: Duration::from_millis(100),
                 grace,
                 ticket_store: None,
-            },
-            ..OrchestratorConfig::default()
+            };
         },
-        TrickleStore::default(),
+        |orch| {
+            orch.offer_plugins(&runtime, 4);
+            orch.registry.set_price("passthrough", byoc_orchestrator::Price { per_unit: PRICE, scaling: 1 });
+        },
     )
-    .unwrap();
-    orch.offer_plugins(&runtime, 4);
-    orch.registry.set_price("passthrough", byoc_orchestrator::Price { per_unit: PRICE, scaling: 1 });
-    let app = byoc_orchestrator::router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (url, orch)
+    .await
 }
 
 async fn gateway(orch: &str, payment_every: Option<Duration>) -> (String, Arc<Gateway>) {
@@ -73,27 +55,13 @@ async fn gateway_with_key(
     payment_every: Option<Duration>,
     key: Option<SecretKey>,
 ) -> (String, Arc<Gateway>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let gw = Gateway::new(GatewayConfig {
-        key,
-        public_url: url.clone(),
-        orchestrators: vec![orch.to_string()],
-        payment_every,
-        min_balance_secs: 3,
-        top_up_secs: 2,
-        ..GatewayConfig::default()
+    common::serve_gateway_with(vec![orch.to_string()], |c| {
+        c.key = key;
+        c.payment_every = payment_every;
+        c.min_balance_secs = 3;
+        c.top_up_secs = 2;
     })
-    .unwrap();
-    let app = byoc_gateway::router(gw.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (url, gw)
-}
-
-fn http() -> reqwest::Client {
-    byoc_trickle::http_client().unwrap()
+    .await
 }
 
 /// A client's start: the job asks for 2 s of compute (the gateway pays that much up front).
@@ -116,14 +84,6 @@ async fn start_with(gw: &str, parameters: Value) -> Value {
     let body = r.text().await.unwrap();
     assert_eq!(status, 200, "start: {body}");
     serde_json::from_str(&body).unwrap()
-}
-
-async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = std::time::Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,15 +178,11 @@ async fn a_stream_can_pay_from_a_balance_of_its_own() {
         orch.registry.get("passthrough").unwrap().capacity.in_use() == 0
     })
     .await;
-    let mut shared = 0;
-    for _ in 0..100 {
-        shared = token(&orch_url, &key).await["balance"].as_i64().unwrap_or(0);
-        if shared > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(shared > 0 && shared <= own, "shared {shared} after the stream, which had {own}");
+    let shared = eventually("the stream's balance to go to the shared one", Duration::from_secs(10), || async {
+        token(&orch_url, &key).await["balance"].as_i64().filter(|b| *b > 0)
+    })
+    .await;
+    assert!(shared <= own, "shared {shared} after the stream, which had {own}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,7 +3,7 @@
 //! segments; a wrong stream key is refused; a stream's output is pushed to the client's
 //! `rtmp_output` and can be played from the gateway itself (`rtmp_output_url`). WebRTC with aiortc: a WHIP publisher feeds a stream, a WHEP viewer watches it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

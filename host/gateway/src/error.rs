@@ -1,0 +1,100 @@
+//! The gateway API's error answer: a status and a clear message, `{"error": "..."}` (plus the
+//! `reasons` of a start or batch job no orchestrator took). Handlers return `Result<_, ApiError>`
+//! and use `?`.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde_json::json;
+
+/// An error answer of the gateway API.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+    /// Why each orchestrator did not take the job, when none did.
+    reasons: Option<Vec<String>>,
+    /// Answered as plain text (the framework's own rejections), not JSON.
+    plain: bool,
+}
+
+impl ApiError {
+    /// `{"error": message}` with `status`.
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into(), reasons: None, plain: false }
+    }
+
+    /// 400: the request is malformed.
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 502: the orchestrator could not be reached.
+    pub(crate) fn unreachable(e: impl std::fmt::Display) -> ApiError {
+        metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
+        ApiError::new(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
+    }
+
+    /// 503 `{"error": message, "reasons": [...]}`: no orchestrator took the job.
+    pub(crate) fn no_orchestrator(message: String, reasons: Vec<String>) -> ApiError {
+        metrics::counter!("byoc_gateway_errors_total", "kind" => "no_orchestrator").increment(1);
+        ApiError { reasons: Some(reasons), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message) }
+    }
+
+    /// The status answered.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError { plain: true, ..ApiError::new(r.status(), r.body_text()) }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.plain {
+            return (self.status, self.message).into_response();
+        }
+        let body = match self.reasons {
+            Some(reasons) => json!({"error": self.message, "reasons": reasons}),
+            None => json!({"error": self.message}),
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(e: ApiError) -> (StatusCode, String) {
+        let r = e.into_response();
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_error_is_its_status_and_a_json_message() {
+        let (status, text) = body(ApiError::new(StatusCode::GONE, "stream ended: x")).await;
+        assert_eq!(status, StatusCode::GONE);
+        assert_eq!(text, r#"{"error":"stream ended: x"}"#);
+    }
+
+    #[tokio::test]
+    async fn no_orchestrator_lists_the_reasons() {
+        let (status, text) = body(ApiError::no_orchestrator("none".into(), vec!["a: 500".into()])).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v, json!({"error": "none", "reasons": ["a: 500"]}));
+    }
+}
