@@ -142,7 +142,8 @@ pub fn check(root: &Path) -> Result<Report> {
             report.links += 1;
             let in_book = file.starts_with(&src);
             if let Err(why) = check_link(&file, dir, link, in_book.then_some(src.as_path()), &mut headings) {
-                problems.push(format!("{shown}: link ({link}): {why}"));
+                let root_prefix = format!("{}/", root.display());
+                problems.push(format!("{shown}: link ({link}): {}", why.replace(&root_prefix, "")));
             }
         }
         for named in &doc.functions {
