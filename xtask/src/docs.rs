@@ -59,7 +59,7 @@ pub fn run(root: &Path) -> Result<()> {
 
 /// The pinned mdbook: on `PATH` if that one is the pinned version, else `target/tools/bin/mdbook`,
 /// installed there when missing or of another version.
-fn ensure_mdbook(root: &Path) -> Result<PathBuf> {
+pub fn ensure_mdbook(root: &Path) -> Result<PathBuf> {
     let wanted = format!("mdbook v{MDBOOK_VERSION}");
     let version = |bin: &Path| {
         Command::new(bin)

@@ -35,6 +35,7 @@ fn main() -> Result<()> {
         Some("docs") => docs::run(&root),
         Some("install") => {
             env::install_all(&root)?;
+            docs::ensure_mdbook(&root)?;
             Ok(())
         }
         _ => {
