@@ -20,6 +20,8 @@
 //!   `` `…: fn Type::name` ``) in those files names a file that exists and contains `fn name(` or
 //!   `fn name<` (and, for `Type::name`, an `impl` of `Type`). The traced path of a segment in
 //!   `docs/src/architecture.md` is written this way, so a renamed function fails here, named.
+//! - **Layering.** The fenced `crate → deps` lines of `docs/src/architecture.md` are exactly the
+//!   workspace members and their `[dependencies]` on each other (see [`crate::layers`]).
 //! - **Import circles.** The circles among each crate's modules (see [`crate::circles`]) are exactly
 //!   those `docs/src/architecture.md` lists as `` `import circle in CRATE_DIR: a, b` ``: a new one
 //!   fails, and so does a listed one that is gone.
@@ -165,6 +167,10 @@ pub fn check(root: &Path) -> Result<Report> {
             None => problems
                 .push(format!("docs/src/architecture.md: `{span}`: not `{}CRATE_DIR: a, b`", crate::circles::PREFIX)),
         }
+    }
+    let arch_text = std::fs::read_to_string(&arch)?;
+    for p in crate::layers::check(root, &arch_text)? {
+        problems.push(format!("docs/src/architecture.md: {p}"));
     }
     let found = crate::circles::find(root)?;
     report.circles = found.len();
@@ -581,6 +587,7 @@ mod tests {
         std::fs::create_dir_all(root.join("host/a/src"))?;
         std::fs::write(root.join("host/a/src/lib.rs"), "struct S;\nimpl S {\n    pub fn there(&self) {}\n}\n")?;
         std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = [\"host/a\"]\n")?;
+        std::fs::write(root.join("host/a/Cargo.toml"), "[package]\nname = \"byoc-a\"\n")?;
         std::fs::write(root.join("README.md"), "[book](docs/src/intro.md#hello) [gone](docs/src/gone.md)\n")?;
         std::fs::write(
             src.join("intro.md"),
@@ -588,7 +595,8 @@ mod tests {
         )?;
         std::fs::write(
             src.join("architecture.md"),
-            "`host/a/src/lib.rs: fn S::there` `host/a/src/lib.rs: fn missing` `host/a/src/lib.rs: fn T::there`\n",
+            "`host/a/src/lib.rs: fn S::there` `host/a/src/lib.rs: fn missing` `host/a/src/lib.rs: fn T::there`\n\
+             ```text\nbyoc-a → (none)\n```\n",
         )?;
         let err = check(&root).map(|_| ()).expect_err("problems expected").to_string();
         std::fs::remove_dir_all(&root)?;

@@ -13,6 +13,7 @@ mod circles;
 mod demo;
 mod docs;
 mod env;
+mod layers;
 mod plugins;
 
 use std::path::PathBuf;
