@@ -6,9 +6,14 @@
 //! - `cargo xtask bench [trickle|runtime|stream|media]` — benchmarks, printed as ratios against a same-run
 //!   baseline (`media` also installs the Python peers: its WebRTC peers are aiortc).
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
+//! - `cargo xtask docs` — check the docs' links and named functions, then build the book (`docs/`)
+//!   into `target/book/` (installs the pinned mdbook into `target/tools/` once).
 
+mod circles;
 mod demo;
+mod docs;
 mod env;
+mod layers;
 mod plugins;
 
 use std::path::PathBuf;
@@ -28,12 +33,14 @@ fn main() -> Result<()> {
             eprintln!("xtask: plugins laid out in {}", dir.display());
             Ok(())
         }
+        Some("docs") => docs::run(&root),
         Some("install") => {
             env::install_all(&root)?;
+            docs::ensure_mdbook(&root)?;
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime|stream|media]|plugins|install>");
+            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime|stream|media]|plugins|docs|install>");
             bail!("unknown or missing command")
         }
     }
@@ -73,6 +80,7 @@ fn test(root: &std::path::Path) -> Result<()> {
     let peers = env::install_all(root)?;
     exec(cargo(root).args(["fmt", "--all", "--check"]))?;
     exec(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    docs::run(root)?;
     plugins::test(root)?;
     plugins::build(root)?;
     plugins::build_hostile(root)?;
