@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::key::keccak256;
+use crate::hash::keccak256;
 
 /// A 20-byte account address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

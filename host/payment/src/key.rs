@@ -6,11 +6,7 @@ use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, Verifying
 use sha3::{Digest, Keccak256};
 
 use crate::address::Address;
-
-/// Keccak-256 (the pre-standard SHA-3 variant Ethereum uses).
-pub fn keccak256(data: &[u8]) -> [u8; 32] {
-    Keccak256::digest(data).into()
-}
+use crate::hash::keccak256;
 
 /// The digest go-livepeer signs for a message: EIP-191 `personal_sign` of `keccak256(msg)`,
 /// i.e. `keccak256("\x19Ethereum Signed Message:\n32" || keccak256(msg))`.

@@ -7,7 +7,8 @@ use aes::cipher::{KeyIvInit, StreamCipher};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::key::{SecretKey, keccak256};
+use crate::hash::keccak256;
+use crate::key::SecretKey;
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 

@@ -17,6 +17,7 @@
 
 mod address;
 mod error;
+mod hash;
 pub mod job;
 mod key;
 pub mod keyfile;
@@ -29,7 +30,8 @@ mod wei;
 
 pub use address::{Address, AddressError};
 pub use error::PaymentError;
-pub use key::{SecretKey, Signature, SignatureError, keccak256, random_hex};
+pub use hash::keccak256;
+pub use key::{SecretKey, Signature, SignatureError, random_hex};
 pub use ledger::{BalanceKey, DEFAULT_BALANCE_TTL, Ledger, LedgerError};
 pub use proto::Payment;
 pub use recipient::{BlockClock, Receipt, Recipient, RecipientConfig, WinningTicket};

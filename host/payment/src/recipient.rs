@@ -28,7 +28,8 @@ use sha2::Sha256;
 
 use crate::address::Address;
 use crate::error::PaymentError;
-use crate::key::{Signature, keccak256};
+use crate::hash::keccak256;
+use crate::key::Signature;
 use crate::proto::Payment;
 use crate::ticket::{ExpirationParams, MAX_TICKETS, Ticket, TicketParams, WinProb};
 use crate::wei::{AmountError, Balance, Price, Wei, minimal_be};

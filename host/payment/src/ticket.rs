@@ -17,7 +17,8 @@ use num_traits::{One, ToPrimitive, Zero};
 
 use crate::address::Address;
 use crate::error::PaymentError;
-use crate::key::{SecretKey, Signature, keccak256};
+use crate::hash::keccak256;
+use crate::key::{SecretKey, Signature};
 use crate::proto;
 use crate::wei::{Balance, Price, Wei, be32, minimal_be, signed, uint256_from_be};
 

@@ -19,6 +19,7 @@
 
 mod bindings;
 mod cache;
+mod code;
 mod engine;
 mod error;
 mod instance;

@@ -10,6 +10,7 @@ use wasmtime::component::{Component, Linker};
 
 use crate::bindings::CapabilityAdapterPre;
 use crate::cache::{AotCache, CacheStatus};
+use crate::code::{PluginCode, Stamp};
 use crate::error::{CallError, LoadError};
 use crate::instance::{Instance, Template, guarded};
 use crate::manifest::{Grants, HostPattern, Limits, Manifest, OperatorConfig, resolve_dir};
@@ -31,22 +32,6 @@ pub(crate) struct LoadContext<'a> {
     pub operator: &'a OperatorConfig,
     pub semaphore: &'a Arc<tokio::sync::Semaphore>,
     pub max_memory_bytes: u64,
-    pub output_buffer: usize,
-}
-
-/// One loaded version of a plugin.
-pub(crate) struct PluginCode {
-    pub dir: PathBuf,
-    pub wasm_path: PathBuf,
-    pub manifest: Manifest,
-    pub grants: Grants,
-    pub limits: Limits,
-    pub info: CapabilityInfo,
-    pub cache: CacheStatus,
-    pub sha256: String,
-    /// The files as they were when loaded, to notice a replacement.
-    pub stamp: Stamp,
-    pub template: Template,
     pub output_buffer: usize,
 }
 
@@ -243,17 +228,6 @@ pub(crate) async fn load(ctx: &LoadContext<'_>, path: &Path) -> Result<Plugin, L
         output_buffer: ctx.output_buffer,
     };
     Ok(Plugin { code: Arc::new(code) })
-}
-
-/// Modification times and sizes of a plugin's files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Stamp(Vec<Option<(std::time::SystemTime, u64)>>);
-
-impl Stamp {
-    pub(crate) fn of(dir: &Path, wasm: &Path) -> Self {
-        let stat = |p: &Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
-        Self(vec![stat(wasm), stat(&dir.join("manifest.toml"))])
-    }
 }
 
 /// `(plugin directory, component file)` for a directory or a `.wasm` path.

@@ -6,10 +6,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceAny;
 
+use crate::code::PluginCode;
 use crate::error::CallError;
 use crate::instance::{Instance, guarded};
 use crate::manifest::FailurePolicy;
-use crate::plugin::PluginCode;
 use crate::types::Output;
 
 /// The receiving end of a session's output, in production order. It ends (`recv` returns

@@ -21,8 +21,6 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 
-use crate::segment::Segment;
-
 /// What the budget charges per chunk on top of its bytes: the `Bytes` handle kept for it. A
 /// publisher sending one-byte chunks must not buffer thirty times its budget.
 pub(crate) const CHUNK_COST: usize = size_of::<Bytes>();
@@ -33,6 +31,15 @@ const MAKE_ROOM_ATTEMPTS: usize = 8;
 
 /// Default budget when physical memory cannot be read: 1 GiB.
 pub(crate) const FALLBACK_BUDGET: usize = 1 << 30;
+
+/// What the budget needs of a segment that holds charged bytes (a trickle segment; the budget
+/// names no segment type, so that `segment` uses `memory` and not the other way round).
+pub(crate) trait Holder: Send + Sync {
+    /// The bytes dropping it would free, if it may be dropped: it has ended and holds bytes.
+    fn droppable_bytes(&self) -> Option<usize>;
+    /// Drops an ended segment's bytes to make room in the budget; its readers get an error.
+    fn drop_for_memory(&self);
+}
 
 /// The byte budget shared by every segment of one store.
 #[derive(Debug)]
@@ -47,7 +54,7 @@ pub(crate) struct MemoryBudget {
 struct Ledger {
     used: usize,
     /// Segments holding charged bytes, by the order their first byte arrived (oldest first).
-    holders: BTreeMap<u64, Weak<Segment>>,
+    holders: BTreeMap<u64, Weak<dyn Holder>>,
 }
 
 impl MemoryBudget {
@@ -95,7 +102,7 @@ impl MemoryBudget {
         for _ in 0..MAKE_ROOM_ATTEMPTS {
             // Segments upgraded under the ledger lock are dropped only after it is released:
             // dropping the last handle of a segment credits the ledger.
-            let mut seen: Vec<Arc<Segment>> = Vec::new();
+            let mut seen: Vec<Arc<dyn Holder>> = Vec::new();
             let victims = {
                 let mut l = self.lock();
                 match l.used.checked_add(n) {
@@ -141,7 +148,7 @@ impl MemoryBudget {
     }
 
     /// Records that a segment holds charged bytes (it becomes a candidate for dropping).
-    pub(crate) fn register(&self, order: u64, seg: Weak<Segment>) {
+    pub(crate) fn register(&self, order: u64, seg: Weak<dyn Holder>) {
         self.lock().holders.insert(order, seg);
     }
 

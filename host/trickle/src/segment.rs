@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use crate::memory::{CHUNK_COST, MemoryBudget};
+use crate::memory::{CHUNK_COST, Holder, MemoryBudget};
 use crate::seq::Seq;
 
 /// How a segment ended, if it has.
@@ -169,33 +169,6 @@ impl Segment {
         self.state.borrow().end == End::Dropped
     }
 
-    /// The bytes dropping it would free, if it may be dropped: it has ended and holds bytes.
-    pub(crate) fn droppable_bytes(&self) -> Option<usize> {
-        let s = self.state.borrow();
-        (s.end != End::Open && s.charged > 0).then_some(s.charged)
-    }
-
-    /// Drops an ended segment's bytes to make room in the budget; its readers get an error.
-    pub(crate) fn drop_for_memory(&self) {
-        let mut freed = (0, 0);
-        self.state.send_if_modified(|s| {
-            if s.end == End::Open || s.charged == 0 {
-                return false;
-            }
-            freed = (s.charged, s.order);
-            s.charged = 0;
-            s.chunks = Vec::new();
-            s.queued = Vec::new();
-            s.end = End::Dropped;
-            true
-        });
-        if freed.0 > 0 {
-            self.budget.release(freed.0, Some(freed.1));
-            self.budget.count_drop();
-            tracing::debug!(seq = %self.seq, bytes = freed.0, "trickle segment dropped for memory");
-        }
-    }
-
     /// Bytes this segment buffers, counted from its chunks (what `charged` must equal).
     #[cfg(test)]
     pub(crate) fn buffered_cost(&self) -> usize {
@@ -297,7 +270,8 @@ impl Segment {
             freed += charge;
         }
         if let Some(order) = new_order {
-            self.budget.register(order, Arc::downgrade(self));
+            let holder: std::sync::Weak<Segment> = Arc::downgrade(self);
+            self.budget.register(order, holder);
         }
         if freed > 0 {
             self.budget.release(freed, None);
@@ -447,6 +421,35 @@ fn merge(chunks: &[Bytes]) -> Bytes {
                 out.extend_from_slice(c);
             }
             out.freeze()
+        }
+    }
+}
+
+impl Holder for Segment {
+    /// The bytes dropping it would free, if it may be dropped: it has ended and holds bytes.
+    fn droppable_bytes(&self) -> Option<usize> {
+        let s = self.state.borrow();
+        (s.end != End::Open && s.charged > 0).then_some(s.charged)
+    }
+
+    /// Drops an ended segment's bytes to make room in the budget; its readers get an error.
+    fn drop_for_memory(&self) {
+        let mut freed = (0, 0);
+        self.state.send_if_modified(|s| {
+            if s.end == End::Open || s.charged == 0 {
+                return false;
+            }
+            freed = (s.charged, s.order);
+            s.charged = 0;
+            s.chunks = Vec::new();
+            s.queued = Vec::new();
+            s.end = End::Dropped;
+            true
+        });
+        if freed.0 > 0 {
+            self.budget.release(freed.0, Some(freed.1));
+            self.budget.count_drop();
+            tracing::debug!(seq = %self.seq, bytes = freed.0, "trickle segment dropped for memory");
         }
     }
 }

@@ -2,9 +2,10 @@
 //! idle and rate timers, and how it answers each `rml_rtmp` session event. [`super::server`] owns the
 //! socket loop and the limits; this file decides what each event means.
 
+use std::collections::HashSet;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::PoisonError;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rml_rtmp::sessions::{ServerSession, ServerSessionEvent, ServerSessionResult};
@@ -12,11 +13,26 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::play::{Play, PlayRequest, RtmpPlayAuthorizer};
+use super::config::RtmpConfig;
+use super::play::{Play, PlayHub, PlayRequest, RtmpPlayAuthorizer};
 use super::publish::{KeyClaim, Publish, PublishRequest, RtmpAuthorizer};
-use super::server::{Shared, protocol};
 use crate::MediaError;
 use crate::flv::{Tag, TagKind};
+
+/// What every connection of one RTMP server shares: its settings, authorizers, the keys being
+/// published and the streams being played.
+pub(super) struct Shared<A, P> {
+    pub(super) config: RtmpConfig,
+    pub(super) authorizer: A,
+    pub(super) play_authorizer: P,
+    pub(super) active: Arc<Mutex<HashSet<(String, String)>>>,
+    pub(super) plays: Arc<PlayHub>,
+}
+
+/// An `rml_rtmp` error (or any other peer misbehaviour) as a protocol error.
+pub(super) fn protocol(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Protocol(e.to_string())
+}
 
 /// Bytes a publisher sent in the current window of [`RtmpConfig::publish_rate_window`].
 pub(super) struct RateWindow {

@@ -1,5 +1,6 @@
 //! RTMP ingest (server), play (viewers pull from the server) and egress (push to a destination).
 
+mod config;
 mod connection;
 mod fanout;
 mod play;
@@ -8,7 +9,8 @@ mod push;
 mod remux;
 mod server;
 
+pub use config::RtmpConfig;
 pub use play::{PlayRequest, RtmpPlayAuthorizer};
 pub use publish::{PublishRequest, RtmpAuthorizer};
 pub use push::{PushAudio, PushConfig, PushStats, RtmpPush};
-pub use server::{RtmpConfig, RtmpServer};
+pub use server::RtmpServer;
