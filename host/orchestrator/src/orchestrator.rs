@@ -243,3 +243,17 @@ fn job_error(e: JobError) -> ApiError {
 pub(crate) fn job_timeout(job: &JobRequest) -> Duration {
     Duration::from_secs(job.timeout_seconds.clamp(1, 3600).unsigned_abs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_timeout_is_between_a_second_and_an_hour() {
+        let with = |timeout_seconds| JobRequest { timeout_seconds, ..Default::default() };
+        assert_eq!(job_timeout(&with(0)), Duration::from_secs(1));
+        assert_eq!(job_timeout(&with(-5)), Duration::from_secs(1));
+        assert_eq!(job_timeout(&with(10)), Duration::from_secs(10));
+        assert_eq!(job_timeout(&with(1_000_000)), Duration::from_secs(3600));
+    }
+}

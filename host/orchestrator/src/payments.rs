@@ -110,7 +110,7 @@ impl Payments {
     }
 
     /// Balances summed per capability, in whole wei (for `/metrics`).
-    pub(crate) fn totals(&self) -> Vec<(String, f64)> {
+    pub(crate) fn totals(&self) -> std::collections::BTreeMap<String, f64> {
         let mut sums: std::collections::BTreeMap<String, Balance> = Default::default();
         for (key, b) in self.ledger.snapshot() {
             *sums.entry(key.capability).or_default() += &b;
@@ -236,4 +236,24 @@ pub(crate) async fn prepare(
     payments.accept(h, &sender, &key).await?;
     payments.require(&key, &price)?;
     Ok(Some(Payer { sender, price, key }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compute_costs_its_price_per_second_exactly() {
+        let price = Price { price_per_unit: 3, pixels_per_unit: 2 };
+        assert_eq!(cost_of(&price, Duration::from_millis(1500)), Balance::from_ratio(4500, 2000).unwrap());
+        assert_eq!(cost_of(&price, Duration::ZERO), Balance::zero());
+        let free = Price { price_per_unit: 0, pixels_per_unit: 1 };
+        assert_eq!(cost_of(&free, Duration::from_secs(3600)), Balance::zero());
+    }
+
+    #[test]
+    fn the_balance_header_is_whole_wei() {
+        assert_eq!(balance_header(&Balance::from_ratio(10, 1).unwrap()), "10");
+        assert_eq!(balance_header(&Balance::zero()), "0");
+    }
 }

@@ -388,3 +388,39 @@ fn response(resp: byoc_runtime::Response) -> Result<Response, ApiError> {
     };
     out.body(body).map_err(|e| ApiError::internal(format!("response: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use byoc_runtime::{ResponseBody, SseEvent};
+
+    async fn text(resp: Response) -> String {
+        String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
+    }
+
+    fn answer(status: u16, content_type: &str, body: ResponseBody) -> byoc_runtime::Response {
+        byoc_runtime::Response { status, content_type: content_type.into(), headers: Vec::new(), body }
+    }
+
+    #[tokio::test]
+    async fn events_are_written_as_server_sent_events() {
+        let events = vec![
+            SseEvent { event: Some("tick".into()), id: Some("1".into()), data: "a\nb".into() },
+            SseEvent { event: None, id: None, data: "c".into() },
+        ];
+        let resp = response(answer(200, "ignored", ResponseBody::Events(events))).unwrap();
+        assert_eq!(resp.headers()[http::header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(resp.headers()[headers::BALANCE], "0");
+        assert_eq!(text(resp).await, "event: tick\nid: 1\ndata: a\ndata: b\n\ndata: c\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_plain_answer_keeps_its_status_and_content_type() {
+        let resp = response(answer(201, "text/plain", ResponseBody::Bytes(Bytes::from_static(b"hi")))).unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(resp.headers()[http::header::CONTENT_TYPE], "text/plain");
+        assert_eq!(text(resp).await, "hi");
+        let bad = response(answer(1000, "", ResponseBody::Bytes(Bytes::new()))).unwrap();
+        assert_eq!(bad.status(), StatusCode::INTERNAL_SERVER_ERROR, "an impossible status is a failure");
+    }
+}

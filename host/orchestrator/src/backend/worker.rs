@@ -196,3 +196,23 @@ async fn relay(resp: reqwest::Response) -> Response {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_shows_its_url_never_its_token() {
+        let w = Worker::new("http://w:1/", Some("sekrit".into()));
+        let shown = format!("{w:?}");
+        assert!(shown.contains("\"http://w:1\"") && !shown.contains("sekrit"), "{shown}");
+    }
+
+    #[test]
+    fn a_worker_is_held_by_its_token() {
+        let w = Worker::new("http://w:1", Some("a".into()));
+        assert!(w.has_token(Some("a")));
+        assert!(!w.has_token(Some("b")) && !w.has_token(None));
+        assert!(Worker::new("http://w:1", None).has_token(None));
+    }
+}
