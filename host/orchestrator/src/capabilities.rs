@@ -4,14 +4,30 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use byoc_payment::job::EthAddressCredential;
+use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
-use super::{ApiError, Orchestrator, error, headers};
-use crate::registry::WorkerRegistration;
+use byoc_protocol::headers;
+
+use crate::error::ApiError;
+use crate::orchestrator::{OfferedPlugins, Orchestrator};
+use crate::registry::{Price, WorkerRegistration};
+
+/// A request whose `Authorization` is the orchestrator secret (worker registration, plugin
+/// reload); extracting it refuses any other.
+pub(crate) struct Authorized;
+
+impl FromRequestParts<Arc<Orchestrator>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, orch: &Arc<Orchestrator>) -> Result<Self, ApiError> {
+        authorized(orch, &parts.headers).map(|()| Authorized)
+    }
+}
 
 /// Checks the worker's `Authorization` against the orchestrator secret, in constant time
 /// (both sides are hashed first, so neither length nor content leaks through timing).
@@ -22,14 +38,13 @@ fn authorized(orch: &Orchestrator, h: &HeaderMap) -> Result<(), ApiError> {
             if byoc_protocol::same_secret(given, secret.as_bytes()) {
                 Ok(())
             } else {
-                Err(ApiError(StatusCode::BAD_REQUEST, "invalid authorization".into()))
+                Err(ApiError::bad_request("invalid authorization"))
             }
         }
         None if orch.config.open_registration => Ok(()),
-        None => Err(ApiError(
+        None => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "worker registration is disabled: no orchestrator secret is configured (or enable open registration)"
-                .into(),
+            "worker registration is disabled: no orchestrator secret is configured (or enable open registration)",
         )),
     }
 }
@@ -40,38 +55,37 @@ fn ok() -> Response {
     (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], "ok").into_response()
 }
 
-pub(super) async fn register(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorized(&orch, &h) {
-        return r.into_response();
-    }
-    let reg: WorkerRegistration = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Error registering capability: {e}")),
+pub(crate) async fn register(
+    State(orch): State<Arc<Orchestrator>>,
+    _: Authorized,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let refused = |status: StatusCode, e: &dyn std::fmt::Display| {
+        ApiError::new(status, format!("Error registering capability: {e}"))
     };
-    match orch.registry.register_worker(&reg) {
-        Ok(cap) => {
-            tracing::info!(capability = %cap.name, url = %reg.url, capacity = cap.capacity.limit(), "worker registered");
-            ok()
-        }
-        Err(e) if e.is_conflict() => error(StatusCode::CONFLICT, format!("Error registering capability: {e}")),
-        Err(e) => error(StatusCode::BAD_REQUEST, format!("Error registering capability: {e}")),
-    }
+    let reg: WorkerRegistration = serde_json::from_slice(&body).map_err(|e| refused(StatusCode::BAD_REQUEST, &e))?;
+    let cap = orch
+        .registry
+        .register_worker(&reg)
+        .map_err(|e| refused(if e.is_conflict() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST }, &e))?;
+    tracing::info!(capability = %cap.name, url = %reg.url, capacity = cap.capacity.limit(), "worker registered");
+    Ok(ok())
 }
 
-pub(super) async fn unregister(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorized(&orch, &h) {
-        return r.into_response();
-    }
+pub(crate) async fn unregister(
+    State(orch): State<Arc<Orchestrator>>,
+    _: Authorized,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let name = String::from_utf8_lossy(&body);
-    match orch.registry.unregister(name.trim()) {
-        Ok(removed) => {
-            if removed {
-                tracing::info!(capability = %name.trim(), "worker unregistered");
-            }
-            ok()
-        }
-        Err(e) => error(StatusCode::CONFLICT, format!("Error unregistering capability: {e}")),
+    let removed = orch
+        .registry
+        .unregister(name.trim())
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("Error unregistering capability: {e}")))?;
+    if removed {
+        tracing::info!(capability = %name.trim(), "worker unregistered");
     }
+    Ok(ok())
 }
 
 #[derive(Serialize)]
@@ -106,29 +120,23 @@ struct JobToken {
     last_nonce: u32,
 }
 
-pub(super) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Response {
-    let Some(cred) = h.get(headers::ETH_ADDRESS).and_then(|v| v.to_str().ok()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Must have eth address and signature on address in Livepeer-Eth-Address header",
-        );
-    };
-    let sender_address = match EthAddressCredential::from_header(cred) {
-        Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Invalid eth address header: {e}")),
-    };
-    let sender = match sender_address.verify(orch.config.signatures) {
-        Ok(a) => a,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Invalid eth address header: {e}")),
-    };
-    let Some(capability) = h.get(headers::CAPABILITY).and_then(|v| v.to_str().ok()).filter(|c| !c.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "Job capabilities not provided in Livepeer-Capability header");
-    };
+pub(crate) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Result<Response, ApiError> {
+    let cred = h.get(headers::ETH_ADDRESS).and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        ApiError::bad_request("Must have eth address and signature on address in Livepeer-Eth-Address header")
+    })?;
+    let invalid = |e: &dyn std::fmt::Display| ApiError::bad_request(format!("Invalid eth address header: {e}"));
+    let sender_address = EthAddressCredential::from_header(cred).map_err(|e| invalid(&e))?;
+    let sender = sender_address.verify(orch.config.signatures).map_err(|e| invalid(&e))?;
+    let capability = h
+        .get(headers::CAPABILITY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Job capabilities not provided in Livepeer-Capability header"))?;
     let (price, available) = match orch.registry.get(capability) {
         // Without a key (free mode) nothing is charged, whatever the announced price.
         Some(cap) if orch.payments.is_some() => (cap.price, cap.capacity.available()),
-        Some(cap) => (crate::registry::Price::FREE, cap.capacity.available()),
-        None => (crate::registry::Price::FREE, 0),
+        Some(cap) => (Price::FREE, cap.capacity.available()),
+        None => (Price::FREE, 0),
     };
     // Priced: fresh ticket params (a new seed every time, so a token is good for one payment)
     // and the sender's balance for this capability.
@@ -144,7 +152,7 @@ pub(super) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -
         _ => (None, 0),
     };
     // The credential is echoed back, as go-livepeer does.
-    Json(JobToken {
+    Ok(Json(JobToken {
         sender_address,
         ticket_params,
         balance,
@@ -153,23 +161,23 @@ pub(super) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -
         available_capacity: i64::from(available),
         last_nonce: 0,
     })
-    .into_response()
+    .into_response())
 }
 
 /// `POST /plugins/reload` (body: a plugin name, or empty for all): loads the plugins' files
 /// again. New streams get the new code; running ones finish on the old. Same authorization as
 /// worker registration. Answers a JSON list of `{name, ok, error}`.
-pub(super) async fn reload_plugins(State(orch): State<Arc<Orchestrator>>, h: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorized(&orch, &h) {
-        return r.into_response();
-    }
-    let Some((runtime, capacity)) = orch.plugin_runtime() else {
-        return error(StatusCode::NOT_FOUND, "this node hosts no plugins");
-    };
+pub(crate) async fn reload_plugins(
+    State(orch): State<Arc<Orchestrator>>,
+    _: Authorized,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let OfferedPlugins { runtime, default_capacity } =
+        orch.offered_plugins().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this node hosts no plugins"))?;
     let name = String::from_utf8_lossy(&body).trim().to_string();
     let results =
         if name.is_empty() { runtime.reload_all().await } else { vec![(name.clone(), runtime.reload(&name).await)] };
-    orch.registry.register_plugins(&runtime, capacity);
+    orch.registry.register_plugins(&runtime, default_capacity);
     let report: Vec<serde_json::Value> = results
         .into_iter()
         .map(|(name, r)| match r {
@@ -178,5 +186,5 @@ pub(super) async fn reload_plugins(State(orch): State<Arc<Orchestrator>>, h: Hea
         })
         .collect();
     let status = if report.iter().all(|r| r["ok"] == true) { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    (status, Json(report)).into_response()
+    Ok((status, Json(report)).into_response())
 }

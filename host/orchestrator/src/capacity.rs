@@ -17,7 +17,9 @@ pub struct Capacity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no capacity available ({in_use} of {limit} in use)")]
 pub struct CapacityError {
+    /// Slots in use when the reservation was refused.
     pub in_use: u32,
+    /// The limit then.
     pub limit: u32,
 }
 
@@ -32,10 +34,12 @@ impl Capacity {
         self.limit.store(limit, Ordering::SeqCst);
     }
 
+    /// How many jobs may run at once.
     pub fn limit(&self) -> u32 {
         self.limit.load(Ordering::SeqCst)
     }
 
+    /// How many slots are taken.
     pub fn in_use(&self) -> u32 {
         self.in_use.load(Ordering::SeqCst)
     }

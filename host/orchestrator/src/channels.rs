@@ -23,6 +23,11 @@ pub struct StreamChannels {
     pub data: Option<String>,
 }
 
+/// The URL of the channel `name` on the node reached at `service_url`.
+pub(crate) fn url(service_url: &str, name: &str) -> String {
+    format!("{}/ai/trickle/{name}", service_url.trim_end_matches('/'))
+}
+
 /// One channel as the gateway and the worker are told of it.
 pub(crate) struct Announced<'a> {
     pub(crate) name: &'a str,
@@ -34,6 +39,8 @@ pub(crate) struct Announced<'a> {
 }
 
 impl StreamChannels {
+    /// Fresh names for the channels of stream `id`: control and events, and the inputs and
+    /// outputs its job parameters enable.
     pub(crate) fn new(id: &str, params: &JobParameters) -> StreamChannels {
         let base = format!("{id}-{}", byoc_payment::random_hex(8));
         StreamChannels {
@@ -50,6 +57,7 @@ impl StreamChannels {
         self.announced().iter().map(|a| a.name.to_string()).collect()
     }
 
+    /// Every channel, as the gateway and the worker are told of it (control and events first).
     pub(crate) fn announced(&self) -> Vec<Announced<'_>> {
         let mut out = vec![
             Announced {
@@ -80,5 +88,28 @@ impl StreamChannels {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_url_is_under_the_trickle_path_of_the_service_url() {
+        assert_eq!(url("http://o:1/", "s-x-in"), "http://o:1/ai/trickle/s-x-in");
+        assert_eq!(url("http://o:1", "s-x-in"), "http://o:1/ai/trickle/s-x-in");
+    }
+
+    #[test]
+    fn only_enabled_inputs_and_outputs_get_channels() {
+        let params = JobParameters { enable_video_egress: true, ..Default::default() };
+        let ch = StreamChannels::new("s", &params);
+        assert!(ch.input.is_none() && ch.data.is_none());
+        assert!(ch.output.as_deref().is_some_and(|o| o.starts_with("s-") && o.ends_with("-out")));
+        let roles: Vec<&str> = ch.announced().iter().map(|a| a.worker_field).collect();
+        assert_eq!(roles, ["control_url", "events_url", "publish_url"]);
+        assert_eq!(ch.names().len(), 3);
+        assert_ne!(StreamChannels::new("s", &params), ch, "names are fresh every time");
     }
 }

@@ -16,7 +16,9 @@ use byoc_payment::{
 };
 use http::{HeaderMap, StatusCode};
 
-use super::{ApiError, headers};
+use byoc_protocol::headers;
+
+use crate::error::ApiError;
 use crate::registry::Capability;
 
 /// How priced mode runs.
@@ -58,7 +60,7 @@ pub(crate) struct Payments {
 
 /// `402 Payment Required` with go-livepeer's message.
 fn insufficient(have: &Balance, need: &Balance) -> ApiError {
-    ApiError(
+    ApiError::new(
         StatusCode::PAYMENT_REQUIRED,
         format!("Insufficient balance for request (balance {have} wei, at least {need} wei needed)"),
     )
@@ -108,7 +110,7 @@ impl Payments {
     }
 
     /// Balances summed per capability, in whole wei (for `/metrics`).
-    pub(crate) fn totals(&self) -> Vec<(String, f64)> {
+    pub(crate) fn totals(&self) -> std::collections::BTreeMap<String, f64> {
         let mut sums: std::collections::BTreeMap<String, Balance> = Default::default();
         for (key, b) in self.ledger.snapshot() {
             *sums.entry(key.capability).or_default() += &b;
@@ -141,7 +143,7 @@ impl Payments {
     /// winning ones are stored, then the expected value is credited. Returns the balance.
     pub(crate) async fn accept(&self, h: &HeaderMap, sender: &Address, key: &BalanceKey) -> Result<Balance, ApiError> {
         let Some(value) = h.get(headers::PAYMENT) else { return Ok(self.ledger.balance(key)) };
-        let refused = |e: String| ApiError(StatusCode::BAD_REQUEST, format!("invalid payment: {e}"));
+        let refused = |e: String| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid payment: {e}"));
         let value = value.to_str().map_err(|e| refused(e.to_string()))?;
         let payment = Payment::from_header(value).map_err(|e| refused(e.to_string()))?;
         let receipt = self.recipient.receive_payment(&payment, sender).map_err(|e| refused(e.to_string()))?;
@@ -152,8 +154,8 @@ impl Payments {
                 let stored = tokio::task::spawn_blocking(move || store.insert(&winning)).await;
                 match stored {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("ticket store: {e}"))),
-                    Err(e) => return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("ticket store: {e}"))),
+                    Ok(Err(e)) => return Err(ApiError::unavailable(format!("ticket store: {e}"))),
+                    Err(e) => return Err(ApiError::unavailable(format!("ticket store: {e}"))),
                 }
             }
             metrics::counter!("byoc_orchestrator_winning_tickets_total").increment(receipt.winning.len() as u64);
@@ -173,7 +175,7 @@ impl Payments {
         let have = self.ledger.balance(key);
         let need = price
             .cost(self.settings.min_balance_secs)
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("bad price: {e}")))?;
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("bad price: {e}")))?;
         if have < need {
             return Err(insufficient(&have, &need));
         }
@@ -212,7 +214,7 @@ pub(crate) struct Payer {
 /// credited and the balance must cover `min_balance_secs` of price (402 if not). `own_balance`:
 /// a stream that opted into a balance of its own (the stream id).
 pub(crate) async fn prepare(
-    orch: &super::Orchestrator,
+    payments: Option<&Payments>,
     h: &HeaderMap,
     sender: Option<Address>,
     cap: &Capability,
@@ -220,9 +222,12 @@ pub(crate) async fn prepare(
 ) -> Result<Option<Payer>, ApiError> {
     let price = price_of(cap);
     // Without a key a node is in free mode (go-livepeer's offchain): every capability is free.
-    let Some(payments) = orch.payments.as_ref().filter(|_| !price.is_free()) else { return Ok(None) };
+    let Some(payments) = payments.filter(|_| !price.is_free()) else { return Ok(None) };
     let Some(sender) = sender else {
-        return Err(ApiError(StatusCode::PAYMENT_REQUIRED, format!("{} is priced: jobs must be signed", cap.name)));
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            format!("{} is priced: jobs must be signed", cap.name),
+        ));
     };
     let key = match own_balance {
         Some(id) => BalanceKey::stream(sender, cap.name.clone(), id),
@@ -231,4 +236,24 @@ pub(crate) async fn prepare(
     payments.accept(h, &sender, &key).await?;
     payments.require(&key, &price)?;
     Ok(Some(Payer { sender, price, key }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compute_costs_its_price_per_second_exactly() {
+        let price = Price { price_per_unit: 3, pixels_per_unit: 2 };
+        assert_eq!(cost_of(&price, Duration::from_millis(1500)), Balance::from_ratio(4500, 2000).unwrap());
+        assert_eq!(cost_of(&price, Duration::ZERO), Balance::zero());
+        let free = Price { price_per_unit: 0, pixels_per_unit: 1 };
+        assert_eq!(cost_of(&free, Duration::from_secs(3600)), Balance::zero());
+    }
+
+    #[test]
+    fn the_balance_header_is_whole_wei() {
+        assert_eq!(balance_header(&Balance::from_ratio(10, 1).unwrap()), "10");
+        assert_eq!(balance_header(&Balance::zero()), "0");
+    }
 }

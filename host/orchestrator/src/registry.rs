@@ -1,30 +1,39 @@
 //! The capabilities an orchestrator offers: external HTTP workers that registered themselves
-//! (and, later, WebAssembly plugins), each with a price and exact capacity.
+//! and WebAssembly plugins of this node, each with a price and exact capacity.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
+use crate::backend::{Backend, PluginRef, Worker};
 use crate::capacity::{Capacity, CapacityError, Reservation};
 
 /// The body of `POST /capability/register`, as go-livepeer and pytrickle send it.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct WorkerRegistration {
+    /// The capability's name.
     #[serde(default)]
     pub name: String,
+    /// What it does, for people.
     #[serde(default)]
     pub description: String,
+    /// Where the worker is reached (an absolute http(s) URL).
     #[serde(default)]
     pub url: String,
+    /// How many jobs it runs at once.
     #[serde(default)]
     pub capacity: i64,
+    /// Its price: `price_per_unit / price_scaling` per second of compute.
     #[serde(default)]
     pub price_per_unit: i64,
+    /// The divisor of `price_per_unit`.
     #[serde(default)]
     pub price_scaling: i64,
+    /// The unit of `price_per_unit`: `""` or `"wei"`, or `"eth"`.
     #[serde(default)]
     pub currency: String,
+    /// The token the worker expects from this node (`Authorization: Bearer`).
     #[serde(default)]
     pub token: String,
 }
@@ -32,55 +41,44 @@ pub struct WorkerRegistration {
 /// Price in wei per second of compute: `per_unit / scaling`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Price {
+    /// Wei per `scaling` seconds.
     pub per_unit: u128,
+    /// The divisor of `per_unit` (at least 1).
     pub scaling: u128,
 }
 
 impl Price {
+    /// Nothing to pay.
     pub const FREE: Price = Price { per_unit: 0, scaling: 1 };
-}
-
-/// Where a capability's work is done.
-#[derive(Clone)]
-pub enum Backend {
-    /// An external worker: `POST {url}/stream/start` etc., `Authorization: Bearer {token}`.
-    Worker { url: String, token: Option<String> },
-    /// A WebAssembly plugin hosted in this process. The current version is looked up for each
-    /// new job, so a hot reload serves new jobs while running ones finish on the old code.
-    Plugin { runtime: Arc<byoc_runtime::Runtime>, name: String },
-}
-
-impl std::fmt::Debug for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Backend::Worker { url, .. } => f.debug_struct("Worker").field("url", url).finish_non_exhaustive(),
-            Backend::Plugin { name, .. } => f.debug_struct("Plugin").field("name", name).finish_non_exhaustive(),
-        }
-    }
-}
-
-impl Backend {
-    /// The plugin's current version, for a new job.
-    pub fn plugin(&self) -> Option<byoc_runtime::Plugin> {
-        match self {
-            Backend::Plugin { runtime, name } => runtime.plugin(name),
-            Backend::Worker { .. } => None,
-        }
-    }
 }
 
 /// One capability.
 #[derive(Debug)]
 pub struct Capability {
+    /// Its name, as jobs name it.
     pub name: String,
+    /// What it does, for people.
     pub description: String,
+    /// Where its work is done.
     pub backend: Backend,
+    /// What a second of it costs.
     pub price: Price,
+    /// Its slots.
     pub capacity: Arc<Capacity>,
+}
+
+/// A slot taken on a capability.
+#[derive(Debug)]
+pub struct Reserved {
+    /// The capability, as registered when the slot was taken.
+    pub capability: Arc<Capability>,
+    /// The slot, freed when dropped.
+    pub reservation: Reservation,
 }
 
 /// Why a registration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // The messages say it.
 pub enum RegisterError {
     #[error("name must be 1-128 printable characters without '/'")]
     Name,
@@ -108,8 +106,10 @@ impl RegisterError {
 /// Why a reservation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReserveError {
+    /// No capability of that name.
     #[error("capability {0:?} is not offered here")]
     Unknown(String),
+    /// Every slot is taken.
     #[error(transparent)]
     Full(#[from] CapacityError),
 }
@@ -128,7 +128,20 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_graphic() && c != '/')
 }
 
+/// The slots of `name`: those of the capability it replaces (running jobs keep theirs) with the
+/// new limit, or fresh ones.
+fn slots(map: &HashMap<String, Arc<Capability>>, name: &str, limit: u32) -> Arc<Capacity> {
+    match map.get(name) {
+        Some(old) => {
+            old.capacity.set_limit(limit);
+            old.capacity.clone()
+        }
+        None => Capacity::new(limit),
+    }
+}
+
 impl Registry {
+    /// No capabilities.
     pub fn new() -> Self {
         Self::default()
     }
@@ -176,28 +189,17 @@ impl Registry {
         // A name is held by whoever has it: a plugin of the operator's, or the worker that
         // registered it first (a re-registration must carry the same token).
         match map.get(&reg.name).map(|old| &old.backend) {
-            Some(Backend::Plugin { .. }) => return Err(RegisterError::HeldByPlugin(reg.name.clone())),
-            Some(Backend::Worker { token: held, .. })
-                if !byoc_protocol::same_secret(
-                    held.as_deref().unwrap_or_default().as_bytes(),
-                    token.as_deref().unwrap_or_default().as_bytes(),
-                ) =>
-            {
+            Some(Backend::Plugin(_)) => return Err(RegisterError::HeldByPlugin(reg.name.clone())),
+            Some(Backend::Worker(held)) if !held.has_token(token.as_deref()) => {
                 return Err(RegisterError::HeldByWorker(reg.name.clone()));
             }
             _ => {}
         }
-        let capacity = match map.get(&reg.name) {
-            Some(old) => {
-                old.capacity.set_limit(limit);
-                old.capacity.clone()
-            }
-            None => Capacity::new(limit),
-        };
+        let capacity = slots(&map, &reg.name, limit);
         let cap = Arc::new(Capability {
             name: reg.name.clone(),
             description: reg.description.clone(),
-            backend: Backend::Worker { url: url.to_string(), token },
+            backend: Backend::Worker(Worker::new(url, token)),
             price: self.price_for(&reg.name, Price { per_unit, scaling: scaling.max(1) }),
             capacity,
         });
@@ -219,19 +221,13 @@ impl Registry {
                 Price { per_unit: u128::from(info.price.per_unit), scaling: u128::from(info.price.scaling.max(1)) },
             );
             let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-            let capacity = match map.get(&info.name) {
-                Some(old) => {
-                    old.capacity.set_limit(limit);
-                    old.capacity.clone()
-                }
-                None => Capacity::new(limit),
-            };
+            let capacity = slots(&map, &info.name, limit);
             map.insert(
                 info.name.clone(),
                 Arc::new(Capability {
                     name: info.name.clone(),
                     description: info.description.clone(),
-                    backend: Backend::Plugin { runtime: runtime.clone(), name: info.name.clone() },
+                    backend: Backend::Plugin(PluginRef::new(runtime, &info.name)),
                     price,
                     capacity,
                 }),
@@ -246,8 +242,8 @@ impl Registry {
     pub fn unregister(&self, name: &str) -> Result<bool, RegisterError> {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         match map.get(name).map(|c| &c.backend) {
-            Some(Backend::Plugin { .. }) => Err(RegisterError::HeldByPlugin(name.to_string())),
-            Some(Backend::Worker { .. }) => Ok(map.remove(name).is_some()),
+            Some(Backend::Plugin(_)) => Err(RegisterError::HeldByPlugin(name.to_string())),
+            Some(Backend::Worker(_)) => Ok(map.remove(name).is_some()),
             None => Ok(false),
         }
     }
@@ -261,6 +257,7 @@ impl Registry {
         }
     }
 
+    /// The capability `name`, if offered here.
     pub fn get(&self, name: &str) -> Option<Arc<Capability>> {
         self.map.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
@@ -271,10 +268,10 @@ impl Registry {
     }
 
     /// Takes a slot of a capability.
-    pub fn reserve(&self, name: &str) -> Result<(Arc<Capability>, Reservation), ReserveError> {
-        let cap = self.get(name).ok_or_else(|| ReserveError::Unknown(name.to_string()))?;
-        let r = cap.capacity.reserve()?;
-        Ok((cap, r))
+    pub fn reserve(&self, name: &str) -> Result<Reserved, ReserveError> {
+        let capability = self.get(name).ok_or_else(|| ReserveError::Unknown(name.to_string()))?;
+        let reservation = capability.capacity.reserve()?;
+        Ok(Reserved { capability, reservation })
     }
 
     /// Names of all capabilities.
@@ -307,10 +304,10 @@ mod tests {
     fn reregistration_keeps_slots_in_use() {
         let r = Registry::new();
         r.register_worker(&reg("a", 2)).unwrap();
-        let (_, held) = r.reserve("a").unwrap();
+        let held = r.reserve("a").unwrap();
         r.register_worker(&reg("a", 2)).unwrap();
         assert_eq!(r.available("a"), 1);
-        let (_, _second) = r.reserve("a").unwrap();
+        let _second = r.reserve("a").unwrap();
         assert!(matches!(r.reserve("a"), Err(ReserveError::Full(_))));
         drop(held);
         assert_eq!(r.available("a"), 1);

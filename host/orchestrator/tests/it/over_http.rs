@@ -8,32 +8,53 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use byoc_orchestrator::{Orchestrator, OrchestratorConfig, router};
+use byoc_orchestrator::{Orchestrator, OrchestratorConfig};
 use byoc_payment::SecretKey;
 use byoc_payment::job::{EthAddressCredential, JobRequest, SignaturePolicy};
-use byoc_trickle::{HttpPublisher, HttpSubscriber, Seq, SeqRequest, SubscriberOptions, TrickleStore};
+use byoc_trickle::{HttpPublisher, HttpSubscriber, Seq, SeqRequest, SubscriberOptions};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-/// What the toy worker saw.
-#[derive(Default)]
-struct Seen {
-    calls: Vec<(String, Option<String>, Option<String>, Value)>,
+use crate::common::{eventually, listen, orchestrator};
+
+/// One request the toy worker received.
+#[derive(Debug, Clone)]
+struct Call {
+    /// The path below `/`, e.g. `stream/start`.
+    route: String,
+    /// Its `Authorization` header.
+    auth: Option<String>,
+    /// Its `X-Stream-Id` header.
+    stream_id: Option<String>,
+    /// Its body: JSON, or else the text as a JSON string.
+    body: Value,
 }
 
-type Shared = Arc<(Mutex<Seen>, Mutex<u16>)>;
+/// A toy worker: it records every call and answers with `status`.
+#[derive(Default)]
+struct ToyWorker {
+    calls: Mutex<Vec<Call>>,
+    status: Mutex<u16>,
+}
+
+impl ToyWorker {
+    /// From now on every call is answered with `status`.
+    fn answer(&self, status: u16) {
+        *self.status.lock().unwrap() = status;
+    }
+}
 
 async fn worker_route(
-    State(s): State<Shared>,
+    State(w): State<Arc<ToyWorker>>,
     Path(route): Path<String>,
     h: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
-    let auth = h.get("authorization").map(|v| v.to_str().unwrap().to_string());
-    let sid = h.get("x-stream-id").map(|v| v.to_str().unwrap().to_string());
+    let header = |name: &str| h.get(name).map(|v| v.to_str().unwrap().to_string());
     let v = serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into()));
-    s.0.lock().unwrap().calls.push((route.clone(), auth, sid, v.clone()));
-    let status = StatusCode::from_u16(*s.1.lock().unwrap()).unwrap();
+    let call = Call { route: route.clone(), auth: header("authorization"), stream_id: header("x-stream-id"), body: v };
+    w.calls.lock().unwrap().push(call);
+    let status = StatusCode::from_u16(*w.status.lock().unwrap()).unwrap();
     if route == "echo" {
         return (status, [("content-type", "application/json"), ("x-metadata", "m1")], body).into_response();
     }
@@ -44,37 +65,15 @@ struct Node {
     url: String,
     orch: Arc<Orchestrator>,
     worker_url: String,
-    worker: Shared,
-}
-
-async fn listen(app: Router) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    format!("http://{addr}")
+    worker: Arc<ToyWorker>,
 }
 
 async fn node(cfg: impl FnOnce(&mut OrchestratorConfig)) -> Node {
-    let worker: Shared = Arc::new((Mutex::new(Seen::default()), Mutex::new(200)));
+    let worker = Arc::new(ToyWorker { status: Mutex::new(200), ..Default::default() });
     let worker_app = Router::new().route("/{*route}", post(worker_route)).with_state(worker.clone());
     let worker_url = listen(worker_app).await;
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let mut config = OrchestratorConfig {
-        service_url: url.clone(),
-        secret: Some("s3cret".into()),
-        signatures: SignaturePolicy::AllowUnsigned,
-        ..OrchestratorConfig::default()
-    };
-    cfg(&mut config);
-    let orch = Orchestrator::new(config, TrickleStore::default()).unwrap();
-    let app = router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    Node { url, orch, worker_url, worker }
+    let served = orchestrator("s3cret", cfg).await;
+    Node { url: served.url, orch: served.orch, worker_url, worker }
 }
 
 fn http() -> reqwest::Client {
@@ -95,16 +94,9 @@ impl Node {
         assert_eq!(r.status(), 200);
     }
 
-    fn calls(&self, route: &str) -> Vec<(Option<String>, Option<String>, Value)> {
-        self.worker
-            .0
-            .lock()
-            .unwrap()
-            .calls
-            .iter()
-            .filter(|c| c.0 == route)
-            .map(|c| (c.1.clone(), c.2.clone(), c.3.clone()))
-            .collect()
+    /// The calls the worker received on `route`, in order.
+    fn calls(&self, route: &str) -> Vec<Call> {
+        self.worker.calls.lock().unwrap().iter().filter(|c| c.route == route).cloned().collect()
     }
 
     fn in_use(&self, cap: &str) -> u32 {
@@ -167,22 +159,12 @@ async fn registration_needs_the_secret_compared_exactly() {
     let ok = post(Some("s3cret")).await.unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "ok");
-    let bad = http()
-        .post(format!("{}/capability/register", n.url))
-        .header("Authorization", "s3cret")
-        .body("{\"name\":\"x\"}")
-        .send()
-        .await
-        .unwrap();
+    let with_secret = |route: &str, body: &'static str| {
+        http().post(format!("{}/capability/{route}", n.url)).header("Authorization", "s3cret").body(body).send()
+    };
+    let bad = with_secret("register", "{\"name\":\"x\"}").await.unwrap();
     assert_eq!(bad.status(), 400, "a registration without a URL is refused");
-    let un = http()
-        .post(format!("{}/capability/unregister", n.url))
-        .header("Authorization", "s3cret")
-        .body("toy")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(un.status(), 200);
+    assert_eq!(with_secret("unregister", "toy").await.unwrap().status(), 200);
     assert!(n.orch.registry.get("toy").is_none());
     assert_eq!(http().get(format!("{}/capability/register", n.url)).send().await.unwrap().status(), 405);
 
@@ -248,26 +230,18 @@ async fn batch_jobs_are_forwarded_and_release_their_slot() {
     assert_eq!(r.headers()["livepeer-balance"], "0");
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"hello": "world"}));
     let calls = n.calls("echo");
-    assert_eq!(calls[0].0.as_deref(), Some("Bearer worker-token"));
+    assert_eq!(calls[0].auth.as_deref(), Some("Bearer worker-token"));
     assert_eq!(n.in_use("toy"), 0);
-    let unknown = http()
-        .post(format!("{}/process/request/echo", n.url))
-        .header("Livepeer", job("b2", "nope", json!({}), json!({}), None))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 503);
+    let batch = |id: &str, capability: &str| {
+        let header = job(id, capability, json!({}), json!({}), None);
+        http().post(format!("{}/process/request/echo", n.url)).header("Livepeer", header).send()
+    };
+    assert_eq!(batch("b2", "nope").await.unwrap().status(), 503);
     let no_header = http().post(format!("{}/process/request/echo", n.url)).send().await.unwrap();
     assert_eq!(no_header.status(), 400);
     // A worker answering 401 loses its registration.
-    *n.worker.1.lock().unwrap() = 401;
-    let refused = http()
-        .post(format!("{}/process/request/echo", n.url))
-        .header("Livepeer", job("b3", "toy", json!({}), json!({}), None))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 500);
+    n.worker.answer(401);
+    assert_eq!(batch("b3", "toy").await.unwrap().status(), 500);
     assert!(n.orch.registry.get("toy").is_none());
 }
 
@@ -289,8 +263,8 @@ async fn a_stream_gets_its_channels_and_the_worker_its_urls() {
     assert_eq!(h("x-control-url"), format!("{base}/s1-{random}-control"));
     assert_eq!(h("x-events-url"), format!("{base}/s1-{random}-events"));
     assert_eq!(h("x-data-url"), format!("{base}/s1-{random}-data"));
-    let (auth, sid, body) = n.calls("stream/start").remove(0);
-    assert_eq!((auth.as_deref(), sid.as_deref()), (Some("Bearer worker-token"), Some("s1")));
+    let Call { auth, stream_id, body, .. } = n.calls("stream/start").remove(0);
+    assert_eq!((auth.as_deref(), stream_id.as_deref()), (Some("Bearer worker-token"), Some("s1")));
     assert_eq!(body["gateway_request_id"], "s1");
     assert_eq!(body["subscribe_url"], format!("{base}/s1-{random}-in"));
     assert_eq!(body["publish_url"], format!("{base}/s1-{random}-out"));
@@ -320,10 +294,10 @@ async fn a_stream_gets_its_channels_and_the_worker_its_urls() {
         .await
         .unwrap();
     assert_eq!(up.status(), 200);
-    assert_eq!(n.calls("stream/params")[0].2, json!({"prompt": "y"}));
+    assert_eq!(n.calls("stream/params")[0].body, json!({"prompt": "y"}));
     // Stop: worker told, channels gone, slot free.
     assert_eq!(stop(&n, "s1", None).await.status(), 200);
-    assert_eq!(n.calls("stream/stop")[0].2, Value::String("stream ended".into()));
+    assert_eq!(n.calls("stream/stop")[0].body, Value::String("stream ended".into()));
     assert!(ch.names().iter().all(|c| !n.orch.trickle.contains(c)), "every channel is gone");
     assert_eq!(n.in_use("toy"), 0);
     // Stopping it again: 410, it ended here (an id never seen is 404).
@@ -336,13 +310,13 @@ async fn a_stream_gets_its_channels_and_the_worker_its_urls() {
 async fn a_worker_refusing_the_start_frees_everything() {
     let n = node(|_| {}).await;
     n.register("toy", 1).await;
-    *n.worker.1.lock().unwrap() = 503;
+    n.worker.answer(503);
     let r = start(&n, "busy", None).await;
     assert_eq!(r.status(), 503, "the worker's status is forwarded");
     assert_eq!(n.in_use("toy"), 0);
     assert_eq!(n.orch.trickle.channel_count(), 0);
     assert!(n.orch.streams().is_empty());
-    *n.worker.1.lock().unwrap() = 401;
+    n.worker.answer(401);
     assert_eq!(start(&n, "auth", None).await.status(), 500);
     assert!(n.orch.registry.get("toy").is_none(), "a worker rejecting our token is removed");
 }
@@ -373,22 +347,10 @@ async fn a_gateway_that_goes_quiet_loses_its_stream() {
     let n = node(|c| c.stream_idle_timeout = Duration::from_millis(300)).await;
     n.register("toy", 1).await;
     assert_eq!(start(&n, "quiet", None).await.status(), 200);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !n.orch.streams().is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("stream ended");
+    eventually("the stream to end", Duration::from_secs(10), || n.orch.streams().is_empty()).await;
     assert_eq!(n.in_use("toy"), 0);
     // The worker is told right after the stream is removed.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while n.calls("stream/stop").is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the worker is told");
+    eventually("the worker to be told", Duration::from_secs(10), || !n.calls("stream/stop").is_empty()).await;
     assert_eq!(n.calls("stream/stop").len(), 1);
 }
 

@@ -3,52 +3,15 @@
 //! the peers venv (`cargo xtask test` provides it).
 
 use std::process::Command;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use byoc_orchestrator::{Orchestrator, OrchestratorConfig, router};
-use byoc_payment::job::SignaturePolicy;
-use byoc_trickle::TrickleStore;
+
+use crate::common::{self, Served, listen, orchestrator};
 
 fn python() -> Option<String> {
-    match std::env::var("BYOC_PEERS_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) if std::env::var("BYOC_REQUIRE_PEERS").is_ok_and(|v| v == "1") => {
-            panic!("BYOC_REQUIRE_PEERS=1 but BYOC_PEERS_PYTHON is not set")
-        }
-        Err(_) => {
-            eprintln!("skipped: needs the peers venv; run through `cargo xtask test`");
-            None
-        }
-    }
-}
-
-async fn listen(app: Router) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    format!("http://{addr}")
-}
-
-async fn orchestrator() -> (String, Arc<Orchestrator>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let config = OrchestratorConfig {
-        service_url: url.clone(),
-        secret: Some("peer-secret".into()),
-        signatures: SignaturePolicy::AllowUnsigned,
-        ..OrchestratorConfig::default()
-    };
-    let orch = Orchestrator::new(config, TrickleStore::default()).unwrap();
-    let app = router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (url, orch)
+    common::python("BYOC_PEERS_PYTHON", "the peers venv")
 }
 
 fn run_python(py: &str, script: &str, env: &[(&str, &str)]) -> String {
@@ -78,43 +41,24 @@ print("REGISTERED" if result else "FAILED")
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pytrickle_worker_registers_itself() {
     let Some(py) = python() else { return };
-    let (url, orch) = orchestrator().await;
-    let out = tokio::task::spawn_blocking({
+    let Served { url, orch } = orchestrator("peer-secret", |_| {}).await;
+    let register = |secret: &'static str, name: &'static str, extra: &[(&'static str, &'static str)]| {
         let (py, url) = (py.clone(), url.clone());
-        move || {
-            run_python(
-                &py,
-                REGISTER,
-                &[
-                    ("ORCH_URL", &url),
-                    ("ORCH_SECRET", "peer-secret"),
-                    ("CAPABILITY_NAME", "py-worker"),
-                    ("CAPABILITY_URL", "http://127.0.0.1:9"),
-                    ("CAPABILITY_CAPACITY", "2"),
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+        let mut env =
+            vec![("ORCH_SECRET", secret), ("CAPABILITY_NAME", name), ("CAPABILITY_URL", "http://127.0.0.1:9")];
+        env.extend_from_slice(extra);
+        tokio::task::spawn_blocking(move || {
+            let mut env: Vec<(&str, &str)> = env;
+            env.push(("ORCH_URL", &url));
+            run_python(&py, REGISTER, &env)
+        })
+    };
+    let out = register("peer-secret", "py-worker", &[("CAPABILITY_CAPACITY", "2")]).await.unwrap();
     assert!(out.contains("REGISTERED"), "{out}");
     let cap = orch.registry.get("py-worker").expect("registered");
     assert_eq!(cap.capacity.limit(), 2);
     // With a wrong secret, pytrickle sees the 400 it treats as "secret incorrect".
-    let out = tokio::task::spawn_blocking(move || {
-        run_python(
-            &py,
-            REGISTER,
-            &[
-                ("ORCH_URL", &url),
-                ("ORCH_SECRET", "wrong"),
-                ("CAPABILITY_NAME", "other"),
-                ("CAPABILITY_URL", "http://127.0.0.1:9"),
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let out = register("wrong", "other", &[]).await.unwrap();
     assert!(out.contains("FAILED"), "{out}");
     assert!(orch.registry.get("other").is_none());
 }
@@ -139,7 +83,7 @@ async fn livepeer_gateway_submits_a_batch_job() {
         }),
     ))
     .await;
-    let (url, orch) = orchestrator().await;
+    let Served { url, orch } = orchestrator("peer-secret", |_| {}).await;
     orch.registry
         .register_worker(&byoc_orchestrator::WorkerRegistration {
             name: "echo-cap".into(),

@@ -11,46 +11,17 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use byoc_orchestrator::{Orchestrator, OrchestratorConfig, router};
-use byoc_payment::job::{JobRequest, SignaturePolicy};
-use byoc_trickle::{HttpPublisher, HttpSubscriber, Seq, SeqRequest, SubscriberOptions, TrickleStore};
+use byoc_payment::job::JobRequest;
+use byoc_trickle::{HttpPublisher, HttpSubscriber, Seq, SeqRequest, SubscriberOptions};
 use bytes::Bytes;
 use serde_json::{Value, json};
+
+use crate::common::{self, Served, orchestrator};
 
 const SECRET: &str = "worker-secret";
 const CAPABILITY: &str = "pytrickle-passthrough";
 const STREAM: &str = "pyw-stream-1";
 const SEGMENTS: usize = 8;
-
-fn worker_python() -> Option<String> {
-    match std::env::var("BYOC_WORKER_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var("BYOC_REQUIRE_PEERS").is_ok_and(|v| v == "1") => {
-            panic!("BYOC_REQUIRE_PEERS=1 but BYOC_WORKER_PYTHON is not set")
-        }
-        _ => {
-            eprintln!("skipped: needs the pytrickle worker venv (BYOC_WORKER_PYTHON); run through `cargo xtask test`");
-            None
-        }
-    }
-}
-
-async fn orchestrator() -> (String, Arc<Orchestrator>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let config = OrchestratorConfig {
-        service_url: url.clone(),
-        secret: Some(SECRET.into()),
-        signatures: SignaturePolicy::AllowUnsigned,
-        ..OrchestratorConfig::default()
-    };
-    let orch = Orchestrator::new(config, TrickleStore::default()).unwrap();
-    let app = router(orch.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (url, orch)
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -86,7 +57,14 @@ fn make_segments(dir: &Path) -> Vec<Bytes> {
     segs
 }
 
-type Collected = Arc<Mutex<Vec<(u64, Bytes)>>>;
+/// One segment read from a channel.
+#[derive(Clone)]
+struct Segment {
+    seq: u64,
+    bytes: Bytes,
+}
+
+type Collected = Arc<Mutex<Vec<Segment>>>;
 
 /// Reads a channel from seq 0 into `into` until it ends; stops silently on errors.
 fn collect(url: &str) -> (Collected, tokio::task::JoinHandle<()>) {
@@ -101,7 +79,7 @@ fn collect(url: &str) -> (Collected, tokio::task::JoinHandle<()>) {
         while let Ok(Some(seg)) = sub.next_segment().await {
             let seq = seg.seq().0;
             match seg.read_all().await {
-                Ok(b) => into.lock().unwrap().push((seq, b)),
+                Ok(bytes) => into.lock().unwrap().push(Segment { seq, bytes }),
                 Err(_) => return,
             }
         }
@@ -110,7 +88,7 @@ fn collect(url: &str) -> (Collected, tokio::task::JoinHandle<()>) {
 }
 
 fn text_of(c: &Collected) -> String {
-    c.lock().unwrap().iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>().join("\n")
+    c.lock().unwrap().iter().map(|s| String::from_utf8_lossy(&s.bytes).into_owned()).collect::<Vec<_>>().join("\n")
 }
 
 /// Waits (bounded) until `ok` holds.
@@ -126,6 +104,20 @@ async fn wait_for(what: &str, limit: Duration, log: &Path, mut ok: impl FnMut() 
     }
 }
 
+/// Polls the worker's JSON at `url` (every 200 ms, `tries` times at most) until `ok` holds;
+/// returns the last answer.
+async fn worker_json_until(http: &reqwest::Client, url: &str, tries: usize, ok: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..tries {
+        last = worker_json(http, url).await;
+        if ok(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last
+}
+
 async fn worker_json(http: &reqwest::Client, url: &str) -> Value {
     match http.get(url).timeout(Duration::from_secs(5)).send().await {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
@@ -135,14 +127,14 @@ async fn worker_json(http: &reqwest::Client, url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_pytrickle_worker_serves_a_stream_through_our_orchestrator() {
-    let Some(py) = worker_python() else { return };
+    let Some(py) = common::python("BYOC_WORKER_PYTHON", "the pytrickle worker venv") else { return };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/peer_worker.py");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("pytrickle-worker-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("worker.log");
     let inputs = make_segments(&dir);
 
-    let (orch_url, orch) = orchestrator().await;
+    let Served { url: orch_url, orch } = orchestrator(SECRET, |_| {}).await;
     let port = free_port();
     let worker_url = format!("http://127.0.0.1:{port}");
     let log_file = std::fs::File::create(&log).unwrap();
@@ -179,14 +171,8 @@ async fn a_real_pytrickle_worker_serves_a_stream_through_our_orchestrator() {
     eprintln!("worker registered after {:?}", t0.elapsed());
     let http = byoc_trickle::http_client().unwrap();
     // A gateway would start at once; wait for the worker's HTTP server to report IDLE first.
-    let mut health = Value::Null;
-    for _ in 0..100 {
-        health = worker_json(&http, &format!("{worker_url}/health")).await;
-        if health["status"] == "IDLE" || health["status"] == "OK" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let ready = |h: &Value| h["status"] == "IDLE" || h["status"] == "OK";
+    let health = worker_json_until(&http, &format!("{worker_url}/health"), 100, ready).await;
     assert!(health["status"] == "IDLE" || health["status"] == "OK", "worker health: {health}");
 
     // 2. The gateway starts a stream: the orchestrator creates the channels and calls /stream/start.
@@ -283,14 +269,7 @@ async fn a_real_pytrickle_worker_serves_a_stream_through_our_orchestrator() {
     let (stop_status, stop_body) = (r.status(), r.text().await.unwrap_or_default());
     assert_eq!(stop_status, 200, "/ai/stream/stop: {stop_body}");
     assert_eq!(cap.capacity.in_use(), 0);
-    let mut health = Value::Null;
-    for _ in 0..50 {
-        health = worker_json(&http, &format!("{worker_url}/health")).await;
-        if health["status"] == "IDLE" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let health = worker_json_until(&http, &format!("{worker_url}/health"), 50, |h| h["status"] == "IDLE").await;
     let idle_status = worker_json(&http, &format!("{worker_url}/stream/status")).await;
 
     for t in [&out_task, &ev_task, &data_task] {
@@ -298,8 +277,8 @@ async fn a_real_pytrickle_worker_serves_a_stream_through_our_orchestrator() {
     }
     let outs = outputs.lock().unwrap().clone();
     let mut all = Vec::new();
-    for (_, b) in &outs {
-        all.extend_from_slice(b);
+    for s in &outs {
+        all.extend_from_slice(&s.bytes);
     }
     let out_file = dir.join("out.ts");
     std::fs::write(&out_file, &all).unwrap();
@@ -309,7 +288,7 @@ async fn a_real_pytrickle_worker_serves_a_stream_through_our_orchestrator() {
     eprintln!(
         "output: {} segments (seqs {:?}), {} bytes, {codec} {frames} frames",
         outs.len(),
-        outs.iter().map(|o| o.0).collect::<Vec<_>>(),
+        outs.iter().map(|o| o.seq).collect::<Vec<_>>(),
         all.len()
     );
     eprintln!("events:\n{events_text}\ndata:\n{data_text}");

@@ -1,0 +1,426 @@
+//! WebAssembly plugins hosted in this process (byoc-runtime).
+//!
+//! A stream's session is attached to its trickle channels in-process (local subscribers and
+//! publishers, no HTTP hop). Its tasks, all ended by the stream's `ended` token:
+//! - input: reads the input channel segment by segment, chunk by chunk, into the session's command
+//!   queue;
+//! - control: reads the control channel (keepalives dropped) into the same queue;
+//! - driver: owns the session, applies commands in order, applies the failure policy;
+//! - outputs: writes the session's output to the output, data and events channels.
+//!
+//! A batch job is one `process` call on a fresh instance.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use byoc_protocol::headers;
+use byoc_runtime::{CallError, FailurePolicy, Output, Outputs, Session};
+use byoc_trickle::{LocalPublisher, LocalSegmentReader, LocalSegmentWriter, LocalSubscriber, Seq, SeqRequest};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::call::{BackendError, BatchAnswer, BatchJob, StreamLife, StreamStart};
+use crate::error::ApiError;
+
+/// Commands queued for the session; bounded so a slow plugin slows its input reader.
+const COMMAND_QUEUE: usize = 64;
+
+/// A plugin of a runtime, by name.
+#[derive(Clone)]
+pub struct PluginRef {
+    runtime: Arc<byoc_runtime::Runtime>,
+    name: String,
+}
+
+impl std::fmt::Debug for PluginRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl PluginRef {
+    /// The plugin `name` of `runtime`.
+    pub(crate) fn new(runtime: &Arc<byoc_runtime::Runtime>, name: &str) -> PluginRef {
+        PluginRef { runtime: runtime.clone(), name: name.to_string() }
+    }
+
+    /// The plugin's current version, if it is still loaded.
+    pub(crate) fn current(&self) -> Option<byoc_runtime::Plugin> {
+        self.runtime.plugin(&self.name)
+    }
+
+    /// The plugin's current version, for a new job (503 when it is no longer loaded).
+    pub(crate) fn loaded(&self) -> Result<byoc_runtime::Plugin, ApiError> {
+        self.current().ok_or_else(|| ApiError::unavailable("the plugin is not loaded"))
+    }
+}
+
+/// What the session is asked to do, in order.
+#[derive(Debug)]
+enum Cmd {
+    Start(u64),
+    Chunk(Bytes),
+    End,
+    Control(String),
+}
+
+/// A stream served by a plugin session.
+pub(crate) struct PluginStream {
+    /// The session's command queue (updates arrive as control messages).
+    commands: mpsc::Sender<Cmd>,
+    /// Until the stream starts: the plugin and the receiving end of the queue.
+    pending: Mutex<Option<Pending>>,
+}
+
+struct Pending {
+    plugin: byoc_runtime::Plugin,
+    commands: mpsc::Receiver<Cmd>,
+}
+
+impl PluginStream {
+    pub(crate) fn new(plugin: byoc_runtime::Plugin) -> PluginStream {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        PluginStream { commands: tx, pending: Mutex::new(Some(Pending { plugin, commands: rx })) }
+    }
+
+    /// Opens the session with the start body's `params` and attaches it to the channels.
+    pub(crate) async fn start(&self, start: StreamStart<'_>) -> Result<(), BackendError> {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(Pending { plugin, commands }) = pending else {
+            return Err(BackendError::refused(ApiError::internal("the stream has already started")));
+        };
+        let params =
+            start.request.get("params").filter(|p| !p.is_null()).map_or_else(|| "{}".to_string(), |p| p.to_string());
+        let (session, outputs) = plugin.open_session(&params).await.map_err(|e| {
+            let status = match &e {
+                CallError::Plugin(pe) => StatusCode::from_u16(pe.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            BackendError {
+                error: ApiError::new(status, format!("plugin refused the stream: {e}")),
+                why: "the plugin refused the stream",
+                worker_gone: false,
+            }
+        })?;
+        spawn(&start, session, outputs, self.commands.clone(), commands);
+        Ok(())
+    }
+
+    /// An update reaches the plugin as a control message, like those on the control channel.
+    pub(crate) async fn update(&self, body: Bytes) -> Result<Response, ApiError> {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        self.commands
+            .send(Cmd::Control(text))
+            .await
+            .map_err(|_| ApiError::new(StatusCode::GONE, "the stream's plugin session has ended"))?;
+        Ok((StatusCode::OK, Json(json!({"status": "success"}))).into_response())
+    }
+}
+
+/// Starts the session's tasks.
+fn spawn(start: &StreamStart<'_>, session: Session, outputs: Outputs, tx: mpsc::Sender<Cmd>, rx: mpsc::Receiver<Cmd>) {
+    let StreamLife { ended: cancel, failed } = start.life.clone();
+    let (store, channels, id) = (start.trickle.clone(), start.channels, start.id);
+    if let Some(input) = &channels.input {
+        let sub = LocalSubscriber::new(&store, input, SeqRequest::At(Seq(0)));
+        tokio::spawn(read_input(sub, tx.clone(), cancel.clone()));
+    }
+    let sub = LocalSubscriber::new(&store, &channels.control, SeqRequest::At(Seq(0)));
+    tokio::spawn(read_control(sub, tx, cancel.clone()));
+    let events = LocalPublisher::new(&store, &channels.events).ok();
+    publish_text(events.as_ref(), &json!({"type": "stream_started", "plugin": session.plugin_name()}).to_string());
+    // A heartbeat on the events channel (as pytrickle workers send) lets a gateway tell a live
+    // stream from a dead one even when the plugin itself is quiet.
+    if let Some(events) = events.clone() {
+        let (cancel, every) = (cancel.clone(), start.heartbeat_every);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let beat = json!({"event": {"type": "heartbeat"}, "queue_event_type": "stream_heartbeat"});
+                publish_text(Some(&events), &beat.to_string());
+            }
+        });
+    }
+    tokio::spawn(drive(id.to_string(), session, rx, cancel.clone(), failed, events.clone()));
+    let out = channels.output.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
+    let data = channels.data.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
+    tokio::spawn(write_outputs(outputs, out, data, events, cancel, id.to_string()));
+}
+
+/// The next segment of `sub`; `None` once the channel or the stream has ended.
+async fn next_segment(sub: &mut LocalSubscriber, ended: &CancellationToken) -> Option<LocalSegmentReader> {
+    tokio::select! {
+        _ = ended.cancelled() => None,
+        s = sub.next_segment() => s.ok().flatten(),
+    }
+}
+
+/// Feeds the input channel to the session, segment by segment, chunk by chunk.
+async fn read_input(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: CancellationToken) {
+    while let Some(mut seg) = next_segment(&mut sub, &ended).await {
+        if tx.send(Cmd::Start(seg.seq().0)).await.is_err() {
+            return;
+        }
+        loop {
+            let chunk = tokio::select! {
+                _ = ended.cancelled() => return,
+                c = seg.next_chunk() => c,
+            };
+            match chunk {
+                Ok(Some(c)) => {
+                    if tx.send(Cmd::Chunk(c)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                // A cut-off input segment is not handed on as whole: the plugin
+                // gets its end, and the next segment starts afresh.
+                Err(_) => break,
+            }
+        }
+        if tx.send(Cmd::End).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Feeds the control channel's messages to the session (keepalives dropped).
+async fn read_control(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: CancellationToken) {
+    while let Some(seg) = next_segment(&mut sub, &ended).await {
+        let Ok(body) = seg.read_all().await else { continue };
+        let text = String::from_utf8_lossy(&body);
+        // Usually one JSON message per segment, but racing publishers may have put several.
+        let msgs = byoc_protocol::messages::json_values(&text).unwrap_or_else(|| vec![text.trim()]);
+        for msg in msgs {
+            let keepalive = serde_json::from_str::<serde_json::Value>(msg).is_ok_and(|v| v == json!({"keep": "alive"}));
+            if msg.is_empty() || keepalive {
+                continue;
+            }
+            if tx.send(Cmd::Control(msg.to_string())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn publish_text(publisher: Option<&LocalPublisher>, text: &str) {
+    let Some(p) = publisher else { return };
+    if let Ok(mut seg) = p.next_segment()
+        && seg.write(Bytes::copy_from_slice(text.as_bytes())).is_ok()
+    {
+        seg.finish();
+    }
+}
+
+/// Owns the session: applies commands in order and the plugin's failure policy.
+async fn drive(
+    id: String,
+    mut session: Session,
+    mut rx: mpsc::Receiver<Cmd>,
+    cancel: CancellationToken,
+    failed: CancellationToken,
+    events: Option<LocalPublisher>,
+) {
+    // After a restart, chunks of the segment that was cut short are skipped up to the next start.
+    let mut skipping = false;
+    loop {
+        let cmd = tokio::select! {
+            _ = cancel.cancelled() => break,
+            c = rx.recv() => c,
+        };
+        let Some(cmd) = cmd else { break };
+        let began = std::time::Instant::now();
+        let (call, result) = match cmd {
+            Cmd::Start(seq) => {
+                skipping = false;
+                ("segment_start", session.on_segment_start(seq).await)
+            }
+            Cmd::Chunk(_) | Cmd::End if skipping => continue,
+            Cmd::Chunk(c) => ("chunk", session.on_chunk(&c).await),
+            Cmd::End => ("segment_end", session.on_segment_end().await),
+            Cmd::Control(text) => ("control", session.on_control(&text).await),
+        };
+        byoc_protocol::telemetry::plugin_call(call, began);
+        let Err(e) = result else { continue };
+        let report = json!({"type": "error", "kind": e.kind(), "message": e.to_string(), "fatal": e.is_failure()});
+        publish_text(events.as_ref(), &report.to_string());
+        if !e.is_failure() {
+            continue; // The plugin refused one call; the session goes on.
+        }
+        tracing::warn!(stream_id = %id, kind = e.kind(), error = %e, "plugin session failed");
+        metrics::counter!("byoc_plugin_failures_total", "kind" => e.kind()).increment(1);
+        let restarted = session.failure_policy() == FailurePolicy::RestartSession && {
+            let r = tokio::select! {
+                _ = cancel.cancelled() => Err(CallError::Closed),
+                r = session.restart() => r,
+            };
+            r.is_ok()
+        };
+        if restarted {
+            skipping = true;
+            publish_text(
+                events.as_ref(),
+                &json!({"type": "plugin_restarted", "restarts": session.restarts()}).to_string(),
+            );
+            continue;
+        }
+        // The stream's monitor ends it (one place ends streams).
+        failed.cancel();
+        return;
+    }
+    let _ = session.close().await;
+}
+
+/// Publishes what the session produces.
+async fn write_outputs(
+    mut outputs: Outputs,
+    out: Option<LocalPublisher>,
+    data: Option<LocalPublisher>,
+    events: Option<LocalPublisher>,
+    cancel: CancellationToken,
+    id: String,
+) {
+    let mut segment: Option<LocalSegmentWriter> = None;
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return,
+            o = outputs.recv() => o,
+        };
+        let Some(output) = next else { return };
+        match output {
+            Output::SegmentStart { seq } => {
+                segment = out.as_ref().and_then(|p| p.segment(Seq(seq)).ok());
+            }
+            Output::SegmentChunk(bytes) => {
+                if let Some(w) = segment.as_mut()
+                    && w.write(bytes).is_err()
+                {
+                    segment = None;
+                }
+            }
+            Output::SegmentEnd => {
+                if let Some(w) = segment.take() {
+                    w.finish();
+                }
+            }
+            Output::Data(line) => {
+                let mut text = line;
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                publish_text(data.as_ref(), &text);
+            }
+            Output::Event(json) => publish_text(events.as_ref(), &json),
+            Output::Log { level, msg } => tracing::info!(stream_id = %id, ?level, "plugin: {msg}"),
+        }
+    }
+}
+
+/// A batch job run by a plugin: one fresh instance, one `process` call. Its answer is complete,
+/// a refusal included.
+pub(crate) async fn batch(plugin: &byoc_runtime::Plugin, job: BatchJob<'_>) -> BatchAnswer {
+    BatchAnswer::Complete(process(plugin, job).await.unwrap_or_else(IntoResponse::into_response))
+}
+
+async fn process(plugin: &byoc_runtime::Plugin, job: BatchJob<'_>) -> Result<Response, ApiError> {
+    let body = axum::body::to_bytes(job.body, job.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    let content_type = job.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let request = byoc_runtime::Request::new(job.route.decoded(), content_type, body);
+    let began = std::time::Instant::now();
+    let result = plugin.process(&request).await;
+    byoc_protocol::telemetry::plugin_call("process", began);
+    match result {
+        Ok(resp) => response(resp),
+        Err(CallError::Plugin(e)) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err(ApiError::new(status, e.to_string()))
+        }
+        Err(e) => {
+            tracing::warn!(plugin = %plugin.name(), kind = e.kind(), error = %e, "plugin batch call failed");
+            Err(ApiError::internal(format!("plugin failed ({}): {e}", e.kind())))
+        }
+    }
+}
+
+/// The plugin's answer as the client's.
+fn response(resp: byoc_runtime::Response) -> Result<Response, ApiError> {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = Response::builder().status(status).header(headers::BALANCE, "0");
+    for hd in &resp.headers {
+        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(hd.name.as_str()), HeaderValue::from_str(&hd.value)) {
+            out = out.header(n, v);
+        }
+    }
+    let body = match resp.body {
+        byoc_runtime::ResponseBody::Bytes(b) => {
+            if !resp.content_type.is_empty() {
+                out = out.header(http::header::CONTENT_TYPE, resp.content_type.as_str());
+            }
+            Body::from(b)
+        }
+        byoc_runtime::ResponseBody::Events(events) => {
+            out = out.header(http::header::CONTENT_TYPE, "text/event-stream");
+            let mut text = String::new();
+            for ev in events {
+                if let Some(e) = &ev.event {
+                    text.push_str(&format!("event: {e}\n"));
+                }
+                if let Some(id) = &ev.id {
+                    text.push_str(&format!("id: {id}\n"));
+                }
+                for line in ev.data.split('\n') {
+                    text.push_str(&format!("data: {line}\n"));
+                }
+                text.push('\n');
+            }
+            Body::from(text)
+        }
+    };
+    out.body(body).map_err(|e| ApiError::internal(format!("response: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use byoc_runtime::{ResponseBody, SseEvent};
+
+    async fn text(resp: Response) -> String {
+        String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
+    }
+
+    fn answer(status: u16, content_type: &str, body: ResponseBody) -> byoc_runtime::Response {
+        byoc_runtime::Response { status, content_type: content_type.into(), headers: Vec::new(), body }
+    }
+
+    #[tokio::test]
+    async fn events_are_written_as_server_sent_events() {
+        let events = vec![
+            SseEvent { event: Some("tick".into()), id: Some("1".into()), data: "a\nb".into() },
+            SseEvent { event: None, id: None, data: "c".into() },
+        ];
+        let resp = response(answer(200, "ignored", ResponseBody::Events(events))).unwrap();
+        assert_eq!(resp.headers()[http::header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(resp.headers()[headers::BALANCE], "0");
+        assert_eq!(text(resp).await, "event: tick\nid: 1\ndata: a\ndata: b\n\ndata: c\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_plain_answer_keeps_its_status_and_content_type() {
+        let resp = response(answer(201, "text/plain", ResponseBody::Bytes(Bytes::from_static(b"hi")))).unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(resp.headers()[http::header::CONTENT_TYPE], "text/plain");
+        assert_eq!(text(resp).await, "hi");
+        let bad = response(answer(1000, "", ResponseBody::Bytes(Bytes::new()))).unwrap();
+        assert_eq!(bad.status(), StatusCode::INTERNAL_SERVER_ERROR, "an impossible status is a failure");
+    }
+}
