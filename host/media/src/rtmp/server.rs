@@ -20,8 +20,8 @@ use super::config::RtmpConfig;
 use super::connection::{Connection, RateWindow, Shared, protocol};
 use super::play::{self, PlayHub, RtmpPlayAuthorizer};
 use super::publish::RtmpAuthorizer;
-use crate::flv::Tag;
 use crate::MediaError;
+use crate::flv::Tag;
 
 /// An RTMP server for publishers (ingest) and viewers (play). Dropping it (or
 /// [`shutdown`](Self::shutdown)) closes the listener and every connection (ending their segment channels)
