@@ -10,6 +10,7 @@
 //!   the Python peers, and plain HTTP calls (create / delete a channel).
 //! - [`media`]: real MPEG-TS segments from ffmpeg's test sources, and ffprobe.
 //! - [`nodes`]: the repository root, the bundled plugins (built on demand), job headers.
+//! - [`wait`]: waiting for a condition (bounded, named) instead of sleeping.
 //!
 //! Every wait has a timeout and every child is killed when dropped; nothing listens anywhere but
 //! 127.0.0.1.
@@ -19,6 +20,7 @@ pub mod media;
 pub mod nodes;
 pub mod peers;
 pub mod server;
+pub mod wait;
 
 /// Whether the run must have every third-party peer and tool (`BYOC_REQUIRE_PEERS=1`, set by
 /// `cargo xtask test`): a missing one is then a failure, not a skip.

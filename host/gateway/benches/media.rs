@@ -16,10 +16,11 @@
 //! Bounded: fixed seconds per phase, a timeout on every wait, a hard deadline for the whole run.
 
 #[path = "../tests/it/common.rs"]
-#[allow(dead_code)] // The bench uses a part of the tests' helpers.
+#[allow(dead_code, unused_imports)] // The bench uses a part of the tests' helpers.
 mod common;
+#[path = "media/cpu.rs"]
+mod cpu;
 
-use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use byoc_media::ts::{FrameKind, TsDemuxer};
 use byoc_runtime::{CacheDir, RuntimeConfig};
 use byoc_trickle::{HttpSubscriber, Seq, SeqRequest, SubscriberOptions};
 use bytes::Bytes;
+use cpu::{Usage, measure};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -313,71 +315,6 @@ async fn glass_to_glass(python: &str, http: &reqwest::Client, gw: &str) -> Res<(
         );
     }
     Ok(())
-}
-
-/// CPU time of this process, every thread (ended ones too), to the nanosecond:
-/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` (what `getrusage(RUSAGE_SELF)` sums, at a finer grain than
-/// `/proc/self/stat`'s 10 ms ticks, which matter at a few % of a core).
-fn own_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0).min(999_999_999))
-}
-
-/// CPU time of another process: the sum over its threads of `/proc/{pid}/task/*/schedstat` (ns on CPU).
-fn process_cpu(pid: u32) -> Option<Duration> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Some(Duration::from_nanos(ns))
-}
-
-/// Our child processes other than `exclude` (our own peers), with their CPU time: any ffmpeg the
-/// gateway started.
-fn gateway_children(exclude: &[u32]) -> HashMap<u32, Duration> {
-    let me = std::process::id().to_string();
-    let mut out = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if exclude.contains(&pid) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // The parent pid is the second field after the command name (in parentheses, may hold spaces).
-        let ppid = stat.rfind(')').and_then(|i| stat.get(i + 1..)).and_then(|r| r.split_whitespace().nth(1));
-        if ppid == Some(me.as_str())
-            && let Some(t) = process_cpu(pid)
-        {
-            out.insert(pid, t);
-        }
-    }
-    out
-}
-
-/// CPU used over a window, in % of one core.
-#[derive(Clone, Copy)]
-struct Usage {
-    own: f64,
-    children: f64,
-    processes: usize,
-}
-
-async fn measure(window: Duration, exclude: &[u32]) -> Usage {
-    let (t0, own0, kids0) = (Instant::now(), own_cpu(), gateway_children(exclude));
-    tokio::time::sleep(window).await;
-    let (own1, kids1) = (own_cpu(), gateway_children(exclude));
-    let secs = t0.elapsed().as_secs_f64();
-    // A child that started during the window counts from zero; one that ended during it is lost.
-    let kids: Duration =
-        kids1.iter().map(|(pid, t)| t.saturating_sub(kids0.get(pid).copied().unwrap_or_default())).sum();
-    Usage {
-        own: own1.saturating_sub(own0).as_secs_f64() / secs * 100.0,
-        children: kids.as_secs_f64() / secs * 100.0,
-        processes: kids1.len(),
-    }
 }
 
 /// One ingest segment the WHIP leg cut, with its duration (from its video PTS).

@@ -21,6 +21,8 @@ use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
 use byoc_trickle::TrickleStore;
 use serde_json::{Value, json};
 
+pub use byoc_e2e::wait::{eventually, wait_until, wait_until_within};
+
 /// A running gateway (HTTP on loopback, RTMP ingest, WebRTC) in front of one orchestrator with the
 /// bundled plugins. Dropping it stops the RTMP server.
 pub struct MediaNodes {
@@ -201,28 +203,6 @@ pub fn toy_request(id: &str, request: Value, parameters: Value) -> byoc_payment:
 /// Every stream leg on.
 pub fn all_legs() -> Value {
     json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true})
-}
-
-/// Waits (bounded, 5 s) until `f` holds.
-pub async fn wait_until(what: &str, f: impl FnMut() -> bool) {
-    wait_until_within(what, Duration::from_secs(5), f).await
-}
-
-/// Waits until `f` holds, at most `limit`.
-pub async fn wait_until_within(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    eventually(what, limit, || std::future::ready(f().then_some(()))).await
-}
-
-/// Waits until `f` yields a value (asked every 25 ms, at most `limit`) and returns it.
-pub async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, limit: Duration, mut f: impl FnMut() -> F) -> T {
-    let t = std::time::Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// Sends `request` (raw HTTP/1.1 text, sent as is: no path normalisation) to `base`

@@ -297,12 +297,19 @@ async fn a_stream_moves_to_the_next_orchestrator_with_its_latest_params() {
     let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
     // Orchestrator A goes away: its channels close.
     a.shutdown().await;
-    wait_until("stream on B", || b.streams().len() == 1).await;
-    let start_on_b = b_calls.lock().unwrap().iter().find(|c| c.0 == "stream/start").unwrap().1.clone();
+    // B holds the stream once its worker has been asked to start it.
+    let started_on_b = || b_calls.lock().unwrap().iter().find(|c| c.0 == "stream/start").map(|c| c.1.clone());
+    wait_until("stream on B", || b.streams().len() == 1 && started_on_b().is_some()).await;
+    let start_on_b = started_on_b().unwrap();
     assert_eq!(start_on_b["params"], json!({"prompt": "latest"}));
     assert_eq!(start_on_b["gateway_request_id"], id.as_str());
-    let st: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
-    assert_eq!(st["orchestrator"], b_url.as_str());
+    // The gateway's status names B once B has answered the restart.
+    let status_url = urls["status_url"].as_str().unwrap();
+    eventually("the status names B", Duration::from_secs(5), || async {
+        let st: Value = http().get(status_url).send().await.unwrap().json().await.unwrap();
+        (st["orchestrator"] == b_url.as_str()).then_some(())
+    })
+    .await;
     let mut got = String::new();
     while !got.contains("orchestrator_swap") {
         got.push_str(&String::from_utf8_lossy(&events.chunk().await.unwrap().unwrap()));

@@ -120,15 +120,9 @@ async fn exits(child: &mut Child, what: &str) -> std::process::ExitStatus {
         .expect("status")
 }
 
-/// Polls `check` (bounded: 15 s).
+/// Waits until `check` holds (bounded: 15 s).
 async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..300 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened: {what}");
+    byoc_e2e::wait::wait_until_within(what, Duration::from_secs(15), check).await
 }
 
 /// Children of this process that are play pipelines (`ffmpeg ... pipe:0 ... -f flv pipe:1`) or ffmpeg

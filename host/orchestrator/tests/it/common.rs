@@ -1,12 +1,13 @@
 //! What the tests share: an orchestrator served on loopback, and bounded waits.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use byoc_orchestrator::{Orchestrator, OrchestratorConfig, router};
 use byoc_payment::job::SignaturePolicy;
 use byoc_trickle::TrickleStore;
+
+pub use byoc_e2e::wait::wait_until_within;
 
 /// An orchestrator serving on loopback.
 pub struct Served {
@@ -42,17 +43,6 @@ pub async fn orchestrator(secret: &str, cfg: impl FnOnce(&mut OrchestratorConfig
         let _ = axum::serve(l, app).await;
     });
     Served { url, orch }
-}
-
-/// Waits until `ok` holds, checking every 20 ms; panics naming `what` after `limit`.
-pub async fn eventually(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let waited = tokio::time::timeout(limit, async {
-        while !ok() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "timed out after {limit:?} waiting for {what}");
 }
 
 /// The Python interpreter named by the environment variable `var` (`cargo xtask test` sets it);

@@ -15,7 +15,7 @@ use byoc_trickle::{HttpPublisher, HttpSubscriber, Seq, SeqRequest, SubscriberOpt
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::common::{eventually, listen, orchestrator};
+use crate::common::{listen, orchestrator, wait_until_within};
 
 /// One request the toy worker received.
 #[derive(Debug, Clone)]
@@ -347,10 +347,10 @@ async fn a_gateway_that_goes_quiet_loses_its_stream() {
     let n = node(|c| c.stream_idle_timeout = Duration::from_millis(300)).await;
     n.register("toy", 1).await;
     assert_eq!(start(&n, "quiet", None).await.status(), 200);
-    eventually("the stream to end", Duration::from_secs(10), || n.orch.streams().is_empty()).await;
+    wait_until_within("the stream to end", Duration::from_secs(10), || n.orch.streams().is_empty()).await;
     assert_eq!(n.in_use("toy"), 0);
     // The worker is told right after the stream is removed.
-    eventually("the worker to be told", Duration::from_secs(10), || !n.calls("stream/stop").is_empty()).await;
+    wait_until_within("the worker to be told", Duration::from_secs(10), || !n.calls("stream/stop").is_empty()).await;
     assert_eq!(n.calls("stream/stop").len(), 1);
 }
 
