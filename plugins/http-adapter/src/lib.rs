@@ -12,7 +12,7 @@
 //!
 //! | plugin call | worker request | worker answer |
 //! | --- | --- | --- |
-//! | batch `process` | `POST {worker_url}{path}` with the client's body, content type and end-to-end headers | passed through (status, headers, body); a `text/event-stream` body becomes SSE events |
+//! | batch `process` | `POST {worker_url}{path}` with the client's body, content type and end-to-end headers; the default route (`/process/request/http-adapter`, what the Livepeer SDK's `submit_byoc_job` calls) is `POST {worker_url}` itself, and `/process/request/http-adapter/{path}` is `{path}` (see [`worker_path`]) | passed through (status, headers, body); a `text/event-stream` body becomes SSE events |
 //! | `session.open(params)` | `POST /session`, body = params JSON | 2xx `{"id": "<session id>"}`; 400/422 refuse the params |
 //! | a whole input segment | `POST /session/{id}/segment?seq=N`, body = segment (`video/mp2t`) | a body (not JSON) is published as an output segment; JSON `{"data": [...], "events": [...]}` is published as data lines and events; 204 publishes nothing |
 //! | `on-control(message)` | `POST /session/{id}/control`, body = message | 2xx, optionally with JSON data/events |
@@ -31,13 +31,39 @@ use byoc_sdk::{Batch, Body, CapabilityInfo, Context, Describe, Error, Legs, Meth
 pub use session::WorkerSession;
 pub use worker::{CONFIG_TIMEOUT_MS, CONFIG_WORKER_URL, SECRET_WORKER_TOKEN, Worker, WorkerOutput, forwardable};
 
+/// The capability's name; a batch path that is just this name is the default route.
+pub const NAME: &str = "http-adapter";
+
+/// The path on the worker of a batch request's `path` (below `/process/request`, with its
+/// query): a first segment naming this capability is dropped, so the worker never needs to
+/// know the name it is offered under. The default route (`/http-adapter`, or `/`) is the
+/// worker URL itself (an empty path, see [`Worker::request`]).
+///
+/// ```
+/// use http_adapter::worker_path;
+/// assert_eq!(worker_path("/http-adapter"), "");
+/// assert_eq!(worker_path("/http-adapter?v=2"), "?v=2");
+/// assert_eq!(worker_path("/http-adapter/predict?v=2"), "/predict?v=2");
+/// assert_eq!(worker_path("/predict"), "/predict");
+/// assert_eq!(worker_path("/"), "");
+/// ```
+pub fn worker_path(path: &str) -> String {
+    let (route, query) = path.split_at(path.find('?').unwrap_or(path.len()));
+    let route = match route.trim_start_matches('/').strip_prefix(NAME) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => route,
+    };
+    let route = if route.trim_matches('/').is_empty() { "" } else { route };
+    format!("{route}{query}")
+}
+
 /// The capability.
 pub struct HttpAdapter;
 
 impl Describe for HttpAdapter {
     fn describe() -> CapabilityInfo {
         CapabilityInfo::new(
-            "http-adapter",
+            NAME,
             env!("CARGO_PKG_VERSION"),
             "Forwards batch requests and live streams to an external HTTP worker",
         )
@@ -50,8 +76,7 @@ impl Describe for HttpAdapter {
 impl Batch for HttpAdapter {
     fn process(ctx: &Context<'_>, request: Request) -> Result<Response, Error> {
         let worker = Worker::from_config(ctx)?;
-        let path = if request.path.is_empty() { "/" } else { &request.path };
-        let mut outgoing = worker.request(Method::Post, path);
+        let mut outgoing = worker.request(Method::Post, &worker_path(&request.path));
         if !request.content_type.is_empty() {
             outgoing = outgoing.header("content-type", request.content_type.clone());
         }

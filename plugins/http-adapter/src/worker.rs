@@ -44,6 +44,8 @@ pub fn forwardable(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Worker {
     base_url: String,
+    /// Whether `base_url` has a path of its own (`http://h:9000/v1`), not just the root.
+    has_path: bool,
     token: Option<String>,
     timeout: Duration,
 }
@@ -52,9 +54,11 @@ impl Worker {
     /// Reads the worker's location and credentials from the granted config and secrets.
     pub fn from_config(ctx: &Context<'_>) -> Result<Self, Error> {
         let base_url = ctx.require_config(CONFIG_WORKER_URL)?;
+        let base_url = base_url.trim_end_matches('/');
         // Validate once here so that a misconfiguration fails at open, not per segment.
-        byoc_sdk::UrlParts::parse(&base_url)
+        let parts = byoc_sdk::UrlParts::parse(base_url)
             .map_err(|e| Error::invalid_params(format!("config `{CONFIG_WORKER_URL}` is not a URL: {e}")))?;
+        let has_path = parts.path_and_query != "/";
         let timeout = match ctx.config(CONFIG_TIMEOUT_MS) {
             Ok(Some(ms)) => Duration::from_millis(ms.trim().parse().map_err(|_| {
                 Error::invalid_params(format!("config `{CONFIG_TIMEOUT_MS}` must be a number of milliseconds"))
@@ -63,12 +67,18 @@ impl Worker {
             Ok(None) | Err(_) => DEFAULT_TIMEOUT,
         };
         let token = ctx.secret(SECRET_WORKER_TOKEN).ok().flatten();
-        Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), token, timeout })
+        Ok(Self { base_url: base_url.to_owned(), has_path, token, timeout })
     }
 
-    /// A request to `path` (starting with `/`) on the worker, with auth and timeout set.
+    /// A request to `path` (starting with `/`) on the worker, with auth and timeout set. An
+    /// empty path (or only a query, `?…`) is the worker URL itself: its root, or the path the
+    /// operator configured (`worker_url = "http://h:9000/v1/run"` is called as is).
     pub fn request(&self, method: Method, path: &str) -> HttpRequest {
-        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        let path = if path.starts_with('/') || (self.has_path && (path.is_empty() || path.starts_with('?'))) {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
         let request = HttpRequest::new(method, format!("{}{path}", self.base_url)).timeout(self.timeout);
         match &self.token {
             Some(token) => request.header("authorization", format!("Bearer {token}")),

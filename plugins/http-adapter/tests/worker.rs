@@ -49,6 +49,8 @@ fn fake_worker(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
                 .header("x-worker", "fake")
                 .header("connection", "close")
         }
+        // The worker's root: where the default route (what the Livepeer SDK calls) goes.
+        "/" | "/?v=2" => json(json!({"root": serde_json::from_slice::<serde_json::Value>(&request.body).unwrap()})),
         "/stream" => HttpResponse::new(200, b"data: one\n\ndata: [DONE]\n\n".to_vec())
             .header("content-type", "text/event-stream"),
         _ => HttpResponse::new(500, b"no such route".to_vec()),
@@ -84,6 +86,55 @@ fn batch_is_forwarded_with_body_headers_and_credentials() {
     assert_eq!(header(sent, "authorization"), Some("Bearer t0k3n"));
     assert_eq!(header(sent, "connection"), None);
     assert!(sent.timeout.is_some());
+}
+
+/// What the Livepeer SDK's `submit_byoc_job` sends: `POST /process/request/http-adapter` (the
+/// plugin sees `/http-adapter`) with a JSON body. The worker is called at its own URL, whatever
+/// name the adapter is offered under; a path after the name is the worker's path.
+#[test]
+fn the_capability_name_is_the_default_route_and_reaches_the_worker_url() {
+    let harness = harness();
+    let sdk = Request::new("/http-adapter", "application/json", br#"{"prompt": "a cat"}"#.to_vec());
+    let response = harness.process(sdk).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.content_type, "application/json");
+    let Body::Bytes(body) = &response.body else { panic!("expected a body") };
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(body).unwrap(), json!({"root": {"prompt": "a cat"}}));
+
+    for (path, body) in [("/http-adapter?v=2", "{}"), ("/http-adapter/predict", "x"), ("/predict", "x"), ("/", "{}")] {
+        let response = harness.process(Request::new(path, "application/json", body.as_bytes().to_vec())).unwrap();
+        assert!((200..300).contains(&response.status), "{path}: {}", response.status);
+    }
+    let urls: Vec<String> = harness.batch_outputs().http_requests.iter().map(|r| r.url.clone()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://127.0.0.1:9000/",
+            "http://127.0.0.1:9000/?v=2",
+            "http://127.0.0.1:9000/predict",
+            "http://127.0.0.1:9000/predict",
+            "http://127.0.0.1:9000/",
+        ]
+    );
+
+    // A worker URL with a path (an existing worker serving `/{its capability}`) is called as is.
+    let at_path = Harness::<HttpAdapter>::new()
+        .with_config("worker_url", "http://127.0.0.1:9000/my-model/")
+        .with_outbound_host(WORKER)
+        .with_http(|_| Ok(HttpResponse::new(204, Vec::new())));
+    for path in ["/http-adapter", "/http-adapter?v=2", "/http-adapter/x", "/x"] {
+        at_path.process(Request::new(path, "application/json", b"{}".to_vec())).unwrap();
+    }
+    let urls: Vec<String> = at_path.batch_outputs().http_requests.iter().map(|r| r.url.clone()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://127.0.0.1:9000/my-model",
+            "http://127.0.0.1:9000/my-model?v=2",
+            "http://127.0.0.1:9000/my-model/x",
+            "http://127.0.0.1:9000/my-model/x",
+        ]
+    );
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! Modes: `upper`, `lower`, `reverse` (reverses Unicode scalar values, so combining marks
 //! move with their neighbours) and `word-count` (words, lines, characters).
 //!
-//! - **Batch**: `POST /` (mode from the body or the params default) or `POST /{mode}`, with
-//!   either a `text/plain` body or JSON `{"text": "...", "mode": "upper", "stream": false}`.
+//! - **Batch**: the default route, `POST /process/request/text-transform` (what the Livepeer
+//!   SDK's `submit_byoc_job` calls; `/` works too), takes the mode from the JSON body
+//!   (default `upper`); `POST /{mode}` or `/text-transform/{mode}` names it in the path. The
+//!   body is either `text/plain` or JSON `{"text": "...", "mode": "upper", "stream": false}`.
 //!   The answer is JSON; with `"stream": true` or `accept: text/event-stream` it is a series
 //!   of server-sent events, one per input line, then `[DONE]`.
 //! - **Stream** (data and events legs, no video): a control message is a params update and
@@ -36,15 +38,40 @@ pub enum Mode {
     WordCount,
 }
 
+/// The capability's name; a batch path that is just this name is the default route.
+pub const NAME: &str = "text-transform";
+
+/// The mode names, as the body's `mode` and the routes spell them.
+const MODES: &str = "upper, lower, reverse or word-count";
+
 impl Mode {
+    /// The mode called `name` (`upper`, `lower`, `reverse`, `word-count`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "upper" => Some(Self::Upper),
+            "lower" => Some(Self::Lower),
+            "reverse" => Some(Self::Reverse),
+            "word-count" => Some(Self::WordCount),
+            _ => None,
+        }
+    }
+
+    /// The mode a batch route names: `None` for the default route (`/`, `/text-transform`),
+    /// the mode of `/{mode}` or `/text-transform/{mode}`.
     fn from_route(route: &str) -> Result<Option<Self>, Error> {
+        let route = route.trim_start_matches('/');
+        let route = match route.strip_prefix(NAME) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => route,
+        };
         match route.trim_matches('/') {
             "" => Ok(None),
-            "upper" => Ok(Some(Self::Upper)),
-            "lower" => Ok(Some(Self::Lower)),
-            "reverse" => Ok(Some(Self::Reverse)),
-            "word-count" => Ok(Some(Self::WordCount)),
-            other => Err(Error::not_found(format!("no mode {other:?}; use /upper, /lower, /reverse or /word-count"))),
+            name => Self::from_name(name).map(Some).ok_or_else(|| {
+                Error::not_found(format!(
+                    "no mode {name:?}; POST to /{NAME} with the mode in the JSON body, or to /{NAME}/{{mode}} \
+                     with a mode of {MODES}"
+                ))
+            }),
         }
     }
 
@@ -86,10 +113,21 @@ const PARAMS_SCHEMA: &str = r#"{
 #[serde(deny_unknown_fields)]
 struct BatchBody {
     text: String,
+    /// Read as text so that an unknown mode gets an answer naming the modes.
     #[serde(default)]
-    mode: Option<Mode>,
+    mode: Option<String>,
     #[serde(default)]
     stream: bool,
+}
+
+impl BatchBody {
+    fn mode(&self) -> Result<Option<Mode>, Error> {
+        let Some(name) = self.mode.as_deref() else { return Ok(None) };
+        match Mode::from_name(name) {
+            Some(mode) => Ok(Some(mode)),
+            None => Err(Error::invalid_input(format!("unknown mode {name:?}; the mode is one of {MODES}"))),
+        }
+    }
 }
 
 /// The capability.
@@ -97,14 +135,10 @@ pub struct TextTransform;
 
 impl Describe for TextTransform {
     fn describe() -> CapabilityInfo {
-        CapabilityInfo::new(
-            "text-transform",
-            env!("CARGO_PKG_VERSION"),
-            "Transforms text: upper, lower, reverse, word count",
-        )
-        .capacity(256)
-        .legs(Legs::DATA | Legs::EVENTS)
-        .params_schema(PARAMS_SCHEMA)
+        CapabilityInfo::new(NAME, env!("CARGO_PKG_VERSION"), "Transforms text: upper, lower, reverse, word count")
+            .capacity(256)
+            .legs(Legs::DATA | Legs::EVENTS)
+            .params_schema(PARAMS_SCHEMA)
     }
 }
 
@@ -122,7 +156,8 @@ impl Batch for TextTransform {
         let is_json = request.content_type.starts_with("application/json");
         let (text, body_mode, stream) = if is_json {
             let body: BatchBody = request.json()?;
-            (body.text, body.mode, body.stream)
+            let mode = body.mode()?;
+            (body.text, mode, body.stream)
         } else {
             (request.text()?.to_owned(), None, false)
         };
@@ -256,6 +291,41 @@ mod tests {
 
         let default = harness.process(Request::new("", "text/plain", b"abc".to_vec()))?;
         assert_eq!(json_body(&default)["text"], "ABC");
+        Ok(())
+    }
+
+    /// What the Livepeer SDK's `submit_byoc_job` sends: `POST /process/request/text-transform`
+    /// (the plugin sees `/text-transform`) with the JSON payload.
+    #[test]
+    fn the_capability_name_is_the_default_route_with_the_mode_from_the_body() -> TestResult {
+        let harness = Harness::<TextTransform>::new();
+        let sdk = |body: &str| harness.process(Request::new("/text-transform", "application/json", body.into()));
+
+        let upper = sdk(r#"{"text": "hello byoc", "mode": "upper"}"#)?;
+        assert_eq!(json_body(&upper), json!({"mode": "upper", "text": "HELLO BYOC"}));
+        assert_eq!(json_body(&sdk(r#"{"text": "hello byoc"}"#)?)["text"], "HELLO BYOC", "upper by default");
+        assert_eq!(json_body(&sdk(r#"{"text": "Hello", "mode": "lower"}"#)?)["text"], "hello");
+        assert_eq!(json_body(&sdk(r#"{"text": "abc", "mode": "reverse"}"#)?)["text"], "cba");
+        assert_eq!(json_body(&sdk(r#"{"text": "a b c", "mode": "word-count"}"#)?)["words"], 3);
+
+        // The mode may follow the name in the path, and the old routes still work.
+        let named = harness.process(Request::new("/text-transform/lower", "text/plain", b"ABC".to_vec()))?;
+        assert_eq!(json_body(&named)["text"], "abc");
+        let plain = harness.process(Request::new("/reverse", "text/plain", b"abc".to_vec()))?;
+        assert_eq!(json_body(&plain)["text"], "cba");
+
+        // An unknown mode is the client's mistake (400), and the answer names the modes.
+        match sdk(r#"{"text": "x", "mode": "shout"}"#) {
+            Err(e @ Error::InvalidInput(_)) => {
+                assert_eq!(e.http_status(), 400);
+                assert!(e.to_string().contains(r#""shout""#), "{e}");
+                assert!(e.to_string().contains("upper, lower, reverse or word-count"), "{e}");
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+        // Another capability's name is not a mode.
+        let other = harness.process(Request::new("/text-transformer", "text/plain", b"x".to_vec()));
+        assert!(matches!(other, Err(Error::NotFound(_))), "{other:?}");
         Ok(())
     }
 

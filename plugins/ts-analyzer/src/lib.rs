@@ -12,10 +12,14 @@
 //!
 //! It works chunk by chunk (no segment buffering), so its memory use does not depend on
 //! segment size. As a batch capability it analyses a posted `.ts` file and answers the
-//! report as JSON.
+//! report as JSON: on its default route (`POST /process/request/ts-analyzer`, what the
+//! Livepeer SDK's `submit_byoc_job` calls; `/` works too) or on `/analyze`. The body is the
+//! transport stream itself (`video/mp2t`) or, from a client that sends only JSON, the JSON
+//! object `{"ts_base64": "<the transport stream, base64>"}`.
 
 mod analysis;
 
+use base64::Engine as _;
 use byoc_sdk::{
     Batch, CapabilityInfo, Context, Describe, Error, Legs, Price, Request, Response, Stream, StreamSession, params,
 };
@@ -73,7 +77,7 @@ pub struct TsAnalyzer;
 impl Describe for TsAnalyzer {
     fn describe() -> CapabilityInfo {
         CapabilityInfo::new(
-            "ts-analyzer",
+            NAME,
             env!("CARGO_PKG_VERSION"),
             "Monitors MPEG-TS video: streams, codecs, keyframes, timestamps, bitrate, errors",
         )
@@ -84,18 +88,54 @@ impl Describe for TsAnalyzer {
     }
 }
 
+/// The capability's name; a batch path that is just this name is the default route.
+pub const NAME: &str = "ts-analyzer";
+
+/// A JSON batch body: the transport stream in base64.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonBody<'a> {
+    #[serde(borrow)]
+    ts_base64: std::borrow::Cow<'a, str>,
+}
+
+/// The transport stream of a batch request: the body itself, or decoded from a JSON body.
+fn posted_stream(request: &Request) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+    if !request.content_type.starts_with("application/json") {
+        return Ok(std::borrow::Cow::Borrowed(&request.body));
+    }
+    let body: JsonBody<'_> = serde_json::from_slice(&request.body).map_err(|e| {
+        Error::invalid_input(format!(
+            "a JSON body must be {{\"ts_base64\": \"<MPEG-TS, base64>\"}} ({e}); or POST the .ts itself as video/mp2t"
+        ))
+    })?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.ts_base64.trim())
+        .map_err(|e| Error::invalid_input(format!("`ts_base64` is not base64: {e}")))?;
+    Ok(std::borrow::Cow::Owned(bytes))
+}
+
 impl Batch for TsAnalyzer {
     /// Analyses the request body as one segment and answers the report, plus the streams.
     fn process(_ctx: &Context<'_>, request: Request) -> Result<Response, Error> {
-        if !matches!(request.route(), "" | "/" | "/analyze") {
-            return Err(Error::not_found(format!("no route {}; POST a transport stream to /analyze", request.route())));
+        let route = request.route().trim_start_matches('/');
+        let route = match route.strip_prefix(NAME) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.trim_start_matches('/'),
+            _ => route,
+        };
+        if !matches!(route, "" | "analyze") {
+            return Err(Error::not_found(format!(
+                "no route {}; POST a transport stream to /{NAME} or /analyze",
+                request.route()
+            )));
         }
-        if request.body.is_empty() {
+        let stream = posted_stream(&request)?;
+        if stream.is_empty() {
             return Err(Error::invalid_input("the body must be an MPEG-TS file"));
         }
         let mut analyzer = Analyzer::new(Params::default().max_error_samples);
         analyzer.begin_segment(0);
-        analyzer.push(&request.body);
+        analyzer.push(&stream);
         let report = analyzer.end_segment();
         if report.packets == 0 {
             return Err(Error::invalid_input("no MPEG-TS packet found in the body"));

@@ -234,6 +234,44 @@ fn batch_analyses_a_posted_file() {
     ));
 }
 
+/// What the Livepeer SDK's `submit_byoc_job` sends: `POST /process/request/ts-analyzer` (the
+/// plugin sees `/ts-analyzer`) with a JSON body, so the segment comes in base64.
+#[test]
+fn the_capability_name_is_the_default_route_and_takes_a_segment_in_json() {
+    use base64::Engine as _;
+    let harness = Harness::<TsAnalyzer>::new();
+    let analyse = |route: &str, content_type: &str, body: Vec<u8>| {
+        let response = harness.process(Request::new(route, content_type, body))?;
+        let Body::Bytes(body) = response.body else {
+            panic!("expected a JSON body");
+        };
+        Ok::<Value, Error>(serde_json::from_slice(&body).unwrap())
+    };
+    let encoded = base64::engine::general_purpose::STANDARD.encode(HEVC_OPUS);
+    let sdk = serde_json::json!({"ts_base64": encoded}).to_string().into_bytes();
+    let from_json = analyse("/ts-analyzer", "application/json", sdk).unwrap();
+    assert_eq!(from_json["report"]["keyframes"], 2);
+    assert_eq!(from_json["report"]["bytes"], HEVC_OPUS.len());
+    assert_eq!(from_json["streams"][0]["codec"], "hevc");
+
+    // The same answer as the raw file on the default route, on /analyze and on /ts-analyzer/analyze.
+    for route in ["/ts-analyzer", "/analyze", "/ts-analyzer/analyze", "/"] {
+        assert_eq!(analyse(route, "video/mp2t", HEVC_OPUS.to_vec()).unwrap(), from_json, "{route}");
+    }
+
+    // A JSON body without the segment, or with bad base64, is the client's mistake (400).
+    for bad in [r#"{"prompt": "x"}"#, r#"{"ts_base64": "not base64!"}"#, "[]"] {
+        match harness.process(Request::new("/ts-analyzer", "application/json", bad.as_bytes().to_vec())) {
+            Err(e @ Error::InvalidInput(_)) => assert!(e.to_string().contains("ts_base64"), "{e}"),
+            other => panic!("{bad}: expected invalid input, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        harness.process(Request::new("/ts-analyzers", "video/mp2t", HEVC_OPUS.to_vec())),
+        Err(Error::NotFound(_))
+    ));
+}
+
 #[test]
 fn describe_passes_host_validation() {
     let info = Harness::<TsAnalyzer>::new().describe().unwrap();
