@@ -97,7 +97,19 @@ fn test(root: &std::path::Path) -> Result<()> {
 
 fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
     match which.unwrap_or("trickle") {
-        "trickle" => exec(cargo(root).args(["bench", "-p", "byoc-trickle", "--bench", "trickle"])),
+        "trickle" => {
+            // The third-party clients (pytrickle, livepeer-gateway) run from the peers venv; without
+            // it the bench prints their rows as skipped and measures the rest.
+            let mut run = cargo(root);
+            run.args(["bench", "-p", "byoc-trickle", "--bench", "trickle"]);
+            match env::ensure_peers(root) {
+                Ok(python) => {
+                    run.env("BYOC_PEERS_PYTHON", python);
+                }
+                Err(e) => eprintln!("xtask: no Python peers ({e:#}); the third-party rows will be skipped"),
+            }
+            exec(&mut run)
+        }
         "runtime" => {
             plugins::build(root)?;
             exec(cargo(root).args(["bench", "-p", "byoc-runtime", "--bench", "runtime"]))
