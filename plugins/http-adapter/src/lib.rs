@@ -57,6 +57,42 @@ pub fn worker_path(path: &str) -> String {
     format!("{route}{query}")
 }
 
+/// Whether a worker path (from [`worker_path`]) is in the worker's session API (`/session…`),
+/// which belongs to the streams this adapter opens: a batch request may not reach it, or a client
+/// that knows or guesses a session id could close or steer another client's stream. The first
+/// segment is compared percent-decoded and ignoring case, as a lenient worker router would.
+///
+/// ```
+/// use http_adapter::is_session_api;
+/// assert!(is_session_api("/session/abc/close"));
+/// assert!(is_session_api("/Session?x=1"));
+/// assert!(is_session_api("/%73ession/abc/control"));
+/// assert!(!is_session_api("/sessions-report"));
+/// assert!(!is_session_api("/predict"));
+/// assert!(!is_session_api(""));
+/// ```
+pub fn is_session_api(worker_path: &str) -> bool {
+    let route = worker_path.split(['?', '#']).next().unwrap_or_default();
+    let first = route.trim_start_matches('/').split('/').next().unwrap_or_default();
+    percent_decoded(first).is_some_and(|s| s.eq_ignore_ascii_case("session"))
+}
+
+/// `s` with its `%XX` escapes decoded; `None` if an escape is malformed or the result is not UTF-8
+/// (the caller then treats the segment as not matching anything it looks for).
+fn percent_decoded(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The capability.
 pub struct HttpAdapter;
 
@@ -75,8 +111,12 @@ impl Describe for HttpAdapter {
 
 impl Batch for HttpAdapter {
     fn process(ctx: &Context<'_>, request: Request) -> Result<Response, Error> {
+        let path = worker_path(&request.path);
+        if is_session_api(&path) {
+            return Err(Error::not_found("the worker's session API is not reachable through batch requests"));
+        }
         let worker = Worker::from_config(ctx)?;
-        let mut outgoing = worker.request(Method::Post, &worker_path(&request.path));
+        let mut outgoing = worker.request(Method::Post, &path);
         if !request.content_type.is_empty() {
             outgoing = outgoing.header("content-type", request.content_type.clone());
         }

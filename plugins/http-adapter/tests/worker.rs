@@ -234,3 +234,26 @@ fn an_unsafe_session_id_from_the_worker_is_rejected() {
         assert!(matches!(harness.open("{}"), Err(Error::Upstream(_))), "{id:?}");
     }
 }
+
+/// A batch request cannot reach the worker's session API (which drives the streams this adapter
+/// opened for other clients), however the path spells it; the worker is never called.
+#[test]
+fn batch_requests_cannot_reach_the_workers_session_api() {
+    let harness = harness();
+    for path in [
+        "/session/abc/close",
+        "/http-adapter/session/abc/control",
+        "/Session/abc/close",
+        "/%73ession/abc/close",
+        "/session?id=abc",
+        "/session",
+    ] {
+        let err = harness.process(Request::new(path, "application/json", b"{}".to_vec())).unwrap_err();
+        assert!(err.to_string().contains("session API"), "{path}: {err}");
+    }
+    assert!(harness.batch_outputs().http_requests.is_empty(), "the worker was called");
+    // A route that only starts like it is the worker's own business.
+    harness.process(Request::new("/sessions-report", "application/json", b"{}".to_vec())).unwrap();
+    let urls: Vec<String> = harness.batch_outputs().http_requests.iter().map(|r| r.url.clone()).collect();
+    assert_eq!(urls, ["http://127.0.0.1:9000/sessions-report"]);
+}
