@@ -54,7 +54,6 @@ enum PluginCommand {
         #[arg(long, default_value_t = 64 * 1024)]
         chunk_size: usize,
     },
-    /// Ask a running node to reload a plugin (not available yet: there is no node).
     /// Ask a running node to reload a plugin's files (all plugins when no name is given): new
     /// streams get the new code, running ones finish on the old.
     Reload {
