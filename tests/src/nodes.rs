@@ -10,22 +10,53 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `target/plugins`, built with `cargo xtask plugins` if a bundled plugin is missing.
+/// The bundled plugins.
+const BUNDLED: [&str; 4] = ["passthrough", "ts-analyzer", "text-transform", "http-adapter"];
+
+/// `target/plugins`, built with `cargo xtask plugins` (once per test process) if a bundled plugin
+/// is missing or older than the sources it is built from (the plugins, the SDK, the WIT package and
+/// the MPEG-TS crate the SDK uses): a stale component would fail tests for reasons the tree no
+/// longer has.
 pub fn plugins_dir() -> PathBuf {
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let dir = root().join("target/plugins");
-    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !["passthrough", "ts-analyzer", "text-transform"].iter().all(|p| dir.join(p).join(format!("{p}.wasm")).is_file())
-    {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(root())
-            .args(["run", "-q", "-p", "xtask", "--", "plugins"])
-            .status()
-            .expect("running cargo xtask plugins");
-        assert!(status.success(), "cargo xtask plugins failed");
-    }
+    BUILT.get_or_init(|| {
+        let built = BUNDLED.iter().map(|p| modified(&dir.join(p).join(format!("{p}.wasm")))).min().flatten();
+        let sources = ["plugins", "sdk", "wit", "host/ts"].iter().filter_map(|d| newest(&root().join(d))).max();
+        if built.is_none() || sources.is_some_and(|s| Some(s) > built) {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .current_dir(root())
+                .args(["run", "-q", "-p", "xtask", "--", "plugins"])
+                .status()
+                .expect("running cargo xtask plugins");
+            assert!(status.success(), "cargo xtask plugins failed");
+        }
+    });
     dir
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of the files below `dir`, build output (`target`) aside.
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if entry.file_name() != "target" {
+                    pending.push(path);
+                }
+            } else {
+                newest = newest.max(modified(&path));
+            }
+        }
+    }
+    newest
 }
 
 /// An unsigned `Livepeer` job header for `capability` with these `parameters` (the gateway signs
