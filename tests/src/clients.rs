@@ -222,6 +222,23 @@ pub async fn delete_channel(url: &str) -> Result<u16> {
     Ok(http().delete(url).send().await?.status().as_u16())
 }
 
+/// Reads an SSE response until `needle` shows, at most `limit`; returns what was read. Panics
+/// (showing what was read) if the stream ends or the time runs out first.
+pub async fn sse_until(resp: &mut reqwest::Response, needle: &str, limit: Duration) -> String {
+    let mut got = String::new();
+    let _ = tokio::time::timeout(limit, async {
+        while !got.contains(needle) {
+            match resp.chunk().await {
+                Ok(Some(c)) => got.push_str(&String::from_utf8_lossy(&c)),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(got.contains(needle), "no {needle:?} in the SSE stream within {limit:?}: {got}");
+    got
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use byoc_e2e::clients::sse_until;
 use byoc_e2e::media::{make_ts_segments, tool_available};
 use byoc_e2e::nodes::plugins_dir;
 use serde_json::{Value, json};
@@ -129,22 +130,6 @@ async fn round_trip(urls: &Value, segment: &[u8], limit: Duration) -> Option<Vec
         return None;
     }
     tokio::time::timeout(limit, resp.bytes()).await.ok()?.ok().map(|b| b.to_vec())
-}
-
-/// Reads an SSE response until `needle` shows (bounded).
-async fn sse_until(resp: &mut reqwest::Response, needle: &str, limit: Duration) -> String {
-    let mut got = String::new();
-    let _ = tokio::time::timeout(limit, async {
-        while !got.contains(needle) {
-            match resp.chunk().await {
-                Ok(Some(c)) => got.push_str(&String::from_utf8_lossy(&c)),
-                _ => break,
-            }
-        }
-    })
-    .await;
-    assert!(got.contains(needle), "no {needle:?} in SSE: {got}");
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,11 @@ use byoc_orchestrator::Orchestrator;
 use byoc_runtime::{CacheDir, Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 
+use byoc_e2e::clients::sse_until;
 use byoc_e2e::nodes::root;
+
+/// How long a test waits for a line on an SSE stream.
+const SSE_LIMIT: Duration = Duration::from_secs(30);
 
 struct Nodes {
     gw: String,
@@ -58,21 +62,6 @@ async fn start(gw: &str, capability: &str, legs: Value, body: &'static str) -> V
     r.json().await.unwrap()
 }
 
-async fn sse_until(resp: &mut reqwest::Response, needle: &str) -> String {
-    let mut got = String::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !got.contains(needle) {
-            match resp.chunk().await.unwrap() {
-                Some(c) => got.push_str(&String::from_utf8_lossy(&c)),
-                None => break,
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} in {got}"));
-    got
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn video_through_passthrough_and_ts_analyzer_plugins() {
     byoc_protocol::telemetry::init();
@@ -93,8 +82,8 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
         assert_eq!(out.headers()["lp-trickle-seq"], seq.to_string().as_str());
         assert_eq!(out.bytes().await.unwrap(), fixture, "segment {seq} differs after passthrough");
     }
-    sse_until(&mut events, "stream_started").await;
-    sse_until(&mut events, "heartbeat").await;
+    sse_until(&mut events, "stream_started", SSE_LIMIT).await;
+    sse_until(&mut events, "heartbeat", SSE_LIMIT).await;
     let stop = http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(stop.status(), 200);
     assert!(n.orch.streams().is_empty());
@@ -111,7 +100,7 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let report = sse_until(&mut data, "h264").await;
+    let report = sse_until(&mut data, "h264", SSE_LIMIT).await;
     assert!(report.contains("data: "), "{report}");
 
     // What happened shows in both nodes' metrics (one process-wide registry here).
@@ -164,7 +153,7 @@ async fn batch_and_live_control_through_text_transform() {
         .await
         .unwrap();
     assert_eq!(up.status(), 200);
-    let got = sse_until(&mut data, "mixed").await;
+    let got = sse_until(&mut data, "mixed", SSE_LIMIT).await;
     assert!(got.contains("\"lower\""), "{got}");
     http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
     // Unknown capability: every orchestrator refuses, a clear 503.
@@ -211,7 +200,7 @@ async fn a_plugin_trap_mid_stream_is_contained() {
         assert!(r.status().is_success() || r.status().as_u16() == 410 || r.status().as_u16() == 404, "{}", r.status());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let log = sse_until(&mut events, "stream_ended").await;
+    let log = sse_until(&mut events, "stream_ended", SSE_LIMIT).await;
     assert!(log.contains("\"kind\":\"trap\""), "{log}");
     assert!(log.contains("plugin_restarted"), "{log}");
     wait_until_within("the failed stream to be removed", Duration::from_secs(10), || orch.streams().len() == 1).await;
@@ -220,7 +209,7 @@ async fn a_plugin_trap_mid_stream_is_contained() {
     let mut data = http().get(bystander["data_url"].as_str().unwrap()).send().await.unwrap();
     let r = http().post(bystander["update_url"].as_str().unwrap()).body("echo still here").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    sse_until(&mut data, "still here").await;
+    sse_until(&mut data, "still here", SSE_LIMIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
