@@ -352,6 +352,27 @@ impl Request {
         self.path.split_once('?').map_or(&self.path, |(p, _)| p)
     }
 
+    /// The route below the capability's own name: a first segment equal to `name` is dropped, so
+    /// `/{name}` (what the Livepeer Python SDK posts to) is the default route `/`, and
+    /// `/{name}/upper` is `/upper`, the same as `/upper`. Without the query string.
+    ///
+    /// ```
+    /// let route = |path: &str| byoc_sdk::Request::new(path, "", vec![]).route_below("text-transform").to_owned();
+    /// assert_eq!(route("/text-transform"), "/");
+    /// assert_eq!(route("/text-transform?x=1"), "/");
+    /// assert_eq!(route("/text-transform/upper"), "/upper");
+    /// assert_eq!(route("/upper"), "/upper");
+    /// assert_eq!(route("/text-transformer"), "/text-transformer");
+    /// ```
+    pub fn route_below(&self, name: &str) -> &str {
+        let route = self.route();
+        match route.trim_start_matches('/').strip_prefix(name) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => route,
+        }
+    }
+
     /// The body as UTF-8 text, or [`Error::InvalidInput`].
     ///
     /// ```

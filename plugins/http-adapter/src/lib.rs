@@ -34,25 +34,23 @@ pub use worker::{CONFIG_TIMEOUT_MS, CONFIG_WORKER_URL, SECRET_WORKER_TOKEN, Work
 /// The capability's name; a batch path that is just this name is the default route.
 pub const NAME: &str = "http-adapter";
 
-/// The path on the worker of a batch request's `path` (below `/process/request`, with its
-/// query): a first segment naming this capability is dropped, so the worker never needs to
-/// know the name it is offered under. The default route (`/http-adapter`, or `/`) is the
-/// worker URL itself (an empty path, see [`Worker::request`]).
+/// The path on the worker of a batch request (its path below `/process/request`, with its query):
+/// the route below this capability's name ([`Request::route_below`]), so the worker never needs to
+/// know the name it is offered under. The default route (`/http-adapter`, or `/`) is the worker URL
+/// itself (an empty path, see [`Worker::request`]).
 ///
 /// ```
 /// use http_adapter::worker_path;
-/// assert_eq!(worker_path("/http-adapter"), "");
-/// assert_eq!(worker_path("/http-adapter?v=2"), "?v=2");
-/// assert_eq!(worker_path("/http-adapter/predict?v=2"), "/predict?v=2");
-/// assert_eq!(worker_path("/predict"), "/predict");
-/// assert_eq!(worker_path("/"), "");
+/// let path = |p: &str| worker_path(&byoc_sdk::Request::new(p, "", vec![]));
+/// assert_eq!(path("/http-adapter"), "");
+/// assert_eq!(path("/http-adapter?v=2"), "?v=2");
+/// assert_eq!(path("/http-adapter/predict?v=2"), "/predict?v=2");
+/// assert_eq!(path("/predict"), "/predict");
+/// assert_eq!(path("/"), "");
 /// ```
-pub fn worker_path(path: &str) -> String {
-    let (route, query) = path.split_at(path.find('?').unwrap_or(path.len()));
-    let route = match route.trim_start_matches('/').strip_prefix(NAME) {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-        _ => route,
-    };
+pub fn worker_path(request: &Request) -> String {
+    let route = request.route_below(NAME);
+    let query = request.path.get(request.route().len()..).unwrap_or_default();
     let route = if route.trim_matches('/').is_empty() { "" } else { route };
     format!("{route}{query}")
 }
@@ -111,7 +109,7 @@ impl Describe for HttpAdapter {
 
 impl Batch for HttpAdapter {
     fn process(ctx: &Context<'_>, request: Request) -> Result<Response, Error> {
-        let path = worker_path(&request.path);
+        let path = worker_path(&request);
         if is_session_api(&path) {
             return Err(Error::not_found("the worker's session API is not reachable through batch requests"));
         }

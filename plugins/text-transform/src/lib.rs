@@ -56,14 +56,10 @@ impl Mode {
         }
     }
 
-    /// The mode a batch route names: `None` for the default route (`/`, `/text-transform`),
-    /// the mode of `/{mode}` or `/text-transform/{mode}`.
+    /// The mode a batch route below the capability's name names (see [`Request::route_below`]):
+    /// `None` for the default route (`/`, from `/text-transform`), the mode of `/{mode}` (from
+    /// `/{mode}` or `/text-transform/{mode}`).
     fn from_route(route: &str) -> Result<Option<Self>, Error> {
-        let route = route.trim_start_matches('/');
-        let route = match route.strip_prefix(NAME) {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-            _ => route,
-        };
         match route.trim_matches('/') {
             "" => Ok(None),
             name => Self::from_name(name).map(Some).ok_or_else(|| {
@@ -151,7 +147,7 @@ fn check_size(text: &str) -> Result<(), Error> {
 
 impl Batch for TextTransform {
     fn process(_ctx: &Context<'_>, request: Request) -> Result<Response, Error> {
-        let route_mode = Mode::from_route(request.route())?;
+        let route_mode = Mode::from_route(request.route_below(NAME))?;
         let wants_sse = request.header("accept").is_some_and(|a| a.contains("text/event-stream"));
         let is_json = request.content_type.starts_with("application/json");
         let (text, body_mode, stream) = if is_json {

@@ -118,11 +118,7 @@ fn posted_stream(request: &Request) -> Result<std::borrow::Cow<'_, [u8]>, Error>
 impl Batch for TsAnalyzer {
     /// Analyses the request body as one segment and answers the report, plus the streams.
     fn process(_ctx: &Context<'_>, request: Request) -> Result<Response, Error> {
-        let route = request.route().trim_start_matches('/');
-        let route = match route.strip_prefix(NAME) {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.trim_start_matches('/'),
-            _ => route,
-        };
+        let route = request.route_below(NAME).trim_start_matches('/');
         if !matches!(route, "" | "analyze") {
             return Err(Error::not_found(format!(
                 "no route {}; POST a transport stream to /{NAME} or /analyze",
