@@ -45,7 +45,7 @@ pub fn find(root: &Path) -> Result<Vec<Circle>> {
     for krate in members.split('"').skip(1).step_by(2) {
         let src = root.join(krate).join("src");
         let mut files = Vec::new();
-        rust_files(&src, &mut files)?;
+        crate::files_with_extension(&src, "rs", &mut files)?;
         let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let modules: BTreeSet<String> = files.iter().filter_map(|f| module_of(&src, f)).collect();
         for file in &files {
@@ -68,19 +68,6 @@ pub fn find(root: &Path) -> Result<Vec<Circle>> {
     }
     out.sort();
     Ok(out)
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            rust_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// `src/a/b.rs` → `a::b`, `src/a/mod.rs` → `a`, the root → ``; test-only files (`tests.rs`,

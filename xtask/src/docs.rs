@@ -112,7 +112,7 @@ pub fn check(root: &Path) -> Result<Report> {
         files.push(root.join("ARCHITECTURE.md"));
     }
     let mut book = Vec::new();
-    markdown_files(&src, &mut book)?;
+    crate::files_with_extension(&src, "md", &mut book)?;
     book.sort();
     if book.is_empty() {
         bail!("no book chapters under {}", src.display());
@@ -199,19 +199,6 @@ pub fn check(root: &Path) -> Result<Report> {
         bail!(msg.trim_end().to_string());
     }
     Ok(report)
-}
-
-fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            markdown_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "md") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// What a markdown file links to, names and includes (outside code).

@@ -70,6 +70,21 @@ pub(crate) fn describe(cmd: &Command) -> String {
     s
 }
 
+/// Appends every file below `dir` (recursively) whose extension is `ext` to `out`; a missing
+/// directory adds nothing.
+pub(crate) fn files_with_extension(dir: &std::path::Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            files_with_extension(&path, ext, out)?;
+        } else if path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn cargo(root: &std::path::Path) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root);
