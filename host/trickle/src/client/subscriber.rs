@@ -151,8 +151,9 @@ impl HttpSubscriber {
                     let latest = header_seq(&resp, headers::LATEST)
                         .ok_or_else(|| ClientError::Protocol(format!("470 without a valid {}", headers::LATEST)))?;
                     match want {
-                        // Ahead of the live edge: wait for the publisher rather than go back.
-                        SeqRequest::At(seq) if seq > latest => {
+                        // Ahead of the live edge: wait for the publisher rather than go back. At it:
+                        // the server contradicts itself; jumping would ask for the same seq again.
+                        SeqRequest::At(seq) if seq >= latest => {
                             retry(&mut failures, ClientError::OutsideWindow { seq, latest })?;
                             tokio::time::sleep(self.opts.retry_delay).await;
                         }

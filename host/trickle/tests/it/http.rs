@@ -539,3 +539,27 @@ async fn a_following_subscriber_never_sees_a_duplicate_or_a_gap() {
     let seqs = within("reader", reader).await.unwrap();
     assert_eq!(seqs, (0..n).collect::<Vec<_>>());
 }
+
+/// A confused server that answers 470 naming the very seq asked for as its latest: the subscriber
+/// retries a bounded number of times, then fails, instead of asking again forever without a pause.
+#[tokio::test]
+async fn a_470_naming_the_asked_seq_as_latest_is_retried_then_an_error() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let app = axum::Router::new().route(
+        "/ch/{seq}",
+        axum::routing::get(move |axum::extract::Path(seq): axum::extract::Path<String>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { (axum::http::StatusCode::from_u16(470).unwrap(), [("Lp-Trickle-Latest", seq)], "") }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ch", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut sub = HttpSubscriber::new(url, sub_opts(SeqRequest::At(Seq(3)))).unwrap();
+    let got = within("the subscriber gives up", sub.next_segment()).await;
+    assert!(matches!(got, Err(ClientError::OutsideWindow { .. })), "{:?}", got.as_ref().err());
+    assert_eq!(asked.load(Ordering::SeqCst), 4, "the first ask and max_retries (3) more");
+}
