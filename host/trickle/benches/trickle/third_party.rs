@@ -154,22 +154,7 @@ pub(super) async fn py_publisher(
     create(&url).await?;
     let limit = Arc::new(AtomicU64::new(segments));
     let (mut progress, mut tasks) = spawn_subscribers(&url, subs, MIB, limit);
-    let args: Vec<String> = vec![
-        "pub".into(),
-        "--client".into(),
-        client.into(),
-        "--url".into(),
-        url.clone(),
-        "-n".into(),
-        segments.to_string(),
-        "--size".into(),
-        MIB.to_string(),
-        "--window".into(),
-        LEAD.to_string(),
-        "--timeout".into(),
-        "60".into(),
-    ];
-    let mut peer = Peer::spawn(py, &args)?;
+    let mut peer = Peer::spawn(py, &run_args("pub", client, &url, segments, ["--window", &LEAD.to_string()]))?;
     let outcome = async {
         peer.line("READY", Duration::from_secs(30)).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -190,16 +175,7 @@ pub(super) async fn py_publisher(
         Ok(secs)
     };
     let outcome = bounded(Duration::from_secs(70), outcome).await;
-    let secs = match outcome {
-        Ok(s) => s,
-        Err(e) => {
-            delete(&url).await;
-            return Err(e);
-        }
-    };
-    let ended = peer.finish(Duration::from_secs(10)).await;
-    delete(&url).await;
-    ended?;
+    let secs = conclude(peer, &url, outcome).await?;
     join_all(tasks).await?;
     Ok(Throughput { segments, size: MIB, secs })
 }
@@ -226,22 +202,7 @@ pub(super) async fn py_subscribers(
             (0..MIB).step_by(64 << 10).map(|off| b.slice(off..off + (64 << 10))).collect()
         })
         .collect();
-    let args: Vec<String> = vec![
-        "sub".into(),
-        "--client".into(),
-        client.into(),
-        "--url".into(),
-        url.clone(),
-        "-n".into(),
-        segments.to_string(),
-        "--size".into(),
-        MIB.to_string(),
-        "--subs".into(),
-        subs.to_string(),
-        "--timeout".into(),
-        "60".into(),
-    ];
-    let mut peer = Peer::spawn(py, &args)?;
+    let mut peer = Peer::spawn(py, &run_args("sub", client, &url, segments, ["--subs", &subs.to_string()]))?;
     let outcome = async {
         peer.line("READY", Duration::from_secs(30)).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -265,15 +226,31 @@ pub(super) async fn py_subscribers(
         Ok(secs)
     };
     let outcome = bounded(Duration::from_secs(70), outcome).await;
+    let secs = conclude(peer, &url, outcome).await?;
+    Ok(Throughput { segments, size: MIB, secs })
+}
+
+/// The peer's arguments for one run (`pub` or `sub`) of `segments` 1 MiB segments on `url`, each
+/// side bounded to 60 s, plus the mode's own `extra` flag.
+fn run_args(mode: &str, client: &str, url: &str, segments: u64, extra: [&str; 2]) -> Vec<String> {
+    let segments = segments.to_string();
+    let size = MIB.to_string();
+    let args = [mode, "--client", client, "--url", url, "-n", &segments, "--size", &size, "--timeout", "60"];
+    args.into_iter().chain(extra).map(String::from).collect()
+}
+
+/// Ends a third-party run: on failure the channel is closed at once (which releases the peer and our
+/// clients); on success the peer is let finish, then the channel is closed.
+async fn conclude(peer: Peer, url: &str, outcome: R<f64>) -> R<f64> {
     let secs = match outcome {
-        Ok(s) => s,
+        Ok(secs) => secs,
         Err(e) => {
-            delete(&url).await;
+            delete(url).await;
             return Err(e);
         }
     };
     let ended = peer.finish(Duration::from_secs(10)).await;
-    delete(&url).await;
+    delete(url).await;
     ended?;
-    Ok(Throughput { segments, size: MIB, secs })
+    Ok(secs)
 }
