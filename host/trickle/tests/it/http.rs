@@ -552,7 +552,7 @@ async fn a_470_naming_the_asked_seq_as_latest_is_retried_then_an_error() {
         "/ch/{seq}",
         axum::routing::get(move |axum::extract::Path(seq): axum::extract::Path<String>| {
             counter.fetch_add(1, Ordering::SeqCst);
-            async move { (axum::http::StatusCode::from_u16(470).unwrap(), [("Lp-Trickle-Latest", seq)], "") }
+            async move { (http::StatusCode::from_u16(470).unwrap(), [("Lp-Trickle-Latest", seq)], "") }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
