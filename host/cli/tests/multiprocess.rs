@@ -348,18 +348,10 @@ async fn trickle_subscribe_reports_skipped_segments_and_a_short_stream() {
         })
         .collect();
     let limit = Duration::from_secs(30);
-    let publish = |channel: &str, n: usize, close: bool| {
-        let mut args = vec!["trickle".to_string(), "publish".into(), format!("{}{channel}", server.url)];
-        args.extend(files[..n].iter().cloned());
-        if close {
-            args.push("--close".into());
-        }
-        args
-    };
-
     // Six segments published, a window of two kept: a subscriber from seq 0 jumps ahead (to the
     // slot the publisher had preconnected when it left, which nobody will fill).
-    let args = publish("behind", 6, false);
+    let mut args = vec!["trickle".to_string(), "publish".into(), format!("{}behind", server.url)];
+    args.extend(files.iter().cloned());
     let (ok, _, err) = byoc_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), limit).await;
     assert!(ok, "publish: {err}");
     let url = format!("{}behind", server.url);
@@ -369,21 +361,43 @@ async fn trickle_subscribe_reports_skipped_segments_and_a_short_stream() {
     assert!(err.contains("fell behind the server's window"), "{err}");
     assert!(err.contains("of the 6 segments asked for"), "{err}");
 
-    // Two segments, then the channel closes: asking for five ends short.
-    let args = publish("short", 2, true);
-    let created = http().post(format!("{}short", server.url)).send().await.unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
-    let subscriber = {
-        let url = format!("{}short", server.url);
-        tokio::spawn(async move {
-            byoc_within(&["trickle", "subscribe", &url, "--start", "0", "--count", "5"], Duration::from_secs(30)).await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two segments, then the channel closes: asking for five ends short. They are published first,
+    // on a server whose window keeps them, and the channel is closed once the subscriber has printed
+    // both (a close deletes the channel: a subscriber that had not read them yet would see fewer).
+    let roomy = Node::start(
+        &["trickle", "--listen", "127.0.0.1:0", "--autocreate", "--window", "8"],
+        "trickle server listening on ",
+    )
+    .await;
+    let url = format!("{}short", roomy.url);
+    let mut args = vec!["trickle".to_string(), "publish".into(), url.clone()];
+    args.extend(files[..2].iter().cloned());
     let (ok, _, err) = byoc_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), limit).await;
     assert!(ok, "publish: {err}");
-    let (ok, out, err) = subscriber.await.unwrap();
-    assert!(!ok, "a stream that ends short exits non-zero: {out} {err}");
+    let mut subscriber = Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .args(["trickle", "subscribe", &url, "--start", "0", "--count", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn byoc");
+    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    tokio::time::timeout(limit, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("segment 1: ") {
+                return;
+            }
+        }
+        panic!("the subscriber ended before it printed segment 1");
+    })
+    .await
+    .expect("the subscriber printed segment 1 in time");
+    let closed = http().delete(&url).send().await.unwrap();
+    assert!(closed.status().is_success(), "{}", closed.status());
+    let out = tokio::time::timeout(limit, subscriber.wait_with_output()).await.expect("subscriber ended").unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a stream that ends short exits non-zero: {err}");
     assert!(err.contains("end of stream after 2 segments"), "{err}");
     assert!(err.contains("received 2 of the 5 segments asked for (0 skipped, then the stream ended)"), "{err}");
 
