@@ -51,7 +51,7 @@ pub enum LoadError {
         reason: String,
     },
     /// The component was built against an incompatible version of `byoc:capability`.
-    #[error("{path}: built against {found}, incompatible with the host's byoc:capability@{expected}")]
+    #[error("{path}: built against {found}, incompatible with the host's byoc:capability {expected}")]
     IncompatibleVersion {
         /// The `.wasm` path.
         path: PathBuf,

@@ -9,30 +9,35 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-use crate::bindings::{CapabilityAdapter, CapabilityAdapterPre};
+use crate::bindings::{Guest, Pre};
 use crate::error::CallError;
 use crate::state::{Fault, Grant, HostState};
 use crate::types::Output;
 
 /// The linker every plugin is instantiated against: WASI 0.2 (deny-all contexts), the
-/// `wasi:http` outgoing handler (allowlisted hooks) and the `byoc:capability` imports.
+/// `wasi:http` outgoing handler (allowlisted hooks) and the `byoc:capability` imports of both
+/// versions (0.2.0, and 0.1.0 for plugins built before frames).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    use crate::bindings::{v1, v2};
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    crate::bindings::byoc::capability::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-    crate::bindings::byoc::capability::output::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    v2::byoc::capability::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    v2::byoc::capability::output::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    v2::byoc::capability::frames::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    v1::byoc::capability::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    v1::byoc::capability::output::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
 /// Calls into the guest with the deadline armed and the outcome classified:
-/// `guarded!(instance, |guest, store| guest.call_describe(store))`.
+/// `guarded!(instance, |guest, store| guest.describe(store))`.
 macro_rules! guarded {
     ($inst:expr, |$guest:ident, $store:ident| $call:expr) => {{
         let inst: &mut $crate::instance::Instance = $inst;
         let limit = inst.arm();
         let outcome = {
-            let $guest = inst.guest.byoc_capability_adapter();
+            let $guest = &inst.guest;
             let $store = &mut inst.store;
             tokio::time::timeout(limit, $call).await
         };
@@ -43,7 +48,7 @@ pub(crate) use guarded;
 
 /// How instances of one plugin version are made.
 pub(crate) struct Template {
-    pub pre: CapabilityAdapterPre<HostState>,
+    pub pre: Pre,
     pub grant: Arc<Grant>,
     /// Granted read-only preopens: (host path, guest path).
     pub preopens: Vec<(std::path::PathBuf, String)>,
@@ -67,7 +72,7 @@ fn wasi_ctx(preopens: &[(std::path::PathBuf, String)]) -> Result<WasiCtx, CallEr
 /// A live instance.
 pub(crate) struct Instance {
     pub store: Store<HostState>,
-    pub guest: CapabilityAdapter,
+    pub guest: Guest,
     call_timeout: Duration,
     /// Holds one slot of the runtime's instance budget for the instance's lifetime.
     _permit: OwnedSemaphorePermit,

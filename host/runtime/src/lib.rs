@@ -22,6 +22,7 @@ mod cache;
 mod code;
 mod engine;
 mod error;
+mod frames;
 mod instance;
 mod manifest;
 mod plugin;

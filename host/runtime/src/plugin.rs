@@ -8,7 +8,7 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use crate::bindings::CapabilityAdapterPre;
+use crate::bindings::{Pre, WitVersion};
 use crate::cache::{AotCache, CacheStatus};
 use crate::code::{PluginCode, Stamp};
 use crate::error::{CallError, LoadError};
@@ -18,8 +18,9 @@ use crate::session::{Outputs, Session};
 use crate::state::{Grant, HostState};
 use crate::types::{CapabilityInfo, Request, Response};
 
-/// The version of `byoc:capability` this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The version of `byoc:capability` this host implements. Plugins built against it or against
+/// 0.1.x (before frame plugins) load.
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Largest `.wasm` accepted.
 const MAX_WASM_BYTES: u64 = 256 * 1024 * 1024;
@@ -107,9 +108,8 @@ impl Plugin {
     /// Serves one batch request on a fresh instance (discarded afterwards).
     pub async fn process(&self, request: &Request) -> Result<Response, CallError> {
         let mut instance = Instance::new(&self.code.template, None, 0).await?;
-        let request = crate::bindings::byoc::capability::types::Request::from(request);
-        let result = guarded!(&mut instance, |guest, store| guest.call_process(store, &request))?;
-        result.map(Response::from).map_err(|e| CallError::Plugin(e.into()))
+        let result = guarded!(&mut instance, |guest, store| guest.process(store, request))?;
+        result.map_err(CallError::Plugin)
     }
 
     /// Opens a stream session with its params (JSON text, `{}` when none) on a new instance.
@@ -119,8 +119,21 @@ impl Plugin {
     /// When `max_instances` instances are alive, this waits for one to end (the semaphore in
     /// front of the pool queues rather than fails); a caller that must not wait wraps it in a
     /// timeout.
+    ///
+    /// For a frame plugin (`describe().frames` is set) this opens its `frame-session` with
+    /// nothing known of the stream yet; see [`Plugin::open_frame_session`].
     pub async fn open_session(&self, params: &str) -> Result<(Session, Outputs), CallError> {
-        Session::open(self.code.clone(), params).await
+        Session::open(self.code.clone(), params, byoc_frames::StreamInfo::default()).await
+    }
+
+    /// Opens a stream session as [`Plugin::open_session`], telling a frame plugin what is known
+    /// of the stream (a byte-level plugin ignores `info`).
+    pub async fn open_frame_session(
+        &self,
+        params: &str,
+        info: byoc_frames::StreamInfo,
+    ) -> Result<(Session, Outputs), CallError> {
+        Session::open(self.code.clone(), params, info).await
     }
 }
 
@@ -166,9 +179,9 @@ pub(crate) async fn load(ctx: &LoadContext<'_>, path: &Path) -> Result<Plugin, L
     let (component, cache) =
         compiled.map_err(|e| LoadError::InvalidComponent { path: wasm_path.clone(), reason: format!("{e:#}") })?;
 
-    check_world(ctx.engine, &component, &wasm_path)?;
+    let version = check_world(ctx.engine, &component, &wasm_path)?;
     let pre = ctx.linker.instantiate_pre(&component).map_err(|e| link_error(&wasm_path, &e))?;
-    let pre = CapabilityAdapterPre::new(pre)
+    let pre = Pre::new(pre, version)
         .map_err(|e| LoadError::WrongWorld { path: wasm_path.clone(), reason: format!("{e:#}") })?;
 
     let outbound = grants.outbound_hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).collect();
@@ -248,11 +261,11 @@ fn locate(path: &Path) -> Result<(PathBuf, PathBuf), LoadError> {
     }
 }
 
-/// Checks, before linking, that the component exports a compatible
-/// `byoc:capability/adapter` and imports no incompatible `byoc:capability` interface, so that
-/// a plugin built for another world or WIT version gets a precise error rather than the
-/// linker's "wrong type".
-fn check_world(engine: &Engine, component: &Component, path: &Path) -> Result<(), LoadError> {
+/// Checks, before linking, that the component exports a `byoc:capability/adapter` of a
+/// version this host serves and imports `byoc:capability` interfaces of that same version
+/// only, so that a plugin built for another world or WIT version gets a precise error rather
+/// than the linker's "wrong type". Returns the version.
+fn check_world(engine: &Engine, component: &Component, path: &Path) -> Result<WitVersion, LoadError> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
     let Some(adapter) = exports.iter().find(|n| n.starts_with("byoc:capability/adapter")) else {
@@ -261,33 +274,43 @@ fn check_world(engine: &Engine, component: &Component, path: &Path) -> Result<()
             reason: format!("it exports no byoc:capability/adapter interface (exports: {})", exports.join(", ")),
         });
     };
-    let ours = ty.imports(engine).map(|(name, _)| name.to_owned()).filter(|n| n.starts_with("byoc:capability/"));
-    for name in std::iter::once(adapter.clone()).chain(ours) {
-        if !compatible(&name) {
-            return Err(LoadError::IncompatibleVersion { path: path.to_owned(), found: name, expected: WIT_VERSION });
-        }
+    let incompatible = |found: &str| LoadError::IncompatibleVersion {
+        path: path.to_owned(),
+        found: found.to_owned(),
+        expected: SERVED_VERSIONS,
+    };
+    let version = version_of(adapter).ok_or_else(|| incompatible(adapter))?;
+    let mut ours = ty.imports(engine).map(|(name, _)| name.to_owned()).filter(|n| n.starts_with("byoc:capability/"));
+    if let Some(other) = ours.find(|name| version_of(name) != Some(version)) {
+        return Err(incompatible(&other));
     }
-    Ok(())
+    Ok(version)
 }
 
-/// Whether `byoc:capability/<iface>@<version>` is link-compatible with [`WIT_VERSION`]:
-/// for a 0.x package, the same minor version (patches are compatible).
-fn compatible(name: &str) -> bool {
-    let Some((_, version)) = name.split_once('@') else { return false };
-    let mut theirs = version.split(['.', '-', '+']);
-    let mut ours = WIT_VERSION.split('.');
-    let major = theirs.next() == ours.next();
-    let minor = theirs.next() == ours.next();
-    let prerelease = version.contains('-');
-    major && minor && !prerelease
+/// The versions this host serves, as the load error names them.
+const SERVED_VERSIONS: &str = "0.2.x (or 0.1.x)";
+
+/// The version of `byoc:capability/<iface>@<version>` this host serves it as: for a 0.x
+/// package, the same minor version (patches are compatible); pre-releases are not served.
+fn version_of(name: &str) -> Option<WitVersion> {
+    let (_, version) = name.split_once('@')?;
+    if version.contains('-') {
+        return None;
+    }
+    let mut parts = version.split(['.', '+']);
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some("1")) => Some(WitVersion::V1),
+        (Some("0"), Some("2")) => Some(WitVersion::V2),
+        _ => None,
+    }
 }
 
 /// Maps a linker failure to the import it names.
 fn link_error(path: &Path, e: &wasmtime::Error) -> LoadError {
     let reason = format!("{e:#}");
     let import = reason.split('`').nth(1).unwrap_or("?").to_owned();
-    if import.starts_with("byoc:capability/") && !compatible(&import) {
-        return LoadError::IncompatibleVersion { path: path.to_owned(), found: import, expected: WIT_VERSION };
+    if import.starts_with("byoc:capability/") && version_of(&import).is_none() {
+        return LoadError::IncompatibleVersion { path: path.to_owned(), found: import, expected: SERVED_VERSIONS };
     }
     LoadError::UnsupportedImport { path: path.to_owned(), import, reason }
 }
@@ -296,21 +319,23 @@ fn link_error(path: &Path, e: &wasmtime::Error) -> LoadError {
 async fn describe(template: &Template, dir: &Path) -> Result<CapabilityInfo, LoadError> {
     let fail = |reason: String| LoadError::Describe { path: dir.to_owned(), reason };
     let mut instance = Instance::new(template, None, 0).await.map_err(|e| fail(e.to_string()))?;
-    let info = guarded!(&mut instance, |guest, store| guest.call_describe(store)).map_err(|e| fail(e.to_string()))?;
-    Ok(info.into())
+    let info = guarded!(&mut instance, |guest, store| guest.describe(store)).map_err(|e| fail(e.to_string()))?;
+    Ok(info)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::compatible;
+    use super::{WitVersion, version_of};
 
     #[test]
-    fn wit_versions_are_compatible_within_a_minor() {
-        assert!(compatible("byoc:capability/adapter@0.1.0"));
-        assert!(compatible("byoc:capability/host@0.1.7"));
-        assert!(!compatible("byoc:capability/adapter@0.2.0"));
-        assert!(!compatible("byoc:capability/adapter@1.1.0"));
-        assert!(!compatible("byoc:capability/adapter@0.1.0-rc1"));
-        assert!(!compatible("byoc:capability/adapter"));
+    fn wit_versions_are_served_within_a_minor() {
+        assert_eq!(version_of("byoc:capability/adapter@0.1.0"), Some(WitVersion::V1));
+        assert_eq!(version_of("byoc:capability/host@0.1.7"), Some(WitVersion::V1));
+        assert_eq!(version_of("byoc:capability/adapter@0.2.0"), Some(WitVersion::V2));
+        assert_eq!(version_of("byoc:capability/frames@0.2.3"), Some(WitVersion::V2));
+        assert_eq!(version_of("byoc:capability/adapter@0.3.0"), None);
+        assert_eq!(version_of("byoc:capability/adapter@1.1.0"), None);
+        assert_eq!(version_of("byoc:capability/adapter@0.2.0-rc1"), None);
+        assert_eq!(version_of("byoc:capability/adapter"), None);
     }
 }

@@ -10,7 +10,7 @@ use crate::code::PluginCode;
 use crate::error::CallError;
 use crate::instance::{Instance, guarded};
 use crate::manifest::FailurePolicy;
-use crate::types::Output;
+use crate::types::{CapabilityError, Output};
 
 /// The receiving end of a session's output, in production order. It ends (`recv` returns
 /// `None`) once the session is closed or dropped and everything was read.
@@ -41,6 +41,7 @@ const CUT_SEGMENT_GRACE: Duration = Duration::from_secs(1);
 /// calling the plugin's `close`.
 pub struct Session {
     code: Arc<PluginCode>,
+    kind: Kind,
     params: String,
     sink: mpsc::Sender<Output>,
     live: Option<Live>,
@@ -70,6 +71,15 @@ struct Live {
     handle: ResourceAny,
 }
 
+/// Which of the plugin's session resources a session is.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// `session`: MPEG-TS bytes in, whatever the plugin publishes out.
+    Bytes,
+    /// `frame-session`: decoded frames in and out, opened with what is known of the stream.
+    Frames(byoc_frames::StreamInfo),
+}
+
 enum State {
     Open,
     Failed(CallError),
@@ -77,26 +87,46 @@ enum State {
 }
 
 impl Session {
-    pub(crate) async fn open(code: Arc<PluginCode>, params: &str) -> Result<(Self, Outputs), CallError> {
+    /// Opens the plugin's `session`, or for a frame plugin its `frame-session` with `info`.
+    pub(crate) async fn open(
+        code: Arc<PluginCode>,
+        params: &str,
+        info: byoc_frames::StreamInfo,
+    ) -> Result<(Self, Outputs), CallError> {
         let (sink, outputs) = mpsc::channel(code.output_buffer.max(1));
-        let mut session =
-            Self { code, params: params.to_owned(), sink, live: None, state: State::Closed, restarts: 0, next_seq: 0 };
+        let kind = if code.info.frames.is_some() { Kind::Frames(info) } else { Kind::Bytes };
+        let mut session = Self {
+            code,
+            kind,
+            params: params.to_owned(),
+            sink,
+            live: None,
+            state: State::Closed,
+            restarts: 0,
+            next_seq: 0,
+        };
         session.start().await?;
         Ok((session, outputs))
     }
 
-    /// Instantiates and calls `session.open`.
+    /// Instantiates and calls `session.open` (or `frame-session.open`).
     async fn start(&mut self) -> Result<(), CallError> {
         let mut instance = Instance::new(&self.code.template, Some(self.sink.clone()), self.next_seq).await?;
         let params = self.params.clone();
-        let opened = guarded!(&mut instance, |guest, store| guest.session().call_open(store, &params));
+        let opened = match self.kind {
+            Kind::Bytes => guarded!(&mut instance, |guest, store| guest.open(store, &params)),
+            Kind::Frames(info) => {
+                instance.store.data_mut().frame_session = true;
+                guarded!(&mut instance, |guest, store| guest.frame_open(store, &params, info))
+            }
+        };
         match opened {
             Ok(Ok(handle)) => {
                 self.live = Some(Live { instance, handle });
                 self.state = State::Open;
                 Ok(())
             }
-            Ok(Err(e)) => Err(CallError::Plugin(e.into())),
+            Ok(Err(e)) => Err(CallError::Plugin(e)),
             Err(e) => {
                 self.discard(Some(instance), &e).await;
                 Err(e)
@@ -161,28 +191,82 @@ impl Session {
         self.start().await
     }
 
+    /// Whether this is a frame plugin's session (the node feeds it frames, not segments).
+    pub fn takes_frames(&self) -> bool {
+        matches!(self.kind, Kind::Frames(_))
+    }
+
+    /// The interval at which the plugin asked for `on-tick` (`host.set-tick`), if it did.
+    pub fn tick_interval(&self) -> Option<Duration> {
+        self.live.as_ref().and_then(|l| l.instance.store.data().tick)
+    }
+
     /// A new input segment begins.
     pub async fn on_segment_start(&mut self, seq: u64) -> Result<(), CallError> {
-        let live = self.live()?;
+        let live = self.live_bytes()?;
         let handle = live.handle;
-        let result =
-            guarded!(&mut live.instance, |guest, store| guest.session().call_on_segment_start(store, handle, seq));
+        let result = guarded!(&mut live.instance, |guest, store| guest.on_segment_start(store, handle, seq));
         self.finish(result).await
     }
 
     /// The next bytes of the current input segment.
     pub async fn on_chunk(&mut self, bytes: &[u8]) -> Result<(), CallError> {
-        let live = self.live()?;
+        let live = self.live_bytes()?;
         let handle = live.handle;
-        let result = guarded!(&mut live.instance, |guest, store| guest.session().call_on_chunk(store, handle, bytes));
+        let result = guarded!(&mut live.instance, |guest, store| guest.on_chunk(store, handle, bytes));
         self.finish(result).await
     }
 
     /// The current input segment is complete.
     pub async fn on_segment_end(&mut self) -> Result<(), CallError> {
+        let live = self.live_bytes()?;
+        let handle = live.handle;
+        let result = guarded!(&mut live.instance, |guest, store| guest.on_segment_end(store, handle));
+        self.finish(result).await
+    }
+
+    /// One decoded video frame for a frame session; the plugin returns it (changed or not), a
+    /// new frame, or `None` to drop it.
+    pub async fn on_video_frame(
+        &mut self,
+        frame: byoc_frames::VideoFrame,
+    ) -> Result<Option<byoc_frames::VideoFrame>, CallError> {
+        let live = self.live_frames()?;
+        let handle = live.handle;
+        let resource = live.instance.store.data_mut().push_video(frame).map_err(|e| CallError::Trap(e.to_string()))?;
+        let result = guarded!(&mut live.instance, |guest, store| guest.frame_video(store, handle, resource));
+        let returned = self.finish(result).await?;
+        let Some(resource) = returned else { return Ok(None) };
+        let live = self.live()?;
+        let frame = live.instance.store.data_mut().take_video(resource);
+        frame.map(Some).map_err(|e| CallError::Trap(format!("the plugin returned a video frame it does not own: {e}")))
+    }
+
+    /// One decoded audio frame for a frame session, as [`Session::on_video_frame`].
+    pub async fn on_audio_frame(
+        &mut self,
+        frame: byoc_frames::AudioFrame,
+    ) -> Result<Option<byoc_frames::AudioFrame>, CallError> {
+        let live = self.live_frames()?;
+        let handle = live.handle;
+        let resource = live.instance.store.data_mut().push_audio(frame).map_err(|e| CallError::Trap(e.to_string()))?;
+        let result = guarded!(&mut live.instance, |guest, store| guest.frame_audio(store, handle, resource));
+        let returned = self.finish(result).await?;
+        let Some(resource) = returned else { return Ok(None) };
+        let live = self.live()?;
+        let frame = live.instance.store.data_mut().take_audio(resource);
+        frame.map(Some).map_err(|e| CallError::Trap(format!("the plugin returned an audio frame it does not own: {e}")))
+    }
+
+    /// A timer tick the plugin asked for with `host.set-tick`.
+    pub async fn on_tick(&mut self) -> Result<(), CallError> {
+        let kind = self.kind;
         let live = self.live()?;
         let handle = live.handle;
-        let result = guarded!(&mut live.instance, |guest, store| guest.session().call_on_segment_end(store, handle));
+        let result = match kind {
+            Kind::Bytes => guarded!(&mut live.instance, |guest, store| guest.on_tick(store, handle)),
+            Kind::Frames(_) => guarded!(&mut live.instance, |guest, store| guest.frame_tick(store, handle)),
+        };
         self.finish(result).await
     }
 
@@ -195,20 +279,27 @@ impl Session {
 
     /// A control message (JSON text).
     pub async fn on_control(&mut self, message: &str) -> Result<(), CallError> {
+        let kind = self.kind;
         let live = self.live()?;
         let handle = live.handle;
-        let result =
-            guarded!(&mut live.instance, |guest, store| guest.session().call_on_control(store, handle, message));
+        let result = match kind {
+            Kind::Bytes => guarded!(&mut live.instance, |guest, store| guest.on_control(store, handle, message)),
+            Kind::Frames(_) => guarded!(&mut live.instance, |guest, store| guest.frame_control(store, handle, message)),
+        };
         self.finish(result).await
     }
 
     /// Closes the session: the plugin's `close` (it may still publish), then the instance is
     /// dropped and the output receiver ends. A failed session closes without a call.
     pub async fn close(mut self) -> Result<(), CallError> {
+        let kind = self.kind;
         let result = match self.live() {
             Ok(live) => {
                 let handle = live.handle;
-                let closed = guarded!(&mut live.instance, |guest, store| guest.session().call_close(store, handle));
+                let closed = match kind {
+                    Kind::Bytes => guarded!(&mut live.instance, |guest, store| guest.close(store, handle)),
+                    Kind::Frames(_) => guarded!(&mut live.instance, |guest, store| guest.frame_close(store, handle)),
+                };
                 self.finish(closed).await
             }
             Err(CallError::SessionFailed(_)) => Ok(()),
@@ -230,6 +321,26 @@ impl Session {
         result
     }
 
+    /// The live instance of a byte-level session.
+    fn live_bytes(&mut self) -> Result<&mut Live, CallError> {
+        match self.kind {
+            Kind::Bytes => self.live(),
+            Kind::Frames(_) => Err(CallError::Plugin(CapabilityError::Unsupported(
+                "a frame plugin's session takes frames, not segments".into(),
+            ))),
+        }
+    }
+
+    /// The live instance of a frame session.
+    fn live_frames(&mut self) -> Result<&mut Live, CallError> {
+        match self.kind {
+            Kind::Frames(_) => self.live(),
+            Kind::Bytes => Err(CallError::Plugin(CapabilityError::Unsupported(
+                "a byte-level plugin's session takes segments, not frames".into(),
+            ))),
+        }
+    }
+
     fn live(&mut self) -> Result<&mut Live, CallError> {
         match &self.state {
             State::Open => self.live.as_mut().ok_or(CallError::Closed),
@@ -239,13 +350,10 @@ impl Session {
     }
 
     /// Turns a guarded call's result into the caller's, failing the session on a failure.
-    async fn finish(
-        &mut self,
-        result: Result<Result<(), crate::bindings::byoc::capability::types::CapabilityError>, CallError>,
-    ) -> Result<(), CallError> {
+    async fn finish<T>(&mut self, result: Result<Result<T, CapabilityError>, CallError>) -> Result<T, CallError> {
         match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(CallError::Plugin(e.into())),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(CallError::Plugin(e)),
             Err(e) => {
                 let instance = self.live.take().map(|l| l.instance);
                 self.discard(instance, &e).await;

@@ -13,8 +13,8 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::bindings::byoc::capability::types::{AccessError, LogLevel as WitLogLevel, PublishError};
-use crate::bindings::byoc::capability::{host, output};
+use crate::bindings::v2::byoc::capability::{host, output};
+use crate::bindings::{AccessError, PublishError, WitLogLevel};
 use crate::manifest::HostPattern;
 use crate::types::{Legs, LogLevel, Output};
 
@@ -62,7 +62,8 @@ pub(crate) struct OutputState {
 pub(crate) struct HostState {
     pub grant: Arc<Grant>,
     wasi: WasiCtx,
-    table: ResourceTable,
+    /// Host resources the guest holds handles to: WASI's, and frames.
+    pub table: ResourceTable,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     pub limiter: Limiter,
@@ -70,6 +71,12 @@ pub(crate) struct HostState {
     /// Deadline of the current call, checked at each epoch tick.
     pub deadline: Instant,
     born: Instant,
+    /// The tick interval the session asked for with `host.set-tick`.
+    pub tick: Option<Duration>,
+    /// Bytes of frames the host holds for this instance, against its memory grant.
+    pub frame_bytes: usize,
+    /// Set for a frame session: the host encodes its video, so segment output is refused.
+    pub frame_session: bool,
 }
 
 impl HostState {
@@ -86,6 +93,9 @@ impl HostState {
             out: OutputState { sink, segment_open: false, next_seq, used: 0, breached: false },
             deadline: Instant::now() + Duration::from_secs(3600),
             born: Instant::now(),
+            tick: None,
+            frame_bytes: 0,
+            frame_session: false,
         }
     }
 
@@ -188,10 +198,23 @@ impl host::Host for HostState {
     async fn monotonic_now(&mut self) -> wasmtime::Result<u64> {
         Ok(u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
+
+    async fn set_tick(&mut self, every_ms: u32) -> wasmtime::Result<()> {
+        if self.out.sink.is_some() {
+            self.tick = (every_ms > 0).then(|| Duration::from_millis(u64::from(every_ms.max(MIN_TICK_MS))));
+        }
+        Ok(())
+    }
 }
+
+/// Shortest tick interval a session may ask for.
+const MIN_TICK_MS: u32 = 10;
 
 impl output::Host for HostState {
     async fn segment_start(&mut self) -> wasmtime::Result<Result<u64, PublishError>> {
+        if self.frame_session {
+            return Ok(Err(PublishError::Unsupported));
+        }
         if let Err(e) = self.admit(self.grant.legs.video_out, 0) {
             return Ok(Err(e));
         }
@@ -208,6 +231,9 @@ impl output::Host for HostState {
     }
 
     async fn segment_chunk(&mut self, bytes: Vec<u8>) -> wasmtime::Result<Result<(), PublishError>> {
+        if self.frame_session {
+            return Ok(Err(PublishError::Unsupported));
+        }
         if let Err(e) = self.admit(self.grant.legs.video_out, bytes.len() as u64) {
             return Ok(Err(e));
         }
@@ -218,6 +244,9 @@ impl output::Host for HostState {
     }
 
     async fn segment_end(&mut self) -> wasmtime::Result<Result<(), PublishError>> {
+        if self.frame_session {
+            return Ok(Err(PublishError::Unsupported));
+        }
         if let Err(e) = self.admit(self.grant.legs.video_out, 0) {
             return Ok(Err(e));
         }

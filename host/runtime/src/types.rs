@@ -70,6 +70,10 @@ pub struct CapabilityInfo {
     pub legs: Legs,
     /// JSON Schema of the params, as text, if the capability takes params.
     pub params_schema: Option<String>,
+    /// For a frame plugin, the frames it wants (the host decodes and encodes for it);
+    /// `None` for a byte-level plugin.
+    #[serde(skip)]
+    pub frames: Option<byoc_frames::FrameNeeds>,
 }
 
 /// One HTTP header field.

@@ -93,7 +93,7 @@ async fn bad_plugins_are_rejected_with_typed_errors() -> TestResult {
         match runtime.load_plugin(&dir).await {
             Err(LoadError::WrongWorld { reason, .. }) if expect_wrong_world => assert!(reason.contains("adapter")),
             Err(LoadError::IncompatibleVersion { found, .. }) if !expect_wrong_world => {
-                assert_eq!(found, "byoc:capability/adapter@0.2.0")
+                assert_eq!(found, "byoc:capability/adapter@0.3.0")
             }
             other => panic!("{file}: unexpected {other:?}"),
         }

@@ -4,6 +4,7 @@
 //! One test binary for the crate; each module is one subject.
 
 mod common;
+mod compat;
 mod hostile;
 mod loading;
 mod plugins;

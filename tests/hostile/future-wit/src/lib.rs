@@ -1,8 +1,8 @@
-//! A plugin built against a future, incompatible `byoc:capability@0.2.0`: loading it must
+//! A plugin built against a future, incompatible `byoc:capability@0.3.0`: loading it must
 //! fail with `IncompatibleVersion`, before any linking.
 
 wit_bindgen::generate!({
-    inline: "package byoc:capability@0.2.0;\ninterface adapter { describe: func() -> string; }\nworld capability-adapter { export adapter; }",
+    inline: "package byoc:capability@0.3.0;\ninterface adapter { describe: func() -> string; }\nworld capability-adapter { export adapter; }",
     world: "capability-adapter",
 });
 
