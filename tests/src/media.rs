@@ -104,3 +104,21 @@ pub fn aiortc_python(test: &str) -> Option<String> {
         .is_ok_and(|s| s.success());
     required_or_skip(test, &format!("aiortc (for {python}, BYOC_PYTHON)"), ok).then_some(python)
 }
+
+/// Every video frame of a media file, decoded by ffmpeg to planar YUV 4:2:0 of its own size:
+/// `(width, height, frames)`, each frame `width × height` bytes of Y then the U and V planes.
+pub async fn decode_i420(file: &Path) -> Result<(u32, u32, Vec<Vec<u8>>)> {
+    let mut probe = Command::new("ffprobe");
+    probe.args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"]);
+    let out = run(probe.arg(file), "ffprobe", Duration::from_secs(20)).await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut size = text.lines().next().unwrap_or_default().trim().split(',').map(|n| n.trim().parse::<u32>());
+    let (Some(Ok(width)), Some(Ok(height))) = (size.next(), size.next()) else { bail!("no video size in {text:?}") };
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"]).arg(file);
+    cmd.args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"]);
+    let out = run(&mut cmd, "ffmpeg", Duration::from_secs(60)).await?;
+    let (w, h) = (width as usize, height as usize);
+    let frame = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
+    Ok((width, height, out.stdout.chunks_exact(frame).map(<[u8]>::to_vec).collect()))
+}

@@ -3,6 +3,7 @@
 //!
 //! - `gateway`: gateway + orchestrator + a toy worker over real HTTP on loopback.
 //! - `plugins`: streams and batch jobs on the bundled WebAssembly plugins.
+//! - `frames`: a frame plugin: real H.264 decoded, processed in wasm, encoded, decoded again.
 //! - `payments`: priced mode end to end.
 //! - `media`: RTMP and WebRTC in and out through a plugin.
 //! - `browser`: a real browser on both WebRTC legs.
@@ -15,6 +16,7 @@
 mod attack;
 mod browser;
 mod common;
+mod frames;
 mod gateway;
 mod media;
 mod payments;

@@ -16,10 +16,10 @@ use byoc_e2e::nodes::root;
 /// How long a test waits for a line on an SSE stream.
 const SSE_LIMIT: Duration = Duration::from_secs(30);
 
-struct Nodes {
-    gw: String,
-    orch: Arc<Orchestrator>,
-    orch_url: String,
+pub(crate) struct Nodes {
+    pub(crate) gw: String,
+    pub(crate) orch: Arc<Orchestrator>,
+    pub(crate) orch_url: String,
 }
 
 fn runtime_config() -> RuntimeConfig {
@@ -32,7 +32,7 @@ fn runtime_config() -> RuntimeConfig {
 }
 
 /// The bundled plugins behind an orchestrator and a gateway.
-async fn nodes() -> Nodes {
+pub(crate) async fn nodes() -> Nodes {
     let runtime = common::bundled_plugins(runtime_config()).await;
     let n = nodes_with(&runtime).await;
     assert!(n.orch.registry.names().contains(&"passthrough".to_string()));
@@ -55,7 +55,7 @@ fn job(capability: &str, params: Value) -> String {
 }
 
 /// Starts a stream of `capability` with these legs and this start body; returns start's answer (its URLs).
-async fn start(gw: &str, capability: &str, legs: Value, body: &'static str) -> Value {
+pub(crate) async fn start(gw: &str, capability: &str, legs: Value, body: &'static str) -> Value {
     let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", job(capability, legs)).body(body);
     let r = r.send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());

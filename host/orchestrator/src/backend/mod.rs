@@ -6,6 +6,7 @@
 //! `plugin` and `worker` use `call` and never this file; this file dispatches to them.
 
 mod call;
+mod frames;
 pub(crate) mod plugin;
 pub(crate) mod worker;
 

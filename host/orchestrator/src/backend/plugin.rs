@@ -11,6 +11,7 @@
 //! A batch job is one `process` call on a fresh instance.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::call::{BackendError, BatchAnswer, BatchJob, StreamLife, StreamStart};
+use super::frames::{FrameTasks, Frames};
 use crate::error::ApiError;
 
 /// Commands queued for the session; bounded so a slow plugin slows its input reader.
@@ -62,7 +64,7 @@ impl PluginRef {
 
 /// What the session is asked to do, in order.
 #[derive(Debug)]
-enum Cmd {
+pub(super) enum Cmd {
     Start(u64),
     Chunk(Bytes),
     End,
@@ -107,7 +109,17 @@ impl PluginStream {
                 worker_gone: false,
             }
         })?;
-        spawn(&start, session, outputs, self.commands.clone(), commands);
+        // A frame plugin's pipeline starts with the stream, so a node that cannot decode or
+        // encode refuses it now rather than failing it later.
+        let frames = match plugin.describe().frames {
+            Some(needs) if session.takes_frames() => Some(Frames::start(needs).map_err(|e| BackendError {
+                error: ApiError::internal(format!("the frame pipeline did not start: {e}")),
+                why: "the frame pipeline did not start",
+                worker_gone: false,
+            })?),
+            _ => None,
+        };
+        spawn(&start, session, outputs, self.commands.clone(), commands, frames);
         Ok(())
     }
 
@@ -122,16 +134,20 @@ impl PluginStream {
     }
 }
 
-/// Starts the session's tasks.
-fn spawn(start: &StreamStart<'_>, session: Session, outputs: Outputs, tx: mpsc::Sender<Cmd>, rx: mpsc::Receiver<Cmd>) {
+/// Starts the session's tasks; a frame plugin's with its pipeline.
+fn spawn(
+    start: &StreamStart<'_>,
+    session: Session,
+    outputs: Outputs,
+    tx: mpsc::Sender<Cmd>,
+    rx: mpsc::Receiver<Cmd>,
+    frames: Option<Frames>,
+) {
     let StreamLife { ended: cancel, failed } = start.life.clone();
     let (store, channels, id) = (start.trickle.clone(), start.channels, start.id);
-    if let Some(input) = &channels.input {
-        let sub = LocalSubscriber::new(&store, input, SeqRequest::At(Seq(0)));
-        tokio::spawn(read_input(sub, tx.clone(), cancel.clone()));
-    }
+    let input = channels.input.as_ref().map(|input| LocalSubscriber::new(&store, input, SeqRequest::At(Seq(0))));
     let sub = LocalSubscriber::new(&store, &channels.control, SeqRequest::At(Seq(0)));
-    tokio::spawn(read_control(sub, tx, cancel.clone()));
+    tokio::spawn(read_control(sub, tx.clone(), cancel.clone()));
     let events = LocalPublisher::new(&store, &channels.events).ok();
     publish_text(events.as_ref(), &json!({"type": "stream_started", "plugin": session.plugin_name()}).to_string());
     // A heartbeat on the events channel (as pytrickle workers send) lets a gateway tell a live
@@ -149,10 +165,34 @@ fn spawn(start: &StreamStart<'_>, session: Session, outputs: Outputs, tx: mpsc::
             }
         });
     }
-    tokio::spawn(drive(id.to_string(), session, rx, cancel.clone(), failed, events.clone()));
     let out = channels.output.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
     let data = channels.data.as_ref().and_then(|name| LocalPublisher::new(&store, name).ok());
-    tokio::spawn(write_outputs(outputs, out, data, events, cancel, id.to_string()));
+    let plugin_out = match frames {
+        Some(frames) => {
+            let tasks = FrameTasks {
+                id: id.to_string(),
+                session,
+                commands: rx,
+                input,
+                output: out,
+                events: events.clone(),
+                cancel: cancel.clone(),
+                failed,
+            };
+            super::frames::spawn(frames, tasks);
+            // The pipeline encodes the video; the plugin publishes data and events only.
+            None
+        }
+        None => {
+            if let Some(sub) = input {
+                let cancel = cancel.clone();
+                tokio::spawn(async move { read_input(sub, &tx, &cancel).await });
+            }
+            tokio::spawn(drive(id.to_string(), session, rx, cancel.clone(), failed, events.clone()));
+            out
+        }
+    };
+    tokio::spawn(write_outputs(outputs, plugin_out, data, events, cancel, id.to_string()));
 }
 
 /// The next segment of `sub`; `None` once the channel or the stream has ended.
@@ -163,10 +203,35 @@ async fn next_segment(sub: &mut LocalSubscriber, ended: &CancellationToken) -> O
     }
 }
 
-/// Feeds the input channel to the session, segment by segment, chunk by chunk.
-async fn read_input(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: CancellationToken) {
-    while let Some(mut seg) = next_segment(&mut sub, &ended).await {
-        if tx.send(Cmd::Start(seg.seq().0)).await.is_err() {
+/// Where a stream's input goes: the byte-level session's queue, or a frame pipeline's decoder.
+pub(super) trait InputSink {
+    /// A segment starts; false once the receiver is gone.
+    async fn start(&self, seq: u64) -> bool;
+    /// The segment's next bytes; false once the receiver is gone.
+    async fn chunk(&self, bytes: Bytes) -> bool;
+    /// The segment is complete (or was cut off); false once the receiver is gone.
+    async fn end(&self) -> bool;
+}
+
+impl InputSink for mpsc::Sender<Cmd> {
+    async fn start(&self, seq: u64) -> bool {
+        self.send(Cmd::Start(seq)).await.is_ok()
+    }
+
+    async fn chunk(&self, bytes: Bytes) -> bool {
+        self.send(Cmd::Chunk(bytes)).await.is_ok()
+    }
+
+    async fn end(&self) -> bool {
+        self.send(Cmd::End).await.is_ok()
+    }
+}
+
+/// Feeds the input channel to `to`, segment by segment, chunk by chunk, until the channel or
+/// the stream ends.
+pub(super) async fn read_input(mut sub: LocalSubscriber, to: &impl InputSink, ended: &CancellationToken) {
+    while let Some(mut seg) = next_segment(&mut sub, ended).await {
+        if !to.start(seg.seq().0).await {
             return;
         }
         loop {
@@ -176,7 +241,7 @@ async fn read_input(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: Canc
             };
             match chunk {
                 Ok(Some(c)) => {
-                    if tx.send(Cmd::Chunk(c)).await.is_err() {
+                    if !to.chunk(c).await {
                         return;
                     }
                 }
@@ -186,7 +251,7 @@ async fn read_input(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: Canc
                 Err(_) => break,
             }
         }
-        if tx.send(Cmd::End).await.is_err() {
+        if !to.end().await {
             return;
         }
     }
@@ -211,7 +276,7 @@ async fn read_control(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: Ca
     }
 }
 
-fn publish_text(publisher: Option<&LocalPublisher>, text: &str) {
+pub(super) fn publish_text(publisher: Option<&LocalPublisher>, text: &str) {
     let Some(p) = publisher else { return };
     if let Ok(mut seg) = p.next_segment()
         && seg.write(Bytes::copy_from_slice(text.as_bytes())).is_ok()
@@ -220,7 +285,8 @@ fn publish_text(publisher: Option<&LocalPublisher>, text: &str) {
     }
 }
 
-/// Owns the session: applies commands in order and the plugin's failure policy.
+/// Owns the session: applies commands and the plugin's ticks in order, and the plugin's failure
+/// policy.
 async fn drive(
     id: String,
     mut session: Session,
@@ -231,52 +297,114 @@ async fn drive(
 ) {
     // After a restart, chunks of the segment that was cut short are skipped up to the next start.
     let mut skipping = false;
+    let mut ticker = Ticker::default();
     loop {
+        ticker.follow(session.tick_interval());
         let cmd = tokio::select! {
             _ = cancel.cancelled() => break,
-            c = rx.recv() => c,
+            _ = ticker.tick() => None,
+            c = rx.recv() => match c {
+                Some(c) => Some(c),
+                None => break,
+            },
         };
-        let Some(cmd) = cmd else { break };
         let began = std::time::Instant::now();
         let (call, result) = match cmd {
-            Cmd::Start(seq) => {
+            None => ("tick", session.on_tick().await),
+            Some(Cmd::Start(seq)) => {
                 skipping = false;
                 ("segment_start", session.on_segment_start(seq).await)
             }
-            Cmd::Chunk(_) | Cmd::End if skipping => continue,
-            Cmd::Chunk(c) => ("chunk", session.on_chunk(&c).await),
-            Cmd::End => ("segment_end", session.on_segment_end().await),
-            Cmd::Control(text) => ("control", session.on_control(&text).await),
+            Some(Cmd::Chunk(_) | Cmd::End) if skipping => continue,
+            Some(Cmd::Chunk(c)) => ("chunk", session.on_chunk(&c).await),
+            Some(Cmd::End) => ("segment_end", session.on_segment_end().await),
+            Some(Cmd::Control(text)) => ("control", session.on_control(&text).await),
         };
         byoc_protocol::telemetry::plugin_call(call, began);
         let Err(e) = result else { continue };
-        let report = json!({"type": "error", "kind": e.kind(), "message": e.to_string(), "fatal": e.is_failure()});
-        publish_text(events.as_ref(), &report.to_string());
-        if !e.is_failure() {
-            continue; // The plugin refused one call; the session goes on.
+        match recover(&id, &mut session, e, &cancel, events.as_ref()).await {
+            Recovery::CarryOn => {}
+            Recovery::Restarted => skipping = true,
+            Recovery::Failed => {
+                // The stream's monitor ends it (one place ends streams).
+                failed.cancel();
+                return;
+            }
         }
-        tracing::warn!(stream_id = %id, kind = e.kind(), error = %e, "plugin session failed");
-        metrics::counter!("byoc_plugin_failures_total", "kind" => e.kind()).increment(1);
-        let restarted = session.failure_policy() == FailurePolicy::RestartSession && {
-            let r = tokio::select! {
-                _ = cancel.cancelled() => Err(CallError::Closed),
-                r = session.restart() => r,
-            };
-            r.is_ok()
-        };
-        if restarted {
-            skipping = true;
-            publish_text(
-                events.as_ref(),
-                &json!({"type": "plugin_restarted", "restarts": session.restarts()}).to_string(),
-            );
-            continue;
-        }
-        // The stream's monitor ends it (one place ends streams).
-        failed.cancel();
-        return;
     }
     let _ = session.close().await;
+}
+
+/// Where a session stands after a call failed.
+pub(super) enum Recovery {
+    /// The plugin refused one call; the session goes on.
+    CarryOn,
+    /// The session failed and was restarted on a fresh instance.
+    Restarted,
+    /// The session failed for good: the stream must end.
+    Failed,
+}
+
+/// Reports a failed call on the events channel and applies the plugin's failure policy.
+pub(super) async fn recover(
+    id: &str,
+    session: &mut Session,
+    e: CallError,
+    cancel: &CancellationToken,
+    events: Option<&LocalPublisher>,
+) -> Recovery {
+    let report = json!({"type": "error", "kind": e.kind(), "message": e.to_string(), "fatal": e.is_failure()});
+    publish_text(events, &report.to_string());
+    if !e.is_failure() {
+        return Recovery::CarryOn;
+    }
+    tracing::warn!(stream_id = %id, kind = e.kind(), error = %e, "plugin session failed");
+    metrics::counter!("byoc_plugin_failures_total", "kind" => e.kind()).increment(1);
+    let restarted = session.failure_policy() == FailurePolicy::RestartSession && {
+        let r = tokio::select! {
+            _ = cancel.cancelled() => Err(CallError::Closed),
+            r = session.restart() => r,
+        };
+        r.is_ok()
+    };
+    if !restarted {
+        return Recovery::Failed;
+    }
+    publish_text(events, &json!({"type": "plugin_restarted", "restarts": session.restarts()}).to_string());
+    Recovery::Restarted
+}
+
+/// The plugin's timer: ticks at the interval the session last asked for (`host.set-tick`),
+/// never while a call runs; ticks missed meanwhile are skipped, not made up.
+#[derive(Default)]
+pub(super) struct Ticker {
+    every: Option<Duration>,
+    interval: Option<tokio::time::Interval>,
+}
+
+impl Ticker {
+    /// Follows the interval the session wants now.
+    pub(super) fn follow(&mut self, wanted: Option<Duration>) {
+        if wanted == self.every {
+            return;
+        }
+        self.every = wanted;
+        self.interval = wanted.map(|every| {
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            interval
+        });
+    }
+
+    /// The next tick; never, when no ticks are wanted.
+    pub(super) async fn tick(&mut self) {
+        match &mut self.interval {
+            Some(interval) => {
+                interval.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Publishes what the session produces.

@@ -1,0 +1,246 @@
+//! Frame plugins: the stream's input is decoded into frames for the plugin's frame session,
+//! and what it returns is encoded into the output channel. Decoding and encoding run on the
+//! pipeline's own threads (`byoc-frames`); the driver here only moves frames in and out of the
+//! plugin, one call at a time, with control messages and ticks in between.
+//!
+//! When the plugin is slower than the input, the decoder drops frames rather than queue them;
+//! the driver reports drops on the events channel (at most once a second) and as the metric
+//! `byoc_frames_dropped_total`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use byoc_frames::{Decoded, EncodeSettings, Encoded, EncodedOutput, Feeder, FrameNeeds, FrameSink, FrameSource, PipelineConfig, Processed, Stats};
+use byoc_runtime::Session;
+use byoc_trickle::{LocalPublisher, LocalSegmentWriter, Seq};
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::plugin::{Cmd, InputSink, Recovery, Ticker, publish_text, recover};
+
+/// Frames queued between the decoder and the plugin before the decoder drops.
+const QUEUE_FRAMES: usize = 8;
+
+/// How often dropped frames are reported, at most.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// A stream's frame pipeline, started before its tasks.
+pub(crate) struct Frames {
+    feeder: Feeder,
+    source: FrameSource,
+    sink: FrameSink,
+    output: EncodedOutput,
+    stats: Arc<Stats>,
+}
+
+impl Frames {
+    /// Starts the decoder and encoder threads for what the plugin declared.
+    pub(crate) fn start(needs: FrameNeeds) -> Result<Frames, byoc_frames::PipelineError> {
+        let config = PipelineConfig { needs, encode: EncodeSettings::default(), queue_frames: QUEUE_FRAMES };
+        let pipeline = byoc_frames::start(config)?;
+        Ok(Frames {
+            feeder: pipeline.input,
+            source: pipeline.frames,
+            sink: pipeline.processed,
+            output: pipeline.output,
+            stats: pipeline.stats,
+        })
+    }
+}
+
+impl InputSink for Feeder {
+    async fn start(&self, seq: u64) -> bool {
+        self.segment_start(seq).await.is_ok()
+    }
+
+    async fn chunk(&self, bytes: Bytes) -> bool {
+        Feeder::chunk(self, bytes).await.is_ok()
+    }
+
+    async fn end(&self) -> bool {
+        self.segment_end().await.is_ok()
+    }
+}
+
+/// What a frame stream's tasks need besides the pipeline.
+pub(super) struct FrameTasks {
+    pub(super) id: String,
+    pub(super) session: Session,
+    pub(super) commands: mpsc::Receiver<Cmd>,
+    pub(super) input: Option<byoc_trickle::LocalSubscriber>,
+    pub(super) output: Option<LocalPublisher>,
+    pub(super) events: Option<LocalPublisher>,
+    pub(super) cancel: CancellationToken,
+    pub(super) failed: CancellationToken,
+}
+
+/// Spawns the input feeder, the frame driver and the encoded-output writer.
+pub(super) fn spawn(frames: Frames, tasks: FrameTasks) {
+    let Frames { feeder, source, sink, output, stats } = frames;
+    let cancel = tasks.cancel.clone();
+    if let Some(sub) = tasks.input {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            super::plugin::read_input(sub, &feeder, &cancel).await;
+            feeder.finish().await;
+        });
+    }
+    tokio::spawn(write_encoded(output, tasks.output, cancel));
+    let driver = Driver {
+        id: tasks.id,
+        session: tasks.session,
+        source,
+        sink,
+        stats,
+        events: tasks.events,
+        cancel: tasks.cancel,
+        failed: tasks.failed,
+    };
+    tokio::spawn(driver.run(tasks.commands));
+}
+
+/// One step of the driver.
+enum Step {
+    Frame(Decoded),
+    Control(String),
+    Tick,
+    Report,
+}
+
+struct Driver {
+    id: String,
+    session: Session,
+    source: FrameSource,
+    sink: FrameSink,
+    stats: Arc<Stats>,
+    events: Option<LocalPublisher>,
+    cancel: CancellationToken,
+    failed: CancellationToken,
+}
+
+impl Driver {
+    /// Moves frames through the plugin until the stream ends; applies control messages, ticks
+    /// and the plugin's failure policy in between.
+    async fn run(mut self, mut commands: mpsc::Receiver<Cmd>) {
+        let mut ticker = Ticker::default();
+        let mut report = tokio::time::interval(DROP_REPORT_EVERY);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut reported = 0u64;
+        let mut input_open = true;
+        loop {
+            ticker.follow(self.session.tick_interval());
+            let step = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = ticker.tick() => Step::Tick,
+                _ = report.tick() => Step::Report,
+                c = commands.recv() => match c {
+                    Some(Cmd::Control(text)) => Step::Control(text),
+                    Some(_) => continue,
+                    None => break,
+                },
+                f = self.source.recv(), if input_open => match f {
+                    Some(frame) => Step::Frame(frame),
+                    None => {
+                        input_open = false;
+                        continue;
+                    }
+                },
+            };
+            let began = std::time::Instant::now();
+            let (call, result) = match step {
+                Step::Report => {
+                    reported = self.report_drops(reported);
+                    continue;
+                }
+                Step::Frame(Decoded::SegmentEnd { .. }) => {
+                    let _ = self.sink.send(Processed::SegmentEnd).await;
+                    continue;
+                }
+                Step::Frame(Decoded::Video(frame)) => {
+                    let result = match self.session.on_video_frame(frame).await {
+                        Ok(Some(frame)) => self.send(Processed::Video(frame)).await,
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    ("video_frame", result)
+                }
+                Step::Frame(Decoded::Audio(frame)) => {
+                    let result = match self.session.on_audio_frame(frame).await {
+                        Ok(Some(frame)) => self.send(Processed::Audio(frame)).await,
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    ("audio_frame", result)
+                }
+                Step::Control(text) => ("control", self.session.on_control(&text).await),
+                Step::Tick => ("tick", self.session.on_tick().await),
+            };
+            byoc_protocol::telemetry::plugin_call(call, began);
+            let Err(e) = result else { continue };
+            if let Recovery::Failed = recover(&self.id, &mut self.session, e, &self.cancel, self.events.as_ref()).await {
+                self.failed.cancel();
+                return;
+            }
+        }
+        self.report_drops(reported);
+        self.sink.finish();
+        let _ = self.session.close().await;
+    }
+
+    /// Hands a processed frame to the encoder; its end having gone means the stream is ending.
+    async fn send(&self, processed: Processed) -> Result<(), byoc_runtime::CallError> {
+        let _ = self.sink.send(processed).await;
+        Ok(())
+    }
+
+    /// Publishes the drops since the last report, if any; returns the total reported.
+    fn report_drops(&self, reported: u64) -> u64 {
+        let dropped = self.stats.dropped_video.load(Ordering::Relaxed) + self.stats.dropped_audio.load(Ordering::Relaxed);
+        if dropped > reported {
+            metrics::counter!("byoc_frames_dropped_total").increment(dropped - reported);
+            let event = json!({
+                "type": "frames_dropped",
+                "dropped_video": self.stats.dropped_video.load(Ordering::Relaxed),
+                "dropped_audio": self.stats.dropped_audio.load(Ordering::Relaxed),
+                "decoded_video": self.stats.decoded_video.load(Ordering::Relaxed),
+                "reason": "the plugin is slower than the input",
+            });
+            publish_text(self.events.as_ref(), &event.to_string());
+        }
+        dropped
+    }
+}
+
+/// Publishes the encoded output as segments 0, 1, 2, … of the output channel.
+async fn write_encoded(mut output: EncodedOutput, out: Option<LocalPublisher>, cancel: CancellationToken) {
+    let mut seq = 0u64;
+    let mut segment: Option<LocalSegmentWriter> = None;
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = output.recv() => e,
+        };
+        let Some(piece) = next else { return };
+        match piece {
+            Encoded::SegmentStart => {
+                segment = out.as_ref().and_then(|p| p.segment(Seq(seq)).ok());
+                seq += 1;
+            }
+            Encoded::Chunk(bytes) => {
+                if let Some(w) = segment.as_mut()
+                    && w.write(bytes).is_err()
+                {
+                    segment = None;
+                }
+            }
+            Encoded::SegmentEnd => {
+                if let Some(w) = segment.take() {
+                    w.finish();
+                }
+            }
+        }
+    }
+}
