@@ -36,6 +36,12 @@ pub trait SegmentHandler {
         Err(Error::unsupported("this capability takes no control messages"))
     }
 
+    /// A timer tick asked for with [`Context::set_tick`]; the default does nothing.
+    fn on_tick(&mut self, ctx: &Context<'_>) -> Result<(), Error> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// The stream is stopping; the default does nothing.
     fn close(&mut self, ctx: &Context<'_>) -> Result<(), Error> {
         let _ = ctx;
@@ -147,6 +153,10 @@ impl<H: SegmentHandler> StreamSession for Buffered<H> {
 
     fn on_control(&mut self, ctx: &Context<'_>, message: &str) -> Result<(), Error> {
         self.handler.on_control(ctx, message)
+    }
+
+    fn on_tick(&mut self, ctx: &Context<'_>) -> Result<(), Error> {
+        self.handler.on_tick(ctx)
     }
 
     fn close(&mut self, ctx: &Context<'_>) -> Result<(), Error> {

@@ -35,6 +35,11 @@ pub trait Host {
     fn publish_data(&self, line: &str) -> Result<(), PublishError>;
     /// `output.publish-event`; `json` is a JSON object.
     fn publish_event(&self, json: &str) -> Result<(), PublishError>;
+    /// `host.set-tick`: asks for `on-tick` every `every_ms` milliseconds; 0 stops them.
+    /// The default does nothing (a host without timers).
+    fn set_tick(&self, every_ms: u32) {
+        let _ = every_ms;
+    }
     /// Outbound HTTP, run to completion. Used by [`Context::http`] in native builds; in
     /// wasm builds `Context::http` calls `wasi:http` directly (see there), so the default,
     /// which refuses every request, is only seen by a custom host without HTTP.
@@ -207,6 +212,28 @@ impl<'a> Context<'a> {
     /// ```
     pub fn now(&self) -> Duration {
         Duration::from_nanos(self.host.monotonic_now_ns())
+    }
+
+    /// Asks for the session's `on_tick` ([`StreamSession::on_tick`](crate::StreamSession::on_tick),
+    /// [`FrameProcessor::on_tick`](crate::frames::FrameProcessor::on_tick)) every `every`,
+    /// with or without input flowing; [`Duration::ZERO`] stops the ticks. The host clamps
+    /// the interval to at least 10 ms (whole milliseconds; a longer one is capped at
+    /// `u32::MAX` ms). Ticks missed while the plugin was busy are not made up.
+    ///
+    /// ```
+    /// # use byoc_sdk::{testing::TestHost, Context, Legs};
+    /// use std::time::Duration;
+    /// let host = TestHost::session(Legs::DATA);
+    /// Context::new(&host).set_tick(Duration::from_secs(1));
+    /// assert_eq!(host.tick_interval(), Some(Duration::from_secs(1)));
+    /// Context::new(&host).set_tick(Duration::ZERO);
+    /// assert_eq!(host.tick_interval(), None);
+    /// ```
+    pub fn set_tick(&self, every: Duration) {
+        let ms = u32::try_from(every.as_millis()).unwrap_or(u32::MAX);
+        // A non-zero interval below a millisecond must not turn into "stop".
+        let ms = if ms == 0 && !every.is_zero() { 1 } else { ms };
+        self.host.set_tick(ms);
     }
 
     /// Starts an output segment and returns its output sequence number.

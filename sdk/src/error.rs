@@ -162,6 +162,10 @@ pub enum PublishError {
     /// The host closed the leg; further output is discarded.
     #[error("output leg closed")]
     Closed,
+    /// Not available to this kind of session: a frame session cannot publish video
+    /// segments (the host encodes the frames it returns).
+    #[error("this output is not available to a frame session")]
+    Unsupported,
 }
 
 impl From<PublishError> for Error {

@@ -1,16 +1,27 @@
 //! Write BYOC capability plugins in Rust.
 //!
-//! A plugin is a WebAssembly component for the `byoc:capability@0.1.0` world
+//! A plugin is a WebAssembly component for the `byoc:capability@0.2.0` world
 //! (`capability-adapter`, see `wit/` at the repository root) that an orchestrator loads to
 //! serve one capability, for batch jobs and live video streams. This crate hides the
-//! component plumbing:
+//! component plumbing. A plugin is one of two kinds:
 //!
-//! - one trait per concern: [`Describe`], [`Batch`], [`Stream`] and [`StreamSession`];
-//! - [`export!`] turns a type implementing them into the component's exports;
-//! - every method gets a [`Context`] for output, logs, config, secrets, time and HTTP;
+//! - **byte level**: it sees the stream's MPEG-TS bytes. One trait per concern:
+//!   [`Describe`], [`Batch`], [`Stream`] and [`StreamSession`]; [`export!`]`(MyPlugin)`
+//!   turns a type implementing them into the component's exports;
+//! - **frame level**: the host decodes the stream into frames and encodes what the plugin
+//!   returns. Implement [`Describe`] (declaring [`CapabilityInfo::frames`]) and
+//!   [`frames::FrameProcessor`], and export with [`export!`]`(frames MyPlugin)`; the
+//!   [`frames`] module has the frame types and drawing, scaling and conversion helpers.
+//!
+//! Then:
+//!
+//! - every method gets a [`Context`] for output, logs, config, secrets, time, timers
+//!   ([`Context::set_tick`]) and HTTP;
 //! - helpers: typed JSON [`params`], whole-segment [`buffered`] sessions, MPEG-TS
 //!   walking in [`ts`], server-sent events in [`sse`];
-//! - [`testing`] runs a plugin natively in `cargo test`, recording its output.
+//! - [`testing`] runs a plugin natively in `cargo test`, recording its output
+//!   ([`testing::Harness`] for byte-level plugins, [`testing::FrameHarness`] for frame
+//!   plugins).
 //!
 //! Build plugins with `cargo build --release --target wasm32-wasip2`; the result is a
 //! component. See `plugins/README.md` for a tutorial.
@@ -53,6 +64,7 @@ extern crate self as byoc_sdk;
 pub mod buffered;
 mod context;
 mod error;
+pub mod frames;
 pub mod http;
 pub mod params;
 mod plugin;
@@ -72,9 +84,17 @@ pub use types::{Body, CapabilityInfo, Header, Legs, LogLevel, Price, Request, Re
 
 /// Exports a plugin type as the component's `adapter` interface.
 ///
-/// The type must implement [`Describe`], [`Batch`] and [`Stream`] (and `'static`). Invoke it
-/// once, at the root of the plugin crate. It expands to nothing outside wasm builds, so the
-/// same crate also builds natively for tests.
+/// Invoke it once, at the root of the plugin crate, in one of two forms:
+///
+/// - `export!(MyPlugin)`: a byte-level plugin. The type implements [`Describe`], [`Batch`]
+///   and [`Stream`] (and is `'static`). Its `frame-session` export refuses every stream
+///   with `unsupported` (the host never calls it, as `frames` is not declared).
+/// - `export!(frames MyPlugin)`: a frame plugin. The type implements [`Describe`] (with
+///   [`CapabilityInfo::frames`] set) and [`frames::FrameProcessor`]. Its byte-level
+///   `session` export and batch `process` answer `unsupported`.
+///
+/// It expands to nothing outside wasm builds, so the same crate also builds natively for
+/// tests.
 ///
 /// ```
 /// # use byoc_sdk::*;
@@ -84,8 +104,23 @@ pub use types::{Body, CapabilityInfo, Header, Legs, LogLevel, Price, Request, Re
 /// # impl Stream for MyPlugin { type Session = NoSession; }
 /// byoc_sdk::export!(MyPlugin);
 /// ```
+///
+/// A frame plugin (see [`frames::FrameProcessor`] for a whole one):
+///
+/// ```ignore
+/// byoc_sdk::export!(frames MyFramePlugin);
+/// ```
 #[macro_export]
 macro_rules! export {
+    (frames $plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            type __ByocAdapter = $crate::__private::FrameAdapter<$plugin>;
+            $crate::__private::bindings::__export_capability_adapter!(
+                __ByocAdapter with_types_in $crate::__private::bindings
+            );
+        };
+    };
     ($plugin:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
@@ -102,7 +137,7 @@ macro_rules! export {
 #[doc(hidden)]
 pub mod __private {
     #[cfg(target_arch = "wasm32")]
-    pub use crate::wasm::{Adapter, bindings};
+    pub use crate::wasm::{Adapter, FrameAdapter, bindings};
     #[cfg(target_arch = "wasm32")]
     pub use wit_bindgen;
 }

@@ -119,6 +119,12 @@ pub trait StreamSession {
         Err(Error::unsupported("this capability takes no control messages"))
     }
 
+    /// A timer tick asked for with [`Context::set_tick`]. The default does nothing.
+    fn on_tick(&mut self, ctx: &Context<'_>) -> Result<(), Error> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// The stream is stopping; output may still be published. The default does nothing.
     fn close(&mut self, ctx: &Context<'_>) -> Result<(), Error> {
         let _ = ctx;

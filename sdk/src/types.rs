@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::Error;
+use crate::frames::FrameNeeds;
 
 /// Severity of a log record (`log-level` in the WIT).
 ///
@@ -161,6 +162,8 @@ pub struct CapabilityInfo {
     pub legs: Legs,
     /// JSON Schema of the params object, if the capability takes params.
     pub params_schema: Option<String>,
+    /// `Some` for a frame plugin: the frames it wants decoded (see [`crate::frames`]).
+    pub frames: Option<FrameNeeds>,
 }
 
 impl CapabilityInfo {
@@ -179,6 +182,7 @@ impl CapabilityInfo {
             capacity: 0,
             legs: Legs::NONE,
             params_schema: None,
+            frames: None,
         }
     }
 
@@ -227,14 +231,34 @@ impl CapabilityInfo {
         self
     }
 
-    /// Checks what the host checks when it loads a plugin: a name of lowercase ASCII
-    /// letters, digits and `-`; a non-empty version; a params schema that is a JSON object.
+    /// Makes this a frame plugin: the host decodes the stream into the frames described and
+    /// calls the [`FrameProcessor`](crate::frames::FrameProcessor) (export it with
+    /// `export!(frames …)`). A frame plugin declares the `video-in` and `video-out` legs.
     ///
     /// ```
+    /// use byoc_sdk::frames::{FrameNeeds, PixelFormat, VideoNeeds};
+    /// use byoc_sdk::{CapabilityInfo, Legs};
+    /// let info = CapabilityInfo::new("fx", "0.1.0", "")
+    ///     .legs(Legs::VIDEO_IN | Legs::VIDEO_OUT)
+    ///     .frames(FrameNeeds::video(VideoNeeds::new(PixelFormat::I420).max_size(1920, 1080)));
+    /// assert!(info.validate().is_ok());
+    /// ```
+    pub fn frames(mut self, needs: FrameNeeds) -> Self {
+        self.frames = Some(needs);
+        self
+    }
+
+    /// Checks what the host checks when it loads a plugin: a name of lowercase ASCII
+    /// letters, digits and `-`; a non-empty version; a params schema that is a JSON object;
+    /// for a frame plugin, the `video-in` and `video-out` legs.
+    ///
+    /// ```
+    /// use byoc_sdk::frames::FrameNeeds;
     /// use byoc_sdk::CapabilityInfo;
     /// assert!(CapabilityInfo::new("ts-analyzer", "0.1.0", "").validate().is_ok());
     /// assert!(CapabilityInfo::new("TS Analyzer", "0.1.0", "").validate().is_err());
     /// assert!(CapabilityInfo::new("x", "0.1.0", "").params_schema("[").validate().is_err());
+    /// assert!(CapabilityInfo::new("x", "0.1.0", "").frames(FrameNeeds::default()).validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
         let name_ok = !self.name.is_empty()
@@ -247,6 +271,9 @@ impl CapabilityInfo {
         }
         if self.version.trim().is_empty() {
             return Err(Error::internal("capability version is empty"));
+        }
+        if self.frames.is_some() && !self.legs.contains(Legs::VIDEO_IN | Legs::VIDEO_OUT) {
+            return Err(Error::internal("a frame plugin must declare the video-in and video-out legs"));
         }
         if let Some(schema) = &self.params_schema {
             let value: serde_json::Value =

@@ -10,7 +10,10 @@ use crate::{
     HttpResponse, Legs, LogLevel, PublishError, Request, Response, SseEvent, Stream, StreamSession,
 };
 
+pub(crate) mod frames;
 mod http;
+
+pub use frames::{FrameAdapter, RefusedFrameSession};
 
 /// Generated bindings. Paths are spelled through `byoc_sdk::__private` so that the export
 /// macro, expanded in the plugin's crate, needs no direct dependency on `wit-bindgen`.
@@ -58,6 +61,10 @@ impl Host for WitHost {
         wit_host::monotonic_now()
     }
 
+    fn set_tick(&self, every_ms: u32) {
+        wit_host::set_tick(every_ms);
+    }
+
     fn segment_start(&self) -> Result<u64, PublishError> {
         wit_output::segment_start().map_err(publish_error)
     }
@@ -99,10 +106,11 @@ fn publish_error(e: wit::PublishError) -> PublishError {
         wit::PublishError::Invalid(m) => PublishError::Invalid(m),
         wit::PublishError::LimitExceeded(m) => PublishError::LimitExceeded(m),
         wit::PublishError::Closed => PublishError::Closed,
+        wit::PublishError::Unsupported => PublishError::Unsupported,
     }
 }
 
-fn capability_error(e: Error) -> wit::CapabilityError {
+pub(crate) fn capability_error(e: Error) -> wit::CapabilityError {
     match e {
         Error::InvalidParams(m) => wit::CapabilityError::InvalidParams(m),
         Error::InvalidInput(m) => wit::CapabilityError::InvalidInput(m),
@@ -127,7 +135,7 @@ fn legs(legs: Legs) -> wit::Legs {
     .fold(wit::Legs::empty(), |all, (_, theirs)| all | theirs)
 }
 
-fn capability_info(info: CapabilityInfo) -> wit::CapabilityInfo {
+pub(crate) fn capability_info(info: CapabilityInfo) -> wit::CapabilityInfo {
     wit::CapabilityInfo {
         name: info.name,
         version: info.version,
@@ -136,6 +144,7 @@ fn capability_info(info: CapabilityInfo) -> wit::CapabilityInfo {
         capacity: info.capacity,
         legs: legs(info.legs),
         params_schema: info.params_schema,
+        frames: info.frames.map(frames::frame_needs),
     }
 }
 
@@ -172,6 +181,7 @@ where
     P::Session: 'static,
 {
     type Session = SessionAdapter<P>;
+    type FrameSession = RefusedFrameSession;
 
     fn describe() -> wit::CapabilityInfo {
         capability_info(P::describe())
@@ -233,6 +243,10 @@ where
 
     fn on_control(&self, message: String) -> Result<(), wit::CapabilityError> {
         self.with(|s, ctx| s.on_control(ctx, &message))
+    }
+
+    fn on_tick(&self) -> Result<(), wit::CapabilityError> {
+        self.with(|s, ctx| s.on_tick(ctx))
     }
 
     fn close(&self) -> Result<(), wit::CapabilityError> {

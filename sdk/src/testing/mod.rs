@@ -1,6 +1,6 @@
 //! A test harness that runs a plugin natively in `cargo test`: no wasm, no network.
 //!
-//! [`Harness`] calls a plugin's trait methods the way the host calls its exports, with a
+//! [`Harness`] runs byte-level plugins and [`FrameHarness`] frame plugins. [`Harness`] calls a plugin's trait methods the way the host calls its exports, with a
 //! [`Context`] backed by a [`TestHost`] that records everything the plugin outputs
 //! (segments, data lines, events, logs, HTTP requests) and answers config, secrets, time and
 //! HTTP from what the test set up. It enforces the host's rules, so a plugin that publishes
@@ -58,6 +58,10 @@ use crate::{
     AccessError, Batch, CapabilityInfo, Context, Describe, Error, Host, HttpError, HttpRequest, HttpResponse, Legs,
     LogLevel, PublishError, Request, Response, Stream, StreamSession,
 };
+
+mod frames;
+
+pub use frames::{FrameHarness, FrameHarnessSession, color_bars};
 
 /// Default size of the chunks [`HarnessSession::segment`] splits a segment into: small enough
 /// that chunks split MPEG-TS packets (as network reads do), large enough to be quick.
@@ -143,6 +147,7 @@ struct Env {
 #[derive(Default)]
 struct Recording {
     outputs: Outputs,
+    tick_ms: u32,
     open_segment: bool,
     next_seq: u64,
     bytes_this_call: usize,
@@ -168,6 +173,7 @@ pub struct TestHost {
     env: Rc<Env>,
     legs: Legs,
     in_session: bool,
+    frame_session: bool,
     recording: RefCell<Recording>,
 }
 
@@ -193,7 +199,38 @@ impl TestHost {
     }
 
     fn with_env(env: Rc<Env>, legs: Legs, in_session: bool) -> Self {
-        Self { env, legs, in_session, recording: RefCell::default() }
+        Self { env, legs, in_session, frame_session: false, recording: RefCell::default() }
+    }
+
+    /// A host for a frame session of a capability that declared `legs`: as
+    /// [`session`](Self::session), but video segments cannot be published (the host encodes
+    /// the frames the plugin returns), as in the real host.
+    ///
+    /// ```
+    /// let host = byoc_sdk::testing::TestHost::frame_session(byoc_sdk::Legs::VIDEO_OUT);
+    /// let err = byoc_sdk::Context::new(&host).segment_start().unwrap_err();
+    /// assert_eq!(err, byoc_sdk::PublishError::Unsupported);
+    /// ```
+    pub fn frame_session(legs: Legs) -> Self {
+        Self::for_frames(Rc::default(), legs)
+    }
+
+    fn for_frames(env: Rc<Env>, legs: Legs) -> Self {
+        Self { frame_session: true, ..Self::with_env(env, legs, true) }
+    }
+
+    /// The tick interval the plugin asked for with [`Context::set_tick`], or `None` when
+    /// ticks are off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let host = byoc_sdk::testing::TestHost::session(byoc_sdk::Legs::DATA);
+    /// byoc_sdk::Context::new(&host).set_tick(Duration::from_millis(3));
+    /// assert_eq!(host.tick_interval(), Some(Duration::from_millis(10)), "clamped like the host");
+    /// ```
+    pub fn tick_interval(&self) -> Option<Duration> {
+        let ms = self.recording.borrow().tick_ms;
+        (ms > 0).then(|| Duration::from_millis(u64::from(ms)))
     }
 
     /// Grants a config key, with a value or unset.
@@ -300,6 +337,8 @@ impl TestHost {
     fn check_leg(&self, leg: Legs) -> Result<(), PublishError> {
         if !self.in_session {
             Err(PublishError::NotInSession)
+        } else if self.frame_session && leg == Legs::VIDEO_OUT {
+            Err(PublishError::Unsupported)
         } else if !self.legs.contains(leg) {
             Err(PublishError::LegNotDeclared)
         } else {
@@ -344,6 +383,13 @@ impl Host for TestHost {
 
     fn monotonic_now_ns(&self) -> u64 {
         self.env.clock_ns.get()
+    }
+
+    fn set_tick(&self, every_ms: u32) {
+        // As in the host: only in a session, and at least 10 ms.
+        if self.in_session {
+            self.recording.borrow_mut().tick_ms = if every_ms == 0 { 0 } else { every_ms.max(10) };
+        }
     }
 
     fn segment_start(&self) -> Result<u64, PublishError> {
@@ -705,6 +751,19 @@ impl<P: Stream> HarnessSession<P> {
         self.ensure_open()?;
         self.host.begin_call();
         self.session.on_control(&Context::new(&self.host), message)
+    }
+
+    /// Calls `on_tick`, as the host does every [`tick_interval`](Self::tick_interval)
+    /// (the harness ticks only when asked, whether or not the plugin asked for ticks).
+    pub fn tick(&mut self) -> Result<(), Error> {
+        self.ensure_open()?;
+        self.host.begin_call();
+        self.session.on_tick(&Context::new(&self.host))
+    }
+
+    /// The tick interval the plugin asked for, or `None` when ticks are off.
+    pub fn tick_interval(&self) -> Option<Duration> {
+        self.host.tick_interval()
     }
 
     /// Calls `close`; the session accepts no further calls.
