@@ -90,7 +90,7 @@ pub fn build(root: &Path) -> Result<PathBuf> {
 ///   hostile/manifest.toml
 ///   hostile-v2.wasm           the same plugin at version 0.2.0 (`v2` feature), for hot reload
 ///   wrong-world.wasm          a component of another world
-///   future-wit.wasm           a component built against byoc:capability@0.2.0
+///   future-wit.wasm           a component built against byoc:capability@0.3.0 (served: 0.1, 0.2)
 /// ```
 ///
 /// Build output goes to `target/hostile-build/`. `byoc-runtime`'s tests run the same build

@@ -5,6 +5,7 @@
 
 mod common;
 mod compat;
+mod frames;
 mod hostile;
 mod loading;
 mod plugins;

@@ -13,6 +13,8 @@
 //! | `write <path>` | tries to create a file | always refused: preopens are read-only |
 //! | `env` | publishes the number of environment variables | 0: no environment |
 //! | `echo <text>` | publishes `<version>:<text>` as data | (a health check) |
+//! | `frames` | creates 1080p video frames, keeping them all, until the host refuses one; publishes how many it got | refused (`too-large`) within the instance's memory limit, the session alive |
+//! | `tick <ms>` | asks for a tick every `<ms>` (0 stops); each tick publishes `<version>:tick` | ticks at that interval |
 //!
 //! Batch calls: path `/loop` spins, `/trap` panics, anything else echoes the body.
 //! Built twice: the `v2` feature changes the version (and so the echo prefix), for the
@@ -92,6 +94,10 @@ impl StreamSession for HostileSession {
         Ok(ctx.segment_end()?)
     }
 
+    fn on_tick(&mut self, ctx: &Context<'_>) -> Result<(), Error> {
+        Ok(ctx.publish_data(&format!("{VERSION}:tick"))?)
+    }
+
     fn on_control(&mut self, ctx: &Context<'_>, message: &str) -> Result<(), Error> {
         let (command, arg) = message.split_once(' ').unwrap_or((message, ""));
         match command {
@@ -128,9 +134,35 @@ impl StreamSession for HostileSession {
             },
             "env" => Ok(ctx.publish_data(&std::env::vars().count().to_string())?),
             "echo" => Ok(ctx.publish_data(&format!("{VERSION}:{arg}"))?),
+            "frames" => Ok(ctx.publish_data(&hoard_frames())?),
+            "tick" => {
+                let ms = arg.parse().map_err(|_| Error::invalid_params(format!("tick {arg:?}: not a number")))?;
+                ctx.set_tick(std::time::Duration::from_millis(ms));
+                Ok(())
+            }
             other => Err(Error::unsupported(format!("unknown command {other:?}"))),
         }
     }
+}
+
+/// Creates host-owned 1080p frames until the host refuses one (at most 1000 tries); reports
+/// how many it held and the refusal.
+#[cfg(target_arch = "wasm32")]
+fn hoard_frames() -> String {
+    use byoc_sdk::__private::bindings::byoc::capability::{frames, types};
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        match frames::VideoFrame::create(1920, 1080, types::PixelFormat::I420) {
+            Ok(frame) => held.push(frame),
+            Err(e) => return format!("held {} then {e:?}", held.len()),
+        }
+    }
+    format!("held {} and never refused", held.len())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn hoard_frames() -> String {
+    "frames are a wasm host's".into()
 }
 
 byoc_sdk::export!(Hostile);
