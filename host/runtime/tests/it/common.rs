@@ -33,7 +33,7 @@ fn run(command: &mut Command) {
 pub fn plugins_dir() -> PathBuf {
     let dir = root().join("target/plugins");
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    let complete = ["passthrough", "ts-analyzer", "text-transform", "http-adapter", "video-effects"]
+    let complete = ["passthrough", "ts-analyzer", "text-transform", "http-adapter", "video-effects", "motion-detector"]
         .iter()
         .all(|p| dir.join(p).join(format!("{p}.wasm")).is_file());
     if !complete {
