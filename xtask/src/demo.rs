@@ -257,11 +257,15 @@ pub fn run(root: &Path) -> Result<()> {
             .spawn()
             .context("starting the RTMP receiver")?,
     );
+    // Through the `video-effects` frame plugin: the orchestrator decodes the H.264, the plugin
+    // grays every frame, the orchestrator encodes it again; halfway through, an update switches
+    // the effect to `invert`, live.
     let rtmp = start_stream(
         &gateway,
-        "passthrough",
+        "video-effects",
         serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
-        &serde_json::json!({"stream_name": "demo-rtmp", "rtmp_output": rtmp_dest}).to_string(),
+        &serde_json::json!({"stream_name": "demo-rtmp", "rtmp_output": rtmp_dest, "params": {"effect": "grayscale"}})
+            .to_string(),
     )?;
     let play_url = field(&rtmp, "rtmp_output_url").rsplit(',').next().unwrap_or_default().to_string();
     let played_file = work.join("rtmp-played.flv");
@@ -273,7 +277,16 @@ pub fn run(root: &Path) -> Result<()> {
             .spawn()
             .context("starting the RTMP player")?,
     );
-    eprintln!("xtask: publishing 6 s of a test pattern over RTMP to {}", field(&rtmp, "rtmp_url"));
+    eprintln!("xtask: publishing 6 s of a test pattern over RTMP to {} (video-effects: grayscale)", field(&rtmp, "rtmp_url"));
+    let switch = format!("curl -s -X POST '{}' -d '{{\"effect\":\"invert\"}}'", field(&rtmp, "update_url"));
+    let switcher = {
+        let update_url = field(&rtmp, "update_url").to_string();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            eprintln!("xtask: switching the effect to invert, live");
+            let _ = Command::new("curl").args(["-s", "-X", "POST", &update_url, "-d", r#"{"effect":"invert"}"#]).output();
+        })
+    };
     exec(
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
@@ -281,6 +294,7 @@ pub fn run(root: &Path) -> Result<()> {
             .args(["-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p"])
             .args(["-c:a", "aac", "-f", "flv", field(&rtmp, "rtmp_url")]),
     )?;
+    let _ = switcher.join();
     std::thread::sleep(Duration::from_secs(3));
     let _ = Command::new("curl").args(["-s", "-X", "POST", field(&rtmp, "stop_url")]).output();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -300,16 +314,25 @@ pub fn run(root: &Path) -> Result<()> {
     let (rtmp_probe, played_probe) = (probe_flv(&rtmp_file)?, probe_flv(&played_file)?);
 
     // 4. WebRTC in a real browser: the player page of a fourth stream publishes a camera with WHIP
-    //    and plays the output (through passthrough) with WHEP.
+    //    and plays the output (through video-effects, pixelated) with WHEP.
     let webrtc = start_stream(
         &gateway,
-        "passthrough",
+        "video-effects",
         serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
-        r#"{"stream_name":"demo-webrtc"}"#,
+        r#"{"stream_name":"demo-webrtc","params":{"effect":"pixelate","strength":0.5}}"#,
     )?;
     eprintln!("xtask: a headless browser publishes with WHIP and plays with WHEP for 10 s");
     let browser = browser_legs(field(&webrtc, "player_url"), &work, 10)?;
     let _ = Command::new("curl").args(["-s", "-X", "POST", field(&webrtc, "stop_url")]).output();
+
+    // A video-effects stream left up for a person to try: its player page, RTMP ingest, and the
+    // command that switches its effect live.
+    let effects = start_stream(
+        &gateway,
+        "video-effects",
+        serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true}),
+        r#"{"stream_name":"demo-effects","params":{"effect":"grayscale"}}"#,
+    )?;
 
     let mut data = data;
     let _ = data.0.wait();
@@ -326,9 +349,10 @@ pub fn run(root: &Path) -> Result<()> {
     println!("demo: ffprobe of the first output segment:\n{}", String::from_utf8_lossy(&probe.stdout).trim());
     println!("demo: stream status: {status_json}");
     println!("demo: ts-analyzer data (first line): {}", first_report.chars().take(300).collect::<String>());
-    println!("demo: RTMP in -> passthrough -> RTMP out, pushed to ffmpeg -listen: {rtmp_probe}");
-    println!("demo: RTMP in -> passthrough -> RTMP out, played from the gateway (4 s): {played_probe}");
-    println!("demo: a browser's camera -> WHIP -> passthrough -> WHEP -> the same browser (10 s): {browser}");
+    println!("demo: RTMP in -> video-effects (grayscale, then invert) -> RTMP out, pushed to ffmpeg -listen: {rtmp_probe}");
+    println!("demo: RTMP in -> video-effects -> RTMP out, played from the gateway (4 s): {played_probe}");
+    println!("demo: a browser's camera -> WHIP -> video-effects (pixelate) -> WHEP -> the same browser (10 s): {browser}");
+    println!("demo: the effect was switched live with: {switch}");
     println!();
     println!("  gateway              {gateway}");
     println!("  video stream         {}", field(&video, "stream_id"));
@@ -350,11 +374,17 @@ pub fn run(root: &Path) -> Result<()> {
         field(&video, "player_url")
     );
     println!("  RTMP play (output)   ffplay '{}'", field(&video, "rtmp_output_url"));
+    println!("  video-effects        {}  (your camera, grayscale)", field(&effects, "player_url"));
+    println!("    RTMP ingest        ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv '{}'", field(&effects, "rtmp_url"));
+    println!(
+        "    switch the effect  curl -s -X POST '{}' -d '{{\"effect\":\"invert\"}}'  (or pixelate, blur, mirror, overlay…)",
+        field(&effects, "update_url")
+    );
     println!("  output segments      {}", output.display());
     println!();
     println!("The node stays up for 20 s so you can try the URLs above; then the streams are stopped.");
     std::thread::sleep(Duration::from_secs(20));
-    for s in [&video, &analysis] {
+    for s in [&video, &analysis, &effects] {
         let _ = Command::new("curl").args(["-s", "-X", "POST", field(s, "stop_url")]).output();
     }
     drop(dev);

@@ -5,7 +5,9 @@
 //!   Without a path: `target/plugins` (what `cargo xtask plugins` lays out).
 //! - `byoc plugin run PLUGIN --input SEG.ts... --output DIR [--params JSON]` runs one stream
 //!   session: each input file is one segment (fed in chunks); output segments are written as
-//!   `DIR/<seq>.ts`, data lines to `DIR/data.jsonl`, events to `DIR/events.jsonl`.
+//!   `DIR/<seq>.ts`, data lines to `DIR/data.jsonl`, events to `DIR/events.jsonl`. A frame
+//!   plugin gets the segments decoded into frames, as on a node, and its frames are encoded into
+//!   the output segments (H.264, cut where the input segments were); here no frame is dropped.
 //! - `byoc plugin reload NAME` is for a running node; none exists yet, so it only says so.
 
 use std::path::{Path, PathBuf};
@@ -141,6 +143,15 @@ async fn run_session(
     tokio::fs::create_dir_all(out_dir).await.with_context(|| format!("creating {}", out_dir.display()))?;
     let (mut session, outputs) = plugin.open_session(params).await.context("opening the session")?;
     let writer = tokio::spawn(write_outputs(outputs, out_dir.to_owned()));
+    if let Some(needs) = plugin.describe().frames {
+        let result = run_frames(&mut session, needs, inputs, out_dir, controls, chunk_size).await;
+        if let Err(e) = session.close().await {
+            eprintln!("close: {} error: {e}", e.kind());
+        }
+        let summary = writer.await.context("output writer")??;
+        eprintln!("wrote {} data line(s), {} event(s) to {}", summary.data, summary.events, out_dir.display());
+        return result;
+    }
 
     let mut result = Ok(());
     'feed: for (seq, input) in inputs.iter().enumerate() {
@@ -181,6 +192,97 @@ async fn run_session(
         summary.events,
         out_dir.display()
     );
+    result
+}
+
+/// A frame plugin's run: the input files through the frame pipeline and the plugin, the
+/// encoded output to `DIR/<seq>.ts`. Frames are fed one segment at a time and the next waits
+/// until the plugin has had the last one's frames, so none is dropped for speed.
+async fn run_frames(
+    session: &mut byoc_runtime::Session,
+    needs: byoc_frames::FrameNeeds,
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    controls: &[String],
+    chunk_size: usize,
+) -> anyhow::Result<()> {
+    use byoc_frames::{Decoded, Encoded, PipelineConfig, Processed};
+    let frames_per_segment = 600; // 10 s at 60 fps: a whole segment fits the queue.
+    let config = PipelineConfig { needs, encode: Default::default(), queue_frames: frames_per_segment };
+    let pipeline = byoc_frames::start(config).context("starting the frame pipeline")?;
+    let (feeder, mut source, sink, mut encoded, stats) =
+        (pipeline.input, pipeline.frames, pipeline.processed, pipeline.output, pipeline.stats);
+    let dir = out_dir.to_owned();
+    let written = tokio::spawn(async move {
+        let (mut seq, mut file, mut segments) = (0u64, None::<tokio::fs::File>, 0usize);
+        while let Some(piece) = encoded.recv().await {
+            match piece {
+                Encoded::SegmentStart => {
+                    file = Some(tokio::fs::File::create(dir.join(format!("{seq}.ts"))).await?);
+                    seq += 1;
+                    segments += 1;
+                }
+                Encoded::Chunk(bytes) => {
+                    if let Some(f) = file.as_mut() {
+                        f.write_all(&bytes).await?;
+                    }
+                }
+                Encoded::SegmentEnd => {
+                    if let Some(mut f) = file.take() {
+                        f.flush().await?;
+                    }
+                }
+            }
+        }
+        anyhow::Ok(segments)
+    });
+    let mut result = Ok(());
+    'feed: for (seq, input) in inputs.iter().enumerate() {
+        let bytes = tokio::fs::read(input).await.with_context(|| format!("reading {}", input.display()))?;
+        feeder.segment_start(seq as u64).await.context("feeding the decoder")?;
+        for chunk in bytes.chunks(chunk_size) {
+            feeder.chunk(bytes::Bytes::copy_from_slice(chunk)).await.context("feeding the decoder")?;
+        }
+        feeder.segment_end().await.context("feeding the decoder")?;
+        // The plugin takes this segment's frames before the next is fed.
+        while let Some(decoded) = source.recv().await {
+            let call = match decoded {
+                Decoded::SegmentEnd { .. } => {
+                    let _ = sink.send(Processed::SegmentEnd).await;
+                    break;
+                }
+                Decoded::Video(frame) => match session.on_video_frame(frame).await {
+                    Ok(Some(frame)) => sink.send(Processed::Video(frame)).await.map_err(|e| anyhow::anyhow!(e)).map(drop),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(anyhow::Error::from(e)),
+                },
+                Decoded::Audio(frame) => match session.on_audio_frame(frame).await {
+                    Ok(Some(frame)) => sink.send(Processed::Audio(frame)).await.map_err(|e| anyhow::anyhow!(e)).map(drop),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(anyhow::Error::from(e)),
+                },
+            };
+            if let Err(e) = call {
+                eprintln!("segment {seq} ({}): {e:#}", input.display());
+                if session.failure().is_some() {
+                    result = Err(anyhow::anyhow!("the session failed: {e:#}"));
+                    break 'feed;
+                }
+            }
+        }
+    }
+    if result.is_ok() {
+        for message in controls {
+            if let Err(e) = session.on_control(message).await {
+                eprintln!("control {message}: {} error: {e}", e.kind());
+            }
+        }
+    }
+    feeder.finish().await;
+    sink.finish();
+    let segments = written.await.context("segment writer")??;
+    let decoded = stats.decoded_video.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{decoded} video frame(s) decoded; wrote {segments} segment(s) to {}", out_dir.display());
     result
 }
 
