@@ -75,6 +75,11 @@ impl TsDemuxer {
         std::mem::take(&mut self.out)
     }
 
+    /// The elementary streams of the last PMT read, as (PID, kind), in PMT order.
+    pub fn streams(&self) -> impl Iterator<Item = (u16, FrameKind)> + '_ {
+        self.streams.iter().map(|s| (s.pid, s.kind))
+    }
+
     /// Ends the stream: returns the access units still buffered.
     pub fn finish(mut self) -> Vec<TsFrame> {
         self.flush_all()

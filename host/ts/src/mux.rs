@@ -66,6 +66,12 @@ impl TsMuxer {
         TsMuxer { video, audio, cc_pat: 0, cc_pmt: 0, cc_video: 0, cc_audio: 0 }
     }
 
+    /// Changes the streams the next [`psi`](Self::psi) announces, keeping the continuity counters.
+    pub fn set_streams(&mut self, video: bool, audio: Option<TsAudio>) {
+        let fresh = TsMuxer::with_streams(video, audio);
+        (self.video, self.audio) = (fresh.video, fresh.audio);
+    }
+
     /// The PID that carries the PCR (none when the muxer has no stream at all).
     fn pcr_pid(&self) -> u16 {
         match (self.video, self.audio) {
@@ -153,6 +159,14 @@ impl TsMuxer {
         es.extend_from_slice(raw);
         self.audio_pes(pts, &es, out);
         true
+    }
+
+    /// Appends AAC already in ADTS frames (a PES payload as it came from another transport stream) as
+    /// one PES (ignored when the muxer has no AAC audio).
+    pub fn adts(&mut self, pts: u64, adts: &[u8], out: &mut Vec<u8>) {
+        if self.audio == Some(TsAudio::Aac) {
+            self.audio_pes(pts, adts, out);
+        }
     }
 
     /// Writes an audio PES; without video it carries the PCR (and random access, every frame being one).
@@ -291,6 +305,9 @@ mod tests {
         assert_eq!(pmt_of(&out), (vec![(0x0f, AUDIO_PID)], AUDIO_PID));
         assert!(mux.aac(90_000, &config, &[0x21; 300], &mut out));
         assert!(!mux.aac(90_000, &config, &vec![0; 9000], &mut out), "too long for ADTS");
+        let mut adts = Vec::new();
+        mux.adts(90_000, &[0xff, 0xf1], &mut adts);
+        assert_eq!(adts.len(), TS_PACKET_SIZE, "ADTS as it comes");
         mux.video(0, 0, true, &[0, 0, 0, 1, 0x65], &mut out);
         mux.opus(0, &[1], &mut out);
         assert_eq!(out.len(), 4 * TS_PACKET_SIZE, "PSI and one AAC frame; nothing else");
