@@ -252,7 +252,7 @@ impl AudioFrame {
     /// second or [`MAX_AUDIO_SAMPLES_PER_CHANNEL`] per channel).
     pub fn set_samples(&mut self, samples: Vec<f32>) -> Result<(), FrameError> {
         let channels = usize::from(self.channels);
-        if samples.len() % channels != 0 {
+        if !samples.len().is_multiple_of(channels) {
             return Err(FrameError::Invalid(format!(
                 "{} samples are not a multiple of {channels} channels",
                 samples.len()

@@ -61,7 +61,8 @@ impl AudioDecoder {
     }
 
     fn open() -> Result<codec::decoder::Audio, PipelineError> {
-        let codec = codec::decoder::find(codec::Id::AAC).ok_or_else(|| PipelineError::Codec("no AAC decoder".into()))?;
+        let codec =
+            codec::decoder::find(codec::Id::AAC).ok_or_else(|| PipelineError::Codec("no AAC decoder".into()))?;
         let mut context = codec::context::Context::new_with_codec(codec);
         context.set_time_base(Rational::new(1, 90_000));
         context.decoder().audio().map_err(|e| PipelineError::Codec(format!("open the AAC decoder: {e}")))
@@ -147,15 +148,9 @@ impl AudioDecoder {
         let out_format = Sample::F32(SampleType::Packed);
         let key = (decoded.format(), in_layout.bits(), in_rate);
         if !matches!(&self.resampler, Some((k, _)) if *k == key) {
-            let context = resampling::Context::get(
-                decoded.format(),
-                in_layout,
-                in_rate,
-                out_format,
-                out_layout.clone(),
-                out_rate,
-            )
-            .map_err(|e| PipelineError::Codec(format!("swresample: {e}")))?;
+            let context =
+                resampling::Context::get(decoded.format(), in_layout, in_rate, out_format, out_layout, out_rate)
+                    .map_err(|e| PipelineError::Codec(format!("swresample: {e}")))?;
             self.resampler = Some((key, context));
         }
         let Some((_, resampler)) = &mut self.resampler else { return Ok(None) };
@@ -169,7 +164,7 @@ impl AudioDecoder {
         }
         let bytes = out.data(0).get(..count * 4).unwrap_or_default();
         let samples: Vec<f32> =
-            bytes.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect();
+            bytes.chunks_exact(4).filter_map(|b| b.try_into().ok().map(f32::from_ne_bytes)).collect();
         let pts = decoded.timestamp().or(decoded.pts()).unwrap_or(0);
         let channels = u8::try_from(out_channels).unwrap_or(MAX_AUDIO_CHANNELS);
         Ok(Some(AudioFrame::new(out_rate, channels, ticks_to_ns(pts), samples)?))
@@ -208,7 +203,8 @@ impl OpenEncoder {
             .position(|&r| r == rate)
             .and_then(|i| u8::try_from(i).ok())
             .ok_or_else(|| PipelineError::Codec(format!("AAC in TS cannot carry {rate} Hz")))?;
-        let codec = codec::encoder::find(codec::Id::AAC).ok_or_else(|| PipelineError::Codec("no AAC encoder".into()))?;
+        let codec =
+            codec::encoder::find(codec::Id::AAC).ok_or_else(|| PipelineError::Codec("no AAC encoder".into()))?;
         let mut encoder = codec::context::Context::new_with_codec(codec)
             .encoder()
             .audio()
@@ -219,7 +215,8 @@ impl OpenEncoder {
         encoder.set_format(Sample::F32(SampleType::Planar));
         encoder.set_bit_rate(AAC_BITRATE_PER_CHANNEL * usize::from(channels));
         encoder.set_time_base(Rational::new(1, i32::try_from(rate).unwrap_or(48_000)));
-        let encoder = encoder.open().map_err(|e| PipelineError::Codec(format!("open AAC {rate} Hz ×{channels}: {e}")))?;
+        let encoder =
+            encoder.open().map_err(|e| PipelineError::Codec(format!("open AAC {rate} Hz ×{channels}: {e}")))?;
         let config = AacConfig { object_type: 2, sampling_index: index, channels, frame_samples: AAC_FRAME as u16 };
         Ok(Self { encoder, rate, channels, config, fifo: Vec::new(), fifo_pts: 0 })
     }
@@ -311,7 +308,9 @@ mod tests {
     #[test]
     fn adts_frames_split_and_stop_at_garbage() {
         // Two 9-byte frames at 44.1 kHz (index 4), then junk.
-        let header = |len: usize| [0xff, 0xf1, 0x50, 0x80 | (len >> 11) as u8, (len >> 3) as u8, ((len & 7) << 5) as u8 | 0x1f, 0xfc];
+        let header = |len: usize| {
+            [0xff, 0xf1, 0x50, 0x80 | (len >> 11) as u8, (len >> 3) as u8, ((len & 7) << 5) as u8 | 0x1f, 0xfc]
+        };
         let mut data = Vec::new();
         for _ in 0..2 {
             data.extend_from_slice(&header(9));

@@ -39,10 +39,13 @@ pub(crate) fn fit(width: u32, height: u32, max_width: u32, max_height: u32, form
     (u32::try_from(out_w).unwrap_or(2), u32::try_from(out_h).unwrap_or(2))
 }
 
+/// A picture's pixel format and size.
+type Shape = (Pixel, u32, u32);
+
 /// A swscale context kept while its input and output stay the same.
 #[derive(Default)]
 pub(crate) struct Scaler {
-    current: Option<((Pixel, u32, u32), (Pixel, u32, u32), scaling::Context)>,
+    current: Option<(Shape, Shape, scaling::Context)>,
 }
 
 impl Scaler {

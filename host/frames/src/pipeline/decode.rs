@@ -260,7 +260,9 @@ impl Thinner {
         if keep {
             self.next = Some(match self.next {
                 // Far behind (a gap in the input): the next slot counts from this frame.
-                Some(next) if ticks.saturating_sub(next) < self.interval && ticks >= next.saturating_sub(FPS_TOLERANCE) => {
+                Some(next)
+                    if ticks.saturating_sub(next) < self.interval && ticks >= next.saturating_sub(FPS_TOLERANCE) =>
+                {
                     next + self.interval
                 }
                 _ => ticks + self.interval,

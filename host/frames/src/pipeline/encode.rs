@@ -216,7 +216,10 @@ impl EncoderThread {
         self.write_audio(packets)
     }
 
-    fn write_audio(&mut self, packets: Result<Vec<super::audio::AacPacket>, PipelineError>) -> Result<(), PipelineError> {
+    fn write_audio(
+        &mut self,
+        packets: Result<Vec<super::audio::AacPacket>, PipelineError>,
+    ) -> Result<(), PipelineError> {
         let packets = match packets {
             Ok(packets) => packets,
             Err(e) => {

@@ -217,12 +217,18 @@ impl FrameSource {
 enum ToEncoder {
     Processed(Processed),
     /// Which streams the input has (sent before anything of a new stream).
-    Streams { video: bool, audio: bool },
+    Streams {
+        video: bool,
+        audio: bool,
+    },
     /// The input's frame rate, when the decoder learns it.
     FrameRate(i32, i32),
     /// An access unit that passes untouched, tagged with the input segment (count of segment ends
     /// before it) it belongs to.
-    Passthrough { segment: u64, unit: decode::Unit },
+    Passthrough {
+        segment: u64,
+        unit: decode::Unit,
+    },
 }
 
 /// Takes the plugin's output (from an async task; `send` waits while the encoder is behind).

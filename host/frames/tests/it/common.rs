@@ -14,7 +14,12 @@ use bytes::Bytes;
 /// Whether ffmpeg and ffprobe run; when not, the test is skipped (or fails under BYOC_REQUIRE_PEERS=1).
 pub fn ffmpeg_available(test: &str) -> bool {
     let runs = |tool: &str| {
-        Command::new(tool).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Command::new(tool)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     };
     let ok = runs("ffmpeg") && runs("ffprobe");
     if !ok {
@@ -43,12 +48,44 @@ fn ffmpeg(args: &[&str]) -> Vec<u8> {
 pub fn make_segments(dir: &Path, seconds: u32) -> Vec<Vec<u8>> {
     let pattern = dir.join("in%03d.ts");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", &seconds.to_string(),
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", "-keyint_min", "25",
-        "-sc_threshold", "0", "-bf", "2", "-c:a", "aac", "-ac", "2", "-b:a", "64k", "-threads", "1",
-        "-f", "segment", "-segment_time", "1", "-segment_format", "mpegts",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "25",
+        "-keyint_min",
+        "25",
+        "-sc_threshold",
+        "0",
+        "-bf",
+        "2",
+        "-c:a",
+        "aac",
+        "-ac",
+        "2",
+        "-b:a",
+        "64k",
+        "-threads",
+        "1",
+        "-f",
+        "segment",
+        "-segment_time",
+        "1",
+        "-segment_format",
+        "mpegts",
         pattern.to_str().expect("utf-8 path"),
     ]);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -83,15 +120,31 @@ pub fn config(needs: FrameNeeds, queue_frames: usize) -> PipelineConfig {
 
 /// Feeds `input` segments (chunked at odd sizes) through a pipeline whose plugin task applies `video`
 /// (after sleeping `delay` per frame) and returns audio as it came.
-pub async fn run(config: PipelineConfig, input: Vec<Vec<u8>>, mut video: VideoFn, delay: Duration) -> Run {
+pub async fn run(config: PipelineConfig, input: Vec<Vec<u8>>, video: VideoFn, delay: Duration) -> Run {
+    run_paced(config, input, video, delay, Duration::ZERO).await
+}
+
+/// As [`run`], each input segment fed over `segment_time` (live pace) instead of at once.
+pub async fn run_paced(
+    config: PipelineConfig,
+    input: Vec<Vec<u8>>,
+    mut video: VideoFn,
+    delay: Duration,
+    segment_time: Duration,
+) -> Run {
     let pipeline = start(config).expect("pipeline starts");
     let (feeder, mut frames, sink, mut output, stats) =
         (pipeline.input, pipeline.frames, pipeline.processed, pipeline.output, pipeline.stats);
     let feed = tokio::spawn(async move {
         for (seq, segment) in input.iter().enumerate() {
             feeder.segment_start(seq as u64 + 100).await.expect("segment start");
-            for chunk in segment.chunks(1000 + seq * 77) {
+            let chunks = segment.chunks(1000 + seq * 77);
+            let pause = segment_time / u32::try_from(chunks.len().max(1)).unwrap_or(1);
+            for chunk in chunks {
                 feeder.chunk(Bytes::copy_from_slice(chunk)).await.expect("chunk");
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
             }
             feeder.segment_end().await.expect("segment end");
         }
@@ -207,7 +260,16 @@ pub fn video_frames(file: &Path) -> Vec<(i64, bool)> {
 pub fn audio_packets(file: &Path) -> Vec<(i64, u64, String)> {
     let text = ffprobe(
         file,
-        &["-select_streams", "a:0", "-show_data_hash", "md5", "-show_entries", "packet=pts,size,data_hash", "-of", "csv=p=0"],
+        &[
+            "-select_streams",
+            "a:0",
+            "-show_data_hash",
+            "md5",
+            "-show_entries",
+            "packet=pts,size,data_hash",
+            "-of",
+            "csv=p=0",
+        ],
     );
     text.lines()
         .filter_map(|l| {
@@ -217,11 +279,19 @@ pub fn audio_packets(file: &Path) -> Vec<(i64, u64, String)> {
         .collect()
 }
 
+/// The values of `entries` (`stream=width,height`) of the first stream `select` (`v:0`) picks.
+pub fn stream_fields(file: &Path, select: &str, entries: &str) -> Vec<String> {
+    let text = ffprobe(file, &["-select_streams", select, "-show_entries", entries, "-of", "csv=p=0"]);
+    // ffprobe lists the stream under its program too; the first line is enough.
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    line.split(',').map(|f| f.trim().to_owned()).collect()
+}
+
 /// Width and height of the first video stream.
 pub fn video_size(file: &Path) -> (u32, u32) {
-    let text = ffprobe(file, &["-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"]);
-    let mut fields = text.trim().split(',').map(|f| f.trim().parse().expect("a number"));
-    (fields.next().expect("width"), fields.next().expect("height"))
+    let fields = stream_fields(file, "v:0", "stream=width,height");
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).expect("a number");
+    (number(0), number(1))
 }
 
 /// Every frame of `file`'s video as raw yuv420p.

@@ -6,7 +6,8 @@ use std::time::Duration;
 use byoc_frames::{AudioNeeds, FrameNeeds, PixelFormat, VideoNeeds};
 
 use crate::common::{
-    audio_packets, config, ffmpeg_available, make_segments, raw_yuv, run, video_frames, video_size, write,
+    audio_packets, config, ffmpeg_available, make_segments, raw_yuv, run, stream_fields, video_frames, video_size,
+    write,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,10 +117,5 @@ async fn audio_frames_are_decoded_resampled_and_encoded_again() {
     // Re-encoded: the first packet starts within one AAC frame (1024 samples, 1920 ticks) of the input's.
     let (w, g) = (want.first().expect("audio in").0, got.first().expect("audio out").0);
     assert!((w - g).abs() <= 1920, "audio starts at {g}, input at {w}");
-    let channels = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels", "-of", "csv=p=0"])
-        .arg(&file)
-        .output()
-        .expect("ffprobe");
-    assert_eq!(String::from_utf8_lossy(&channels.stdout).trim(), "1");
+    assert_eq!(stream_fields(&file, "a:0", "stream=channels,sample_rate"), ["48000", "1"]);
 }

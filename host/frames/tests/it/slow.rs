@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use byoc_frames::{FrameNeeds, PixelFormat, VideoNeeds};
 
-use crate::common::{audio_packets, config, ffmpeg_available, make_segments, run, video_frames, write};
+use crate::common::{audio_packets, config, ffmpeg_available, make_segments, run_paced, video_frames, write};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_plugin_drops_frames_and_output_stays_valid() {
@@ -20,16 +20,19 @@ async fn slow_plugin_drops_frames_and_output_stays_valid() {
         audio: None,
     };
     let queue = 4;
-    let out = run(config(needs, queue), input.clone(), Box::new(Some), Duration::from_millis(30)).await;
+    // Input at live pace (25 fps), a plugin taking 100 ms a frame.
+    let (delay, pace) = (Duration::from_millis(100), Duration::from_secs(1));
+    let out = run_paced(config(needs, queue), input.clone(), Box::new(Some), delay, pace).await;
     let stats = &out.stats;
     let decoded = stats.decoded_video.load(Ordering::Relaxed);
     let dropped = stats.dropped_video.load(Ordering::Relaxed);
     eprintln!("slow plugin: {dropped} of {decoded} frames dropped");
     assert_eq!(decoded, 75);
-    assert!(dropped > 0, "the input is fed much faster than 30 ms a frame");
+    assert!(dropped > 0, "the plugin takes 100 ms a frame of 40");
     assert_eq!(out.seen.len() as u64 + dropped, decoded, "every frame is either handed out or counted");
-    // Memory stays bounded: the decoder never ran more than the queue ahead of the plugin, so the plugin
-    // saw at most `queue` frames per segment beyond what it had time for.
+    // Memory stays bounded: the decoder never runs more than the queue ahead of the plugin, so the plugin
+    // gets at most what its time allows plus one queue per segment (3 s at 100 ms a frame).
+    assert!(out.seen.len() <= 30 + 3 * queue, "{} frames handed out", out.seen.len());
     let file = write(dir.path(), "out.ts", &out.segments.concat());
     let frames = video_frames(&file);
     assert_eq!(frames.len(), out.seen.len(), "every frame the plugin returned is in the output");
