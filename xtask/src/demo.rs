@@ -135,6 +135,7 @@ fn browser_legs(player_url: &str, work: &Path, secs: u64) -> Result<String> {
 
 pub fn run(root: &Path) -> Result<()> {
     env::ensure_rust_target("wasm32-wasip2")?;
+    env::ensure_debian_library_packages(env::BUILD_LIBRARIES)?;
     env::ensure_debian_packages(&[("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg"), ("curl", "curl")])?;
     // The browser step is optional: without Chromium the demo says so and goes on.
     if let Err(e) = env::ensure_debian_packages(&[("chromium", "chromium")]) {

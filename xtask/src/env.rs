@@ -28,6 +28,7 @@ pub struct Peers {
 /// Everything the tests and the demo need.
 pub fn install_all(root: &Path) -> Result<Peers> {
     ensure_rust_target("wasm32-wasip2")?;
+    ensure_debian_library_packages(BUILD_LIBRARIES)?;
     // Chromium, ip and unshare: the browser test (WHIP and WHEP in a network namespace it makes).
     ensure_debian_packages(&[
         ("ffmpeg", "ffmpeg"),
@@ -55,10 +56,41 @@ pub fn ensure_rust_target(target: &str) -> Result<()> {
     }
 }
 
+/// Debian packages that building the host needs (checked with `dpkg -s`, not on PATH): FFmpeg's
+/// libraries and headers for the frame pipeline (`byoc-frames`' `codec` feature, through ffmpeg-next,
+/// whose codec module needs libavformat too), and clang + pkg-config for its bindgen build script.
+pub const BUILD_LIBRARIES: &[&str] = &[
+    "libavcodec-dev",
+    "libavformat-dev",
+    "libavutil-dev",
+    "libswscale-dev",
+    "libswresample-dev",
+    "clang",
+    "libclang-dev",
+    "pkg-config",
+];
+
 /// `(tool on PATH, Debian package providing it)` pairs; installs the missing packages.
 pub fn ensure_debian_packages(tools: &[(&str, &str)]) -> Result<()> {
     let mut missing: Vec<&str> = tools.iter().filter(|(t, _)| !on_path(t)).map(|(_, p)| *p).collect();
     missing.dedup();
+    apt_install(&missing)
+}
+
+/// Debian packages that put no tool on PATH (libraries, headers), checked with `dpkg -s`; installs the
+/// missing ones.
+pub fn ensure_debian_library_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    apt_install(&missing)
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg").args(["-s", package]).output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Status: install ok installed")
+    })
+}
+
+fn apt_install(missing: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -76,7 +108,7 @@ pub fn ensure_debian_packages(tools: &[(&str, &str)]) -> Result<()> {
     }
     install
         .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
+        .args(missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
     exec(&mut install)
 }

@@ -91,16 +91,29 @@ pub(crate) fn cargo(root: &std::path::Path) -> Command {
     c
 }
 
+/// The feature that builds the frame pipeline against FFmpeg.
+const FRAMES_CODEC: &str = "byoc-frames/codec";
+
 fn test(root: &std::path::Path) -> Result<()> {
     let peers = env::install_all(root)?;
     exec(cargo(root).args(["fmt", "--all", "--check"]))?;
-    exec(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The frame pipeline (byoc-frames' `codec` feature) is linted and tested whoever enables it.
+    exec(cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        FRAMES_CODEC,
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     docs::run(root)?;
     plugins::test(root)?;
     plugins::build(root)?;
     plugins::build_hostile(root)?;
     let mut t = cargo(root);
-    t.args(["test", "--workspace"]);
+    t.args(["test", "--workspace", "--features", FRAMES_CODEC]);
     t.env("BYOC_PEERS_PYTHON", &peers.python)
         .env("BYOC_PYTHON", &peers.python)
         .env("BYOC_WORKER_PYTHON", &peers.worker_python)

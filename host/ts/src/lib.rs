@@ -2,7 +2,10 @@
 //! their adaptation fields, PSI sections with the PAT and PMT, PES headers, and the 33-bit
 //! 90 kHz timestamps they carry.
 //!
-//! The host's media legs (`byoc-media`: segmenter, muxer, demuxer) and plugins (through
+//! Beside the reader, the sans-IO muxer ([`TsMuxer`]: H.264 with AAC or Opus) and demuxer to access
+//! units ([`TsDemuxer`]) that the media legs and the frame pipeline share.
+//!
+//! The host's media legs (`byoc-media`: segmenter, muxer, demuxer), the frame pipeline and plugins (through
 //! `byoc_ts`, which re-exports this crate) read transport streams with it. It depends
 //! on nothing outside std, so it builds for wasm plugins as it does for the host.
 //!
@@ -27,15 +30,23 @@
 
 #![forbid(unsafe_code)]
 
+mod aac;
 mod codec;
+mod demux;
 mod error;
+mod mux;
+mod nal;
 mod packet;
 mod pes;
 mod psi;
 mod timestamp;
 
+pub use aac::AacConfig;
 pub use codec::{Codec, Descriptors, StreamKind};
+pub use demux::{FrameKind, TsDemuxer, TsFrame};
 pub use error::TsError;
+pub use mux::{AUDIO_PID, TsAudio, TsMuxer, VIDEO_PID};
+pub use nal::{Picture, first_picture};
 pub use packet::{AdaptationField, PACKET_SIZE, Packet, PacketReader, Packets, Pid, SYNC_BYTE, encode_pcr, packets};
 pub use pes::PesHeader;
 pub use psi::{

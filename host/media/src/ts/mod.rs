@@ -2,14 +2,12 @@
 //! read packets, PSI tables, PES headers and timestamps with `byoc-ts`, the one transport stream parser
 //! (plugins use it through `byoc_sdk::ts`).
 
-mod aac;
-mod demux;
-mod mux;
 mod segmenter;
 
-pub use aac::AacConfig;
-pub use demux::{FrameKind, TsDemuxer, TsFrame};
-pub use mux::{AUDIO_PID, TsAudio, TsMuxer, VIDEO_PID};
+// The muxer and demuxer live in byoc-ts (shared with the frame pipeline, which must not depend on the
+// media legs); re-exported here as the media legs' API.
+pub use byoc_ts::{AUDIO_PID, AacConfig, FrameKind, TsAudio, TsDemuxer, TsFrame, TsMuxer, VIDEO_PID};
+pub(crate) use byoc_ts::{Picture, first_picture};
 pub use segmenter::{Piece, SegmenterConfig, StartGate, TsSegmenter};
 
 use byoc_ts::{Codec, ElementaryStream, Pat, PesHeader, Pmt, Section, Timestamp, TsError};
@@ -65,55 +63,4 @@ pub(crate) fn is_opus(es: &ElementaryStream) -> bool {
 /// within `pes`).
 pub(crate) fn pes_header(pes: &[u8]) -> Option<PesHeader> {
     PesHeader::parse(pes).ok().filter(|h| h.payload_offset <= pes.len())
-}
-
-/// What an Annex-B NAL scan found about an access unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Picture {
-    /// A picture decodable on its own (H.264 IDR, HEVC IRAP).
-    Key,
-    /// A picture that needs earlier ones.
-    Delta,
-}
-
-/// Scans Annex-B data for the first picture (VCL) NAL unit and classifies it. `None` when no picture NAL
-/// header is in `data` yet.
-pub(crate) fn first_picture(data: &[u8], hevc: bool) -> Option<Picture> {
-    let mut i = 0;
-    while i + 3 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            let header = data[i + 3];
-            if hevc {
-                match (header >> 1) & 0x3f {
-                    0..=9 => return Some(Picture::Delta),
-                    16..=21 => return Some(Picture::Key),
-                    _ => {}
-                }
-            } else {
-                match header & 0x1f {
-                    1..=4 => return Some(Picture::Delta),
-                    5 => return Some(Picture::Key),
-                    _ => {}
-                }
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nal_scan_finds_idr_after_parameter_sets() {
-        let au = [0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 0x88];
-        assert_eq!(first_picture(&au, false), Some(Picture::Key));
-        assert_eq!(first_picture(&[0, 0, 1, 0x41, 0x9a], false), Some(Picture::Delta));
-        assert_eq!(first_picture(&[0, 0, 1, 0x67, 0x42], false), None);
-        assert_eq!(first_picture(&[0, 0, 1, 0x26, 0x01], true), Some(Picture::Key));
-    }
 }

@@ -147,7 +147,7 @@ impl Pacer {
                 }
                 _ => self.origin = Some((Instant::now(), dts)),
             }
-            if self.out.send(Paced::Frame { session: self.session, video, pts, data: f.data }).await.is_err() {
+            if self.out.send(Paced::Frame { session: self.session, video, pts, data: f.data.into() }).await.is_err() {
                 return false;
             }
         }

@@ -3,10 +3,13 @@
 //! private_stream_1 PES and 0x7FE0 control headers; AAC is stream_type 0x0F with ADTS frames. Needed
 //! where no ffmpeg sits in between: RTP from WHIP, FLV from RTMP into segments.
 
-use byoc_ts::{Timestamp, crc32_mpeg2, encode_pcr};
+use crate::aac::AacConfig;
+use crate::{PACKET_SIZE as TS_PACKET_SIZE, SYNC_BYTE, Timestamp, crc32_mpeg2, encode_pcr};
 
-use super::aac::AacConfig;
-use super::{PTS_MASK, STREAM_TYPE_H264, SYNC_BYTE, TS_PACKET_SIZE};
+/// PTS/DTS wrap at 2^33 ticks of 90 kHz.
+const PTS_MASK: u64 = Timestamp::MODULUS - 1;
+/// stream_type of H.264 video.
+const STREAM_TYPE_H264: u8 = 0x1b;
 
 const PMT_PID: u16 = 0x1000;
 /// PID of the H.264 stream.
@@ -35,7 +38,7 @@ pub enum TsAudio {
 ///
 /// Sans-IO: every call appends whole 188-byte packets to `out`. Timestamps are 90 kHz ticks (they wrap at
 /// 2^33). Write [`psi`](Self::psi) before each keyframe so that the stream can be cut there; a
-/// [`crate::TsSegmenter`] after this muxer turns the output into segments (keyframes carry the
+/// segmenter after this muxer turns the output into segments (keyframes carry the
 /// random_access_indicator). The PCR rides on the video, or on the audio when there is no video.
 #[derive(Debug)]
 pub struct TsMuxer {
@@ -61,6 +64,12 @@ impl TsMuxer {
             TsAudio::Aac => TsAudio::Aac,
         });
         TsMuxer { video, audio, cc_pat: 0, cc_pmt: 0, cc_video: 0, cc_audio: 0 }
+    }
+
+    /// Changes the streams the next [`psi`](Self::psi) announces, keeping the continuity counters.
+    pub fn set_streams(&mut self, video: bool, audio: Option<TsAudio>) {
+        let fresh = TsMuxer::with_streams(video, audio);
+        (self.video, self.audio) = (fresh.video, fresh.audio);
     }
 
     /// The PID that carries the PCR (none when the muxer has no stream at all).
@@ -152,6 +161,14 @@ impl TsMuxer {
         true
     }
 
+    /// Appends AAC already in ADTS frames (a PES payload as it came from another transport stream) as
+    /// one PES (ignored when the muxer has no AAC audio).
+    pub fn adts(&mut self, pts: u64, adts: &[u8], out: &mut Vec<u8>) {
+        if self.audio == Some(TsAudio::Aac) {
+            self.audio_pes(pts, adts, out);
+        }
+    }
+
     /// Writes an audio PES; without video it carries the PCR (and random access, every frame being one).
     fn audio_pes(&mut self, pts: u64, es: &[u8], out: &mut Vec<u8>) {
         let pts = pts & PTS_MASK;
@@ -165,9 +182,11 @@ impl TsMuxer {
 
 /// Fills in section_length and appends the CRC.
 fn finish_section(section: &mut Vec<u8>) {
-    let len = (section.len() - 3 + 4) as u16;
-    section[1] = 0xb0 | ((len >> 8) as u8 & 0x0f);
-    section[2] = len as u8;
+    let len = (section.len() + 1) as u16;
+    if let Some([hi, lo]) = section.get_mut(1..3) {
+        *hi = 0xb0 | ((len >> 8) as u8 & 0x0f);
+        *lo = len as u8;
+    }
     let crc = crc32_mpeg2(section);
     section.extend_from_slice(&crc.to_be_bytes());
 }
@@ -237,8 +256,9 @@ fn write_pes(pid: u16, cc: &mut u8, pes: &[u8], pcr: Option<u64>, random_access:
             }
         }
         out.extend_from_slice(&af);
-        out.extend_from_slice(&rest[..take]);
-        rest = &rest[take..];
+        let (now, later) = rest.split_at(take);
+        out.extend_from_slice(now);
+        rest = later;
         first = false;
     }
 }
@@ -256,7 +276,7 @@ fn header(pid: u16, pusi: bool, cc: &mut u8, adaptation: bool) -> [u8; 4] {
 
 #[cfg(test)]
 mod tests {
-    use byoc_ts::{Packet, Pat, PesHeader, Pmt, Section, section_in_unit_start};
+    use crate::{Packet, Pat, PesHeader, Pmt, Section, section_in_unit_start};
 
     use super::*;
 
@@ -285,6 +305,9 @@ mod tests {
         assert_eq!(pmt_of(&out), (vec![(0x0f, AUDIO_PID)], AUDIO_PID));
         assert!(mux.aac(90_000, &config, &[0x21; 300], &mut out));
         assert!(!mux.aac(90_000, &config, &vec![0; 9000], &mut out), "too long for ADTS");
+        let mut adts = Vec::new();
+        mux.adts(90_000, &[0xff, 0xf1], &mut adts);
+        assert_eq!(adts.len(), TS_PACKET_SIZE, "ADTS as it comes");
         mux.video(0, 0, true, &[0, 0, 0, 1, 0x65], &mut out);
         mux.opus(0, &[1], &mut out);
         assert_eq!(out.len(), 4 * TS_PACKET_SIZE, "PSI and one AAC frame; nothing else");

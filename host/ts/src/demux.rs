@@ -1,11 +1,11 @@
 //! An MPEG-TS demuxer to access units: H.264 (Annex-B, one PES per AU), Opus (control headers stripped,
 //! one frame per Opus packet), anything else as whole PES payloads. Needed to send TS segments out as RTP.
 
-use bytes::Bytes;
+use crate::nal::{Picture, first_picture};
+use crate::{Codec, ElementaryStream, Packet, PacketReader, Pat, PesHeader, Pmt, Section, Timestamp};
 
-use byoc_ts::{Packet, PacketReader, PesHeader, Timestamp};
-
-use super::{Picture, STREAM_TYPE_H264, first_picture, is_opus, pat_pmt_pids, pes_header, pmt_streams};
+/// stream_type of H.264 video.
+const STREAM_TYPE_H264: u8 = 0x1b;
 
 /// What a [`TsFrame`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct TsFrame {
     /// An H.264 IDR (or a PES flagged random access).
     pub keyframe: bool,
     /// The elementary stream bytes.
-    pub data: Bytes,
+    pub data: Vec<u8>,
 }
 
 /// Largest PES kept; a bigger one is dropped (bounds memory against broken input).
@@ -75,12 +75,24 @@ impl TsDemuxer {
         std::mem::take(&mut self.out)
     }
 
+    /// The elementary streams of the last PMT read, as (PID, kind), in PMT order.
+    pub fn streams(&self) -> impl Iterator<Item = (u16, FrameKind)> + '_ {
+        self.streams.iter().map(|s| (s.pid, s.kind))
+    }
+
     /// Ends the stream: returns the access units still buffered.
     pub fn finish(mut self) -> Vec<TsFrame> {
+        self.flush_all()
+    }
+
+    /// Ends a piece of the stream (a segment) and carries on: returns the access units still buffered
+    /// and drops a partial packet, while the PAT and PMT stay known for the next piece.
+    pub fn flush_all(&mut self) -> Vec<TsFrame> {
+        self.packets.finish(|_| {});
         for idx in 0..self.streams.len() {
             self.flush(idx);
         }
-        self.out
+        std::mem::take(&mut self.out)
     }
 
     fn packet(&mut self, packet: &Packet<'_>) {
@@ -97,7 +109,7 @@ impl TsDemuxer {
                 for es in streams {
                     let kind = match es.stream_type {
                         STREAM_TYPE_H264 => FrameKind::H264,
-                        _ if is_opus(&es) => FrameKind::Opus,
+                        _ if es.codec == Codec::Opus => FrameKind::Opus,
                         other => FrameKind::Other(other),
                     };
                     let es_pid = es.pid.value();
@@ -128,7 +140,6 @@ impl TsDemuxer {
             return;
         }
         if s.data.len() + payload.len() > MAX_PES {
-            tracing::debug!(pid, "pes too large; dropped");
             s.data.clear();
             s.active = false;
             return;
@@ -163,17 +174,10 @@ impl TsDemuxer {
             FrameKind::Opus => self.opus_frames(pid, pts, es),
             FrameKind::H264 => {
                 let keyframe = random_access || first_picture(es, false) == Some(Picture::Key);
-                self.out.push(TsFrame { kind, pid, pts, dts, keyframe, data: Bytes::copy_from_slice(es) });
+                self.out.push(TsFrame { kind, pid, pts, dts, keyframe, data: es.to_vec() });
             }
             FrameKind::Other(_) => {
-                self.out.push(TsFrame {
-                    kind,
-                    pid,
-                    pts,
-                    dts,
-                    keyframe: random_access,
-                    data: Bytes::copy_from_slice(es),
-                });
+                self.out.push(TsFrame { kind, pid, pts, dts, keyframe: random_access, data: es.to_vec() });
             }
         }
     }
@@ -202,18 +206,37 @@ impl TsDemuxer {
                 rest = tail.get(usize::from(len)..).unwrap_or_default();
             }
             let Some(packet) = rest.get(..size) else { return };
-            self.out.push(TsFrame {
-                kind: FrameKind::Opus,
-                pid,
-                pts,
-                dts: pts,
-                keyframe: true,
-                data: Bytes::copy_from_slice(packet),
-            });
+            self.out.push(TsFrame { kind: FrameKind::Opus, pid, pts, dts: pts, keyframe: true, data: packet.to_vec() });
             pts = pts.map(|p| Timestamp::wrap(p + opus_duration_90k(packet)).ticks());
             es = rest.get(size..).unwrap_or_default();
         }
     }
+}
+
+/// The section of a one-packet PSI table that starts in `payload` (of a packet with payload_unit_start);
+/// `None` when none starts and ends there. The CRC is taken as it comes, as players take it.
+fn table(payload: &[u8]) -> Option<Result<Section<'_>, crate::TsError>> {
+    crate::section_in_unit_start(payload).map(Section::parse_unchecked)
+}
+
+/// PMT PIDs listed in the PAT that starts in `payload` (program 0, the NIT, skipped).
+fn pat_pmt_pids(payload: &[u8]) -> Option<Vec<u16>> {
+    let pat = table(payload)?.and_then(|section| Pat::parse(&section));
+    Some(
+        pat.map(|pat| pat.programs.iter().filter(|p| p.program_number != 0).map(|p| p.pid.value()).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// Elementary streams listed in the PMT that starts in `payload`.
+fn pmt_streams(payload: &[u8]) -> Option<Vec<ElementaryStream>> {
+    let pmt = table(payload)?.and_then(|section| Pmt::parse(&section));
+    Some(pmt.map(|pmt| pmt.streams).unwrap_or_default())
+}
+
+/// The PES header at the start of `pes` when all of it is there.
+fn pes_header(pes: &[u8]) -> Option<PesHeader> {
+    PesHeader::parse(pes).ok().filter(|h| h.payload_offset <= pes.len())
 }
 
 /// Duration of an Opus packet in 90 kHz ticks, from its TOC byte (RFC 6716 §3.1).
@@ -222,9 +245,14 @@ fn opus_duration_90k(packet: &[u8]) -> u64 {
     let config = toc >> 3;
     // Frame duration in units of 1/400 s (2.5 ms).
     let frame_400ths: u64 = match config {
-        0..=11 => [4, 8, 16, 24][usize::from(config % 4)],
-        12..=15 => [4, 8][usize::from(config % 2)],
-        _ => [1, 2, 4, 8][usize::from(config % 4)],
+        0..=11 => match config % 4 {
+            0 => 4,
+            1 => 8,
+            2 => 16,
+            _ => 24,
+        },
+        12..=15 => 4 << (config % 2),
+        _ => 1 << (config % 4),
     };
     let frames = match toc & 0x3 {
         0 => 1,
@@ -236,8 +264,8 @@ fn opus_duration_90k(packet: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::TsMuxer;
     use super::*;
+    use crate::TsMuxer;
     use proptest::prelude::*;
 
     #[test]
