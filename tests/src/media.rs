@@ -116,7 +116,7 @@ pub async fn decode_i420(file: &Path) -> Result<(u32, u32, Vec<Vec<u8>>)> {
     let (Some(Ok(width)), Some(Ok(height))) = (size.next(), size.next()) else { bail!("no video size in {text:?}") };
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"]).arg(file);
-    cmd.args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"]);
+    cmd.args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-"]);
     let out = run(&mut cmd, "ffmpeg", Duration::from_secs(60)).await?;
     let (w, h) = (width as usize, height as usize);
     let frame = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);

@@ -11,7 +11,8 @@ pub fn root() -> PathBuf {
 }
 
 /// The bundled plugins.
-const BUNDLED: [&str; 6] = ["passthrough", "ts-analyzer", "text-transform", "http-adapter", "video-effects", "motion-detector"];
+const BUNDLED: [&str; 6] =
+    ["passthrough", "ts-analyzer", "text-transform", "http-adapter", "video-effects", "motion-detector"];
 
 /// `target/plugins`, built with `cargo xtask plugins` (once per test process) if a bundled plugin
 /// is missing or older than the sources it is built from (the plugins, the SDK, the WIT package and

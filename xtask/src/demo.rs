@@ -278,14 +278,18 @@ pub fn run(root: &Path) -> Result<()> {
             .spawn()
             .context("starting the RTMP player")?,
     );
-    eprintln!("xtask: publishing 6 s of a test pattern over RTMP to {} (video-effects: grayscale)", field(&rtmp, "rtmp_url"));
+    eprintln!(
+        "xtask: publishing 6 s of a test pattern over RTMP to {} (video-effects: grayscale)",
+        field(&rtmp, "rtmp_url")
+    );
     let switch = format!("curl -s -X POST '{}' -d '{{\"effect\":\"invert\"}}'", field(&rtmp, "update_url"));
     let switcher = {
         let update_url = field(&rtmp, "update_url").to_string();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(3));
             eprintln!("xtask: switching the effect to invert, live");
-            let _ = Command::new("curl").args(["-s", "-X", "POST", &update_url, "-d", r#"{"effect":"invert"}"#]).output();
+            let _ =
+                Command::new("curl").args(["-s", "-X", "POST", &update_url, "-d", r#"{"effect":"invert"}"#]).output();
         })
     };
     exec(
@@ -350,9 +354,13 @@ pub fn run(root: &Path) -> Result<()> {
     println!("demo: ffprobe of the first output segment:\n{}", String::from_utf8_lossy(&probe.stdout).trim());
     println!("demo: stream status: {status_json}");
     println!("demo: ts-analyzer data (first line): {}", first_report.chars().take(300).collect::<String>());
-    println!("demo: RTMP in -> video-effects (grayscale, then invert) -> RTMP out, pushed to ffmpeg -listen: {rtmp_probe}");
+    println!(
+        "demo: RTMP in -> video-effects (grayscale, then invert) -> RTMP out, pushed to ffmpeg -listen: {rtmp_probe}"
+    );
     println!("demo: RTMP in -> video-effects -> RTMP out, played from the gateway (4 s): {played_probe}");
-    println!("demo: a browser's camera -> WHIP -> video-effects (pixelate) -> WHEP -> the same browser (10 s): {browser}");
+    println!(
+        "demo: a browser's camera -> WHIP -> video-effects (pixelate) -> WHEP -> the same browser (10 s): {browser}"
+    );
     println!("demo: the effect was switched live with: {switch}");
     println!();
     println!("  gateway              {gateway}");
@@ -376,7 +384,10 @@ pub fn run(root: &Path) -> Result<()> {
     );
     println!("  RTMP play (output)   ffplay '{}'", field(&video, "rtmp_output_url"));
     println!("  video-effects        {}  (your camera, grayscale)", field(&effects, "player_url"));
-    println!("    RTMP ingest        ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv '{}'", field(&effects, "rtmp_url"));
+    println!(
+        "    RTMP ingest        ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv '{}'",
+        field(&effects, "rtmp_url")
+    );
     println!(
         "    switch the effect  curl -s -X POST '{}' -d '{{\"effect\":\"invert\"}}'  (or pixelate, blur, mirror, overlay…)",
         field(&effects, "update_url")

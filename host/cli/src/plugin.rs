@@ -196,8 +196,8 @@ async fn run_session(
 }
 
 /// A frame plugin's run: the input files through the frame pipeline and the plugin, the
-/// encoded output to `DIR/<seq>.ts`. Frames are fed one segment at a time and the next waits
-/// until the plugin has had the last one's frames, so none is dropped for speed.
+/// encoded output to `DIR/<seq>.ts`. The pipeline is lossless (the decoder waits for the plugin),
+/// so input is fed from its own task while the plugin takes the frames.
 async fn run_frames(
     session: &mut byoc_runtime::Session,
     needs: byoc_frames::FrameNeeds,
@@ -207,8 +207,9 @@ async fn run_frames(
     chunk_size: usize,
 ) -> anyhow::Result<()> {
     use byoc_frames::{Decoded, Encoded, PipelineConfig, Processed};
-    let frames_per_segment = 600; // 10 s at 60 fps: a whole segment fits the queue.
-    let config = PipelineConfig { needs, encode: Default::default(), queue_frames: frames_per_segment };
+    // Not live: the decoder waits for the plugin rather than drop.
+    let config =
+        PipelineConfig { needs, encode: Default::default(), queue_frames: 16, queue_bytes: 64 << 20, lossless: true };
     let pipeline = byoc_frames::start(config).context("starting the frame pipeline")?;
     let (feeder, mut source, sink, mut encoded, stats) =
         (pipeline.input, pipeline.frames, pipeline.processed, pipeline.output, pipeline.stats);
@@ -236,41 +237,48 @@ async fn run_frames(
         }
         anyhow::Ok(segments)
     });
-    let mut result = Ok(());
-    'feed: for (seq, input) in inputs.iter().enumerate() {
-        let bytes = tokio::fs::read(input).await.with_context(|| format!("reading {}", input.display()))?;
-        feeder.segment_start(seq as u64).await.context("feeding the decoder")?;
-        for chunk in bytes.chunks(chunk_size) {
-            feeder.chunk(bytes::Bytes::copy_from_slice(chunk)).await.context("feeding the decoder")?;
+    let files = inputs.to_vec();
+    let feeding = tokio::spawn(async move {
+        for (seq, input) in files.iter().enumerate() {
+            let bytes = tokio::fs::read(input).await.with_context(|| format!("reading {}", input.display()))?;
+            feeder.segment_start(seq as u64).await.context("feeding the decoder")?;
+            for chunk in bytes.chunks(chunk_size) {
+                feeder.chunk(bytes::Bytes::copy_from_slice(chunk)).await.context("feeding the decoder")?;
+            }
+            feeder.segment_end().await.context("feeding the decoder")?;
         }
-        feeder.segment_end().await.context("feeding the decoder")?;
-        // The plugin takes this segment's frames before the next is fed.
-        while let Some(decoded) = source.recv().await {
-            let call = match decoded {
-                Decoded::SegmentEnd { .. } => {
-                    let _ = sink.send(Processed::SegmentEnd).await;
-                    break;
-                }
-                Decoded::Video(frame) => match session.on_video_frame(frame).await {
-                    Ok(Some(frame)) => sink.send(Processed::Video(frame)).await.map_err(|e| anyhow::anyhow!(e)).map(drop),
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(anyhow::Error::from(e)),
-                },
-                Decoded::Audio(frame) => match session.on_audio_frame(frame).await {
-                    Ok(Some(frame)) => sink.send(Processed::Audio(frame)).await.map_err(|e| anyhow::anyhow!(e)).map(drop),
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(anyhow::Error::from(e)),
-                },
-            };
-            if let Err(e) = call {
-                eprintln!("segment {seq} ({}): {e:#}", input.display());
-                if session.failure().is_some() {
-                    result = Err(anyhow::anyhow!("the session failed: {e:#}"));
-                    break 'feed;
-                }
+        feeder.finish().await;
+        anyhow::Ok(())
+    });
+    let mut result = Ok(());
+    let mut segment = 0;
+    while let Some(decoded) = source.recv().await {
+        let call = match decoded {
+            Decoded::SegmentEnd { input_seq } => {
+                segment = input_seq + 1;
+                let _ = sink.send(Processed::SegmentEnd).await;
+                continue;
+            }
+            Decoded::Video(frame) => match session.on_video_frame(frame).await {
+                Ok(Some(frame)) => sink.send(Processed::Video(frame)).await.map_err(anyhow::Error::from),
+                Ok(None) => Ok(()),
+                Err(e) => Err(anyhow::Error::from(e)),
+            },
+            Decoded::Audio(frame) => match session.on_audio_frame(frame).await {
+                Ok(Some(frame)) => sink.send(Processed::Audio(frame)).await.map_err(anyhow::Error::from),
+                Ok(None) => Ok(()),
+                Err(e) => Err(anyhow::Error::from(e)),
+            },
+        };
+        if let Err(e) = call {
+            eprintln!("segment {segment}: {e:#}");
+            if session.failure().is_some() {
+                result = Err(anyhow::anyhow!("the session failed: {e:#}"));
+                break;
             }
         }
     }
+    drop(source);
     if result.is_ok() {
         for message in controls {
             if let Err(e) = session.on_control(message).await {
@@ -278,8 +286,12 @@ async fn run_frames(
             }
         }
     }
-    feeder.finish().await;
     sink.finish();
+    // Feeding fails only when the pipeline stopped first (the session failed): that is reported.
+    let fed = feeding.await.context("feeding")?;
+    if result.is_ok() {
+        fed?;
+    }
     let segments = written.await.context("segment writer")??;
     let decoded = stats.decoded_video.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!("{decoded} video frame(s) decoded; wrote {segments} segment(s) to {}", out_dir.display());

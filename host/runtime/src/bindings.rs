@@ -122,7 +122,11 @@ impl Guest {
         }
     }
 
-    pub(crate) async fn process(&self, store: &mut Store<HostState>, request: &types::Request) -> Returned<types::Response> {
+    pub(crate) async fn process(
+        &self,
+        store: &mut Store<HostState>,
+        request: &types::Request,
+    ) -> Returned<types::Response> {
         match self {
             Self::V1(g) => {
                 let request = v1::byoc::capability::types::Request::from(request);
@@ -141,7 +145,12 @@ impl Guest {
         session_call!(self, store, call_open(params))
     }
 
-    pub(crate) async fn on_segment_start(&self, store: &mut Store<HostState>, h: ResourceAny, seq: u64) -> Returned<()> {
+    pub(crate) async fn on_segment_start(
+        &self,
+        store: &mut Store<HostState>,
+        h: ResourceAny,
+        seq: u64,
+    ) -> Returned<()> {
         session_call!(self, store, call_on_segment_start(h, seq))
     }
 
@@ -196,7 +205,11 @@ impl Guest {
         frame: Resource<byoc_frames::VideoFrame>,
     ) -> Returned<Option<Resource<byoc_frames::VideoFrame>>> {
         let Self::V2(g) = self else { return not_in_v1("a frame session") };
-        g.byoc_capability_adapter().frame_session().call_on_video_frame(store, h, frame).await.map(|r| r.map_err(Into::into))
+        g.byoc_capability_adapter()
+            .frame_session()
+            .call_on_video_frame(store, h, frame)
+            .await
+            .map(|r| r.map_err(Into::into))
     }
 
     pub(crate) async fn frame_audio(
@@ -206,12 +219,25 @@ impl Guest {
         frame: Resource<byoc_frames::AudioFrame>,
     ) -> Returned<Option<Resource<byoc_frames::AudioFrame>>> {
         let Self::V2(g) = self else { return not_in_v1("a frame session") };
-        g.byoc_capability_adapter().frame_session().call_on_audio_frame(store, h, frame).await.map(|r| r.map_err(Into::into))
+        g.byoc_capability_adapter()
+            .frame_session()
+            .call_on_audio_frame(store, h, frame)
+            .await
+            .map(|r| r.map_err(Into::into))
     }
 
-    pub(crate) async fn frame_control(&self, store: &mut Store<HostState>, h: ResourceAny, message: &str) -> Returned<()> {
+    pub(crate) async fn frame_control(
+        &self,
+        store: &mut Store<HostState>,
+        h: ResourceAny,
+        message: &str,
+    ) -> Returned<()> {
         let Self::V2(g) = self else { return not_in_v1("a frame session") };
-        g.byoc_capability_adapter().frame_session().call_on_control(store, h, message).await.map(|r| r.map_err(Into::into))
+        g.byoc_capability_adapter()
+            .frame_session()
+            .call_on_control(store, h, message)
+            .await
+            .map(|r| r.map_err(Into::into))
     }
 
     pub(crate) async fn frame_tick(&self, store: &mut Store<HostState>, h: ResourceAny) -> Returned<()> {
@@ -333,7 +359,9 @@ mod v2_conversions {
                         max_height: v.max_height,
                         max_fps: v.max_fps,
                     }),
-                    audio: f.audio.map(|a| byoc_frames::AudioNeeds { sample_rate: a.sample_rate, channels: a.channels }),
+                    audio: f
+                        .audio
+                        .map(|a| byoc_frames::AudioNeeds { sample_rate: a.sample_rate, channels: a.channels }),
                 }),
             }
         }

@@ -125,11 +125,19 @@ impl HostVideoFrame for HostState {
         Ok(self.video(&frame)?.format().planes() as u32)
     }
 
-    async fn stride(&mut self, frame: Resource<VideoFrame>, plane: u32) -> wasmtime::Result<Result<u32, WitFrameError>> {
+    async fn stride(
+        &mut self,
+        frame: Resource<VideoFrame>,
+        plane: u32,
+    ) -> wasmtime::Result<Result<u32, WitFrameError>> {
         Ok(self.video(&frame)?.stride(plane as usize).map(|s| s as u32).map_err(Into::into))
     }
 
-    async fn plane(&mut self, frame: Resource<VideoFrame>, plane: u32) -> wasmtime::Result<Result<Vec<u8>, WitFrameError>> {
+    async fn plane(
+        &mut self,
+        frame: Resource<VideoFrame>,
+        plane: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, WitFrameError>> {
         Ok(self.video(&frame)?.plane(plane as usize).map(<[u8]>::to_vec).map_err(Into::into))
     }
 

@@ -58,9 +58,12 @@ pub(crate) fn check_video_decoder() -> Result<(), PipelineError> {
 pub(crate) struct DecoderParts {
     pub(crate) needs: FrameNeeds,
     pub(crate) queue_frames: usize,
+    pub(crate) queue_bytes: usize,
+    pub(crate) lossless: bool,
     pub(crate) input: mpsc::Receiver<Input>,
     pub(crate) frames: mpsc::Sender<Decoded>,
     pub(crate) queued_video: Arc<AtomicUsize>,
+    pub(crate) queued_bytes: Arc<AtomicUsize>,
     pub(crate) encoder: mpsc::Sender<ToEncoder>,
     pub(crate) stats: Arc<Stats>,
 }
@@ -342,13 +345,18 @@ impl VideoDecoder {
             Stats::bump(&parts.stats.skipped_fps);
             return Ok(());
         }
-        if parts.queued_video.load(Ordering::Relaxed) >= parts.queue_frames {
-            Stats::bump(&parts.stats.dropped_video);
-            return Ok(());
-        }
         let format = self.needs.format;
         let (width, height) =
             fit(decoded.width(), decoded.height(), self.needs.max_width, self.needs.max_height, format);
+        let bytes = format.frame_bytes(width, height);
+        let queued = parts.queued_video.load(Ordering::Relaxed);
+        let queued_bytes = parts.queued_bytes.load(Ordering::Relaxed);
+        let full =
+            queued >= parts.queue_frames || (queued > 0 && queued_bytes.saturating_add(bytes) > parts.queue_bytes);
+        if full && !parts.lossless {
+            Stats::bump(&parts.stats.dropped_video);
+            return Ok(());
+        }
         let same = decoded.format() == pixel(format) && decoded.width() == width && decoded.height() == height;
         let converted = if same {
             to_frame(decoded, format, ticks_to_ns(ticks))
@@ -366,11 +374,18 @@ impl VideoDecoder {
             }
         };
         frame.keyframe = decoded.is_key();
+        let bytes = frame.data().len();
         parts.queued_video.fetch_add(1, Ordering::Relaxed);
+        parts.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if parts.lossless {
+            // Waits for room: only the byte and frame bounds of the channel apply.
+            return parts.frames.blocking_send(Decoded::Video(frame)).map_err(|_| PipelineError::Closed);
+        }
         match parts.frames.try_send(Decoded::Video(frame)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 parts.queued_video.fetch_sub(1, Ordering::Relaxed);
+                parts.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 Stats::bump(&parts.stats.dropped_video);
                 Ok(())
             }

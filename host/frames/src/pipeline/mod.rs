@@ -50,6 +50,13 @@ pub struct PipelineConfig {
     pub encode: EncodeSettings,
     /// Most video frames waiting for the plugin; the decoder drops frames beyond it. At least 1.
     pub queue_frames: usize,
+    /// Most bytes of video frames waiting for the plugin, whatever their count; the decoder drops
+    /// frames beyond it (one frame is always let through). Bounds a stream's memory when frames
+    /// are large, while small frames can ride out a burst (a whole segment posted at once).
+    pub queue_bytes: usize,
+    /// Never drop: when the queue is full the decoder waits for the plugin (and so slows the
+    /// input down). For input that is not live, e.g. files run through `byoc plugin run`.
+    pub lossless: bool,
 }
 
 /// Why the pipeline could not start or take more input.
@@ -199,14 +206,16 @@ impl Feeder {
 pub struct FrameSource {
     rx: mpsc::Receiver<Decoded>,
     queued_video: Arc<AtomicUsize>,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl FrameSource {
     /// The next frame or segment end; `None` once the input has ended and everything was handed out.
     pub async fn recv(&mut self) -> Option<Decoded> {
         let item = self.rx.recv().await;
-        if let Some(Decoded::Video(_)) = item {
+        if let Some(Decoded::Video(frame)) = &item {
             self.queued_video.fetch_sub(1, Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(frame.data().len(), Ordering::Relaxed);
         }
         item
     }
@@ -290,6 +299,7 @@ pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
 
     let stats = Arc::new(Stats::default());
     let queued_video = Arc::new(AtomicUsize::new(0));
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
     let (frames_tx, frames_rx) = mpsc::channel(config.queue_frames.saturating_add(EXTRA_QUEUE));
     let (encoder_tx, encoder_rx) = mpsc::channel(ENCODER_QUEUE);
@@ -298,9 +308,12 @@ pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
     let parts = decode::DecoderParts {
         needs: config.needs,
         queue_frames: config.queue_frames,
+        queue_bytes: config.queue_bytes,
+        lossless: config.lossless,
         input: input_rx,
         frames: frames_tx,
         queued_video: queued_video.clone(),
+        queued_bytes: queued_bytes.clone(),
         encoder: encoder_tx.clone(),
         stats: stats.clone(),
     };
@@ -313,7 +326,7 @@ pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
 
     Ok(Pipeline {
         input: Feeder { tx: input_tx },
-        frames: FrameSource { rx: frames_rx, queued_video },
+        frames: FrameSource { rx: frames_rx, queued_video, queued_bytes },
         processed: FrameSink { tx: encoder_tx },
         output: EncodedOutput { rx: output_rx },
         stats,

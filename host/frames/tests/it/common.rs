@@ -115,7 +115,7 @@ pub struct Run {
 
 /// The usual configuration: I420 at the input's size, audio passed through.
 pub fn config(needs: FrameNeeds, queue_frames: usize) -> PipelineConfig {
-    PipelineConfig { needs, encode: EncodeSettings::default(), queue_frames }
+    PipelineConfig { needs, encode: EncodeSettings::default(), queue_frames, queue_bytes: 64 << 20, lossless: false }
 }
 
 /// Feeds `input` segments (chunked at odd sizes) through a pipeline whose plugin task applies `video`

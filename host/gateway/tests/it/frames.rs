@@ -61,7 +61,7 @@ async fn video_effects_grays_every_frame_then_switches_effect_live() {
     let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
 
     let mut gray = Vec::new();
-    let mut fetch = async |seq: usize, into: &mut Vec<u8>| {
+    let fetch = async |seq: usize, into: &mut Vec<u8>| {
         let body = std::fs::read(&inputs[seq]).unwrap();
         let r = http().post(format!("{ingest}/{seq}")).bearer_auth(secret).body(body).send().await.unwrap();
         assert_eq!(r.status(), 200);

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use byoc_frames::{Decoded, EncodeSettings, Encoded, EncodedOutput, Feeder, FrameNeeds, FrameSink, FrameSource, PipelineConfig, Processed, Stats};
+use byoc_frames::{
+    Decoded, EncodeSettings, Encoded, EncodedOutput, Feeder, FrameNeeds, FrameSink, FrameSource, PipelineConfig,
+    Processed, Stats,
+};
 use byoc_runtime::Session;
 use byoc_trickle::{LocalPublisher, LocalSegmentWriter, Seq};
 use bytes::Bytes;
@@ -21,8 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::plugin::{Cmd, InputSink, Recovery, Ticker, publish_text, recover};
 
-/// Frames queued between the decoder and the plugin before the decoder drops.
-const QUEUE_FRAMES: usize = 8;
+/// Frames queued between the decoder and the plugin before the decoder drops: enough to ride out
+/// a whole segment arriving at once (2 s at 30 fps)...
+const QUEUE_FRAMES: usize = 60;
+
+/// ...as long as they fit in this many bytes (about ten 1080p I420 frames).
+const QUEUE_BYTES: usize = 32 << 20;
 
 /// How often dropped frames are reported, at most.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -39,7 +46,13 @@ pub(crate) struct Frames {
 impl Frames {
     /// Starts the decoder and encoder threads for what the plugin declared.
     pub(crate) fn start(needs: FrameNeeds) -> Result<Frames, byoc_frames::PipelineError> {
-        let config = PipelineConfig { needs, encode: EncodeSettings::default(), queue_frames: QUEUE_FRAMES };
+        let config = PipelineConfig {
+            needs,
+            encode: EncodeSettings::default(),
+            queue_frames: QUEUE_FRAMES,
+            queue_bytes: QUEUE_BYTES,
+            lossless: false,
+        };
         let pipeline = byoc_frames::start(config)?;
         Ok(Frames {
             feeder: pipeline.input,
@@ -161,7 +174,7 @@ impl Driver {
                 }
                 Step::Frame(Decoded::Video(frame)) => {
                     let result = match self.session.on_video_frame(frame).await {
-                        Ok(Some(frame)) => self.send(Processed::Video(frame)).await,
+                        Ok(Some(frame)) => send(&self.sink, Processed::Video(frame)).await,
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -169,7 +182,7 @@ impl Driver {
                 }
                 Step::Frame(Decoded::Audio(frame)) => {
                     let result = match self.session.on_audio_frame(frame).await {
-                        Ok(Some(frame)) => self.send(Processed::Audio(frame)).await,
+                        Ok(Some(frame)) => send(&self.sink, Processed::Audio(frame)).await,
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -180,7 +193,8 @@ impl Driver {
             };
             byoc_protocol::telemetry::plugin_call(call, began);
             let Err(e) = result else { continue };
-            if let Recovery::Failed = recover(&self.id, &mut self.session, e, &self.cancel, self.events.as_ref()).await {
+            if let Recovery::Failed = recover(&self.id, &mut self.session, e, &self.cancel, self.events.as_ref()).await
+            {
                 self.failed.cancel();
                 return;
             }
@@ -190,15 +204,10 @@ impl Driver {
         let _ = self.session.close().await;
     }
 
-    /// Hands a processed frame to the encoder; its end having gone means the stream is ending.
-    async fn send(&self, processed: Processed) -> Result<(), byoc_runtime::CallError> {
-        let _ = self.sink.send(processed).await;
-        Ok(())
-    }
-
     /// Publishes the drops since the last report, if any; returns the total reported.
     fn report_drops(&self, reported: u64) -> u64 {
-        let dropped = self.stats.dropped_video.load(Ordering::Relaxed) + self.stats.dropped_audio.load(Ordering::Relaxed);
+        let dropped =
+            self.stats.dropped_video.load(Ordering::Relaxed) + self.stats.dropped_audio.load(Ordering::Relaxed);
         if dropped > reported {
             metrics::counter!("byoc_frames_dropped_total").increment(dropped - reported);
             let event = json!({
@@ -212,6 +221,13 @@ impl Driver {
         }
         dropped
     }
+}
+
+/// Hands a processed frame to the encoder. Its end having gone means the stream is ending, which
+/// the driver learns from its token: not the plugin's failure.
+async fn send(sink: &FrameSink, processed: Processed) -> Result<(), byoc_runtime::CallError> {
+    let _ = sink.send(processed).await;
+    Ok(())
 }
 
 /// Publishes the encoded output as segments 0, 1, 2, … of the output channel.

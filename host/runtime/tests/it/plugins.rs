@@ -15,7 +15,10 @@ fn fixture(name: &str) -> Vec<u8> {
 async fn describes_every_real_plugin_and_matches_its_manifest() -> TestResult {
     let runtime = Runtime::load(plugins_dir(), config()).await?;
     let names: Vec<String> = runtime.plugins().iter().map(|p| p.name().to_owned()).collect();
-    assert_eq!(names, ["http-adapter", "motion-detector", "passthrough", "text-transform", "ts-analyzer", "video-effects"]);
+    assert_eq!(
+        names,
+        ["http-adapter", "motion-detector", "passthrough", "text-transform", "ts-analyzer", "video-effects"]
+    );
     for plugin in runtime.plugins() {
         let info = plugin.describe();
         assert_eq!(info.name, plugin.manifest().name);
