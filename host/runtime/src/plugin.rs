@@ -8,7 +8,7 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use crate::bindings::{Pre, WitVersion};
+use crate::guest::{Pre, WitVersion};
 use crate::cache::{AotCache, CacheStatus};
 use crate::code::{PluginCode, Stamp};
 use crate::error::{CallError, LoadError};

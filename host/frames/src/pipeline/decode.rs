@@ -1,20 +1,18 @@
 //! The decoder thread: input TS → access units (byoc-ts) → frames in the plugin's format, or access
 //! units passed untouched to the encoder thread.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use byoc_ts::{FrameKind, TsDemuxer, TsFrame};
 use ffmpeg_next::codec;
 use ffmpeg_next::frame;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::audio::AudioDecoder;
 use super::clock::{Unwrapper, ticks_to_ns};
 use super::convert::{Scaler, fit, pixel, to_frame};
-use super::{Decoded, Input, PipelineError, Stats, ToEncoder};
-use crate::{FrameNeeds, VideoNeeds};
+use super::{Decoded, DecoderParts, Input, PipelineError, Stats, ToEncoder};
+use crate::VideoNeeds;
 
 /// stream_type of AAC in ADTS.
 const STREAM_TYPE_AAC: u8 = 0x0f;
@@ -54,19 +52,6 @@ pub(crate) fn check_video_decoder() -> Result<(), PipelineError> {
         .ok_or_else(|| PipelineError::Codec("this FFmpeg has no H.264 decoder".to_owned()))
 }
 
-/// What the decoder thread is built from.
-pub(crate) struct DecoderParts {
-    pub(crate) needs: FrameNeeds,
-    pub(crate) queue_frames: usize,
-    pub(crate) queue_bytes: usize,
-    pub(crate) lossless: bool,
-    pub(crate) input: mpsc::Receiver<Input>,
-    pub(crate) frames: mpsc::Sender<Decoded>,
-    pub(crate) queued_video: Arc<AtomicUsize>,
-    pub(crate) queued_bytes: Arc<AtomicUsize>,
-    pub(crate) encoder: mpsc::Sender<ToEncoder>,
-    pub(crate) stats: Arc<Stats>,
-}
 
 /// The decoder thread's state.
 pub(crate) struct DecoderThread {
