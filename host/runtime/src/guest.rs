@@ -207,4 +207,3 @@ impl Guest {
         g.byoc_capability_adapter().frame_session().call_close(store, h).await.map(|r| r.map_err(Into::into))
     }
 }
-

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use byoc_ts::{FrameKind, TsDemuxer, TsFrame};
+use byoc_ts::{FrameKind, TsAudio, TsDemuxer, TsFrame};
 use ffmpeg_next::codec;
 use ffmpeg_next::frame;
 use tokio::sync::mpsc::error::TrySendError;
@@ -34,13 +34,15 @@ pub(crate) enum Unit {
     },
     /// AAC in ADTS, as it came.
     Audio { pts: u64, data: Vec<u8>, order: i64 },
+    /// One Opus packet (WebRTC input), as it came: never decoded, always passed through.
+    Opus { pts: u64, data: Vec<u8>, order: i64 },
 }
 
 impl Unit {
     /// The unwrapped PTS.
     pub(crate) fn order(&self) -> i64 {
         match self {
-            Unit::Video { order, .. } | Unit::Audio { order, .. } => *order,
+            Unit::Video { order, .. } | Unit::Audio { order, .. } | Unit::Opus { order, .. } => *order,
         }
     }
 }
@@ -51,7 +53,6 @@ pub(crate) fn check_video_decoder() -> Result<(), PipelineError> {
         .map(drop)
         .ok_or_else(|| PipelineError::Codec("this FFmpeg has no H.264 decoder".to_owned()))
 }
-
 
 /// The decoder thread's state.
 pub(crate) struct DecoderThread {
@@ -65,7 +66,7 @@ pub(crate) struct DecoderThread {
     /// The current input segment's sequence number.
     seq: u64,
     /// The streams last announced to the encoder.
-    streams: Option<(bool, bool)>,
+    streams: Option<(bool, Option<TsAudio>)>,
 }
 
 impl DecoderThread {
@@ -139,11 +140,13 @@ impl DecoderThread {
     }
 
     fn announce_streams(&mut self) -> Result<(), PipelineError> {
-        let mut streams = (false, false);
+        let mut streams = (false, None);
         for (_, kind) in self.demux.streams() {
             match kind {
                 FrameKind::H264 => streams.0 = true,
-                FrameKind::Other(STREAM_TYPE_AAC) => streams.1 = true,
+                FrameKind::Other(STREAM_TYPE_AAC) => streams.1 = Some(TsAudio::Aac),
+                // WebRTC's Opus is stereo as carried (RFC 7587); the TS descriptor says so.
+                FrameKind::Opus => streams.1 = Some(TsAudio::Opus { channels: 2 }),
                 _ => {}
             }
         }
@@ -214,7 +217,14 @@ impl DecoderThread {
                         result?;
                     }
                 },
-                // Other streams (Opus, data) are not carried by the frame pipeline.
+                // Opus (WebRTC input) passes through untouched, even to a plugin that asked for
+                // audio frames: only AAC is decoded.
+                FrameKind::Opus => {
+                    let order = self.clock.unwrap(pts);
+                    let unit = Unit::Opus { pts, data: unit.data, order };
+                    self.to_encoder(ToEncoder::Passthrough { segment: self.segment, unit })?;
+                }
+                // Other streams (data) are not carried by the frame pipeline.
                 _ => {}
             }
         }

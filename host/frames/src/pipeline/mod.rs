@@ -228,7 +228,7 @@ pub(crate) enum ToEncoder {
     /// Which streams the input has (sent before anything of a new stream).
     Streams {
         video: bool,
-        audio: bool,
+        audio: Option<byoc_ts::TsAudio>,
     },
     /// The input's frame rate, when the decoder learns it.
     FrameRate(i32, i32),
