@@ -23,7 +23,9 @@ struct Node {
 }
 
 impl Node {
-    /// Starts `byoc ARGS` and waits (bounded) for the line announcing where it listens.
+    /// Starts `byoc ARGS` and waits (bounded) for the line announcing where it listens. An
+    /// orchestrator compiles every bundled plugin before it listens: with a cold cache, in a debug
+    /// build, on a loaded 2-core machine, that is most of a minute.
     async fn start(args: &[&str], announce: &str) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
             .args(args)
@@ -35,7 +37,7 @@ impl Node {
             .spawn()
             .expect("spawn byoc");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = tokio::time::timeout(Duration::from_secs(60), async {
+        let url = tokio::time::timeout(Duration::from_secs(180), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(rest) = line.strip_prefix(announce) {
                     return rest.split_whitespace().next().map(str::to_string);
