@@ -21,7 +21,8 @@ pub enum FrameError {
 }
 
 /// The memory layout of a [`VideoFrame`]; every sample is one byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PixelFormat {
     /// Planar YUV 4:2:0: Y (width × height), then U and V (each ⌈w/2⌉ × ⌈h/2⌉).
     I420,
@@ -269,7 +270,7 @@ impl AudioFrame {
 }
 
 /// What a frame plugin wants of the decoded video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VideoNeeds {
     /// The frames' layout.
     pub format: PixelFormat,
@@ -282,7 +283,7 @@ pub struct VideoNeeds {
 }
 
 /// What a frame plugin wants of the decoded audio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AudioNeeds {
     /// Sample rate; 0 keeps the input's.
     pub sample_rate: u32,
@@ -291,7 +292,7 @@ pub struct AudioNeeds {
 }
 
 /// The frame-level processing a plugin declares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FrameNeeds {
     /// Video frames, or `None` to pass the input's video through untouched.
     pub video: Option<VideoNeeds>,

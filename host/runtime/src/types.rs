@@ -72,7 +72,7 @@ pub struct CapabilityInfo {
     pub params_schema: Option<String>,
     /// For a frame plugin, the frames it wants (the host decodes and encodes for it);
     /// `None` for a byte-level plugin.
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<byoc_frames::FrameNeeds>,
 }
 
