@@ -116,6 +116,13 @@ pub fn build_hostile(root: &Path) -> Result<PathBuf> {
     install(&built.join("wrong_world.wasm"), &out.join("wrong-world.wasm"))?;
     install(&built.join("future_wit.wasm"), &out.join("future-wit.wasm"))?;
     install(&root.join("tests").join("hostile").join("hostile").join("manifest.toml"), &dir.join("manifest.toml"))?;
+    let slow = out.join("slow-frames");
+    fs::create_dir_all(&slow).with_context(|| format!("creating {}", slow.display()))?;
+    install(&built.join("slow_frames.wasm"), &slow.join("slow-frames.wasm"))?;
+    install(
+        &root.join("tests").join("hostile").join("slow-frames").join("manifest.toml"),
+        &slow.join("manifest.toml"),
+    )?;
     build(&["-p", "hostile", "--features", "v2"])?;
     install(&built.join("hostile.wasm"), &out.join("hostile-v2.wasm"))?;
     Ok(out)

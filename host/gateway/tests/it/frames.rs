@@ -298,3 +298,96 @@ async fn a_frame_plugin_keeps_video_pts_and_audio_in_sync() {
     assert!(dropped > 0 || skew <= 0.040, "audio/video start moved by {:.1} ms", skew * 1000.0);
     stream.stop().await;
 }
+
+/// A plugin slower than the input (`slow-frames`, a test plugin sleeping here 60 ms on each frame
+/// of a 25 fps stream) beside `video-effects` on the same node: the slow stream's frames are dropped
+/// and counted (`frames_dropped` events, `byoc_frames_dropped_total`), frames out + dropped = in;
+/// its backlog stays bounded (the plugin gets at most what its pace allowed while the input came,
+/// plus the host's queue: frames are dropped, not stored); the other stream loses no frame.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
+    if !tool_available("a_slow_plugin_drops_counted_frames", "ffmpeg") {
+        return;
+    }
+    let slow_dir = byoc_e2e::nodes::root().join("target/hostile-plugins/slow-frames");
+    if !slow_dir.join("slow-frames.wasm").is_file() {
+        assert!(!byoc_e2e::peers_required(), "target/hostile-plugins missing: `cargo xtask test` builds it");
+        eprintln!("skipped: hostile plugins not built (run through `cargo xtask test`)");
+        return;
+    }
+    let runtime = crate::common::bundled_plugins(crate::plugins::runtime_config()).await;
+    runtime.load_plugin(&slow_dir).await.unwrap();
+    let n = crate::plugins::nodes_with(&runtime).await;
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = make_ts_segments(dir.path(), 8).await.unwrap();
+    assert_eq!(inputs.len(), 8);
+    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    let (slow, other) = tokio::join!(
+        start(&n.gw, "slow-frames", legs.clone(), r#"{"params": {"sleep_ms": 60}}"#),
+        start(&n.gw, "video-effects", legs, r#"{"params": {"effect": "grayscale"}}"#)
+    );
+    let (slow, other) = (Stream(slow), Stream(other));
+    let (mut slow_events, mut other_events) = (slow.sse("events_url").await, other.sse("events_url").await);
+
+    // The slow stream gets its input as fast as the ingest takes it (as a burst of segments
+    // would come); its output is read as it comes.
+    let (egress, secret) = (slow.url("egress_url").to_owned(), slow.url("stream_secret").to_owned());
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        for seq in 0..8 {
+            let r = http().get(format!("{egress}/{seq}")).bearer_auth(&secret).send().await.unwrap();
+            assert_eq!(r.status(), 200, "slow output segment {seq}");
+            out.extend_from_slice(&r.bytes().await.unwrap());
+        }
+        out
+    });
+    let feed = async {
+        let began = Instant::now();
+        for (seq, file) in inputs.iter().enumerate() {
+            let r = http()
+                .post(format!("{}/{seq}", slow.url("ingest_url")))
+                .bearer_auth(slow.url("stream_secret"))
+                .body(std::fs::read(file).unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        began.elapsed()
+    };
+    let (fed_in, other_out) = tokio::join!(feed, other.run_all(&inputs));
+    let slow_out = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the slow output").unwrap();
+
+    let write = |name: &str, bytes: &[u8]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        file
+    };
+    let slow_frames = packet_times(&write("slow.ts", &slow_out), "v:0").await.unwrap().len() as u64;
+    let slow_seen = sse_within(&mut slow_events, Duration::from_millis(1500)).await;
+    let slow_dropped = dropped(&slow_seen);
+    eprintln!("slow plugin: {slow_frames} frames out, {slow_dropped} dropped, input fed in {fed_in:?}");
+    assert!(slow_dropped > 0, "a plugin taking 60 ms a frame of 40 ms dropped nothing: {slow_seen}");
+    assert_eq!(slow_frames + slow_dropped, 200, "8 s at 25 fps: frames out + dropped = in");
+    // Bounded: what the plugin got is what it could take (16.7 frames/s) while the input came in
+    // (plus 3 s for the last segment to be decoded), plus the host's queue (60 frames) and a
+    // segment; a host that queued everything would hand it all 200.
+    let bound = (fed_in.as_secs_f64() + 3.0) * 1000.0 / 60.0 + 60.0 + 25.0;
+    assert!((slow_frames as f64) <= bound, "{slow_frames} frames reached the slow plugin, at most {bound:.0} expected");
+    let metrics = http().get(format!("{}/metrics", n.orch_url)).send().await.unwrap().text().await.unwrap();
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("byoc_frames_dropped_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no byoc_frames_dropped_total in /metrics:\n{metrics}"));
+    // One registry for the whole test process: other streams' drops count too.
+    assert!(counted >= slow_dropped as f64, "metric {counted} < {slow_dropped} dropped frames reported");
+
+    // The other stream on the node: every frame, none dropped.
+    let other_frames = packet_times(&write("other.ts", &other_out), "v:0").await.unwrap().len();
+    let other_seen = sse_within(&mut other_events, Duration::from_millis(500)).await;
+    assert_eq!(dropped(&other_seen), 0, "video-effects dropped frames: {other_seen}");
+    assert_eq!(other_frames, 200, "video-effects beside the slow plugin");
+    tokio::join!(slow.stop(), other.stop());
+    assert_eq!(n.orch.registry.get("slow-frames").unwrap().capacity.in_use(), 0);
+}
