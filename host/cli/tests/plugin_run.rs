@@ -35,8 +35,10 @@ async fn plugin_run_grays_ts_segments_with_video_effects_losing_no_frame() {
     let inputs = make_ts_segments(&input_dir, 3).await.unwrap();
     assert_eq!(inputs.len(), 3);
     let plugin = plugins_dir().join("video-effects");
-    let mut args: Vec<&std::ffi::OsStr> =
-        vec!["plugin".as_ref(), "run".as_ref(), plugin.as_os_str(), "--input".as_ref()];
+    // The compiled-component cache the other tests share: a debug build compiles a plugin slowly.
+    let cache = root().join("target/runtime-test-cache");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["plugin".as_ref(), "run".as_ref(), plugin.as_os_str()];
+    args.extend(["--cache-dir".as_ref(), cache.as_os_str(), "--input".as_ref()]);
     args.extend(inputs.iter().map(|p| p.as_os_str()));
     args.extend(["--output".as_ref(), output.as_os_str(), "--params".as_ref(), r#"{"effect":"grayscale"}"#.as_ref()]);
     let began = std::time::Instant::now();
