@@ -91,6 +91,8 @@ pub fn build(root: &Path) -> Result<PathBuf> {
 ///   hostile-v2.wasm           the same plugin at version 0.2.0 (`v2` feature), for hot reload
 ///   wrong-world.wasm          a component of another world
 ///   future-wit.wasm           a component built against byoc:capability@0.3.0 (served: 0.1, 0.2)
+///   slow-frames/              a frame plugin sleeping on every frame (with manifest.toml), for
+///                             the gateway's frame-drop test
 /// ```
 ///
 /// Build output goes to `target/hostile-build/`. `byoc-runtime`'s tests run the same build
