@@ -9,8 +9,8 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-use crate::bindings::{Guest, Pre};
 use crate::error::CallError;
+use crate::guest::{Guest, Pre};
 use crate::state::{Fault, Grant, HostState};
 use crate::types::Output;
 

@@ -20,9 +20,11 @@
 mod bindings;
 mod cache;
 mod code;
+mod compat;
 mod engine;
 mod error;
 mod frames;
+mod guest;
 mod instance;
 mod manifest;
 mod plugin;

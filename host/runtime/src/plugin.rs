@@ -8,10 +8,10 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use crate::bindings::{Pre, WitVersion};
 use crate::cache::{AotCache, CacheStatus};
 use crate::code::{PluginCode, Stamp};
 use crate::error::{CallError, LoadError};
+use crate::guest::{Pre, WitVersion};
 use crate::instance::{Instance, Template, guarded};
 use crate::manifest::{Grants, HostPattern, Limits, Manifest, OperatorConfig, resolve_dir};
 use crate::session::{Outputs, Session};

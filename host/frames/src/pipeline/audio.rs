@@ -11,8 +11,7 @@ use ffmpeg_next::{ChannelLayout, Rational};
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::clock::{ns_to_ticks, ticks_to_ns};
-use super::decode::DecoderParts;
-use super::{Decoded, PipelineError, Stats};
+use super::{Decoded, DecoderParts, PipelineError, Stats};
 use crate::{AudioFrame, AudioNeeds, MAX_AUDIO_CHANNELS};
 
 /// Sampling frequencies an ADTS header can name, by index.

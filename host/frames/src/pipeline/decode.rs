@@ -1,20 +1,18 @@
 //! The decoder thread: input TS → access units (byoc-ts) → frames in the plugin's format, or access
 //! units passed untouched to the encoder thread.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use byoc_ts::{FrameKind, TsDemuxer, TsFrame};
+use byoc_ts::{FrameKind, TsAudio, TsDemuxer, TsFrame};
 use ffmpeg_next::codec;
 use ffmpeg_next::frame;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::audio::AudioDecoder;
 use super::clock::{Unwrapper, ticks_to_ns};
 use super::convert::{Scaler, fit, pixel, to_frame};
-use super::{Decoded, Input, PipelineError, Stats, ToEncoder};
-use crate::{FrameNeeds, VideoNeeds};
+use super::{Decoded, DecoderParts, Input, PipelineError, Stats, ToEncoder};
+use crate::VideoNeeds;
 
 /// stream_type of AAC in ADTS.
 const STREAM_TYPE_AAC: u8 = 0x0f;
@@ -36,13 +34,15 @@ pub(crate) enum Unit {
     },
     /// AAC in ADTS, as it came.
     Audio { pts: u64, data: Vec<u8>, order: i64 },
+    /// One Opus packet (WebRTC input), as it came: never decoded, always passed through.
+    Opus { pts: u64, data: Vec<u8>, order: i64 },
 }
 
 impl Unit {
     /// The unwrapped PTS.
     pub(crate) fn order(&self) -> i64 {
         match self {
-            Unit::Video { order, .. } | Unit::Audio { order, .. } => *order,
+            Unit::Video { order, .. } | Unit::Audio { order, .. } | Unit::Opus { order, .. } => *order,
         }
     }
 }
@@ -52,20 +52,6 @@ pub(crate) fn check_video_decoder() -> Result<(), PipelineError> {
     codec::decoder::find(codec::Id::H264)
         .map(drop)
         .ok_or_else(|| PipelineError::Codec("this FFmpeg has no H.264 decoder".to_owned()))
-}
-
-/// What the decoder thread is built from.
-pub(crate) struct DecoderParts {
-    pub(crate) needs: FrameNeeds,
-    pub(crate) queue_frames: usize,
-    pub(crate) queue_bytes: usize,
-    pub(crate) lossless: bool,
-    pub(crate) input: mpsc::Receiver<Input>,
-    pub(crate) frames: mpsc::Sender<Decoded>,
-    pub(crate) queued_video: Arc<AtomicUsize>,
-    pub(crate) queued_bytes: Arc<AtomicUsize>,
-    pub(crate) encoder: mpsc::Sender<ToEncoder>,
-    pub(crate) stats: Arc<Stats>,
 }
 
 /// The decoder thread's state.
@@ -80,7 +66,7 @@ pub(crate) struct DecoderThread {
     /// The current input segment's sequence number.
     seq: u64,
     /// The streams last announced to the encoder.
-    streams: Option<(bool, bool)>,
+    streams: Option<(bool, Option<TsAudio>)>,
 }
 
 impl DecoderThread {
@@ -154,11 +140,13 @@ impl DecoderThread {
     }
 
     fn announce_streams(&mut self) -> Result<(), PipelineError> {
-        let mut streams = (false, false);
+        let mut streams = (false, None);
         for (_, kind) in self.demux.streams() {
             match kind {
                 FrameKind::H264 => streams.0 = true,
-                FrameKind::Other(STREAM_TYPE_AAC) => streams.1 = true,
+                FrameKind::Other(STREAM_TYPE_AAC) => streams.1 = Some(TsAudio::Aac),
+                // WebRTC's Opus is stereo as carried (RFC 7587); the TS descriptor says so.
+                FrameKind::Opus => streams.1 = Some(TsAudio::Opus { channels: 2 }),
                 _ => {}
             }
         }
@@ -229,7 +217,14 @@ impl DecoderThread {
                         result?;
                     }
                 },
-                // Other streams (Opus, data) are not carried by the frame pipeline.
+                // Opus (WebRTC input) passes through untouched, even to a plugin that asked for
+                // audio frames: only AAC is decoded.
+                FrameKind::Opus => {
+                    let order = self.clock.unwrap(pts);
+                    let unit = Unit::Opus { pts, data: unit.data, order };
+                    self.to_encoder(ToEncoder::Passthrough { segment: self.segment, unit })?;
+                }
+                // Other streams (data) are not carried by the frame pipeline.
                 _ => {}
             }
         }

@@ -113,7 +113,7 @@ impl EncoderThread {
     fn message(&mut self, message: ToEncoder) -> Result<(), PipelineError> {
         match message {
             ToEncoder::Streams { video, audio } => {
-                self.mux.set_streams(video, audio.then_some(TsAudio::Aac));
+                self.mux.set_streams(video, audio);
                 Ok(())
             }
             ToEncoder::FrameRate(num, den) => {
@@ -255,6 +255,7 @@ impl EncoderThread {
         match unit {
             Unit::Video { pts, dts, keyframe, data, .. } => self.mux.video(pts, dts, keyframe, &data, &mut self.buf),
             Unit::Audio { pts, data, .. } => self.mux.adts(pts, &data, &mut self.buf),
+            Unit::Opus { pts, data, .. } => self.mux.opus(pts, &data, &mut self.buf),
         }
         self.flush_buf()
     }

@@ -162,7 +162,7 @@ pub struct Pipeline {
 
 /// Input to the decoder thread.
 #[derive(Debug)]
-enum Input {
+pub(crate) enum Input {
     SegmentStart(u64),
     Chunk(Bytes),
     SegmentEnd,
@@ -223,12 +223,12 @@ impl FrameSource {
 
 /// What the encoder thread receives: the plugin's output, and from the decoder what passes the plugin by.
 #[derive(Debug)]
-enum ToEncoder {
+pub(crate) enum ToEncoder {
     Processed(Processed),
     /// Which streams the input has (sent before anything of a new stream).
     Streams {
         video: bool,
-        audio: bool,
+        audio: Option<byoc_ts::TsAudio>,
     },
     /// The input's frame rate, when the decoder learns it.
     FrameRate(i32, i32),
@@ -281,6 +281,20 @@ const ENCODER_QUEUE: usize = 64;
 /// Room in the plugin's queue for audio and segment ends beyond `queue_frames` video frames.
 const EXTRA_QUEUE: usize = 256;
 
+/// What the decoder thread is built from.
+pub(crate) struct DecoderParts {
+    pub(crate) needs: FrameNeeds,
+    pub(crate) queue_frames: usize,
+    pub(crate) queue_bytes: usize,
+    pub(crate) lossless: bool,
+    pub(crate) input: mpsc::Receiver<Input>,
+    pub(crate) frames: mpsc::Sender<Decoded>,
+    pub(crate) queued_video: Arc<AtomicUsize>,
+    pub(crate) queued_bytes: Arc<AtomicUsize>,
+    pub(crate) encoder: mpsc::Sender<ToEncoder>,
+    pub(crate) stats: Arc<Stats>,
+}
+
 /// Starts a pipeline's decoder and encoder threads.
 pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
     if config.queue_frames == 0 {
@@ -305,7 +319,7 @@ pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
     let (encoder_tx, encoder_rx) = mpsc::channel(ENCODER_QUEUE);
     let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
 
-    let parts = decode::DecoderParts {
+    let parts = DecoderParts {
         needs: config.needs,
         queue_frames: config.queue_frames,
         queue_bytes: config.queue_bytes,

@@ -32,7 +32,7 @@ pub fn ffmpeg_available(test: &str) -> bool {
     ok
 }
 
-fn ffmpeg(args: &[&str]) -> Vec<u8> {
+pub fn ffmpeg(args: &[&str]) -> Vec<u8> {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
         .args(args)

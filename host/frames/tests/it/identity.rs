@@ -76,3 +76,55 @@ async fn nothing_decoded_passes_both_streams_through() {
     assert_eq!(video_frames(&output_file), video_frames(&input_file));
     assert_eq!(audio_packets(&output_file), audio_packets(&input_file));
 }
+
+/// WebRTC input carries Opus: it passes through untouched (never decoded) next to the processed
+/// video, so a WHIP stream through a frame plugin keeps its sound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_passes_through_next_to_processed_video() {
+    if !ffmpeg_available("opus_passes_through_next_to_processed_video") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input_file = dir.path().join("opus.ts");
+    crate::common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "25",
+        "-c:a",
+        "libopus",
+        "-ac",
+        "2",
+        "-f",
+        "mpegts",
+        input_file.to_str().expect("utf-8 path"),
+    ]);
+    let input = std::fs::read(&input_file).expect("the input");
+    let needs = FrameNeeds {
+        video: Some(VideoNeeds { format: PixelFormat::I420, max_width: 0, max_height: 0, max_fps: 0 }),
+        audio: None,
+    };
+    let out = run(config(needs, 256), vec![input], Box::new(Some), Duration::ZERO).await;
+    let output_file = write(dir.path(), "out.ts", &out.segments.concat());
+    assert_eq!(video_frames(&output_file).len(), 50, "the video frames");
+    // (pts, size): ffprobe's CSV puts an Opus packet's hash in another column when the input
+    // packet carries side data, so the hashes are not comparable here.
+    let sized = |file| audio_packets(file).into_iter().map(|(pts, size, _)| (pts, size)).collect::<Vec<_>>();
+    let (want, got) = (sized(&input_file), sized(&output_file));
+    assert!(want.len() > 50, "{} Opus packets in", want.len());
+    assert_eq!(got, want, "Opus packets (pts, size) untouched");
+}

@@ -22,7 +22,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::plugin::{Cmd, InputSink, Recovery, Ticker, publish_text, recover};
+use super::session::{Cmd, InputSink, Recovery, Ticker, publish_text, read_input, recover};
 
 /// Frames queued between the decoder and the plugin before the decoder drops: enough to ride out
 /// a whole segment arriving at once (2 s at 30 fps)...
@@ -97,7 +97,7 @@ pub(super) fn spawn(frames: Frames, tasks: FrameTasks) {
     if let Some(sub) = tasks.input {
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            super::plugin::read_input(sub, &feeder, &cancel).await;
+            read_input(sub, &feeder, &cancel).await;
             feeder.finish().await;
         });
     }

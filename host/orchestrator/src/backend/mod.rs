@@ -8,6 +8,7 @@
 mod call;
 mod frames;
 pub(crate) mod plugin;
+mod session;
 pub(crate) mod worker;
 
 use std::time::Duration;
