@@ -271,8 +271,8 @@ async fn whip_in_through_a_plugin_and_whep_out() {
 }
 
 /// WHIP in (aiortc publishing a colour test pattern) → `video-effects` grayscale → WHEP out (aiortc
-/// watching): the frame plugin sits between two WebRTC legs, and every frame the viewer decodes
-/// is gray (its U and V samples within 3 of 128).
+/// watching): the frame plugin sits between two WebRTC legs, every frame the viewer decodes is
+/// gray (its U and V samples within 3 of 128), and the publisher's sound reaches the viewer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_in_through_video_effects_and_whep_out_is_gray() {
     let Some(python) = byoc_e2e::media::aiortc_python("whip_in_through_video_effects_and_whep_out_is_gray") else {
@@ -281,9 +281,9 @@ async fn whip_in_through_video_effects_and_whep_out_is_gray() {
     let nodes = media_nodes("127.0.0.1:0".parse().unwrap()).await;
     let legs = json!({"enable_video_ingress": true, "enable_video_egress": true});
     let urls = crate::plugins::start(&nodes.url, "video-effects", legs, r#"{"params": {"effect": "grayscale"}}"#).await;
-    let mut publisher = Peer::start(&python, "whip_client.py", 8).await;
+    let mut publisher = Peer::start(&python, "whip_client.py", 9).await;
     let session = publisher.connect(urls["whip_url"].as_str().unwrap()).await;
-    let mut viewer = Peer::start(&python, "whep_client.py", 5).await;
+    let mut viewer = Peer::start(&python, "whep_client.py", 6).await;
     let viewing = viewer.connect(urls["whep_url"].as_str().unwrap()).await;
     let seen = viewer.line().await;
     eprintln!("WHEP viewer of video-effects: {seen}");
@@ -292,6 +292,8 @@ async fn whip_in_through_video_effects_and_whep_out_is_gray() {
     assert_eq!((seen["width"].as_u64(), seen["height"].as_u64()), (Some(640), Some(360)), "{seen}");
     assert_eq!(seen["gray_frames"].as_u64(), Some(frames), "frames in colour came out: {seen}");
     assert!(seen["chroma_max"].as_u64().is_some_and(|c| c <= 3), "{seen}");
+    // The publisher's Opus passes the frame plugin by (20 ms frames: at least half a second).
+    assert!(seen["audio_frames"].as_u64().unwrap_or(0) >= 25, "the WHIP audio did not reach the viewer: {seen}");
 
     let (base, token) = (nodes.url.trim_end_matches('/'), urls["stream_secret"].as_str().unwrap());
     for location in [viewing, session] {
