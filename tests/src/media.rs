@@ -44,10 +44,16 @@ async fn run(cmd: &mut Command, what: &str, timeout: Duration) -> Result<std::pr
 /// second) from ffmpeg's `testsrc` and `sine` sources into `dir` as `seg000.ts`, `seg001.ts`...
 /// and returns their paths in order.
 pub async fn make_ts_segments(dir: &Path, seconds: u32) -> Result<Vec<PathBuf>> {
+    make_ts_segments_of(dir, seconds, "testsrc=size=320x240:rate=25").await
+}
+
+/// [`make_ts_segments`] with another lavfi video source (a filter graph, e.g.
+/// `color=c=gray:size=320x240:rate=25,drawbox=...`); keep it at 25 fps for one-second GOPs.
+pub async fn make_ts_segments_of(dir: &Path, seconds: u32, video: &str) -> Result<Vec<PathBuf>> {
     let pattern = dir.join("seg%03d.ts");
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", video])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", "-keyint_min", "25"])
@@ -121,4 +127,18 @@ pub async fn decode_i420(file: &Path) -> Result<(u32, u32, Vec<Vec<u8>>)> {
     let (w, h) = (width as usize, height as usize);
     let frame = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
     Ok((width, height, out.stdout.chunks_exact(frame).map(<[u8]>::to_vec).collect()))
+}
+
+/// The presentation times (seconds) of the packets of one stream of a media file (`select` as
+/// ffprobe takes it: `v:0`, `a:0`), in presentation order, from ffprobe.
+pub async fn packet_times(file: &Path, select: &str) -> Result<Vec<f64>> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-select_streams", select, "-show_entries", "packet=pts_time", "-of", "csv=p=0"]);
+    let out = run(cmd.arg(file), "ffprobe", Duration::from_secs(20)).await?;
+    let mut times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    Ok(times)
 }

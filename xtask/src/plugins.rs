@@ -91,6 +91,8 @@ pub fn build(root: &Path) -> Result<PathBuf> {
 ///   hostile-v2.wasm           the same plugin at version 0.2.0 (`v2` feature), for hot reload
 ///   wrong-world.wasm          a component of another world
 ///   future-wit.wasm           a component built against byoc:capability@0.3.0 (served: 0.1, 0.2)
+///   slow-frames/              a frame plugin sleeping on every frame (with manifest.toml), for
+///                             the gateway's frame-drop test
 /// ```
 ///
 /// Build output goes to `target/hostile-build/`. `byoc-runtime`'s tests run the same build
@@ -116,6 +118,13 @@ pub fn build_hostile(root: &Path) -> Result<PathBuf> {
     install(&built.join("wrong_world.wasm"), &out.join("wrong-world.wasm"))?;
     install(&built.join("future_wit.wasm"), &out.join("future-wit.wasm"))?;
     install(&root.join("tests").join("hostile").join("hostile").join("manifest.toml"), &dir.join("manifest.toml"))?;
+    let slow = out.join("slow-frames");
+    fs::create_dir_all(&slow).with_context(|| format!("creating {}", slow.display()))?;
+    install(&built.join("slow_frames.wasm"), &slow.join("slow-frames.wasm"))?;
+    install(
+        &root.join("tests").join("hostile").join("slow-frames").join("manifest.toml"),
+        &slow.join("manifest.toml"),
+    )?;
     build(&["-p", "hostile", "--features", "v2"])?;
     install(&built.join("hostile.wasm"), &out.join("hostile-v2.wasm"))?;
     Ok(out)

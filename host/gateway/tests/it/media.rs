@@ -1,7 +1,9 @@
 //! The gateway's media legs with real peers. RTMP with ffmpeg: a test pattern published to a
 //! stream's `rtmp_url` goes through the `passthrough` plugin and comes out of the egress as H.264
 //! segments; a wrong stream key is refused; a stream's output is pushed to the client's
-//! `rtmp_output` and can be played from the gateway itself (`rtmp_output_url`). WebRTC with aiortc: a WHIP publisher feeds a stream, a WHEP viewer watches it.
+//! `rtmp_output` and can be played from the gateway itself (`rtmp_output_url`). WebRTC with aiortc: a
+//! WHIP publisher feeds a stream, a WHEP viewer watches it, also through the `video-effects` frame
+//! plugin.
 
 use crate::common;
 
@@ -265,6 +267,44 @@ async fn whip_in_through_a_plugin_and_whep_out() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(gone.iter().all(|g| metrics.contains(g)), "sessions left after DELETE: {metrics}");
+    assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+}
+
+/// WHIP in (aiortc publishing a colour test pattern) → `video-effects` grayscale → WHEP out (aiortc
+/// watching): the frame plugin sits between two WebRTC legs, every frame the viewer decodes is
+/// gray (its U and V samples within 3 of 128), and the publisher's sound reaches the viewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_in_through_video_effects_and_whep_out_is_gray() {
+    let Some(python) = byoc_e2e::media::aiortc_python("whip_in_through_video_effects_and_whep_out_is_gray") else {
+        return;
+    };
+    let nodes = media_nodes("127.0.0.1:0".parse().unwrap()).await;
+    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true});
+    let urls = crate::plugins::start(&nodes.url, "video-effects", legs, r#"{"params": {"effect": "grayscale"}}"#).await;
+    let mut publisher = Peer::start(&python, "whip_client.py", 9).await;
+    let session = publisher.connect(urls["whip_url"].as_str().unwrap()).await;
+    let mut viewer = Peer::start(&python, "whep_client.py", 6).await;
+    let viewing = viewer.connect(urls["whep_url"].as_str().unwrap()).await;
+    let seen = viewer.line().await;
+    eprintln!("WHEP viewer of video-effects: {seen}");
+    let frames = seen["video_frames"].as_u64().unwrap_or(0);
+    assert!(frames >= 30, "the WHEP viewer decoded too little: {seen}");
+    assert_eq!((seen["width"].as_u64(), seen["height"].as_u64()), (Some(640), Some(360)), "{seen}");
+    assert_eq!(seen["gray_frames"].as_u64(), Some(frames), "frames in colour came out: {seen}");
+    assert!(seen["chroma_max"].as_u64().is_some_and(|c| c <= 3), "{seen}");
+    // The publisher's Opus passes the frame plugin by (20 ms frames: at least half a second).
+    assert!(seen["audio_frames"].as_u64().unwrap_or(0) >= 25, "the WHIP audio did not reach the viewer: {seen}");
+
+    let (base, token) = (nodes.url.trim_end_matches('/'), urls["stream_secret"].as_str().unwrap());
+    for location in [viewing, session] {
+        let r = http().delete(format!("{base}{location}?token={token}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "DELETE {location}");
+    }
+    viewer.send(json!({})).await;
+    let _ = publisher.line().await;
+    publisher.send(json!({})).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), publisher.child.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), viewer.child.wait()).await;
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
 }
 

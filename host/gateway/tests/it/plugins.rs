@@ -22,7 +22,7 @@ pub(crate) struct Nodes {
     pub(crate) orch_url: String,
 }
 
-fn runtime_config() -> RuntimeConfig {
+pub(crate) fn runtime_config() -> RuntimeConfig {
     RuntimeConfig {
         cache_dir: CacheDir::At(root().join("target/runtime-test-cache")),
         max_instances: 16,
@@ -40,7 +40,7 @@ pub(crate) async fn nodes() -> Nodes {
 }
 
 /// The plugins loaded in `runtime` behind an orchestrator and a gateway, on loopback.
-async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
+pub(crate) async fn nodes_with(runtime: &Arc<Runtime>) -> Nodes {
     let (orch_url, orch) = common::serve_orchestrator(runtime, 4, |c| {
         c.heartbeat_every = Duration::from_millis(200);
         c.secret = Some("node-secret".into());

@@ -47,8 +47,15 @@ pub fn plugins_dir() -> PathBuf {
 pub fn hostile_dir() -> PathBuf {
     let out = root().join("target/hostile-plugins");
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    let files =
-        ["hostile/hostile.wasm", "hostile/manifest.toml", "hostile-v2.wasm", "wrong-world.wasm", "future-wit.wasm"];
+    let files = [
+        "hostile/hostile.wasm",
+        "hostile/manifest.toml",
+        "hostile-v2.wasm",
+        "wrong-world.wasm",
+        "future-wit.wasm",
+        "slow-frames/slow-frames.wasm",
+        "slow-frames/manifest.toml",
+    ];
     if files.iter().all(|f| out.join(f).is_file()) {
         return out;
     }
@@ -62,15 +69,19 @@ pub fn hostile_dir() -> PathBuf {
         run(&mut command);
     };
     std::fs::create_dir_all(out.join("hostile")).unwrap();
+    std::fs::create_dir_all(out.join("slow-frames")).unwrap();
     build(&[]);
     for (from, to) in [
         ("hostile.wasm", "hostile/hostile.wasm"),
         ("wrong_world.wasm", "wrong-world.wasm"),
         ("future_wit.wasm", "future-wit.wasm"),
+        ("slow_frames.wasm", "slow-frames/slow-frames.wasm"),
     ] {
         std::fs::copy(built.join(from), out.join(to)).unwrap();
     }
     std::fs::copy(root().join("tests/hostile/hostile/manifest.toml"), out.join("hostile/manifest.toml")).unwrap();
+    std::fs::copy(root().join("tests/hostile/slow-frames/manifest.toml"), out.join("slow-frames/manifest.toml"))
+        .unwrap();
     build(&["-p", "hostile", "--features", "v2"]);
     std::fs::copy(built.join("hostile.wasm"), out.join("hostile-v2.wasm")).unwrap();
     out

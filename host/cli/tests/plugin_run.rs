@@ -1,0 +1,66 @@
+//! `byoc plugin run` on a frame plugin, as a plugin author runs it: ffmpeg-made H.264 + AAC
+//! segments in, `video-effects` (the bundled wasm) turning them gray, TS segments out that ffmpeg
+//! decodes. Offline runs drop nothing, so every input frame comes out, in the segment it came in.
+
+use std::path::Path;
+use std::time::Duration;
+
+use byoc_e2e::media::{decode_i420, make_ts_segments, tool_available};
+use byoc_e2e::nodes::{plugins_dir, root};
+
+/// Runs `byoc ARGS` to its end (bounded); returns whether it succeeded and its stderr.
+async fn byoc(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out).await.expect("byoc plugin run finished").unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The frames of a file, decoded by ffmpeg: `(width, height, frames)`.
+async fn frames_of(file: &Path) -> (u32, u32, Vec<Vec<u8>>) {
+    decode_i420(file).await.unwrap_or_else(|e| panic!("{}: {e:#}", file.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_grays_ts_segments_with_video_effects_losing_no_frame() {
+    if !tool_available("plugin_run_grays_ts_segments_with_video_effects", "ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (input_dir, output) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::create_dir_all(&input_dir).unwrap();
+    let inputs = make_ts_segments(&input_dir, 3).await.unwrap();
+    assert_eq!(inputs.len(), 3);
+    let plugin = plugins_dir().join("video-effects");
+    // The compiled-component cache the other tests share: a debug build compiles a plugin slowly.
+    let cache = root().join("target/runtime-test-cache");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["plugin".as_ref(), "run".as_ref(), plugin.as_os_str()];
+    args.extend(["--cache-dir".as_ref(), cache.as_os_str(), "--input".as_ref()]);
+    args.extend(inputs.iter().map(|p| p.as_os_str()));
+    args.extend(["--output".as_ref(), output.as_os_str(), "--params".as_ref(), r#"{"effect":"grayscale"}"#.as_ref()]);
+    let began = std::time::Instant::now();
+    let (ok, stderr) = byoc(&args).await;
+    eprintln!("byoc plugin run: {:?}", began.elapsed());
+    assert!(ok, "byoc plugin run failed: {stderr}");
+
+    for (seq, input) in inputs.iter().enumerate() {
+        let out = output.join(format!("{seq}.ts"));
+        assert!(out.is_file(), "no output segment {seq}: {stderr}");
+        let (_, _, want) = frames_of(input).await;
+        let (width, height, got) = frames_of(&out).await;
+        assert_eq!((width, height), (320, 240));
+        assert_eq!(got.len(), want.len(), "segment {seq}: frames out = frames in ({stderr})");
+        let luma = (width * height) as usize;
+        for (i, frame) in got.iter().enumerate() {
+            let max = frame[luma..].iter().map(|&c| c.abs_diff(128)).max().unwrap_or(0);
+            assert!(max <= 3, "segment {seq} frame {i}: chroma {max} away from gray");
+        }
+    }
+    assert!(!output.join("3.ts").exists(), "one output segment per input segment");
+    // The effect is announced on the events file.
+    let events = std::fs::read_to_string(output.join("events.jsonl")).unwrap();
+    assert!(events.contains("grayscale"), "{events}");
+}
