@@ -64,3 +64,32 @@ async fn plugin_run_grays_ts_segments_with_video_effects_losing_no_frame() {
     let events = std::fs::read_to_string(output.join("events.jsonl")).unwrap();
     assert!(events.contains("grayscale"), "{events}");
 }
+
+/// `byoc plugin inspect` says what a frame plugin wants (its `frames` needs), and says nothing of
+/// frames for a byte-level plugin.
+#[tokio::test]
+async fn plugin_inspect_shows_a_frame_plugins_needs() {
+    let cache = root().join("target/runtime-test-cache");
+    let inspect = |name: &str| {
+        let plugin = plugins_dir().join(name);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_byoc"))
+            .args(["plugin", "inspect"])
+            .arg(&plugin)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .output()
+            .expect("byoc plugin inspect runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")
+    };
+    let effects = inspect("video-effects");
+    let frames = &effects["describe"]["frames"];
+    assert_eq!(frames["video"]["format"], "i420", "{effects}");
+    assert_eq!(
+        (frames["video"]["max_width"].as_u64(), frames["video"]["max_height"].as_u64()),
+        (Some(1920), Some(1080))
+    );
+    assert!(frames["audio"].is_null(), "{effects}");
+    let passthrough = inspect("passthrough");
+    assert!(passthrough["describe"].get("frames").is_none(), "{passthrough}");
+}

@@ -301,7 +301,7 @@ async fn a_frame_plugin_keeps_video_pts_and_audio_in_sync() {
 
 /// A plugin slower than the input (`slow-frames`, a test plugin sleeping here 60 ms on each frame
 /// of a 25 fps stream) beside `video-effects` on the same node: the slow stream's frames are dropped
-/// and counted (`frames_dropped` events, `byoc_frames_dropped_total`), frames out + dropped = in;
+/// and counted (`frames_dropped` events, `byoc_frames_dropped_total{capability}`), frames out + dropped = in;
 /// its backlog stays bounded (the plugin gets at most what its pace allowed while the input came,
 /// plus the host's queue: frames are dropped, not stored); the other stream loses no frame.
 #[tokio::test(flavor = "multi_thread")]
@@ -377,10 +377,10 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
     let metrics = http().get(format!("{}/metrics", n.orch_url)).send().await.unwrap().text().await.unwrap();
     let counted = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("byoc_frames_dropped_total "))
+        .find_map(|l| l.strip_prefix("byoc_frames_dropped_total{capability=\"slow-frames\"} "))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no byoc_frames_dropped_total in /metrics:\n{metrics}"));
-    // One registry for the whole test process: other streams' drops count too.
+        .unwrap_or_else(|| panic!("no byoc_frames_dropped_total for slow-frames in /metrics:\n{metrics}"));
+    // One registry for the whole test process, but only this test runs slow-frames.
     assert!(counted >= slow_dropped as f64, "metric {counted} < {slow_dropped} dropped frames reported");
 
     // The other stream on the node: every frame, none dropped.

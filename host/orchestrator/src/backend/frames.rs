@@ -5,7 +5,7 @@
 //!
 //! When the plugin is slower than the input, the decoder drops frames rather than queue them;
 //! the driver reports drops on the events channel (at most once a second) and as the metric
-//! `byoc_frames_dropped_total`.
+//! `byoc_frames_dropped_total{capability}`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -209,7 +209,8 @@ impl Driver {
         let dropped =
             self.stats.dropped_video.load(Ordering::Relaxed) + self.stats.dropped_audio.load(Ordering::Relaxed);
         if dropped > reported {
-            metrics::counter!("byoc_frames_dropped_total").increment(dropped - reported);
+            let capability = self.session.plugin_name().to_owned();
+            metrics::counter!("byoc_frames_dropped_total", "capability" => capability).increment(dropped - reported);
             let event = json!({
                 "type": "frames_dropped",
                 "dropped_video": self.stats.dropped_video.load(Ordering::Relaxed),
