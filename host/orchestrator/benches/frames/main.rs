@@ -98,7 +98,7 @@ async fn bench() -> R {
     Ok(())
 }
 
-/// 3. One 720p I420 frame into the plugin and back, for three effects, against a memcpy.
+/// Figure 3: one 720p I420 frame into the plugin and back, for three effects, against a memcpy.
 async fn crossing(plugin: &Plugin) -> R {
     let (width, height) = (BIG.0, BIG.1);
     let bytes = PixelFormat::I420.frame_bytes(width, height);
@@ -151,7 +151,7 @@ fn us(d: Duration) -> f64 {
 #[derive(Debug, Clone, Copy)]
 struct PerStream(f64);
 
-/// 1 and 4. One 720p stream through the identity plugin at live pace: this process's CPU time
+/// Figures 1 and 4: one 720p stream through the identity plugin at live pace: this process's CPU time
 /// over the stream, and each frame's latency.
 async fn cpu_and_latency(plugin: &Plugin, clip: &Clip) -> R<Option<PerStream>> {
     let before = Cpu::this_process();
@@ -183,7 +183,7 @@ async fn cpu_and_latency(plugin: &Plugin, clip: &Clip) -> R<Option<PerStream>> {
     Ok(Some(per))
 }
 
-/// The baseline of 1: ffmpeg reading the same clip at its pace (`-re`), decoding and encoding
+/// The baseline of figure 1: ffmpeg reading the same clip at its pace (`-re`), decoding and encoding
 /// it with our encoder settings, one thread each as our pipeline's codecs run.
 async fn ffmpeg_transcode(clip: &Clip, settings: &EncodeSettings) -> R<PerStream> {
     let mut cmd = Command::new("ffmpeg");
@@ -198,7 +198,8 @@ async fn ffmpeg_transcode(clip: &Clip, settings: &EncodeSettings) -> R<PerStream
     let cpu = after.children.saturating_sub(before.children);
     let per = PerStream(cpu.as_secs_f64() / clip.duration().as_secs_f64());
     println!(
-        "frames: cpu per 720p30 stream, plain ffmpeg transcode         {:.1} s CPU for {} s = {:.0} % of a core  (baseline)",
+        "frames: cpu per 720p30 stream, plain ffmpeg transcode         {:.1} s CPU for {} s = {:.0} % of a core  \
+         (baseline)",
         cpu.as_secs_f64(),
         clip.seconds,
         per.0 * 100.0
@@ -216,7 +217,7 @@ fn compare_ffmpeg(ours: Option<PerStream>, ffmpeg: R<PerStream>) {
     }
 }
 
-/// 2. pytrickle's worker on the same clip.
+/// Figure 2: pytrickle's worker on the same clip.
 async fn compare_pytrickle(root: &Path, dir: &Path, clip: &Clip, ours: Option<PerStream>) {
     let Some(python) = pytrickle::python(root) else {
         println!(
@@ -249,7 +250,7 @@ async fn compare_pytrickle(root: &Path, dir: &Path, clip: &Clip, ours: Option<Pe
     }
 }
 
-/// 5. Streams of the 360p clip through `grayscale` at once, more each step, until a step drops
+/// Figure 5: streams of the 360p clip through `grayscale` at once, more each step, until a step drops
 /// frames or falls behind real time.
 async fn concurrency(plugin: &Plugin, clip: &Arc<Clip>) -> R {
     let mut held = 0;
@@ -277,7 +278,8 @@ async fn concurrency(plugin: &Plugin, clip: &Arc<Clip>) -> R {
         };
         let ok = dropped == 0 && missing == 0 && worst <= MAX_LAG;
         println!(
-            "frames:   {n:>2} x 360p30 grayscale: {} dropped, {} missing, latency p95 {:.0} ms, worst {:.0} ms, {cores}  {}",
+            "frames:   {n:>2} x 360p30 grayscale: {} dropped, {} missing, latency p95 {:.0} ms, worst {:.0} ms, \
+             {cores}  {}",
             dropped,
             missing,
             ms(p95),
