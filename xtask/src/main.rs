@@ -3,8 +3,9 @@
 //!
 //! - `cargo xtask test`  — install test dependencies, then fmt, clippy and every test.
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
-//! - `cargo xtask bench [trickle|runtime|stream|media]` — benchmarks, printed as ratios against a same-run
-//!   baseline (`media` also installs the Python peers: its WebRTC peers are aiortc).
+//! - `cargo xtask bench [trickle|runtime|stream|media|frames]` — benchmarks, printed as ratios against a
+//!   same-run baseline (`media` also installs the Python peers: its WebRTC peers are aiortc; `frames`
+//!   the pytrickle worker, its second baseline).
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
 //! - `cargo xtask docs` — check the docs' links and named functions, then build the book (`docs/`)
 //!   into `target/book/` (installs the pinned mdbook into `target/tools/` once).
@@ -40,7 +41,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bench [trickle|runtime|stream|media]|plugins|docs|install>");
+            eprintln!(
+                "usage: cargo xtask <test|demo|bench [trickle|runtime|stream|media|frames]|plugins|docs|install>"
+            );
             bail!("unknown or missing command")
         }
     }
@@ -153,6 +156,22 @@ fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
             plugins::build(root)?;
             exec(cargo(root).args(["bench", "-p", "byoc-gateway", "--bench", "media"]).env("BYOC_PYTHON", python))
         }
-        other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream, media)"),
+        "frames" => {
+            // The pipeline links FFmpeg's libraries; ffmpeg makes the input and is the CPU baseline.
+            env::ensure_debian_library_packages(env::BUILD_LIBRARIES)?;
+            env::ensure_debian_packages(&[("ffmpeg", "ffmpeg")])?;
+            plugins::build(root)?;
+            let mut run = cargo(root);
+            run.args(["bench", "-p", "byoc-orchestrator", "--bench", "frames"]);
+            // pytrickle's worker is the second baseline; without its venv that row says why.
+            match env::ensure_worker(root) {
+                Ok(python) => {
+                    run.env("BYOC_WORKER_PYTHON", python);
+                }
+                Err(e) => eprintln!("xtask: no pytrickle worker ({e:#}); its row will say not measured"),
+            }
+            exec(&mut run)
+        }
+        other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream, media, frames)"),
     }
 }
