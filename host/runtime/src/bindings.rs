@@ -46,10 +46,27 @@ pub(crate) use v2::byoc::capability::types::{
     AccessError, LogLevel as WitLogLevel, PixelFormat as WitPixelFormat, PublishError,
 };
 
-/// The conversions both versions share: their types are the same but for the version.
+/// The conversions both versions share: their types are the same but for the version, and but
+/// for `capability-info.frames`, which 0.2 added (`$frames` reads it from a `capability-info`).
 macro_rules! conversions {
-    ($wit:path) => {
+    ($wit:path, frames: $frames:expr) => {
         use $wit as wit;
+
+        impl From<wit::CapabilityInfo> for types::CapabilityInfo {
+            fn from(info: wit::CapabilityInfo) -> Self {
+                let frames = $frames(&info);
+                Self {
+                    name: info.name,
+                    version: info.version,
+                    description: info.description,
+                    price: types::Price { per_unit: info.price.per_unit, scaling: info.price.scaling },
+                    capacity: info.capacity,
+                    legs: info.legs.into(),
+                    params_schema: info.params_schema,
+                    frames,
+                }
+            }
+        }
 
         impl From<wit::CapabilityError> for types::CapabilityError {
             fn from(e: wit::CapabilityError) -> Self {
@@ -115,52 +132,22 @@ macro_rules! conversions {
 
 mod v1_conversions {
     use super::*;
-    conversions!(crate::bindings::v1::byoc::capability::types);
-
-    impl From<wit::CapabilityInfo> for types::CapabilityInfo {
-        fn from(info: wit::CapabilityInfo) -> Self {
-            Self {
-                name: info.name,
-                version: info.version,
-                description: info.description,
-                price: types::Price { per_unit: info.price.per_unit, scaling: info.price.scaling },
-                capacity: info.capacity,
-                legs: info.legs.into(),
-                params_schema: info.params_schema,
-                frames: None,
-            }
-        }
-    }
+    conversions!(crate::bindings::v1::byoc::capability::types, frames: |_: &wit::CapabilityInfo| None);
 }
 
 mod v2_conversions {
     use super::*;
-    conversions!(crate::bindings::v2::byoc::capability::types);
-
-    impl From<wit::CapabilityInfo> for types::CapabilityInfo {
-        fn from(info: wit::CapabilityInfo) -> Self {
-            Self {
-                name: info.name,
-                version: info.version,
-                description: info.description,
-                price: types::Price { per_unit: info.price.per_unit, scaling: info.price.scaling },
-                capacity: info.capacity,
-                legs: info.legs.into(),
-                params_schema: info.params_schema,
-                frames: info.frames.map(|f| byoc_frames::FrameNeeds {
-                    video: f.video.map(|v| byoc_frames::VideoNeeds {
-                        format: v.pixel_format.into(),
-                        max_width: v.max_width,
-                        max_height: v.max_height,
-                        max_fps: v.max_fps,
-                    }),
-                    audio: f
-                        .audio
-                        .map(|a| byoc_frames::AudioNeeds { sample_rate: a.sample_rate, channels: a.channels }),
-                }),
-            }
-        }
-    }
+    conversions!(crate::bindings::v2::byoc::capability::types, frames: |info: &wit::CapabilityInfo| {
+        info.frames.as_ref().map(|f| byoc_frames::FrameNeeds {
+            video: f.video.as_ref().map(|v| byoc_frames::VideoNeeds {
+                format: v.pixel_format.into(),
+                max_width: v.max_width,
+                max_height: v.max_height,
+                max_fps: v.max_fps,
+            }),
+            audio: f.audio.as_ref().map(|a| byoc_frames::AudioNeeds { sample_rate: a.sample_rate, channels: a.channels }),
+        })
+    });
 }
 
 impl From<WitPixelFormat> for byoc_frames::PixelFormat {
