@@ -34,7 +34,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{any, get, post};
 
-pub use backend::{Backend, PluginRef, Worker};
+pub use backend::{Backend, PluginRef, Worker, frame_pipeline_config};
 pub use capacity::{Capacity, CapacityError, Reservation};
 pub use channels::StreamChannels;
 pub use orchestrator::{CLOCK_SKEW, Orchestrator, OrchestratorConfig, OrchestratorError};

@@ -22,7 +22,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use byoc_frames::{EncodeSettings, PixelFormat, StreamInfo, VideoFrame};
+use byoc_frames::{EncodeSettings, FrameNeeds, PixelFormat, StreamInfo, VideoFrame};
 use byoc_runtime::{CacheDir, Plugin, Runtime, RuntimeConfig};
 
 use media::{Clip, Cpu, ms};
@@ -73,7 +73,8 @@ async fn bench() -> R {
     let made = Instant::now();
     let big = Clip::make(&dir, BIG.0, BIG.1, BIG.2)?;
     let small = Arc::new(Clip::make(&dir, SMALL.0, SMALL.1, SMALL.2)?);
-    let settings = EncodeSettings::default();
+    // The node's encoder settings, which the ffmpeg baseline copies.
+    let settings = byoc_orchestrator::frame_pipeline_config(FrameNeeds::default()).encode;
     println!(
         "byoc frames benchmark: video-effects, libx264 {} {} kbit/s zerolatency; inputs {}x{} {} s ({} frames) and \
          {}x{} {} s, made in {:.1} s",

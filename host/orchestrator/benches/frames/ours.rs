@@ -9,15 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use byoc_frames::{Decoded, EncodeSettings, Encoded, PipelineConfig, Processed, StreamInfo};
+use byoc_frames::{Decoded, Encoded, Processed, StreamInfo};
 use byoc_runtime::Plugin;
 
 use crate::R;
 use crate::media::{Clip, percentile, video_pts};
-
-/// The orchestrator's queue limits (`backend/frames.rs`).
-const QUEUE_FRAMES: usize = 60;
-const QUEUE_BYTES: usize = 32 << 20;
 
 /// How one stream went.
 pub struct StreamRun {
@@ -47,14 +43,8 @@ pub async fn stream(plugin: &Plugin, params: &str, clip: &Clip, start: Instant) 
     let (mut session, mut outputs) = plugin.open_frame_session(params, info).await?;
     // The plugin's events (video-effects announces its effect) must be read, or it would wait.
     let events = tokio::spawn(async move { while outputs.recv().await.is_some() {} });
-    let config = PipelineConfig {
-        needs,
-        encode: EncodeSettings::default(),
-        queue_frames: QUEUE_FRAMES,
-        queue_bytes: QUEUE_BYTES,
-        lossless: false,
-    };
-    let pipeline = byoc_frames::start(config)?;
+    // Exactly the node's pipeline: its queue bounds and encoder settings.
+    let pipeline = byoc_frames::start(byoc_orchestrator::frame_pipeline_config(needs))?;
     let (feeder, mut source, sink, mut output, stats) =
         (pipeline.input, pipeline.frames, pipeline.processed, pipeline.output, pipeline.stats);
 

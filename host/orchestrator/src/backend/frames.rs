@@ -43,17 +43,22 @@ pub(crate) struct Frames {
     stats: Arc<Stats>,
 }
 
+/// The pipeline a node runs for a frame plugin that declared `needs`: its queue bounds (drops
+/// past them, as input is live) and its encoder settings.
+pub fn frame_pipeline_config(needs: FrameNeeds) -> PipelineConfig {
+    PipelineConfig {
+        needs,
+        encode: EncodeSettings::default(),
+        queue_frames: QUEUE_FRAMES,
+        queue_bytes: QUEUE_BYTES,
+        lossless: false,
+    }
+}
+
 impl Frames {
     /// Starts the decoder and encoder threads for what the plugin declared.
     pub(crate) fn start(needs: FrameNeeds) -> Result<Frames, byoc_frames::PipelineError> {
-        let config = PipelineConfig {
-            needs,
-            encode: EncodeSettings::default(),
-            queue_frames: QUEUE_FRAMES,
-            queue_bytes: QUEUE_BYTES,
-            lossless: false,
-        };
-        let pipeline = byoc_frames::start(config)?;
+        let pipeline = byoc_frames::start(frame_pipeline_config(needs))?;
         Ok(Frames {
             feeder: pipeline.input,
             source: pipeline.frames,

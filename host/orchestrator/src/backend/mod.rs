@@ -20,6 +20,7 @@ use http::{HeaderValue, StatusCode};
 use crate::error::ApiError;
 
 pub(crate) use call::{BackendError, BatchAnswer, BatchJob, StreamLife, StreamStart};
+pub use frames::frame_pipeline_config;
 pub use plugin::PluginRef;
 pub use worker::Worker;
 
