@@ -142,3 +142,12 @@ pub async fn packet_times(file: &Path, select: &str) -> Result<Vec<f64>> {
     times.sort_by(f64::total_cmp);
     Ok(times)
 }
+
+/// How far an I420 frame (as [`decode_i420`] gives it) is from gray: the mean and the largest of
+/// |U - 128| and |V - 128| over its chroma planes.
+pub fn chroma_offset(width: u32, height: u32, frame: &[u8]) -> (f64, u8) {
+    let chroma = frame.get((width * height) as usize..).unwrap_or_default();
+    let max = chroma.iter().map(|&c| c.abs_diff(128)).max().unwrap_or(0);
+    let mean = chroma.iter().map(|&c| f64::from(c.abs_diff(128))).sum::<f64>() / chroma.len().max(1) as f64;
+    (mean, max)
+}

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::common::http;
 use crate::plugins::{nodes, start};
-use byoc_e2e::media::{decode_i420, make_ts_segments, make_ts_segments_of, packet_times, tool_available};
+use byoc_e2e::media::{
+    chroma_offset, decode_i420, make_ts_segments, make_ts_segments_of, packet_times, tool_available,
+};
 
 /// Everything an SSE response sends within `limit`.
 async fn sse_within(resp: &mut reqwest::Response, limit: Duration) -> String {
@@ -34,15 +36,6 @@ fn dropped(events: &str) -> u64 {
         .filter_map(|v| v["dropped_video"].as_u64())
         .max()
         .unwrap_or(0)
-}
-
-/// How far a frame's chroma is from gray: the mean of |U - 128| and |V - 128|, and the largest.
-fn chroma_offset(width: u32, height: u32, frame: &[u8]) -> (f64, u8) {
-    let luma = (width * height) as usize;
-    let chroma = &frame[luma..];
-    let max = chroma.iter().map(|&c| c.abs_diff(128)).max().unwrap_or(0);
-    let mean = chroma.iter().map(|&c| f64::from(c.abs_diff(128))).sum::<f64>() / chroma.len() as f64;
-    (mean, max)
 }
 
 /// `video-effects` grays every frame of a real H.264 stream (frames out = frames in minus the drops
