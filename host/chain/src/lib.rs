@@ -1,0 +1,1 @@
+//! On-chain mode: Livepeer's contracts read and called over JSON-RPC.
