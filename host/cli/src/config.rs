@@ -13,6 +13,9 @@
 //! plugins = "target/plugins"
 //! plugin_capacity = 4
 //! ticket_store = "tickets.sqlite"  # winning tickets and balances (priced mode)
+//! eth_url = "https://arb1.example.com"   # on-chain mode (with eth_controller)
+//! eth_controller = "0xD8E8328501E9645d16Cf49539efC04f734606ee4"
+//! max_gas_price = "5gwei"           # redemption waits above it
 //!
 //! [prices]                          # wei per second of compute, per capability
 //! passthrough = 1000
@@ -97,6 +100,9 @@ pub struct NodeConfig {
     pub plugins: Option<PathBuf>,
     pub plugin_capacity: Option<u32>,
     pub ticket_store: Option<PathBuf>,
+    pub eth_url: Option<String>,
+    pub eth_controller: Option<String>,
+    pub max_gas_price: Option<String>,
     #[serde(default)]
     pub prices: BTreeMap<String, WeiPerSecond>,
     #[serde(default)]

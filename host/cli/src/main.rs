@@ -1,5 +1,6 @@
 //! `byoc`: the command-line entry point of the project.
 
+mod chain;
 mod config;
 mod dev;
 mod gateway;
@@ -44,6 +45,8 @@ enum Command {
     Plugin(plugin::PluginArgs),
     /// List or export the winning tickets an orchestrator stored.
     Tickets(tickets::TicketsArgs),
+    /// A sender's deposit and reserve on the TicketBroker (on-chain mode): status, fund, unlock, withdraw.
+    Sender(chain::SenderArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -69,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Orchestrator(args) => orchestrator::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Dev(args) => dev::run(args).await,
+        Command::Sender(args) => chain::run(args).await,
         Command::Tickets(args) => tickets::run(args),
     }
 }

@@ -72,6 +72,18 @@ pub struct OrchestratorArgs {
     /// Seconds a priced stream may run on a negative balance before it is stopped [default: 10].
     #[arg(long)]
     payment_grace_secs: Option<u64>,
+    #[command(flatten)]
+    chain: crate::chain::ChainArgs,
+    /// On chain: redemption waits while the gas price is above this (wei, or e.g. `5gwei`; go-livepeer's
+    /// -maxGasPrice) [default: no limit].
+    #[arg(long, value_parser = crate::chain::parse_wei)]
+    max_gas_price: Option<byoc_payment::Wei>,
+    /// On chain: failed redemption attempts before a winning ticket is given up [default: 5].
+    #[arg(long)]
+    redeem_max_attempts: Option<u32>,
+    /// On chain: seconds before a failed redemption is tried again, doubling each time [default: 30].
+    #[arg(long)]
+    redeem_retry_secs: Option<u64>,
 }
 
 /// Where the node's WebAssembly plugins come from.
@@ -153,6 +165,48 @@ fn ticket_settings(ev: Option<u128>, face_value: Option<u128>) -> anyhow::Result
     Ok(byoc_payment::RecipientConfig::for_ev(byoc_payment::Wei::from_u128(face), &byoc_payment::Wei::from_u128(ev)))
 }
 
+/// Connects to the chain, reads its state and the broker's ticket validity, and says what tickets cost to
+/// redeem against the face value asked for.
+async fn on_chain_settings(
+    args: &OrchestratorArgs,
+    file: &NodeConfig,
+    url: &str,
+    controller: byoc_payment::Address,
+    key: &byoc_payment::SecretKey,
+) -> anyhow::Result<byoc_orchestrator::OnChainSettings> {
+    let chain = crate::chain::connect(url, controller, Some(key)).await?;
+    let first = byoc_chain::watcher::read_state(&chain).await.context("reading rounds from the chain")?;
+    let validity = chain.ticket_validity_period().await?;
+    let max_gas_price = match (&args.max_gas_price, &file.max_gas_price) {
+        (Some(w), _) => Some(w.clone()),
+        (None, Some(s)) => Some(crate::chain::parse_wei(s).map_err(|e| anyhow::anyhow!("max_gas_price: {e}"))?),
+        (None, None) => None,
+    };
+    let max_gas_price = max_gas_price.map(|w| w.to_u128().unwrap_or(u128::MAX));
+    let face = ticket_settings(args.ticket_ev, args.ticket_face_value)?.face_value;
+    let gas_price = chain.gas_price().await?;
+    // What a redemption costs at today's price (go-livepeer assumes 1,200,000 gas on Arbitrum).
+    let cost = byoc_payment::Wei::from_u128(1_200_000u128.saturating_mul(gas_price));
+    if face <= cost {
+        tracing::warn!(face_value = %face, redemption_cost = %cost, gas_price, "the ticket face value does not cover a redemption at today's gas price: raise --ticket-face-value");
+    }
+    tracing::info!(round = first.point.round, block = first.point.block, pool = first.pool_size, validity, "on chain");
+    Ok(byoc_orchestrator::OnChainSettings {
+        chain,
+        first,
+        poll: args.chain.poll(),
+        redeem: byoc_chain::RedeemConfig {
+            max_gas_price,
+            max_attempts: args.redeem_max_attempts.unwrap_or(5).max(1),
+            retry_after: Duration::from_secs(args.redeem_retry_secs.unwrap_or(30)),
+            every: args.chain.poll(),
+            ticket_validity_period: validity,
+            ..byoc_chain::RedeemConfig::default()
+        },
+        sender_ttl: Duration::from_secs(60),
+    })
+}
+
 pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let file = NodeConfig::load(args.config.as_deref())?;
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8935)));
@@ -168,6 +222,21 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
             "no orchestrator secret (--secret or BYOC_ORCH_SECRET): workers cannot register (or --open-registration)"
         );
     }
+    let ticket_store = args.ticket_store.clone().or_else(|| file.ticket_store.clone());
+    let on_chain = match args.chain.resolved(file.eth_url.as_ref(), file.eth_controller.as_ref())? {
+        None => None,
+        Some((url, controller)) => {
+            let Some(k) = &key else {
+                bail!("on-chain mode needs the node key (--key FILE): tickets name its address")
+            };
+            if ticket_store.is_none() {
+                bail!(
+                    "on-chain mode needs --ticket-store FILE: winning tickets are money and wait there for redemption"
+                );
+            }
+            Some(on_chain_settings(&args, &file, &url, controller, k).await?)
+        }
+    };
     // Bound first, so that `--listen 127.0.0.1:0` gets a real port into its service URL.
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let bound = listener.local_addr()?;
@@ -187,7 +256,8 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
             args.stream_idle_timeout_secs.or(file.stream_idle_timeout_secs).unwrap_or(60),
         ),
         payments: byoc_orchestrator::PaymentSettings {
-            ticket_store: args.ticket_store.clone().or_else(|| file.ticket_store.clone()),
+            ticket_store,
+            on_chain,
             recipient: ticket_settings(args.ticket_ev, args.ticket_face_value)?,
             min_balance_secs: args.min_balance_secs.unwrap_or(60),
             grace: Duration::from_secs(args.payment_grace_secs.unwrap_or(10)),

@@ -1,6 +1,5 @@
-//! `byoc tickets list|export`: the winning tickets an orchestrator stored (its `--ticket-store`).
-//! On-chain redemption is out of this machine's reach; the store is the queue a redeemer works
-//! from (`byoc_payment::Redeemer`).
+//! `byoc tickets list|export`: the winning tickets an orchestrator stored (its `--ticket-store`), each
+//! with its redemption state (on-chain mode redeems them from this store).
 
 use std::path::PathBuf;
 
@@ -20,7 +19,7 @@ enum TicketsCommand {
         /// The orchestrator's ticket store (SQLite file).
         #[arg(long)]
         store: PathBuf,
-        /// Only tickets not redeemed yet.
+        /// Only tickets still in the redemption queue (pending or submitted).
         #[arg(long)]
         pending: bool,
     },
@@ -41,19 +40,21 @@ pub fn run(args: TicketsArgs) -> anyhow::Result<()> {
             let store = open(&store)?;
             let tickets = if pending { store.pending()? } else { store.list()? };
             println!(
-                "{:>6}  {:<42}  {:>24}  {:>6}  {:<12}  received_at",
-                "id", "sender", "face_value", "nonce", "redeemed"
+                "{:>6}  {:<42}  {:>24}  {:>6}  {:<9}  {:>8}  {:<66}  note",
+                "id", "sender", "face_value", "nonce", "state", "attempts", "tx"
             );
             for t in &tickets {
                 let w = &t.winning.ticket;
                 println!(
-                    "{:>6}  {:<42}  {:>24}  {:>6}  {:<12}  {}",
+                    "{:>6}  {:<42}  {:>24}  {:>6}  {:<9}  {:>8}  {:<66}  {}",
                     t.id,
                     w.sender.to_checksum(),
                     w.face_value.to_string(),
                     w.sender_nonce,
-                    t.redeemed_tx.as_deref().map_or("no", |_| "yes"),
-                    t.received_at
+                    t.state.as_str(),
+                    t.attempts,
+                    t.redeemed_tx.as_deref().or(t.submitted_tx.as_deref()).unwrap_or("-"),
+                    t.last_error.as_deref().unwrap_or("")
                 );
             }
             println!("{} winning ticket(s)", tickets.len());

@@ -146,7 +146,7 @@ pub(crate) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -
                 price_per_unit: i64::try_from(price.per_unit).unwrap_or(i64::MAX),
                 pixels_per_unit: i64::try_from(price.scaling).unwrap_or(i64::MAX).max(1),
             };
-            let params = p.ticket_params(&sender, &wire).and_then(|t| serde_json::to_value(t).ok());
+            let params = p.ticket_params(&sender, &wire).await?.and_then(|t| serde_json::to_value(t).ok());
             (params, p.balance(&sender, capability).to_i64_saturating())
         }
         _ => (None, 0),

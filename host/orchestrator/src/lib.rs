@@ -38,7 +38,7 @@ pub use backend::{Backend, PluginRef, Worker, frame_pipeline_config};
 pub use capacity::{Capacity, CapacityError, Reservation};
 pub use channels::StreamChannels;
 pub use orchestrator::{CLOCK_SKEW, Orchestrator, OrchestratorConfig, OrchestratorError};
-pub use payments::PaymentSettings;
+pub use payments::{OnChainSettings, PaymentSettings};
 pub use registry::{Capability, Price, RegisterError, Registry, ReserveError, Reserved, WorkerRegistration};
 pub use streams::StreamInfo;
 

@@ -74,9 +74,9 @@ pub enum OrchestratorError {
     /// The HTTP client (for workers) could not be built.
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    /// The ticket store could not be opened.
-    #[error("ticket store: {0}")]
-    TicketStore(byoc_payment::StoreError),
+    /// Priced mode could not start (the ticket store, on-chain mode).
+    #[error("{0}")]
+    Payments(String),
 }
 
 /// The plugins this node offers, for `POST /plugins/reload`.
@@ -120,7 +120,7 @@ impl Orchestrator {
             );
         }
         let payments = match &config.key {
-            Some(k) => Some(Payments::new(k, config.payments.clone()).map_err(OrchestratorError::TicketStore)?),
+            Some(k) => Some(Payments::new(k, config.payments.clone()).map_err(OrchestratorError::Payments)?),
             None => None,
         };
         let orch = Arc::new(Orchestrator {

@@ -2,6 +2,11 @@
 //! validated and credited, balances per (sender, capability), winning tickets stored before a
 //! payment is acknowledged, and streams debited as they run.
 //!
+//! On chain (`PaymentSettings::on_chain`), ticket params carry the chain's block, round and round hash (a
+//! watcher keeps the clock on it), a sender is checked on the TicketBroker before its tickets are priced
+//! or credited (unlocking, unfunded: 402 naming why; face values capped at its max float), and winning
+//! tickets are redeemed from the ticket store once their params expire (`byoc_chain::redeemer`).
+//!
 //! A capability is priced when the node has a key (tickets name it as recipient) and its price
 //! (the operator's, else the worker's or plugin's) is above zero; without a key everything is
 //! free, as go-livepeer's offchain mode. Priced jobs must be signed: the balance is the signer's.
@@ -10,11 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use byoc_chain::{ChainState, RedeemConfig, SenderRefusal, Senders};
 use byoc_payment::{
     Address, Balance, BalanceKey, BlockClock, Ledger, Payment, Price, Recipient, RecipientConfig, SecretKey,
-    TicketParams, TicketStore,
+    TicketParams, TicketStore, Wei,
 };
 use http::{HeaderMap, StatusCode};
+use tokio::sync::watch;
 
 use byoc_protocol::headers;
 
@@ -35,6 +42,23 @@ pub struct PaymentSettings {
     pub grace: Duration,
     /// Where winning tickets (and balances) are kept; in memory only when `None`.
     pub ticket_store: Option<PathBuf>,
+    /// On-chain mode; off chain when `None`.
+    pub on_chain: Option<OnChainSettings>,
+}
+
+/// On-chain mode: a connection to the chain (made before the node starts) and how it is used.
+#[derive(Debug, Clone)]
+pub struct OnChainSettings {
+    /// The chain, with the contracts resolved and the node key as the sender of transactions.
+    pub chain: Arc<byoc_chain::Chain>,
+    /// The chain's state read at start (ticket params never come from a stale clock).
+    pub first: ChainState,
+    /// How often the chain is read.
+    pub poll: Duration,
+    /// How winning tickets are redeemed.
+    pub redeem: RedeemConfig,
+    /// How long a sender's funds read from the chain are trusted (a new round always re-reads).
+    pub sender_ttl: Duration,
 }
 
 impl Default for PaymentSettings {
@@ -45,6 +69,7 @@ impl Default for PaymentSettings {
             debit_every: Duration::from_secs(5),
             grace: Duration::from_secs(10),
             ticket_store: None,
+            on_chain: None,
         }
     }
 }
@@ -55,7 +80,33 @@ pub(crate) struct Payments {
     ledger: Ledger,
     /// Winning tickets (and balances), durable; `None`: in memory only.
     store: Option<Arc<TicketStore>>,
+    /// On-chain mode's checks and tasks.
+    chain: Option<ChainSide>,
     pub(crate) settings: PaymentSettings,
+}
+
+/// What on-chain mode runs beside the ledger.
+struct ChainSide {
+    senders: Arc<Senders>,
+    state: watch::Receiver<ChainState>,
+    /// The watcher and the redeemer, stopped with the node.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ChainSide {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A sender refused on chain: 402 naming why, or 503 when the chain could not be read.
+fn refused_sender(e: SenderRefusal) -> ApiError {
+    match e {
+        SenderRefusal::Chain(_) => ApiError::unavailable(e.to_string()),
+        _ => ApiError::new(StatusCode::PAYMENT_REQUIRED, e.to_string()),
+    }
 }
 
 /// `402 Payment Required` with go-livepeer's message.
@@ -70,18 +121,27 @@ impl Payments {
     /// Priced mode for a node paid at `key`'s address. Balances saved in the ticket store are
     /// restored (a restart loses no credit; outstanding ticket params are void, as the secret
     /// behind them is new: gateways fetch fresh tokens).
-    pub(crate) fn new(key: &SecretKey, settings: PaymentSettings) -> Result<Payments, byoc_payment::StoreError> {
-        let recipient = Recipient::new(key.address(), settings.recipient.clone(), BlockClock::default());
+    pub(crate) fn new(key: &SecretKey, settings: PaymentSettings) -> Result<Payments, String> {
+        let clock = match &settings.on_chain {
+            Some(c) => BlockClock::chain(c.first.point),
+            None => BlockClock::default(),
+        };
+        let recipient = Recipient::new(key.address(), settings.recipient.clone(), clock.clone());
         let ledger = Ledger::default();
         let store = match &settings.ticket_store {
             Some(path) => {
-                let store = TicketStore::open(path)?;
-                ledger.restore(store.load_balances()?);
+                let store = TicketStore::open(path).map_err(|e| format!("ticket store: {e}"))?;
+                ledger.restore(store.load_balances().map_err(|e| format!("ticket store: {e}"))?);
                 Some(Arc::new(store))
             }
             None => None,
         };
-        Ok(Payments { recipient, ledger, store, settings })
+        let chain = match (&settings.on_chain, &store) {
+            (None, _) => None,
+            (Some(_), None) => return Err("on-chain mode needs a ticket store (--ticket-store FILE)".into()),
+            (Some(c), Some(store)) => Some(start_chain(c, clock, key.address(), store.clone())?),
+        };
+        Ok(Payments { recipient, ledger, store, chain, settings })
     }
 
     /// The balance of `sender` for `capability` (zero if none).
@@ -129,9 +189,35 @@ impl Payments {
         }
     }
 
-    /// Fresh ticket params for `sender` at `price`.
-    pub(crate) fn ticket_params(&self, sender: &Address, price: &Price) -> Option<TicketParams> {
-        self.recipient.ticket_params(sender, price).ok()
+    /// Fresh ticket params for `sender` at `price`; on chain the sender is checked first (402 naming
+    /// why it is refused) and the face value capped at its max float.
+    pub(crate) async fn ticket_params(
+        &self,
+        sender: &Address,
+        price: &Price,
+    ) -> Result<Option<TicketParams>, ApiError> {
+        let cap = match &self.chain {
+            Some(c) if !price.is_free() => Some(self.max_float(c, sender).await?),
+            _ => None,
+        };
+        Ok(self.recipient.ticket_params_capped(sender, price, cap.as_ref()).ok())
+    }
+
+    /// The most one ticket of `sender`'s may be worth now (see `byoc_chain::senders`).
+    async fn max_float(&self, c: &ChainSide, sender: &Address) -> Result<Wei, ApiError> {
+        let pending = match self.store.clone() {
+            Some(store) => {
+                let who = *sender;
+                match tokio::task::spawn_blocking(move || store.pending_face_value(&who)).await {
+                    Ok(Ok(w)) => w,
+                    Ok(Err(e)) => return Err(ApiError::unavailable(format!("ticket store: {e}"))),
+                    Err(e) => return Err(ApiError::unavailable(format!("ticket store: {e}"))),
+                }
+            }
+            None => Wei::zero(),
+        };
+        let state = *c.state.borrow();
+        c.senders.max_float(*sender, &state, &pending).await.map_err(refused_sender)
     }
 
     /// Takes `amount` from the balance under `key`; returns what is left (may go negative).
@@ -146,6 +232,19 @@ impl Payments {
         let refused = |e: String| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid payment: {e}"));
         let value = value.to_str().map_err(|e| refused(e.to_string()))?;
         let payment = Payment::from_header(value).map_err(|e| refused(e.to_string()))?;
+        if let Some(c) = &self.chain {
+            // The sender's money must be there before anything is credited.
+            let float = self.max_float(c, sender).await?;
+            let params = payment.ticket_params.as_ref().map(TicketParams::from_proto).transpose();
+            if let Ok(Some(p)) = params
+                && p.face_value > float
+            {
+                return Err(ApiError::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    format!("ticket face value {} wei exceeds the sender's max float {float} wei", p.face_value),
+                ));
+            }
+        }
         let receipt = self.recipient.receive_payment(&payment, sender).map_err(|e| refused(e.to_string()))?;
         if !receipt.winning.is_empty() {
             // A winning ticket is money: on disk (synced) before the payment is acknowledged.
@@ -181,6 +280,33 @@ impl Payments {
         }
         Ok(have)
     }
+}
+
+/// Starts the chain watcher and the redeemer for a node paid at `recipient`.
+fn start_chain(
+    c: &OnChainSettings,
+    clock: BlockClock,
+    recipient: Address,
+    store: Arc<TicketStore>,
+) -> Result<ChainSide, String> {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return Err("on-chain mode needs a tokio runtime".into());
+    };
+    let _guard = rt.enter();
+    let (state, watcher) = byoc_chain::watcher::spawn(c.chain.clone(), clock, c.poll, c.first);
+    let senders = Arc::new(Senders::new(c.chain.clone(), recipient, c.sender_ttl));
+    let forget = senders.clone();
+    let redeemer = byoc_chain::redeemer::spawn(c.chain.clone(), store, state.clone(), c.redeem.clone(), move |t| {
+        forget.forget(&t.winning.ticket.sender)
+    });
+    tracing::info!(
+        recipient = %recipient,
+        round = c.first.point.round,
+        block = c.first.point.block,
+        pool = c.first.pool_size,
+        "on-chain mode: tickets checked against the TicketBroker and redeemed after their params expire"
+    );
+    Ok(ChainSide { senders, state, tasks: vec![watcher, redeemer] })
 }
 
 /// A capability's price in go-livepeer's form (wei per second: `per_unit / scaling`).

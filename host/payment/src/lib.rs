@@ -13,7 +13,7 @@
 //!   ticket and reports its value and winners ([`Receipt`]), or a [`PaymentError`] fit for a 4xx.
 //! - [`Ledger`]: balances by (payer, capability[, stream]) with TTL eviction.
 //! - [`TicketStore`]: winning tickets and balances in SQLite, synced before a payment is acknowledged;
-//!   the queue of a [`Redeemer`] (on-chain redemption is not available here).
+//!   the redemption queue, each ticket with its [`RedemptionState`] (on-chain mode redeems from it).
 
 mod address;
 mod error;
@@ -34,8 +34,8 @@ pub use hash::keccak256;
 pub use key::{SecretKey, Signature, SignatureError, random_hex};
 pub use ledger::{BalanceKey, DEFAULT_BALANCE_TTL, Ledger, LedgerError};
 pub use proto::Payment;
-pub use recipient::{BlockClock, Receipt, Recipient, RecipientConfig, WinningTicket};
-pub use store::{Redeemer, StoreError, StoredTicket, TicketStore};
+pub use recipient::{BlockClock, ChainPoint, Receipt, Recipient, RecipientConfig, WinningTicket};
+pub use store::{RedemptionState, StoreError, StoredTicket, TicketStore};
 pub use ticket::{
     ExpirationParams, MAX_TICKETS, Ticket, TicketParams, WinProb, create_payment, ticket_ev, tickets_for_cost,
 };

@@ -7,10 +7,12 @@
 //! hash from what the payment carries: a match proves we issued exactly these params to this sender at this
 //! price, so nothing (face value, win probability, expiry, price, round) can have been altered.
 //!
-//! There is no chain here. Block numbers come from a [`BlockClock`]: by default wall-clock time divided by
-//! a block time (12 s, an L1 block), params expire `params_expiration_blocks` (40, as go-livepeer) blocks
-//! after issue, and the "round" is `block / blocks_per_round + 1` with a block hash derived from the round
-//! number (never zero, so go-livepeer senders keep our expiration params instead of substituting theirs).
+//! Block numbers and rounds come from a [`BlockClock`]. Off chain: wall-clock time divided by a block time
+//! (12 s, an L1 block), and the "round" is `block / blocks_per_round + 1` with a block hash derived from the
+//! round number (never zero, so go-livepeer senders keep our expiration params instead of substituting
+//! theirs). On chain ([`BlockClock::chain`]): the last block a watcher saw (on Arbitrum the L1 block), the
+//! last initialized round and its block hash, as the TicketBroker checks them. Either way params expire
+//! `params_expiration_blocks` (40, as go-livepeer) blocks after issue.
 //!
 //! The secret is random per process. A restart therefore invalidates every outstanding set of params,
 //! which is what makes the in-memory nonce table safe: nonces of forgotten params can never be replayed.
@@ -34,7 +36,18 @@ use crate::proto::Payment;
 use crate::ticket::{ExpirationParams, MAX_TICKETS, Ticket, TicketParams, WinProb};
 use crate::wei::{AmountError, Balance, Price, Wei, minimal_be};
 
-/// The source of block numbers (there is no chain: a clock stands in for it).
+/// Where the chain is, as ticket params need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ChainPoint {
+    /// The last block seen (on Arbitrum the L1 block number the chain reports).
+    pub block: u64,
+    /// The last initialized round.
+    pub round: u64,
+    /// That round's block hash.
+    pub round_block_hash: [u8; 32],
+}
+
+/// The source of block numbers and rounds: a clock off chain, a chain watcher's last reading on chain.
 #[derive(Clone, Debug)]
 pub struct BlockClock(ClockKind);
 
@@ -42,6 +55,7 @@ pub struct BlockClock(ClockKind);
 enum ClockKind {
     System { block_secs: u64 },
     Manual(Arc<AtomicU64>),
+    Chain(Arc<Mutex<ChainPoint>>),
 }
 
 impl BlockClock {
@@ -55,10 +69,22 @@ impl BlockClock {
         BlockClock(ClockKind::Manual(Arc::new(AtomicU64::new(start))))
     }
 
-    /// Moves a manual clock forward; does nothing to a system clock.
+    /// A clock that reads what a chain watcher last saw ([`BlockClock::set_chain_point`]).
+    pub fn chain(start: ChainPoint) -> BlockClock {
+        BlockClock(ClockKind::Chain(Arc::new(Mutex::new(start))))
+    }
+
+    /// Moves a manual clock forward; does nothing to the others.
     pub fn advance(&self, blocks: u64) {
         if let ClockKind::Manual(b) = &self.0 {
             b.fetch_add(blocks, Ordering::SeqCst);
+        }
+    }
+
+    /// Records a chain watcher's reading; does nothing to the other clocks.
+    pub fn set_chain_point(&self, point: ChainPoint) {
+        if let ClockKind::Chain(p) = &self.0 {
+            *p.lock().unwrap_or_else(PoisonError::into_inner) = point;
         }
     }
 
@@ -69,6 +95,22 @@ impl BlockClock {
                 SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / block_secs)
             }
             ClockKind::Manual(b) => b.load(Ordering::SeqCst),
+            ClockKind::Chain(p) => p.lock().unwrap_or_else(PoisonError::into_inner).block,
+        }
+    }
+
+    /// The block, round and round block hash now. Off chain the round is `block / blocks_per_round + 1`
+    /// and its hash is derived from the round number.
+    pub fn point(&self, blocks_per_round: u64) -> ChainPoint {
+        if let ClockKind::Chain(p) = &self.0 {
+            return *p.lock().unwrap_or_else(PoisonError::into_inner);
+        }
+        let block = self.current_block();
+        let round = block / blocks_per_round.max(1) + 1;
+        ChainPoint {
+            block,
+            round,
+            round_block_hash: keccak256(&[b"byoc round ".as_slice(), &round.to_be_bytes()].concat()),
         }
     }
 }
@@ -187,26 +229,39 @@ impl Recipient {
     /// Fresh params (a new random seed) for `sender` paying `price`. A free price gets zero face value
     /// and win probability, as in go-livepeer (no payment is needed).
     pub fn ticket_params(&self, sender: &Address, price: &Price) -> Result<TicketParams, AmountError> {
+        self.ticket_params_capped(sender, price, None)
+    }
+
+    /// As [`Recipient::ticket_params`], with the face value capped at `max_face_value` (on chain: the
+    /// sender's max float); the win probability rises to keep the expected value of a ticket.
+    pub fn ticket_params_capped(
+        &self,
+        sender: &Address,
+        price: &Price,
+        max_face_value: Option<&Wei>,
+    ) -> Result<TicketParams, AmountError> {
         price.check()?;
         let mut seed = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
         let (face_value, win_prob) = if price.is_free() {
             (Wei::zero(), WinProb::zero())
         } else {
-            (self.config.face_value.clone(), self.config.win_prob.clone())
+            match max_face_value.filter(|cap| **cap < self.config.face_value) {
+                Some(cap) => (cap.clone(), self.config.win_prob.rescaled(&self.config.face_value, cap)),
+                None => (self.config.face_value.clone(), self.config.win_prob.clone()),
+            }
         };
-        let block = self.clock.current_block();
-        let round = block / self.config.blocks_per_round.max(1) + 1;
+        let point = self.clock.point(self.config.blocks_per_round);
         let mut params = TicketParams {
             recipient: self.address,
             face_value,
             win_prob,
             recipient_rand_hash: [0; 32],
             seed,
-            expiration_block: block.saturating_add(self.config.params_expiration_blocks),
+            expiration_block: point.block.saturating_add(self.config.params_expiration_blocks),
             expiration_params: ExpirationParams {
-                creation_round: i64::try_from(round).unwrap_or(i64::MAX),
-                creation_round_block_hash: keccak256(&[b"byoc round ".as_slice(), &round.to_be_bytes()].concat()),
+                creation_round: i64::try_from(point.round).unwrap_or(i64::MAX),
+                creation_round_block_hash: point.round_block_hash,
             },
         };
         let rand = self.rand(&params, sender, params.expiration_params, price)?;

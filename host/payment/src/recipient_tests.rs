@@ -258,3 +258,34 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn on_chain_params_carry_the_watchers_block_round_and_hash_and_a_capped_face_value() {
+    let clock = BlockClock::chain(ChainPoint { block: 100, round: 7, round_block_hash: [9; 32] });
+    let config = RecipientConfig::default();
+    let r = Recipient::new(SecretKey::generate().address(), config.clone(), clock.clone());
+    let gw = SecretKey::generate();
+    let price = Price::wei_per_second(5).unwrap();
+    let p = r.ticket_params(&gw.address(), &price).unwrap();
+    assert_eq!(p.expiration_block, 140);
+    assert_eq!(p.expiration_params.creation_round, 7);
+    assert_eq!(p.expiration_params.creation_round_block_hash, [9; 32]);
+    assert_eq!(p.face_value, config.face_value);
+
+    clock.set_chain_point(ChainPoint { block: 120, round: 8, round_block_hash: [8; 32] });
+    let cap = config.face_value.div_floor(4);
+    let capped = r.ticket_params_capped(&gw.address(), &price, Some(&cap)).unwrap();
+    assert_eq!((capped.expiration_block, capped.expiration_params.creation_round), (160, 8));
+    assert_eq!(capped.face_value, cap);
+    // The same expected value per ticket: four times the win probability for a quarter of the face value.
+    assert_eq!(capped.ev(), p.ev());
+    let above = config.face_value.times(2);
+    assert_eq!(r.ticket_params_capped(&gw.address(), &price, Some(&above)).unwrap().face_value, config.face_value);
+    // A payment on capped params is accepted like any other.
+    let receipt = r.receive_payment(&create_payment(&gw, &capped, &price, 3).unwrap(), &gw.address()).unwrap();
+    assert_eq!(receipt.tickets, 3);
+    // Past the watcher's block + 40 the params are expired.
+    clock.set_chain_point(ChainPoint { block: 160, round: 8, round_block_hash: [8; 32] });
+    let err = r.receive_payment(&create_payment(&gw, &capped, &price, 1).unwrap(), &gw.address()).unwrap_err();
+    assert!(matches!(err, PaymentError::Expired { .. }), "{err}");
+}

@@ -5,9 +5,11 @@
 //! loss, and the orchestrator acknowledges a payment only after that. (WAL rather than DELETE so that
 //! `byoc tickets list` can read while the orchestrator writes.)
 //!
-//! On-chain redemption is out of reach on this machine. It sits behind [`Redeemer`]; the store is its
-//! queue: [`TicketStore::pending`] lists tickets not yet redeemed and [`TicketStore::redeem_pending`] hands
-//! them to a redeemer and records the transaction it reports.
+//! The store is also the redemption queue (on-chain mode redeems from it, `byoc-chain`): every ticket
+//! has a [`RedemptionState`]. [`TicketStore::pending`] lists the tickets still to redeem (pending, or
+//! submitted and not yet confirmed); a transaction's hash is recorded *before* its receipt is awaited
+//! ([`TicketStore::mark_submitted`]), so a crash between the two never leads to a second redemption:
+//! after a restart the ticket is found used on chain and its recorded transaction is kept.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -49,6 +51,67 @@ pub struct StoredTicket {
     pub received_at: i64,
     /// The redemption transaction, once redeemed.
     pub redeemed_tx: Option<String>,
+    /// Where the ticket is in the redemption queue.
+    pub state: RedemptionState,
+    /// A transaction sent for it whose receipt was not yet seen.
+    pub submitted_tx: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed, or why the ticket was given up.
+    pub last_error: Option<String>,
+    /// Unix seconds before which it is not tried again.
+    pub next_attempt_at: i64,
+}
+
+/// A winning ticket's redemption state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RedemptionState {
+    /// Waiting: its params have not expired yet, or an attempt failed and it will be tried again.
+    Pending,
+    /// A transaction was sent; its receipt is awaited.
+    Submitted,
+    /// Redeemed by our transaction (`redeemed_tx`).
+    Redeemed,
+    /// Found already used on chain before we redeemed it (not ours to redeem).
+    Used,
+    /// Given up: too many failed attempts, or it can no longer be redeemed (`last_error` says why).
+    Failed,
+}
+
+impl RedemptionState {
+    /// The lowercase name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedemptionState::Pending => "pending",
+            RedemptionState::Submitted => "submitted",
+            RedemptionState::Redeemed => "redeemed",
+            RedemptionState::Used => "used",
+            RedemptionState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RedemptionState> {
+        [
+            RedemptionState::Pending,
+            RedemptionState::Submitted,
+            RedemptionState::Redeemed,
+            RedemptionState::Used,
+            RedemptionState::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Whether the queue still works on it.
+    pub fn is_open(self) -> bool {
+        matches!(self, RedemptionState::Pending | RedemptionState::Submitted)
+    }
+}
+
+impl std::fmt::Display for RedemptionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl StoredTicket {
@@ -71,14 +134,12 @@ impl StoredTicket {
             "recipient_rand": format!("0x{}", hex::encode(self.winning.recipient_rand)),
             "received_at": self.received_at,
             "redeemed_tx": self.redeemed_tx,
+            "state": self.state.as_str(),
+            "submitted_tx": self.submitted_tx,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
         })
     }
-}
-
-/// Submits winning tickets on chain (not available on this machine; see the module docs).
-pub trait Redeemer {
-    /// Redeems one ticket; returns the transaction id, or why it failed (it stays pending).
-    fn redeem(&self, ticket: &StoredTicket) -> Result<String, String>;
 }
 
 /// The SQLite store.
@@ -108,6 +169,11 @@ CREATE TABLE IF NOT EXISTS winning_tickets (
     recipient_rand TEXT NOT NULL,
     received_at INTEGER NOT NULL,
     redeemed_tx TEXT,
+    state TEXT NOT NULL DEFAULT 'pending',
+    submitted_tx TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
     UNIQUE (recipient_rand_hash, sender_nonce)
 );
 CREATE TABLE IF NOT EXISTS balances (
@@ -120,7 +186,17 @@ CREATE TABLE IF NOT EXISTS balances (
 ";
 
 const COLUMNS: &str = "id, recipient, sender, face_value, win_prob, sender_nonce, recipient_rand_hash, creation_round, \
-     creation_round_block_hash, params_expiration_block, sig, recipient_rand, received_at, redeemed_tx";
+     creation_round_block_hash, params_expiration_block, sig, recipient_rand, received_at, redeemed_tx, state, \
+     submitted_tx, attempts, last_error, next_attempt_at";
+
+/// Columns added after the first release, with their definitions: an older store gains them on open.
+const ADDED_COLUMNS: [(&str, &str); 5] = [
+    ("state", "TEXT NOT NULL DEFAULT 'pending'"),
+    ("submitted_tx", "TEXT"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("last_error", "TEXT"),
+    ("next_attempt_at", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 impl TicketStore {
     /// Opens (creating if needed) the database at `path`.
@@ -133,6 +209,7 @@ impl TicketStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL;")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(TicketStore { conn: Mutex::new(conn) })
     }
 
@@ -180,9 +257,26 @@ impl TicketStore {
         self.query(&format!("SELECT {COLUMNS} FROM winning_tickets ORDER BY id"))
     }
 
-    /// Tickets not yet redeemed, oldest first: the redemption queue.
+    /// Tickets the queue still works on (pending or submitted), oldest first.
     pub fn pending(&self) -> Result<Vec<StoredTicket>, StoreError> {
-        self.query(&format!("SELECT {COLUMNS} FROM winning_tickets WHERE redeemed_tx IS NULL ORDER BY id"))
+        self.query(&format!(
+            "SELECT {COLUMNS} FROM winning_tickets WHERE state IN ('pending', 'submitted') ORDER BY id"
+        ))
+    }
+
+    /// The face values of `sender`'s tickets still in the queue, summed (what it may still owe us).
+    pub fn pending_face_value(&self, sender: &Address) -> Result<Wei, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT face_value FROM winning_tickets WHERE sender = ?1 AND state IN ('pending', 'submitted')",
+        )?;
+        let rows = stmt.query_map([sender.to_checksum()], |r| r.get::<_, String>(0))?;
+        let mut sum = Wei::zero();
+        for fv in rows {
+            let fv = fv?;
+            sum = sum.saturating_add(&fv.parse::<Wei>().map_err(|_| StoreError::Corrupt(format!("face value {fv}")))?);
+        }
+        Ok(sum)
     }
 
     /// Every ticket as JSON lines: one object per ticket (see [`StoredTicket::to_json`]).
@@ -192,24 +286,57 @@ impl TicketStore {
 
     /// Records that ticket `id` was redeemed in transaction `tx`.
     pub fn mark_redeemed(&self, id: i64, tx: &str) -> Result<(), StoreError> {
-        let n = self.lock().execute("UPDATE winning_tickets SET redeemed_tx = ?1 WHERE id = ?2", params![tx, id])?;
+        self.update(
+            id,
+            "UPDATE winning_tickets SET redeemed_tx = ?1, state = 'redeemed', submitted_tx = NULL, last_error = NULL \
+             WHERE id = ?2",
+            params![tx, id],
+        )
+    }
+
+    /// Records that transaction `tx` was sent for ticket `id` (synced before its receipt is awaited).
+    pub fn mark_submitted(&self, id: i64, tx: &str) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE winning_tickets SET submitted_tx = ?1, state = 'submitted' WHERE id = ?2",
+            params![tx, id],
+        )
+    }
+
+    /// Closes ticket `id` without a redemption of ours: `Used` (someone redeemed it) or `Failed`.
+    pub fn mark_closed(&self, id: i64, state: RedemptionState, reason: &str) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE winning_tickets SET state = ?1, last_error = ?2 WHERE id = ?3",
+            params![state.as_str(), reason, id],
+        )
+    }
+
+    /// Records a failed attempt on ticket `id`: it goes back to pending, not tried before `retry_at`
+    /// (Unix seconds). Returns the attempts so far.
+    pub fn record_failure(&self, id: i64, error: &str, retry_at: i64) -> Result<u32, StoreError> {
+        self.update(
+            id,
+            "UPDATE winning_tickets SET state = 'pending', submitted_tx = NULL, attempts = attempts + 1, \
+             last_error = ?1, next_attempt_at = ?2 WHERE id = ?3",
+            params![error, retry_at, id],
+        )?;
+        let attempts: u32 =
+            self.lock().query_row("SELECT attempts FROM winning_tickets WHERE id = ?1", [id], |r| r.get(0))?;
+        Ok(attempts)
+    }
+
+    /// Notes why ticket `id` waits (e.g. the gas price is over the limit) without counting an attempt.
+    pub fn note_waiting(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        self.update(id, "UPDATE winning_tickets SET last_error = ?1 WHERE id = ?2", params![reason, id])
+    }
+
+    fn update(&self, id: i64, sql: &str, args: impl rusqlite::Params) -> Result<(), StoreError> {
+        let n = self.lock().execute(sql, args)?;
         if n == 0 {
             return Err(StoreError::Db(format!("no ticket with id {id}")));
         }
         Ok(())
-    }
-
-    /// Hands every pending ticket to `redeemer`, recording each success; returns how many were redeemed.
-    /// A failure leaves the ticket pending for the next call.
-    pub fn redeem_pending(&self, redeemer: &dyn Redeemer) -> Result<usize, StoreError> {
-        let mut done = 0;
-        for t in self.pending()? {
-            if let Ok(tx) = redeemer.redeem(&t) {
-                self.mark_redeemed(t.id, &tx)?;
-                done += 1;
-            }
-        }
-        Ok(done)
     }
 
     /// Saves one balance (committed and synced on return).
@@ -283,11 +410,33 @@ impl TicketStore {
     }
 }
 
-/// A row's columns as SQLite returns them.
-type RawRow =
+/// Adds the columns an older store lacks; a store that recorded `redeemed_tx` before states existed
+/// gets `redeemed` for those tickets.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('winning_tickets')")?;
+    let have: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for (name, def) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE winning_tickets ADD COLUMN {name} {def};"))?;
+            if name == "state" {
+                conn.execute_batch("UPDATE winning_tickets SET state = 'redeemed' WHERE redeemed_tx IS NOT NULL;")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A row's columns as SQLite returns them: the ticket's, then the queue's.
+type RawRow = (TicketColumns, QueueColumns);
+type TicketColumns =
     (i64, String, String, String, String, u32, String, i64, String, String, String, String, i64, Option<String>);
+type QueueColumns = (String, Option<String>, u32, Option<String>, i64);
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((ticket_columns(r)?, (r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?, r.get(18)?)))
+}
+
+fn ticket_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketColumns> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -306,9 +455,10 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     ))
 }
 
-fn parse_row(row: RawRow) -> Result<StoredTicket, StoreError> {
+fn parse_row((ticket, queue): RawRow) -> Result<StoredTicket, StoreError> {
     let (id, recipient, sender, fv, wp, nonce, rrh, round, block_hash, exp_block, sig, rand, received_at, redeemed_tx) =
-        row;
+        ticket;
+    let (state, submitted_tx, attempts, last_error, next_attempt_at) = queue;
     let bad = |what: &str| StoreError::Corrupt(format!("ticket {id}: {what}"));
     let addr = |s: &str| s.parse::<Address>().map_err(|_| bad("address"));
     let h32 = |s: &str| -> Result<[u8; 32], StoreError> {
@@ -334,6 +484,11 @@ fn parse_row(row: RawRow) -> Result<StoredTicket, StoreError> {
         winning: WinningTicket { ticket, sig: Signature(sig_bytes), recipient_rand: h32(&rand)? },
         received_at,
         redeemed_tx,
+        state: RedemptionState::parse(&state).ok_or_else(|| bad("state"))?,
+        submitted_tx,
+        attempts,
+        last_error,
+        next_attempt_at,
     })
 }
 

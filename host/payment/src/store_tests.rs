@@ -1,5 +1,3 @@
-use std::cell::Cell;
-
 use super::*;
 use crate::key::SecretKey;
 use crate::recipient::{BlockClock, Recipient, RecipientConfig};
@@ -41,24 +39,65 @@ fn tickets_round_trip_and_survive_an_unclean_stop() {
 
 #[test]
 fn the_store_is_the_redemption_queue() {
-    struct FlakyRedeemer(Cell<u32>);
-    impl Redeemer for FlakyRedeemer {
-        fn redeem(&self, t: &StoredTicket) -> Result<String, String> {
-            self.0.set(self.0.get() + 1);
-            if t.winning.ticket.sender_nonce == 2 { Err("gas too high".into()) } else { Ok(format!("0xtx{}", t.id)) }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let store = TicketStore::open(&dir.path().join("t.db")).unwrap();
-    store.insert(&winners(3)).unwrap();
-    assert_eq!(store.pending().unwrap().len(), 3);
-    let r = FlakyRedeemer(Cell::new(0));
-    assert_eq!(store.redeem_pending(&r).unwrap(), 2);
-    let pending = store.pending().unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].winning.ticket.sender_nonce, 2);
-    assert_eq!(store.list().unwrap()[0].redeemed_tx.as_deref(), Some("0xtx1"));
+    let w = winners(4);
+    store.insert(&w).unwrap();
+    let ids: Vec<i64> = store.pending().unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), 4);
+    let sender = w[0].ticket.sender;
+    let face = &w[0].ticket.face_value;
+    assert_eq!(store.pending_face_value(&sender).unwrap(), face.times(4));
+
+    store.mark_submitted(ids[0], "0xaa").unwrap();
+    store.mark_redeemed(ids[0], "0xaa").unwrap();
+    assert_eq!(store.record_failure(ids[1], "gas estimate reverted", 1_000).unwrap(), 1);
+    assert_eq!(store.record_failure(ids[1], "again", 2_000).unwrap(), 2);
+    store.mark_closed(ids[2], RedemptionState::Used, "already used on chain").unwrap();
+    store.mark_submitted(ids[3], "0xbb").unwrap();
+
+    let all = store.list().unwrap();
+    assert_eq!(all[0].state, RedemptionState::Redeemed);
+    assert_eq!(all[0].redeemed_tx.as_deref(), Some("0xaa"));
+    assert_eq!(all[0].submitted_tx, None);
+    assert_eq!((all[1].state, all[1].attempts, all[1].next_attempt_at), (RedemptionState::Pending, 2, 2_000));
+    assert_eq!(all[1].last_error.as_deref(), Some("again"));
+    assert_eq!(all[2].state, RedemptionState::Used);
+    assert_eq!((all[3].state, all[3].submitted_tx.as_deref()), (RedemptionState::Submitted, Some("0xbb")));
+    let open: Vec<i64> = store.pending().unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(open, vec![ids[1], ids[3]], "pending and submitted stay in the queue");
+    assert_eq!(store.pending_face_value(&sender).unwrap(), face.times(2));
     assert!(store.mark_redeemed(42, "0x").is_err());
+}
+
+#[test]
+fn a_store_from_before_redemption_states_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        let old = SCHEMA
+            .lines()
+            .filter(|l| !ADDED_COLUMNS.iter().any(|(name, _)| l.trim_start().starts_with(&format!("{name} "))))
+            .collect::<Vec<_>>()
+            .join("\n");
+        conn.execute_batch(&old).unwrap();
+    }
+    let store = TicketStore::open(&path).unwrap();
+    store.insert(&winners(2)).unwrap();
+    drop(store);
+    // What an older byoc wrote: a redemption with no state column.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE winning_tickets SET redeemed_tx = '0x01' WHERE id = 1")
+        .unwrap();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE winning_tickets DROP COLUMN state").unwrap();
+    drop(conn);
+    let store = TicketStore::open(&path).unwrap();
+    let all = store.list().unwrap();
+    assert_eq!(all[0].state, RedemptionState::Redeemed);
+    assert_eq!(all[1].state, RedemptionState::Pending);
 }
 
 #[test]
@@ -78,6 +117,8 @@ fn export_is_one_json_object_per_ticket() {
     assert_eq!(lines[0]["sig"], w[0].sig.to_hex());
     assert_eq!(lines[0]["recipient_rand"], format!("0x{}", hex::encode(w[0].recipient_rand)));
     assert!(lines[0]["redeemed_tx"].is_null());
+    assert_eq!(lines[0]["state"], "pending");
+    assert_eq!(lines[0]["attempts"], 0);
 }
 
 #[test]

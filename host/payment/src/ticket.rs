@@ -54,6 +54,18 @@ impl WinProb {
         WinProb((ev.as_biguint() * x).min(max))
     }
 
+    /// The probability giving a ticket of face value `to` the expected value this one gives a ticket of
+    /// `from`: `p × from / to` rounded up, capped at certain; zero when `to` is zero.
+    pub fn rescaled(&self, from: &Wei, to: &Wei) -> WinProb {
+        let to = to.as_biguint();
+        if to.is_zero() {
+            return WinProb::zero();
+        }
+        let (q, r) = (&self.0 * from.as_biguint()).div_rem(to);
+        let p = if r.is_zero() { q } else { q + 1u32 };
+        WinProb(p.min(WinProb::max().0))
+    }
+
     /// From big-endian bytes (leading zeros allowed).
     pub fn from_be_bytes(bytes: &[u8]) -> Result<WinProb, PaymentError> {
         uint256_from_be(bytes).map(WinProb).map_err(|e| PaymentError::field("win_prob", e.to_string()))

@@ -66,6 +66,31 @@ impl Wei {
         self.0.to_u128()
     }
 
+    /// The sum, capped at 2^256 − 1.
+    pub fn saturating_add(&self, other: &Wei) -> Wei {
+        Wei::capped(&self.0 + &other.0)
+    }
+
+    /// The difference, or zero when `other` is larger.
+    pub fn saturating_sub(&self, other: &Wei) -> Wei {
+        if other.0 >= self.0 { Wei::zero() } else { Wei(&self.0 - &other.0) }
+    }
+
+    /// `n` times this, capped at 2^256 − 1.
+    pub fn times(&self, n: u64) -> Wei {
+        Wei::capped(&self.0 * n)
+    }
+
+    /// This divided by `n`, rounded down (zero when `n` is zero).
+    pub fn div_floor(&self, n: u64) -> Wei {
+        if n == 0 { Wei::zero() } else { Wei(&self.0 / n) }
+    }
+
+    fn capped(v: BigUint) -> Wei {
+        let max = (BigUint::from(1u8) << 256u32) - 1u8;
+        Wei(v.min(max))
+    }
+
     pub(crate) fn as_biguint(&self) -> &BigUint {
         &self.0
     }
