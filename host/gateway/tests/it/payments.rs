@@ -36,6 +36,7 @@ async fn orchestrator(grace: Duration) -> (String, Arc<Orchestrator>) {
                 debit_every: Duration::from_millis(100),
                 grace,
                 ticket_store: None,
+                on_chain: None,
             };
         },
         |orch| {
