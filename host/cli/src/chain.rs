@@ -93,6 +93,133 @@ pub fn parse_wei(s: &str) -> Result<Wei, String> {
     digits.parse::<Wei>().map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// What the sender's funds back, per ticket to one orchestrator: the deposit plus that orchestrator's share
+/// of the reserve; `Err` (why) when it cannot pay at all (no funds, unlocking).
+pub async fn backing(chain: &Chain, sender: Address) -> anyhow::Result<Result<Wei, String>> {
+    let info = chain.sender_info(sender).await?;
+    let pool = chain.pool_size().await?;
+    let who = sender.to_checksum();
+    if info.unlocking() {
+        return Ok(Err(format!(
+            "the gateway's key {who} is unlocking its deposit and reserve (withdraw round {}): orchestrators refuse \
+             its tickets; `byoc sender cancel-unlock` to keep paying",
+            info.withdraw_round
+        )));
+    }
+    if info.deposit.is_zero() && info.reserve.is_zero() {
+        return Ok(Err(format!(
+            "the gateway's key {who} has no deposit and no reserve on the TicketBroker: fund it first \
+             (byoc sender fund --key FILE --deposit 0.1eth --reserve 0.1eth)"
+        )));
+    }
+    Ok(Ok(info.deposit.saturating_add(&info.reserve.div_floor(pool.max(1)))))
+}
+
+/// Keeps the gateway's view of what its funds back up to date (every `poll`; a failed read keeps the last).
+pub fn watch_backing(gw: Arc<byoc_gateway::Gateway>, chain: Arc<Chain>, poll: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(poll).await;
+            match backing(&chain, gw.address()).await {
+                Ok(b) => {
+                    if let Err(why) = &b {
+                        tracing::warn!(reason = %why, "the gateway cannot pay");
+                    }
+                    gw.set_backing(Some(b));
+                }
+                Err(e) => tracing::warn!(error = %e, "the gateway's funds could not be read; the last reading stays"),
+            }
+        }
+    })
+}
+
+/// On-chain discovery: the BondingManager's pool with each orchestrator's service URI, walked again when
+/// the round or the pool's size changes (checked at most every `poll`) and at least every ten minutes.
+pub struct PoolSource {
+    chain: Arc<Chain>,
+    poll: Duration,
+    last: tokio::sync::Mutex<Option<PoolReading>>,
+}
+
+/// The pool as last walked.
+struct PoolReading {
+    /// When it was last checked.
+    checked: std::time::Instant,
+    /// When it was walked.
+    walked: std::time::Instant,
+    /// (round, pool size) it was walked at.
+    at: (u64, u64),
+    urls: Vec<String>,
+}
+
+/// The longest a walked pool is used without walking it again.
+const POOL_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Most orchestrators read from the pool (Livepeer's active set is 100).
+const MAX_POOL: usize = 1000;
+
+impl PoolSource {
+    /// The pool of `chain`.
+    pub fn new(chain: Arc<Chain>, poll: Duration) -> PoolSource {
+        PoolSource { chain, poll, last: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn walk(&self) -> Result<Vec<String>, byoc_chain::ChainError> {
+        let pool = self.chain.pool(MAX_POOL).await?;
+        Ok(pool
+            .into_iter()
+            .filter_map(|(addr, uri)| {
+                let uri = uri.trim().trim_end_matches('/').to_string();
+                if uri.starts_with("http://") || uri.starts_with("https://") {
+                    Some(uri)
+                } else {
+                    tracing::debug!(orchestrator = %addr, uri, "pool entry without an http(s) service URI skipped");
+                    None
+                }
+            })
+            .collect())
+    }
+}
+
+impl byoc_gateway::OrchestratorSource for PoolSource {
+    fn name(&self) -> String {
+        "on-chain pool".into()
+    }
+
+    fn urls(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let mut last = self.last.lock().await;
+            if let Some(r) = last.as_ref()
+                && r.checked.elapsed() < self.poll
+            {
+                return Ok(r.urls.clone());
+            }
+            let now = match byoc_chain::watcher::read_state(&self.chain).await {
+                Ok(st) => (st.point.round, st.pool_size),
+                Err(e) => match last.as_ref() {
+                    Some(r) => {
+                        tracing::warn!(error = %e, "chain unreadable; the last pool kept");
+                        return Ok(r.urls.clone());
+                    }
+                    None => return Err(e.to_string()),
+                },
+            };
+            if let Some(r) = last.as_mut()
+                && r.at == now
+                && r.walked.elapsed() < POOL_MAX_AGE
+            {
+                r.checked = std::time::Instant::now();
+                return Ok(r.urls.clone());
+            }
+            let urls = self.walk().await.map_err(|e| e.to_string())?;
+            tracing::info!(round = now.0, orchestrators = urls.len(), "on-chain pool read");
+            let t = std::time::Instant::now();
+            *last = Some(PoolReading { checked: t, walked: t, at: now, urls: urls.clone() });
+            Ok(urls)
+        })
+    }
+}
+
 #[derive(clap::Args)]
 pub struct SenderArgs {
     #[command(subcommand)]

@@ -135,6 +135,9 @@ impl NodeConfig {
 /// public_url = "https://gw.example.com"
 /// orchestrators = ["https://orch-a.example.com:8935", "https://orch-b.example.com:8935"]
 /// orchestrator_list = "/etc/byoc/orchestrators.txt"   # or an http(s) URL, read at every discovery
+/// orchestrator_webhook = "https://disco.example.com"   # [{"address", "score"}], asked at most once a minute
+/// eth_url = "https://arb1.example.com"                 # on-chain: discovery from the pool, funds checked
+/// eth_controller = "0xD8E8328501E9645d16Cf49539efC04f734606ee4"
 /// key = "gateway.json"                                 # passphrase from BYOC_KEY_PASSPHRASE
 /// auth_webhook = "https://auth.example.com/byoc"
 /// segment_min_ms = 1000                                 # media ingest: shortest segment
@@ -148,6 +151,9 @@ pub struct GatewayFile {
     #[serde(default)]
     pub orchestrators: Vec<String>,
     pub orchestrator_list: Option<String>,
+    pub orchestrator_webhook: Option<String>,
+    pub eth_url: Option<String>,
+    pub eth_controller: Option<String>,
     pub key: Option<PathBuf>,
     pub auth_webhook: Option<String>,
     pub segment_min_ms: Option<u64>,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use byoc_gateway::{Gateway, GatewayConfig, router};
@@ -24,6 +25,12 @@ pub struct GatewayArgs {
     /// read again at every discovery.
     #[arg(long)]
     orchestrator_list: Option<String>,
+    /// More orchestrators from a webhook answering `[{"address": URL, "score": N}]` (go-livepeer's
+    /// -orchWebhookUrl), asked at most once a minute; best score first.
+    #[arg(long)]
+    orchestrator_webhook: Option<String>,
+    #[command(flatten)]
+    chain: crate::chain::ChainArgs,
     /// Gateway key file (JSON keystore or hex); a fresh key is generated when absent.
     #[arg(long)]
     key: Option<PathBuf>,
@@ -64,9 +71,29 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let key = crate::keygen::load_key(args.key.as_deref().or(file.key.as_deref()), &args.passphrase_env)?;
     let orchestrators = if args.orchestrators.is_empty() { file.orchestrators.clone() } else { args.orchestrators };
     let orchestrator_list = args.orchestrator_list.or(file.orchestrator_list);
-    if orchestrators.is_empty() && orchestrator_list.is_none() {
-        bail!("give at least one --orchestrator URL or an --orchestrator-list (flags or config file)");
+    let webhook = args.orchestrator_webhook.clone().or(file.orchestrator_webhook.clone());
+    if webhook.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+        bail!("--orchestrator-webhook must be an http:// or https:// URL");
     }
+    let on_chain = args.chain.resolved(file.eth_url.as_ref(), file.eth_controller.as_ref())?;
+    if orchestrators.is_empty() && orchestrator_list.is_none() && webhook.is_none() && on_chain.is_none() {
+        bail!(
+            "give at least one --orchestrator URL, an --orchestrator-list, an --orchestrator-webhook or on-chain \
+             discovery (--eth-url and --eth-controller)"
+        );
+    }
+    let chain = match &on_chain {
+        Some((url, controller)) => {
+            let Some(k) = &key else { bail!("on-chain mode needs the gateway's funded key (--key FILE)") };
+            let chain = crate::chain::connect(url, *controller, None).await?;
+            let backing = crate::chain::backing(&chain, k.address()).await?;
+            if let Err(why) = &backing {
+                bail!("{why}");
+            }
+            Some((chain, backing))
+        }
+        None => None,
+    };
     if orchestrators.iter().any(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
         bail!("orchestrator URLs must start with http:// or https://");
     }
@@ -90,6 +117,19 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         ..GatewayConfig::default()
     };
     let gw = Gateway::new(config)?;
+    if let Some(url) = webhook {
+        let http = byoc_trickle::http_client_builder().build()?;
+        let hook = byoc_gateway::Webhook::new(url, http, Duration::from_secs(60), Duration::from_secs(5));
+        gw.add_source(std::sync::Arc::new(hook));
+    }
+    let _funds = match chain {
+        Some((chain, backing)) => {
+            gw.add_source(std::sync::Arc::new(crate::chain::PoolSource::new(chain.clone(), args.chain.poll())));
+            gw.set_backing(Some(backing));
+            Some(crate::chain::watch_backing(gw.clone(), chain, args.chain.poll()))
+        }
+        None => None,
+    };
     let _rtmp = match args.rtmp_listen {
         Some(addr) => {
             let server = byoc_gateway::serve_rtmp(&gw, addr, args.rtmp_public.clone())

@@ -68,7 +68,7 @@ pub(crate) async fn fetch_token(
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     if !resp.status().is_success() {
-        return Err(format!("{url}: token request answered {}", resp.status()));
+        return Err(format!("{url}: token request answered {}", crate::client::refusal_text(resp).await));
     }
     resp.json().await.map_err(|e| format!("{url}: bad token: {e}"))
 }
@@ -111,4 +111,97 @@ pub async fn discover(
         skipped.push("no orchestrator left after include/exclude".into());
     }
     (found, skipped)
+}
+
+/// An orchestrator webhook (`--orchestrator-webhook URL`), go-livepeer's `-orchWebhookUrl`: `GET` answers
+/// `[{"address": "https://orch:8935", "score": 0.9}, ...]`; asked at most once per `refresh` (the last good
+/// answer serves in between, and when the webhook fails). Best score first.
+pub struct Webhook {
+    url: String,
+    http: reqwest::Client,
+    refresh: Duration,
+    timeout: Duration,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
+}
+
+/// One orchestrator a webhook lists.
+#[derive(Deserialize)]
+struct WebhookEntry {
+    address: String,
+    #[serde(default)]
+    score: f64,
+}
+
+/// Most entries read from one webhook answer.
+const MAX_WEBHOOK_ENTRIES: usize = 1000;
+
+impl Webhook {
+    /// A webhook at `url`, asked at most once per `refresh`.
+    pub fn new(url: String, http: reqwest::Client, refresh: Duration, timeout: Duration) -> Webhook {
+        Webhook { url, http, refresh, timeout, last: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn fetch(&self) -> Result<Vec<String>, String> {
+        let resp = self.http.get(&self.url).timeout(self.timeout).send().await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("answered {}", resp.status()));
+        }
+        let body = crate::client::answer_body(resp).await;
+        parse_webhook(&body)
+    }
+}
+
+/// The `http(s)` addresses of a webhook answer, best score first (ties keep their order).
+fn parse_webhook(body: &[u8]) -> Result<Vec<String>, String> {
+    let mut entries: Vec<WebhookEntry> =
+        serde_json::from_slice(body).map_err(|e| format!("not a JSON list of {{address, score}}: {e}"))?;
+    entries.truncate(MAX_WEBHOOK_ENTRIES);
+    entries.retain(|e| e.address.starts_with("http://") || e.address.starts_with("https://"));
+    entries.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(entries.into_iter().map(|e| norm(&e.address).to_string()).collect())
+}
+
+impl crate::state::OrchestratorSource for Webhook {
+    fn name(&self) -> String {
+        format!("webhook {}", self.url)
+    }
+
+    fn urls(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let mut last = self.last.lock().await;
+            if let Some((at, urls)) = last.as_ref()
+                && at.elapsed() < self.refresh
+            {
+                return Ok(urls.clone());
+            }
+            match self.fetch().await {
+                Ok(urls) => {
+                    *last = Some((std::time::Instant::now(), urls.clone()));
+                    Ok(urls)
+                }
+                // The last good answer keeps serving (and the webhook is asked again next time).
+                Err(e) => match last.as_ref() {
+                    Some((_, urls)) => {
+                        tracing::warn!(webhook = %self.url, error = %e, "orchestrator webhook failed; last answer kept");
+                        Ok(urls.clone())
+                    }
+                    None => Err(e),
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_webhook;
+
+    #[test]
+    fn a_webhook_answer_is_sorted_by_score_and_keeps_only_http_addresses() {
+        let body = br#"[{"address": "http://a:1", "score": 0.2}, {"address": "https://b/", "score": 0.9},
+            {"address": "ftp://c", "score": 1.0}, {"address": "http://d"}]"#;
+        assert_eq!(parse_webhook(body).unwrap(), ["https://b", "http://a:1", "http://d"]);
+        assert!(parse_webhook(b"{}").is_err());
+        assert!(parse_webhook(b"not json").is_err());
+    }
 }

@@ -35,9 +35,13 @@ impl ApiError {
     }
 
     /// 503 `{"error": message, "reasons": [...]}`: no orchestrator took the job.
+    /// When every orchestrator refused the gateway's payment (`402`: e.g. its deposit is unlocking), the
+    /// answer is that `402`: no other orchestrator would do better.
     pub(crate) fn no_orchestrator(message: String, reasons: Vec<String>) -> ApiError {
         metrics::counter!("byoc_gateway_errors_total", "kind" => "no_orchestrator").increment(1);
-        ApiError { reasons: Some(reasons), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message) }
+        let all_refused_payment = !reasons.is_empty() && reasons.iter().all(|r| r.contains(PAYMENT_REFUSED));
+        let status = if all_refused_payment { StatusCode::PAYMENT_REQUIRED } else { StatusCode::SERVICE_UNAVAILABLE };
+        ApiError { reasons: Some(reasons), ..ApiError::new(status, message) }
     }
 
     /// The status answered.
@@ -46,6 +50,10 @@ impl ApiError {
         self.status
     }
 }
+
+/// What a reason says when an orchestrator refused the gateway's payment (its token request or its job
+/// answered 402), or the gateway refused to pay.
+pub(crate) const PAYMENT_REFUSED: &str = "402 Payment Required";
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
@@ -96,5 +104,15 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v, json!({"error": "none", "reasons": ["a: 500"]}));
+    }
+
+    #[test]
+    fn when_every_orchestrator_refused_payment_the_answer_is_402() {
+        let refused = |o: &str| format!("{o}: token request answered 402 Payment Required sender is unlocking");
+        let all = ApiError::no_orchestrator("none".into(), vec![refused("a"), refused("b")]);
+        assert_eq!(all.status(), StatusCode::PAYMENT_REQUIRED);
+        let mixed = ApiError::no_orchestrator("none".into(), vec![refused("a"), "b: unreachable".into()]);
+        assert_eq!(mixed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ApiError::no_orchestrator("none".into(), vec![]).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

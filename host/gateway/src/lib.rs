@@ -47,9 +47,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 pub use config::{GatewayConfig, MediaLimits};
-pub use discovery::{Candidate, OrchestratorFilter, Token, discover};
+pub use discovery::{Candidate, OrchestratorFilter, Token, Webhook, discover};
 pub use rtmp::serve_rtmp;
-pub use state::Gateway;
+pub use state::{Gateway, OrchestratorSource};
 pub use webrtc::serve_webrtc;
 
 /// The OpenAPI description of this API (kept true by a test of `tests/it/gateway.rs`).

@@ -6,6 +6,7 @@
 use byoc_payment::{Address, Balance, BalanceKey, Ledger, create_payment, tickets_for_cost};
 
 use crate::discovery::Token;
+use crate::error::PAYMENT_REFUSED;
 use crate::state::Gateway;
 
 /// The gateway's balance with (orchestrator recipient, capability).
@@ -31,6 +32,18 @@ pub(crate) fn payment_for(
     own_balance: Option<i64>,
 ) -> Result<Option<String>, String> {
     let Some(params) = token.ticket_params.as_ref().filter(|_| !token.price.is_free()) else { return Ok(None) };
+    // On chain, never a ticket the gateway's deposit and reserve cannot back.
+    match gw.backing() {
+        Some(Err(why)) => return Err(format!("this gateway refuses to pay ({PAYMENT_REFUSED}): {why}")),
+        Some(Ok(max)) if params.face_value > max => {
+            return Err(format!(
+                "this gateway refuses to pay ({PAYMENT_REFUSED}): the orchestrator asks for tickets of {} wei, the \
+                 gateway's deposit and reserve back {max} wei",
+                params.face_value
+            ));
+        }
+        _ => {}
+    }
     let price = &token.price;
     let ledger = &gw.ledger;
     let have = match own_balance {

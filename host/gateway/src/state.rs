@@ -2,9 +2,9 @@
 //! streams that ended lately.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use byoc_payment::SecretKey;
+use byoc_payment::{SecretKey, Wei};
 
 use crate::client::OrchestratorClient;
 use crate::config::GatewayConfig;
@@ -27,6 +27,19 @@ pub struct Gateway {
     pub(crate) webrtc: std::sync::OnceLock<byoc_media::WebRtcServer>,
     /// Streams that ended lately, for a 410 with the reason.
     pub(crate) ended: Ended,
+    /// More places orchestrators come from (the chain's pool, a webhook), asked at every discovery.
+    sources: RwLock<Vec<Arc<dyn OrchestratorSource>>>,
+    /// On chain: the largest face value the gateway's deposit and reserve back, or why it cannot pay.
+    backing: RwLock<Option<Result<Wei, String>>>,
+}
+
+/// Somewhere orchestrators come from besides `--orchestrator`/`--orchestrator-list`: the chain's pool,
+/// a webhook. Asked at every discovery; a source caches as it sees fit.
+pub trait OrchestratorSource: Send + Sync {
+    /// What to call it in logs.
+    fn name(&self) -> String;
+    /// The orchestrators' URLs, best first; an error is logged and the other sources still serve.
+    fn urls(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>>;
 }
 
 /// Streams that ended lately: (id, secret, why), the newest last. Only a request carrying the
@@ -68,7 +81,25 @@ impl Gateway {
             rtmp_public: Default::default(),
             webrtc: Default::default(),
             ended: Default::default(),
+            sources: Default::default(),
+            backing: Default::default(),
         }))
+    }
+
+    /// Adds a source of orchestrators (asked after the configured ones and the list).
+    pub fn add_source(&self, source: Arc<dyn OrchestratorSource>) {
+        self.sources.write().unwrap_or_else(|e| e.into_inner()).push(source);
+    }
+
+    /// On chain: what the gateway's funds back (`Ok(largest face value)`) or why it cannot pay at all
+    /// (`Err`, e.g. unlocking); `None` off chain (no check).
+    pub fn set_backing(&self, backing: Option<Result<Wei, String>>) {
+        *self.backing.write().unwrap_or_else(|e| e.into_inner()) = backing;
+    }
+
+    /// See [`Gateway::set_backing`].
+    pub(crate) fn backing(&self) -> Option<Result<Wei, String>> {
+        self.backing.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The gateway's address (the `sender` of its jobs).
@@ -96,6 +127,25 @@ impl Gateway {
     /// The orchestrators to ask: the configured ones, then those of the refreshable list (an
     /// unreadable list is logged and skipped: the configured ones still serve).
     pub(crate) async fn pool(&self) -> Vec<String> {
+        let mut pool = self.listed_pool().await;
+        let sources: Vec<Arc<dyn OrchestratorSource>> = self.sources.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for source in sources {
+            match source.urls().await {
+                Ok(urls) => {
+                    for url in urls {
+                        if !pool.contains(&url) {
+                            pool.push(url);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(source = %source.name(), error = %e, "orchestrator source unavailable"),
+            }
+        }
+        pool
+    }
+
+    /// The configured orchestrators, then those of the refreshable list.
+    async fn listed_pool(&self) -> Vec<String> {
         let mut pool = self.config.orchestrators.clone();
         let Some(source) = &self.config.orchestrator_list else { return pool };
         let text = if source.starts_with("http://") || source.starts_with("https://") {
