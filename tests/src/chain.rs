@@ -237,7 +237,7 @@ async fn compile() -> Result<Compiled> {
     hashed.extend_from_slice(solcjs.to_string_lossy().as_bytes());
     let key = keccak256(&hashed);
     let cache_root = root().join("target/tmp/chain-contracts");
-    let cached = cache_root.join(hex(&key.0[..8]));
+    let cached = cache_root.join(alloy::hex::encode(&key.0[..8]));
     if !cached.join(".complete").is_file() {
         std::fs::create_dir_all(&cache_root).with_context(|| format!("creating {}", cache_root.display()))?;
         let out = tempfile::tempdir_in(&cache_root).context("creating a temporary directory for solc-js")?;
@@ -286,10 +286,6 @@ async fn compile() -> Result<Compiled> {
         compiled.abis.insert(name.to_string(), abi);
     }
     Ok(compiled)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The chain's settings.
