@@ -6,6 +6,9 @@
 //!   for "the subscriber's `GET ch/-1` has been resolved" instead of sleeping.
 //! - [`peers`]: finding the peers' Python (`BYOC_PEERS_PYTHON`, set by `cargo xtask test`),
 //!   running `tests/peers/trickle_peer.py` with bounded waits, and reading its result lines.
+//! - [`chain`]: a local test chain for on-chain mode: anvil with the project's own contracts
+//!   (`tests/chain/contracts/`, compiled with solc-js), deployed and registered, and helpers to
+//!   fund senders, redeem tickets, move rounds and manage the transcoder pool.
 //! - [`clients`]: the project's own trickle clients driven with the same payload convention as
 //!   the Python peers, and plain HTTP calls (create / delete a channel).
 //! - [`media`]: real MPEG-TS segments from ffmpeg's test sources, and ffprobe.
@@ -15,6 +18,7 @@
 //! Every wait has a timeout and every child is killed when dropped; nothing listens anywhere but
 //! 127.0.0.1.
 
+pub mod chain;
 pub mod clients;
 pub mod media;
 pub mod nodes;

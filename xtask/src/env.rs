@@ -1,4 +1,5 @@
-//! Installing what a fresh machine lacks: rust targets, Debian packages, the Python peers.
+//! Installing what a fresh machine lacks: rust targets, Debian packages, the Python peers, the test
+//! chain's npm tools.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,11 +19,26 @@ const PEERS_VERSION: &str =
 /// only 14.2.0 has a binary wheel for CPython 3.11 here (av's sdist does not build).
 const WORKER_VERSION: &str = "worker-v1: av==14.2.0 pytrickle==0.1.6";
 
+/// The local test chain's tools (tests/src/chain.rs), pinned: anvil (its npm package and the
+/// platform package holding the binary; installed without the package's postinstall step, which
+/// the binary does not need) and solc-js (the compiler as JavaScript, offline).
+const NPM_PACKAGES: [&str; 3] = ["@foundry-rs/anvil@1.7.1", "@foundry-rs/anvil-linux-amd64@1.7.1", "solc@0.8.28"];
+
 /// Where the installed peers live.
 pub struct Peers {
     pub python: PathBuf,
     /// The full pytrickle worker venv's python (`tests/peers/peer_worker.py` runs on it).
     pub worker_python: PathBuf,
+    /// The test chain's tools.
+    pub chain: ChainTools,
+}
+
+/// The test chain's tools, installed by npm under `target/npm`.
+pub struct ChainTools {
+    /// The anvil binary.
+    pub anvil: PathBuf,
+    /// solc-js's command line (`solcjs`).
+    pub solcjs: PathBuf,
 }
 
 /// Everything the tests and the demo need.
@@ -37,7 +53,7 @@ pub fn install_all(root: &Path) -> Result<Peers> {
         ("ip", "iproute2"),
         ("unshare", "util-linux"),
     ])?;
-    Ok(Peers { python: ensure_peers(root)?, worker_python: ensure_worker(root)? })
+    Ok(Peers { python: ensure_peers(root)?, worker_python: ensure_worker(root)?, chain: ensure_chain_tools(root)? })
 }
 
 fn on_path(tool: &str) -> bool {
@@ -162,4 +178,46 @@ pub fn ensure_worker(root: &Path) -> Result<PathBuf> {
     exec(Command::new(&pip).args(["install", "-q", "--disable-pip-version-check", "av==14.2.0", "pytrickle==0.1.6"]))?;
     std::fs::write(&marker, WORKER_VERSION).context("writing the worker marker")?;
     Ok(python)
+}
+
+/// anvil and solc-js under `target/npm` (npm, pinned, no install scripts); returns their paths.
+pub fn ensure_chain_tools(root: &Path) -> Result<ChainTools> {
+    let prefix = root.join("target").join("npm");
+    let modules = prefix.join("node_modules");
+    let tools = ChainTools {
+        anvil: modules.join("@foundry-rs/anvil-linux-amd64/bin/anvil"),
+        solcjs: modules.join(".bin/solcjs"),
+    };
+    let version = format!("npm-v1: {}", NPM_PACKAGES.join(" "));
+    let marker = prefix.join(".byoc-npm");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == version) && tools.anvil.is_file() && tools.solcjs.is_file() {
+        return Ok(tools);
+    }
+    if !(std::env::consts::OS == "linux" && std::env::consts::ARCH == "x86_64") {
+        bail!(
+            "the test chain's anvil package is the linux-amd64 one; this is {}-{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
+    }
+    if !on_path("npm") {
+        bail!("npm is required to install the test chain's tools ({})", NPM_PACKAGES.join(" "));
+    }
+    eprintln!("xtask: installing the test chain's tools into {} ({})", prefix.display(), NPM_PACKAGES.join(" "));
+    std::fs::create_dir_all(&prefix).with_context(|| format!("creating {}", prefix.display()))?;
+    exec(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(&prefix)
+            .args(["--ignore-scripts", "--no-audit", "--no-fund", "--save-exact"])
+            .args(NPM_PACKAGES),
+    )?;
+    for tool in [&tools.anvil, &tools.solcjs] {
+        if !tool.is_file() {
+            bail!("npm install finished but {} is missing", tool.display());
+        }
+    }
+    std::fs::write(&marker, version).context("writing the npm tools marker")?;
+    Ok(tools)
 }

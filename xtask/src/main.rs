@@ -120,6 +120,8 @@ fn test(root: &std::path::Path) -> Result<()> {
     t.env("BYOC_PEERS_PYTHON", &peers.python)
         .env("BYOC_PYTHON", &peers.python)
         .env("BYOC_WORKER_PYTHON", &peers.worker_python)
+        .env("BYOC_ANVIL", &peers.chain.anvil)
+        .env("BYOC_SOLCJS", &peers.chain.solcjs)
         .env("BYOC_REQUIRE_PEERS", "1");
     exec(&mut t)?;
     eprintln!("xtask: all checks and tests passed");
