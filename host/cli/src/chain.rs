@@ -14,13 +14,13 @@ use byoc_payment::{Address, SecretKey, Wei};
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ChainArgs {
     /// Ethereum JSON-RPC URL (http or https; on Livepeer: an Arbitrum One endpoint). Turns on on-chain mode.
-    #[arg(long, env = "BYOC_ETH_URL")]
+    #[arg(long, env = "BYOC_ETH_URL", global = true)]
     pub eth_url: Option<String>,
     /// Address of Livepeer's Controller contract; every other contract's address is read from it.
-    #[arg(long, env = "BYOC_ETH_CONTROLLER")]
+    #[arg(long, env = "BYOC_ETH_CONTROLLER", global = true)]
     pub eth_controller: Option<String>,
     /// How often the chain is read for new blocks and rounds, in milliseconds [default: 5000].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub chain_poll_ms: Option<u64>,
 }
 

@@ -1,0 +1,280 @@
+//! On-chain mode as an operator runs it: `byoc orchestrator` and `byoc gateway` processes on a real
+//! EVM (anvil with the test chain's contracts, `byoc_e2e::chain`), `byoc sender` funding the gateway's
+//! key, discovery from the chain's pool and from a webhook, priced streams paid with tickets that the
+//! orchestrators redeem on chain once their params expire, exactly once, across a SIGKILL.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{B256, U256};
+use alloy::providers::Provider;
+use byoc_e2e::chain::{ChainOptions, TestChain, address_of, dev_key, tools_available};
+use byoc_e2e::clients::sse_until;
+use byoc_e2e::media::make_ts_segments;
+use byoc_e2e::nodes::plugins_dir;
+use byoc_payment::SecretKey;
+use common::{Node, byoc_within, http, legs, round_trip, start, started, status_of};
+use serde_json::{Value, json};
+
+/// Each winning ticket's face value (and expected value: every ticket wins): enough to cover a
+/// redemption at the local chain's gas prices.
+const FACE: u128 = 1_000_000_000_000_000;
+
+/// A key file (plain hex, 0600) for `key`.
+fn key_file(dir: &Path, name: &str, key: &SecretKey) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, hex(key.to_bytes().as_ref())).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A plugin directory holding only passthrough (an orchestrator compiles nothing else).
+fn passthrough_only(dir: &Path) -> PathBuf {
+    let out = dir.join("plugins");
+    let from = plugins_dir().join("passthrough");
+    std::fs::create_dir_all(out.join("passthrough")).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), out.join("passthrough").join(entry.file_name())).unwrap();
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The tickets in an orchestrator's store, as `byoc tickets export` prints them.
+async fn tickets(store: &str) -> Vec<Value> {
+    let (ok, out, err) = byoc_within(&["tickets", "export", "--store", store], Duration::from_secs(30)).await;
+    assert!(ok, "{err}");
+    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Waits (bounded) until every ticket of `store` is in `state`; returns them.
+async fn all_in_state(store: &str, state: &str, limit: Duration) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let t = tickets(store).await;
+        if !t.is_empty() && t.iter().all(|t| t["state"] == state) {
+            return t;
+        }
+        assert!(start.elapsed() < limit, "tickets of {store} not all {state} after {limit:?}: {t:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The gas `tx` cost its sender.
+async fn gas_cost(tc: &TestChain, tx: &str) -> U256 {
+    let hash: B256 = tx.parse().unwrap();
+    let r = tc.provider().get_transaction_receipt(hash).await.unwrap().unwrap();
+    U256::from(r.gas_used) * U256::from(r.effective_gas_price)
+}
+
+struct Orch {
+    node: Option<Node>,
+    args: Vec<String>,
+    store: String,
+    url: String,
+    key: SecretKey,
+}
+
+impl Orch {
+    fn new(dir: &Path, name: &str, key: SecretKey, tc: &TestChain, plugins: &Path) -> Orch {
+        let port = free_port();
+        let store = dir.join(format!("{name}.sqlite")).to_str().unwrap().to_string();
+        let face = FACE.to_string();
+        let args: Vec<String> = [
+            "orchestrator",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--key",
+            &key_file(dir, &format!("{name}.key"), &key),
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--price",
+            "passthrough=1000",
+            "--ticket-store",
+            &store,
+            "--ticket-ev",
+            &face,
+            "--ticket-face-value",
+            &face,
+            "--eth-url",
+            &tc.url,
+            "--eth-controller",
+            &tc.controller.to_string(),
+            "--chain-poll-ms",
+            "200",
+            "--max-gas-price",
+            "5gwei",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Orch { node: None, args, store, url: format!("http://127.0.0.1:{port}"), key }
+    }
+
+    async fn start(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let node = Node::start(&args, "orchestrator listening on ").await;
+        assert_eq!(node.url, self.url);
+        self.node = Some(node);
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut n) = self.node.take() {
+            n.kill().await;
+        }
+    }
+}
+
+/// A tiny webhook answering go-livepeer's orchestrator list.
+async fn webhook(answer: Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/", axum::routing::get(move || async move { axum::Json(answer) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_chain_discovery_payment_failover_and_redemption_across_a_sigkill() {
+    if !tools_available("on_chain_discovery_payment_failover_and_redemption_across_a_sigkill").unwrap()
+        || !byoc_e2e::media::tool_available("on_chain_discovery_payment_failover_and_redemption", "ffmpeg")
+    {
+        return;
+    }
+    // Long rounds: tickets made now stay redeemable while the test mines past their params' expiry.
+    let tc = TestChain::start_with(ChainOptions { round_length: 400, ..ChainOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = passthrough_only(dir.path());
+    let controller = tc.controller.to_string();
+    let chain_flags = ["--eth-url", tc.url.as_str(), "--eth-controller", controller.as_str(), "--chain-poll-ms", "200"];
+    let mut a = Orch::new(dir.path(), "a", dev_key(1).unwrap(), &tc, &plugins);
+    let mut b = Orch::new(dir.path(), "b", dev_key(3).unwrap(), &tc, &plugins);
+    // Both in the pool with their service URIs (A first: more stake).
+    tc.add_orchestrator(&a.key, U256::from(200), &a.url).await.unwrap();
+    tc.add_orchestrator(&b.key, U256::from(100), &b.url).await.unwrap();
+    a.start().await;
+    b.start().await;
+
+    // An unfunded gateway key is refused at start, with what to do.
+    let broke = key_file(dir.path(), "broke.key", &dev_key(4).unwrap());
+    let args = [&["gateway", "--listen", "127.0.0.1:0", "--key", broke.as_str()][..], &chain_flags[..]].concat();
+    let (ok, _, err) = byoc_within(&args, Duration::from_secs(60)).await;
+    assert!(!ok && err.contains("no deposit and no reserve") && err.contains("byoc sender fund"), "{err}");
+
+    // The gateway's key funded with `byoc sender`, and its status read back.
+    let gw_key = dev_key(2).unwrap();
+    let gw_file = key_file(dir.path(), "gw.key", &gw_key);
+    let fund = [
+        &["sender", "fund", "--key", gw_file.as_str(), "--deposit", "1eth", "--reserve", "1eth"][..],
+        &chain_flags[..4],
+    ]
+    .concat();
+    let (ok, out, err) = byoc_within(&fund, Duration::from_secs(60)).await;
+    assert!(ok, "{out}{err}");
+    let status = [&["sender", "status", "--json", "--key", gw_file.as_str()][..], &chain_flags[..4]].concat();
+    let (ok, out, err) = byoc_within(&status, Duration::from_secs(60)).await;
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (s["deposit"].as_str(), s["reserve"].as_str(), s["unlocking"].as_bool()),
+        (Some("1000000000000000000"), Some("1000000000000000000"), Some(false)),
+        "{s}"
+    );
+    assert_eq!(s["pool_size"], 2);
+
+    // A gateway that knows orchestrators only from the chain's pool.
+    let gw_args = [&["gateway", "--listen", "127.0.0.1:0", "--key", gw_file.as_str()][..], &chain_flags[..]].concat();
+    let gw = Node::start(&gw_args, "gateway listening on ").await;
+    let segs: Vec<Vec<u8>> =
+        make_ts_segments(dir.path(), 3).await.unwrap().iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let s1 = started(&gw.url, "passthrough", legs(json!({})), "paid").await;
+    assert_eq!(status_of(&s1).await["orchestrator"], a.url.as_str(), "the pool's first orchestrator");
+    assert_eq!(round_trip(&s1, &segs[0], Duration::from_secs(20)).await.as_deref(), Some(&segs[0][..]));
+    let on_a = tickets(&a.store).await;
+    assert_eq!(on_a.len(), 1, "one winning ticket paid the start: {on_a:?}");
+    assert_eq!(on_a[0]["sender"], gw_key.address().to_checksum().as_str());
+    assert_eq!(on_a[0]["face_value"], FACE.to_string().as_str());
+    assert_eq!(on_a[0]["creation_round"], 1, "the chain's round");
+
+    // A killed with SIGKILL: the stream fails over to B, found in the pool too, and pays B.
+    let mut events = http().get(s1["events_url"].as_str().unwrap()).send().await.unwrap();
+    a.kill().await;
+    sse_until(&mut events, "orchestrator_swap", Duration::from_secs(30)).await;
+    assert_eq!(status_of(&s1).await["orchestrator"], b.url.as_str());
+    assert_eq!(round_trip(&s1, &segs[1], Duration::from_secs(20)).await.as_deref(), Some(&segs[1][..]));
+    assert_eq!(tickets(&b.store).await.len(), 1);
+
+    // A second gateway that knows orchestrators only from a webhook (go-livepeer's answer): B scores best.
+    let hook = webhook(json!([{"address": a.url, "score": 0.1}, {"address": b.url, "score": 0.9}])).await;
+    let hooked = Node::start(
+        &["gateway", "--listen", "127.0.0.1:0", "--key", gw_file.as_str(), "--orchestrator-webhook", hook.as_str()],
+        "gateway listening on ",
+    )
+    .await;
+    let s2 = started(&hooked.url, "passthrough", legs(json!({})), "hooked").await;
+    assert_eq!(status_of(&s2).await["orchestrator"], b.url.as_str());
+    assert_eq!(http().post(s2["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+
+    // The params expire (40 blocks) while the gas price is over A's and B's limit (5 gwei): nothing is
+    // redeemed, and A (restarted on its store) waits too. B redeems once the price falls.
+    let deposit_before = tc.sender_info(address_of(&gw_key)).await.unwrap().deposit;
+    tc.set_gas_price(20_000_000_000).await.unwrap();
+    tc.mine(41).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = tickets(&b.store).await;
+    assert!(waiting.iter().all(|t| t["state"] == "pending"), "{waiting:#?}");
+    assert!(waiting[0]["last_error"].as_str().unwrap_or("").contains("gas price"), "{waiting:#?}");
+    let a_before = tc.balance(address_of(&a.key)).await.unwrap();
+    a.start().await;
+    tc.set_gas_price(1_000_000_000).await.unwrap();
+    tc.mine(1).await.unwrap();
+    let done_a = all_in_state(&a.store, "redeemed", Duration::from_secs(60)).await;
+    let done_b = all_in_state(&b.store, "redeemed", Duration::from_secs(60)).await;
+    // A got its face value, less exactly the gas of its redemption; the gateway's deposit paid both.
+    let a_after = tc.balance(address_of(&a.key)).await.unwrap();
+    let gas = gas_cost(&tc, done_a[0]["redeemed_tx"].as_str().unwrap()).await;
+    assert_eq!(a_after + gas, a_before + U256::from(FACE));
+    let deposit_after = tc.sender_info(address_of(&gw_key)).await.unwrap().deposit;
+    assert_eq!(deposit_after, deposit_before - U256::from(2 * FACE));
+    for t in done_a.iter().chain(&done_b) {
+        let hash: [u8; 32] =
+            alloy::hex::decode(t["recipient_rand_hash"].as_str().unwrap()).unwrap().try_into().unwrap();
+        assert_ne!(hash, [0; 32]);
+    }
+    // Nothing is redeemed twice: still one redemption each after more passes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tc.sender_info(address_of(&gw_key)).await.unwrap().deposit, deposit_after);
+
+    // The gateway's key starts unlocking: the orchestrators refuse its tickets and the gateway stops
+    // paying; a new stream is refused with 402 naming why, before anything starts.
+    let unlock = [&["sender", "unlock", "--key", gw_file.as_str()][..], &chain_flags[..4]].concat();
+    let (ok, out, err) = byoc_within(&unlock, Duration::from_secs(60)).await;
+    assert!(ok && out.contains("unlocking"), "{out}{err}");
+    let token = byoc_payment::job::EthAddressCredential::new(&gw_key).unwrap().to_header();
+    let r = http()
+        .get(format!("{}/process/token", b.url))
+        .header("Livepeer-Eth-Address", token)
+        .header("Livepeer-Capability", "passthrough")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    assert!(r.text().await.unwrap().contains("unlocking"));
+    let r = start(&hooked.url, "passthrough", legs(json!({})), "refused").await;
+    assert_eq!(r.status(), 402);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("unlocking"), "{body}");
+    a.kill().await;
+    b.kill().await;
+}
