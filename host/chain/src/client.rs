@@ -297,7 +297,11 @@ impl Chain {
         what: &str,
         call: alloy::contract::SolCallBuilder<&DynProvider, C>,
     ) -> Result<[u8; 32], ChainError> {
-        let call = call.from(self.sender()?);
+        // Fees from the node's own gas price (room for it to double), not from fee history: a price that
+        // just moved (or one a test chain sets) is what the next block charges.
+        let gas_price = self.gas_price().await?;
+        let call =
+            call.from(self.sender()?).max_fee_per_gas(gas_price.saturating_mul(2).max(1)).max_priority_fee_per_gas(0);
         rpc(what, call.estimate_gas()).await.map_err(|e| ChainError::Reverted(e.to_string()))?;
         let pending = rpc(what, call.send()).await?;
         let receipt = rpc(what, pending.with_timeout(Some(Duration::from_secs(120))).get_receipt()).await?;

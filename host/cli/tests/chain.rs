@@ -171,6 +171,10 @@ async fn on_chain_discovery_payment_failover_and_redemption_across_a_sigkill() {
     let args = [&["gateway", "--listen", "127.0.0.1:0", "--key", broke.as_str()][..], &chain_flags[..]].concat();
     let (ok, _, err) = byoc_within(&args, Duration::from_secs(60)).await;
     assert!(!ok && err.contains("no deposit and no reserve") && err.contains("byoc sender fund"), "{err}");
+    // And an orchestrator refuses that key's tickets before anything starts: 402, naming why.
+    let r = token_request(&a.url, &dev_key(4).unwrap()).await;
+    assert_eq!(r.status(), 402);
+    assert!(r.text().await.unwrap().contains("no deposit and no reserve"));
 
     // The gateway's key funded with `byoc sender`, and its status read back.
     let gw_key = dev_key(2).unwrap();
@@ -261,14 +265,7 @@ async fn on_chain_discovery_payment_failover_and_redemption_across_a_sigkill() {
     let unlock = [&["sender", "unlock", "--key", gw_file.as_str()][..], &chain_flags[..4]].concat();
     let (ok, out, err) = byoc_within(&unlock, Duration::from_secs(60)).await;
     assert!(ok && out.contains("unlocking"), "{out}{err}");
-    let token = byoc_payment::job::EthAddressCredential::new(&gw_key).unwrap().to_header();
-    let r = http()
-        .get(format!("{}/process/token", b.url))
-        .header("Livepeer-Eth-Address", token)
-        .header("Livepeer-Capability", "passthrough")
-        .send()
-        .await
-        .unwrap();
+    let r = token_request(&b.url, &gw_key).await;
     assert_eq!(r.status(), 402);
     assert!(r.text().await.unwrap().contains("unlocking"));
     let r = start(&hooked.url, "passthrough", legs(json!({})), "refused").await;
@@ -277,4 +274,30 @@ async fn on_chain_discovery_payment_failover_and_redemption_across_a_sigkill() {
     assert!(body.contains("unlocking"), "{body}");
     a.kill().await;
     b.kill().await;
+
+    // After the unlock period (2 rounds) the deposit and the reserve come back to the key.
+    let eth_before = tc.balance(address_of(&gw_key)).await.unwrap();
+    let info = tc.sender_info(address_of(&gw_key)).await.unwrap();
+    let rounds = tc.options.unlock_period + 1;
+    tc.mine(rounds * tc.options.round_length).await.unwrap();
+    let withdraw = [&["sender", "withdraw", "--key", gw_file.as_str()][..], &chain_flags[..4]].concat();
+    let (ok, out, err) = byoc_within(&withdraw, Duration::from_secs(60)).await;
+    assert!(ok && out.contains("withdrawn"), "{out}{err}");
+    let after = tc.sender_info(address_of(&gw_key)).await.unwrap();
+    assert_eq!((after.deposit, after.funds_remaining), (U256::ZERO, U256::ZERO));
+    let returned = info.deposit + info.funds_remaining;
+    let eth_after = tc.balance(address_of(&gw_key)).await.unwrap();
+    assert!(eth_after > eth_before && eth_after <= eth_before + returned, "{eth_before} → {eth_after}");
+}
+
+/// `GET /process/token` for passthrough as `key`.
+async fn token_request(orch: &str, key: &SecretKey) -> reqwest::Response {
+    let credential = byoc_payment::job::EthAddressCredential::new(key).unwrap().to_header();
+    http()
+        .get(format!("{orch}/process/token"))
+        .header("Livepeer-Eth-Address", credential)
+        .header("Livepeer-Capability", "passthrough")
+        .send()
+        .await
+        .unwrap()
 }
