@@ -108,13 +108,23 @@ impl Chain {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ChainError::Config(format!("--eth-url {url:?}: only http and https JSON-RPC are supported")));
         }
+        // The nonce is read from the node for every transaction: a cached nonce is reserved before the
+        // transaction is sent, and one that is never sent (a refusal, an RPC error) would leave a gap
+        // every later transaction waits behind.
+        let builder = || {
+            ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .with_gas_estimation()
+                .with_simple_nonce_management()
+                .fetch_chain_id()
+        };
         let provider = match key {
             Some(k) => {
                 let signer = PrivateKeySigner::from_bytes(&B256::from(*k.to_bytes()))
                     .map_err(|e| ChainError::Config(format!("key: {e}")))?;
-                ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(parsed).erased()
+                builder().wallet(EthereumWallet::from(signer)).connect_http(parsed).erased()
             }
-            None => ProviderBuilder::new().connect_http(parsed).erased(),
+            None => builder().connect_http(parsed).erased(),
         };
         let controller_eth = to_eth(controller);
         let code = rpc("eth_getCode(controller)", provider.get_code_at(controller_eth)).await?;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use byoc_payment::SecretKey;
 use byoc_payment::job::{EthAddressCredential, JobRequest};
-use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
@@ -15,9 +14,7 @@ use crate::discovery::{Candidate, OrchestratorFilter, Token, discover, fetch_tok
 use crate::error::ApiError;
 use byoc_protocol::headers;
 
-/// The most of an orchestrator's answer the gateway reads whole (the answer to an update or a stop,
-/// the text of a refusal); the rest is cut off.
-pub(crate) const MAX_ANSWER_BYTES: usize = 1 << 20;
+pub(crate) use crate::answer::{answer_body, refusal_text};
 
 /// The HTTP client and the signing key the gateway's jobs go out with.
 pub(crate) struct OrchestratorClient {
@@ -160,25 +157,4 @@ impl OrchestratorClient {
         let credential = self.credential().map_err(|_| "no credential".to_string())?.to_header();
         fetch_token(&self.http, orchestrator, &credential, capability, timeout).await
     }
-}
-
-/// The body of an answer, cut off at [`MAX_ANSWER_BYTES`] (what came before a failure to read it).
-pub(crate) async fn answer_body(resp: reqwest::Response) -> Bytes {
-    let mut body = Vec::new();
-    let mut chunks = resp.bytes_stream();
-    while let Some(Ok(chunk)) = chunks.next().await {
-        let room = MAX_ANSWER_BYTES - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == MAX_ANSWER_BYTES {
-            break;
-        }
-    }
-    Bytes::from(body)
-}
-
-/// `"{status} {text}"` of a refusal (its text trimmed and bounded).
-pub(crate) async fn refusal_text(resp: reqwest::Response) -> String {
-    let status = resp.status();
-    let text = answer_body(resp).await;
-    format!("{status} {}", String::from_utf8_lossy(&text).trim())
 }

@@ -68,7 +68,7 @@ pub(crate) async fn fetch_token(
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     if !resp.status().is_success() {
-        return Err(format!("{url}: token request answered {}", crate::client::refusal_text(resp).await));
+        return Err(format!("{url}: token request answered {}", crate::answer::refusal_text(resp).await));
     }
     resp.json().await.map_err(|e| format!("{url}: bad token: {e}"))
 }
@@ -146,7 +146,7 @@ impl Webhook {
         if !resp.status().is_success() {
             return Err(format!("answered {}", resp.status()));
         }
-        let body = crate::client::answer_body(resp).await;
+        let body = crate::answer::answer_body(resp).await;
         parse_webhook(&body)
     }
 }
@@ -161,7 +161,16 @@ fn parse_webhook(body: &[u8]) -> Result<Vec<String>, String> {
     Ok(entries.into_iter().map(|e| norm(&e.address).to_string()).collect())
 }
 
-impl crate::state::OrchestratorSource for Webhook {
+/// Somewhere orchestrators come from besides `--orchestrator`/`--orchestrator-list`: the chain's pool,
+/// a webhook. Asked at every discovery; a source caches as it sees fit.
+pub trait OrchestratorSource: Send + Sync {
+    /// What to call it in logs.
+    fn name(&self) -> String;
+    /// The orchestrators' URLs, best first; an error is logged and the other sources still serve.
+    fn urls(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>>;
+}
+
+impl OrchestratorSource for Webhook {
     fn name(&self) -> String {
         format!("webhook {}", self.url)
     }

@@ -9,7 +9,8 @@
 //!
 //! Layers: a module imports only modules of lower layers (and earlier ones of its own layer, as
 //! listed), never a later one; this file, the router, is the top.
-//! 1. The model: `error` (the API's error answer), `config`, `discovery` (orchestrator tokens),
+//! 1. The model: `error` (the API's error answer), `config`, `answer` (an orchestrator's answer read
+//!    with a bound), `discovery` (orchestrator tokens and sources),
 //!    `model` (a stream, its attachment to an orchestrator, its SSE feeds).
 //! 2. The gateway: `client` (signed jobs to orchestrators), `state` (the `Gateway`: settings, client,
 //!    streams), `urls` (what `start` hands out), `payments`.
@@ -19,6 +20,7 @@
 //! 4. The servers: `auth` and `request` (what a request must carry), the HTTP handlers `start`,
 //!    `handlers`, `batch` and `webrtc`, and the RTMP server `rtmp`.
 
+mod answer;
 mod auth;
 mod batch;
 mod client;
@@ -47,9 +49,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 pub use config::{GatewayConfig, MediaLimits};
-pub use discovery::{Candidate, OrchestratorFilter, Token, Webhook, discover};
+pub use discovery::{Candidate, OrchestratorFilter, OrchestratorSource, Token, Webhook, discover};
 pub use rtmp::serve_rtmp;
-pub use state::{Gateway, OrchestratorSource};
+pub use state::Gateway;
 pub use webrtc::serve_webrtc;
 
 /// The OpenAPI description of this API (kept true by a test of `tests/it/gateway.rs`).

@@ -8,7 +8,7 @@ use byoc_payment::{SecretKey, Wei};
 
 use crate::client::OrchestratorClient;
 use crate::config::GatewayConfig;
-use crate::discovery::{Candidate, OrchestratorFilter};
+use crate::discovery::{Candidate, OrchestratorFilter, OrchestratorSource};
 use crate::error::ApiError;
 use crate::model::GwStream;
 
@@ -31,15 +31,6 @@ pub struct Gateway {
     sources: RwLock<Vec<Arc<dyn OrchestratorSource>>>,
     /// On chain: the largest face value the gateway's deposit and reserve back, or why it cannot pay.
     backing: RwLock<Option<Result<Wei, String>>>,
-}
-
-/// Somewhere orchestrators come from besides `--orchestrator`/`--orchestrator-list`: the chain's pool,
-/// a webhook. Asked at every discovery; a source caches as it sees fit.
-pub trait OrchestratorSource: Send + Sync {
-    /// What to call it in logs.
-    fn name(&self) -> String;
-    /// The orchestrators' URLs, best first; an error is logged and the other sources still serve.
-    fn urls(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>>;
 }
 
 /// Streams that ended lately: (id, secret, why), the newest last. Only a request carrying the
