@@ -235,8 +235,12 @@ async fn compile() -> Result<Compiled> {
         hashed.extend_from_slice(f.as_bytes());
         hashed.extend_from_slice(&keccak256(&src).0);
     }
+    // The compiler: its path and when its script was installed (a reinstall, e.g. another
+    // version, compiles afresh).
     let solcjs = solcjs_path();
     hashed.extend_from_slice(solcjs.to_string_lossy().as_bytes());
+    let installed = std::fs::metadata(&solcjs).and_then(|m| m.modified()).ok();
+    hashed.extend_from_slice(format!("{installed:?}").as_bytes());
     let key = keccak256(&hashed);
     let cache_root = root().join("target/tmp/chain-contracts");
     let cached = cache_root.join(alloy::hex::encode(&key.0[..8]));
