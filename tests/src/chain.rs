@@ -33,7 +33,9 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol;
 use alloy::sol_types::SolValue;
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use byoc_payment::{ExpirationParams, SecretKey, Signature, Ticket, WinningTicket};
+use byoc_payment::{
+    ExpirationParams, Payment, SecretKey, Signature, Ticket, TicketParams, Wei, WinProb, WinningTicket, random_hex,
+};
 use tokio::process::{Child, Command};
 
 use crate::nodes::root;
@@ -233,8 +235,12 @@ async fn compile() -> Result<Compiled> {
         hashed.extend_from_slice(f.as_bytes());
         hashed.extend_from_slice(&keccak256(&src).0);
     }
+    // The compiler: its path and when its script was installed (a reinstall, e.g. another
+    // version, compiles afresh).
     let solcjs = solcjs_path();
     hashed.extend_from_slice(solcjs.to_string_lossy().as_bytes());
+    let installed = std::fs::metadata(&solcjs).and_then(|m| m.modified()).ok();
+    hashed.extend_from_slice(format!("{installed:?}").as_bytes());
     let key = keccak256(&hashed);
     let cache_root = root().join("target/tmp/chain-contracts");
     let cached = cache_root.join(alloy::hex::encode(&key.0[..8]));
@@ -430,10 +436,26 @@ impl TestChain {
     ) -> Result<TransactionReceipt> {
         let pending =
             provider.send_transaction(tx).await.with_context(|| format!("{what}: sending the transaction"))?;
-        let receipt = pending.get_receipt().await.with_context(|| format!("{what}: waiting for the receipt"))?;
-        ensure!(receipt.status(), "{what}: transaction {} reverted", receipt.transaction_hash);
+        let hash = *pending.tx_hash();
+        let receipt = self.receipt(hash).await.with_context(|| format!("{what}: waiting for the receipt"))?;
+        ensure!(receipt.status(), "{what}: transaction {hash} reverted");
         self.reapply_gas_price().await?;
         Ok(receipt)
+    }
+
+    /// The receipt of transaction `hash`, polled for up to 30 s (anvil mines each transaction as
+    /// it arrives, so it is there at once unless the transaction is stuck).
+    pub async fn receipt(&self, hash: B256) -> Result<TransactionReceipt> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(r) = self.provider.get_transaction_receipt(hash).await.context("eth_getTransactionReceipt")? {
+                return Ok(r);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("transaction {hash} has no receipt after 30 s (not mined: a nonce gap or too low a fee?)");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A provider that signs with `key` (any account; fund it first unless it is a dev account).
@@ -677,10 +699,82 @@ impl TestChain {
         self.transact(&p, tx, &format!("redeeming ticket nonce {}", ticket.sender_nonce)).await
     }
 
+    /// Fresh ticket params for `recipient` with the chain's current expiration params (the last
+    /// initialized round and its block hash), a new random number and seed, expiring 40 blocks on.
+    pub async fn issue(&self, recipient: byoc_payment::Address, face_value: Wei, win_prob: WinProb) -> Result<Issued> {
+        let expiration = self.expiration_params().await?;
+        self.issue_with(recipient, face_value, win_prob, expiration).await
+    }
+
+    /// [`issue`](Self::issue) with the given expiration params (e.g. a wrong block hash).
+    pub async fn issue_with(
+        &self,
+        recipient: byoc_payment::Address,
+        face_value: Wei,
+        win_prob: WinProb,
+        expiration: ExpirationParams,
+    ) -> Result<Issued> {
+        let rand = random32()?;
+        let params = TicketParams {
+            recipient,
+            face_value,
+            win_prob,
+            recipient_rand_hash: keccak256(rand).0,
+            seed: random32()?,
+            expiration_block: self.block_number().await? + 40,
+            expiration_params: expiration,
+        };
+        Ok(Issued { rand, params })
+    }
+
     /// [`redeem`](Self::redeem) of a recipient's [`WinningTicket`].
     pub async fn redeem_winning(&self, key: &SecretKey, winning: &WinningTicket) -> Result<TransactionReceipt> {
         self.redeem(key, &winning.ticket, &winning.sig, &winning.recipient_rand).await
     }
+}
+
+/// A recipient's side of one set of ticket params: its secret random number and the params it
+/// issues, with the chain's creation round and block hash (what an orchestrator in on-chain mode
+/// puts in its tickets).
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The recipient's random number (revealed to redeem a winning ticket).
+    pub rand: [u8; 32],
+    /// The params a sender makes tickets from.
+    pub params: TicketParams,
+}
+
+/// 32 random bytes.
+pub fn random32() -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    alloy::hex::decode_to_slice(random_hex(32), &mut out).context("random bytes")?;
+    Ok(out)
+}
+
+/// The tickets and signatures a payment carries, rebuilt from its wire form as a recipient does,
+/// each signature checked.
+pub fn payment_tickets(payment: &Payment) -> Result<Vec<(Ticket, Signature)>> {
+    let params = TicketParams::from_proto(payment.ticket_params.as_ref().context("no ticket params")?)?;
+    let exp = payment.expiration_params.as_ref().context("no expiration params")?;
+    let expiration = ExpirationParams {
+        creation_round: exp.creation_round,
+        creation_round_block_hash: exp
+            .creation_round_block_hash
+            .as_slice()
+            .try_into()
+            .context("the creation round's block hash is not 32 bytes")?,
+    };
+    let sender = byoc_payment::Address(payment.sender.as_slice().try_into().context("the sender is not 20 bytes")?);
+    payment
+        .ticket_sender_params
+        .iter()
+        .map(|t| {
+            let sig = Signature(t.sig.as_slice().try_into().context("a signature is not 65 bytes")?);
+            let ticket = Ticket::new(&params, expiration, sender, t.sender_nonce);
+            ticket.verify(&sig)?;
+            Ok((ticket, sig))
+        })
+        .collect()
 }
 
 /// A byoc ticket in the contract's form. The aux data is what byoc hashes after the fixed fields
@@ -700,9 +794,20 @@ pub fn sol_ticket(ticket: &Ticket) -> Result<SolTicket> {
     })
 }
 
+/// A provider that signs with `key` and fills gas, nonce and chain id. The nonce is asked of the
+/// node for every transaction: alloy's default (cached) nonce manager reserves a nonce before the
+/// transaction is sent, so one refused at gas estimation (a revert) leaves a gap that makes every
+/// later transaction of that provider wait forever.
 fn wallet_provider(url: &str, key: &SecretKey) -> Result<DynProvider> {
     let wallet = EthereumWallet::from(signer(key)?);
-    Ok(ProviderBuilder::new().wallet(wallet).connect_http(url.parse().context("anvil's URL")?).erased())
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(wallet)
+        .connect_http(url.parse().context("anvil's URL")?)
+        .erased())
 }
 
 fn to_u64(v: U256, what: &str) -> Result<u64> {

@@ -161,9 +161,13 @@ contract TicketBroker {
         } else {
             s.deposit -= amount;
         }
-        emit WinningTicketTransfer(ticket.sender, ticket.recipient, amount);
-        // The test chain pays the recipient directly, in ETH (see the contract's notice).
-        pay(ticket.recipient, amount);
+        // Nothing to pay (an empty deposit and no claim on the reserve): the ticket is used all
+        // the same, and no transfer is reported.
+        if (amount > 0) {
+            emit WinningTicketTransfer(ticket.sender, ticket.recipient, amount);
+            // The test chain pays the recipient directly, in ETH (see the contract's notice).
+            pay(ticket.recipient, amount);
+        }
     }
 
     /// @notice A sender's deposit and unlock round, and its reserve and what was claimed from it
