@@ -369,7 +369,7 @@ impl VideoDecoder {
             }
         };
         frame.keyframe = decoded.is_key();
-        let bytes = frame.data().len();
+        let bytes = frame.byte_len();
         parts.queued_video.fetch_add(1, Ordering::Relaxed);
         parts.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if parts.lossless {

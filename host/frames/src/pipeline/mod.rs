@@ -215,7 +215,7 @@ impl FrameSource {
         let item = self.rx.recv().await;
         if let Some(Decoded::Video(frame)) = &item {
             self.queued_video.fetch_sub(1, Ordering::Relaxed);
-            self.queued_bytes.fetch_sub(frame.data().len(), Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(frame.byte_len(), Ordering::Relaxed);
         }
         item
     }
