@@ -5,7 +5,7 @@
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
 //! - `cargo xtask bench [trickle|runtime|stream|media|frames]` — benchmarks, printed as ratios against a
 //!   same-run baseline (`media` also installs the Python peers: its WebRTC peers are aiortc; `frames`
-//!   the pytrickle worker, its second baseline).
+//!   the pytrickle worker, its second baseline; `frames crossing` runs only the plugin crossing figure).
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
 //! - `cargo xtask docs` — check the docs' links and named functions, then build the book (`docs/`)
 //!   into `target/book/` (installs the pinned mdbook into `target/tools/` once).
@@ -28,7 +28,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root),
         Some("demo") => demo::run(&root),
-        Some("bench") => bench(&root, args.get(1).map(String::as_str)),
+        Some("bench") => bench(&root, args.get(1).map(String::as_str), &args[2.min(args.len())..]),
         Some("plugins") => {
             let dir = plugins::build(&root)?;
             eprintln!("xtask: plugins laid out in {}", dir.display());
@@ -128,7 +128,9 @@ fn test(root: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
+/// `rest`: arguments after the benchmark's name, handed to it (`frames crossing` runs only the
+/// crossing figure).
+fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result<()> {
     match which.unwrap_or("trickle") {
         "trickle" => {
             // The third-party clients (pytrickle, livepeer-gateway) run from the peers venv; without
@@ -165,6 +167,9 @@ fn bench(root: &std::path::Path, which: Option<&str>) -> Result<()> {
             plugins::build(root)?;
             let mut run = cargo(root);
             run.args(["bench", "-p", "byoc-orchestrator", "--bench", "frames"]);
+            if !rest.is_empty() {
+                run.arg("--").args(rest);
+            }
             // pytrickle's worker is the second baseline; without its venv that row says why.
             match env::ensure_worker(root) {
                 Ok(python) => {

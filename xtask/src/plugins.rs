@@ -93,6 +93,8 @@ pub fn build(root: &Path) -> Result<PathBuf> {
 ///   future-wit.wasm           a component built against byoc:capability@0.3.0 (served: 0.1, 0.2)
 ///   slow-frames/              a frame plugin sleeping on every frame (with manifest.toml), for
 ///                             the gateway's frame-drop test
+///   audio-gain/               an audio frame plugin scaling the samples (with manifest.toml),
+///                             for the tests of audio frames through wasm
 /// ```
 ///
 /// Build output goes to `target/hostile-build/`. `byoc-runtime`'s tests run the same build
@@ -118,13 +120,12 @@ pub fn build_hostile(root: &Path) -> Result<PathBuf> {
     install(&built.join("wrong_world.wasm"), &out.join("wrong-world.wasm"))?;
     install(&built.join("future_wit.wasm"), &out.join("future-wit.wasm"))?;
     install(&root.join("tests").join("hostile").join("hostile").join("manifest.toml"), &dir.join("manifest.toml"))?;
-    let slow = out.join("slow-frames");
-    fs::create_dir_all(&slow).with_context(|| format!("creating {}", slow.display()))?;
-    install(&built.join("slow_frames.wasm"), &slow.join("slow-frames.wasm"))?;
-    install(
-        &root.join("tests").join("hostile").join("slow-frames").join("manifest.toml"),
-        &slow.join("manifest.toml"),
-    )?;
+    for name in ["slow-frames", "audio-gain"] {
+        let dir = out.join(name);
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        install(&built.join(format!("{}.wasm", name.replace('-', "_"))), &dir.join(format!("{name}.wasm")))?;
+        install(&root.join("tests").join("hostile").join(name).join("manifest.toml"), &dir.join("manifest.toml"))?;
+    }
     build(&["-p", "hostile", "--features", "v2"])?;
     install(&built.join("hostile.wasm"), &out.join("hostile-v2.wasm"))?;
     Ok(out)

@@ -24,6 +24,10 @@
 //! [capacity]                        # concurrent streams, per plugin capability
 //! passthrough = 8
 //!
+//! [frames]                          # what a frame plugin's stream may ask of the encoder
+//! max_bitrate_kbps = 6000           # params.encoder.bitrate_kbps at most this
+//! slowest_preset = "veryfast"       # params.encoder.preset no slower than this x264 preset
+//!
 //! [operator]                        # narrows what plugins may do (see byoc-runtime)
 //! outbound_hosts = ["127.0.0.1:9000"]
 //! [operator.plugins.http-adapter]
@@ -111,6 +115,8 @@ pub struct NodeConfig {
     pub operator: byoc_runtime::OperatorConfig,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub frames: FramesFile,
 }
 
 impl NodeConfig {
@@ -321,6 +327,45 @@ pub struct LimitsFile {
     pub webrtc_max_sessions_per_ip: Option<usize>,
     pub webrtc_max_pending_per_ip: Option<usize>,
     pub webrtc_connect_timeout_secs: Option<u64>,
+}
+
+/// The config file's `[frames]`: see [`FramesArgs`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FramesFile {
+    pub max_bitrate_kbps: Option<u32>,
+    pub slowest_preset: Option<String>,
+}
+
+/// What a frame plugin's stream may ask of the video encoder in `params.encoder` (see
+/// `byoc_frames::encoder`); each flag wins over the config file's `[frames]`, which wins over the
+/// default.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct FramesArgs {
+    /// Highest video bitrate a frame plugin's stream may ask for, in kbit/s [default: 6000].
+    #[arg(long)]
+    pub frames_max_bitrate_kbps: Option<u32>,
+    /// Slowest x264 preset a frame plugin's stream may ask for (ultrafast, superfast, veryfast,
+    /// faster, fast, medium, slow, slower, veryslow, placebo) [default: veryfast].
+    #[arg(long)]
+    pub frames_slowest_preset: Option<String>,
+}
+
+impl FramesArgs {
+    /// The encoder limits: flags, then the file, then the defaults; checked.
+    pub fn limits(&self, file: &FramesFile) -> anyhow::Result<byoc_frames::EncodeLimits> {
+        let d = byoc_frames::EncodeLimits::default();
+        let limits = byoc_frames::EncodeLimits {
+            max_bitrate_kbps: layered(self.frames_max_bitrate_kbps, file.max_bitrate_kbps, d.max_bitrate_kbps),
+            slowest_preset: self
+                .frames_slowest_preset
+                .clone()
+                .or_else(|| file.slowest_preset.clone())
+                .unwrap_or(d.slowest_preset),
+        };
+        limits.check().map_err(|e| anyhow::anyhow!("--frames-max-bitrate-kbps / --frames-slowest-preset: {e}"))?;
+        Ok(limits)
+    }
 }
 
 /// A config file holding only `[limits]` (`byoc trickle --config`, `byoc dev --config`).

@@ -37,6 +37,8 @@ pub struct DevArgs {
     config: Option<std::path::PathBuf>,
     #[command(flatten)]
     limits: crate::config::LimitArgs,
+    #[command(flatten)]
+    frames: crate::config::FramesArgs,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -60,6 +62,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             stream_idle_timeout: Duration::from_secs(60),
             // Free mode: go-livepeer gateways' jobs are welcome too.
             accept_unstamped_jobs: true,
+            frame_encoding: args.frames.limits(&crate::config::FramesFile::default())?,
             ..OrchestratorConfig::default()
         },
         trickle,

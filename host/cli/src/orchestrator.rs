@@ -56,6 +56,8 @@ pub struct OrchestratorArgs {
     prices: crate::config::PriceArgs,
     #[command(flatten)]
     limits: crate::config::LimitArgs,
+    #[command(flatten)]
+    frames: crate::config::FramesArgs,
     /// SQLite file for winning tickets and balances (priced mode); winning tickets are written
     /// to it before a payment is acknowledged. Without it they are kept in memory only.
     #[arg(long)]
@@ -263,6 +265,7 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
             grace: Duration::from_secs(args.payment_grace_secs.unwrap_or(10)),
             ..Default::default()
         },
+        frame_encoding: args.frames.limits(&file.frames)?,
         ..OrchestratorConfig::default()
     };
     if let Some(k) = &config.key {

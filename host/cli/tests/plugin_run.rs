@@ -92,3 +92,71 @@ async fn plugin_inspect_shows_a_frame_plugins_needs() {
     let passthrough = inspect("passthrough");
     assert!(passthrough["describe"].get("frames").is_none(), "{passthrough}");
 }
+
+/// The loudest sample of a file's audio in dBFS, from ffmpeg's `volumedetect` (`-inf` for
+/// digital silence).
+async fn max_volume_db(file: &Path) -> f64 {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-i"])
+        .arg(file)
+        .args(["-vn", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let value = text.lines().find_map(|l| l.split("max_volume:").nth(1)).unwrap_or_else(|| panic!("{text}"));
+    let value = value.trim().trim_end_matches("dB").trim();
+    if value == "-inf" { f64::NEG_INFINITY } else { value.parse().unwrap_or_else(|_| panic!("{value:?} in {text}")) }
+}
+
+/// Audio frames through a wasm plugin and back: `audio-gain` (a test plugin asking for audio
+/// only, `tests/hostile/audio-gain`) gets every segment's AAC decoded to f32 frames; with gain 0
+/// the re-encoded audio out is silent, with gain 1 it is as loud as the input; the video, which
+/// it did not ask for, comes out frame for frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_passes_audio_frames_through_a_wasm_plugin() {
+    if !tool_available("plugin_run_passes_audio_frames_through_a_wasm_plugin", "ffmpeg") {
+        return;
+    }
+    let plugin = root().join("target/hostile-plugins/audio-gain");
+    if !plugin.join("audio-gain.wasm").is_file() {
+        assert!(!byoc_e2e::peers_required(), "target/hostile-plugins missing: `cargo xtask test` builds it");
+        eprintln!("skipped: hostile plugins not built (run through `cargo xtask test`)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input_dir = dir.path().join("in");
+    std::fs::create_dir_all(&input_dir).unwrap();
+    let inputs = make_ts_segments(&input_dir, 2).await.unwrap();
+    let input = dir.path().join("in.ts");
+    std::fs::write(&input, inputs.iter().flat_map(|f| std::fs::read(f).unwrap()).collect::<Vec<u8>>()).unwrap();
+    let loud = max_volume_db(&input).await;
+    assert!(loud > -30.0, "the input's sine is at {loud} dB");
+    let cache = root().join("target/runtime-test-cache");
+
+    for (gain, silent) in [("0", true), ("1", false)] {
+        let output = dir.path().join(format!("out-{gain}"));
+        let params = format!(r#"{{"gain":{gain}}}"#);
+        let mut args: Vec<&std::ffi::OsStr> = vec!["plugin".as_ref(), "run".as_ref(), plugin.as_os_str()];
+        args.extend(["--cache-dir".as_ref(), cache.as_os_str(), "--input".as_ref()]);
+        args.extend(inputs.iter().map(|p| p.as_os_str()));
+        args.extend(["--output".as_ref(), output.as_os_str(), "--params".as_ref(), params.as_ref()]);
+        let (ok, stderr) = byoc(&args).await;
+        assert!(ok, "byoc plugin run (gain {gain}) failed: {stderr}");
+        let joined = dir.path().join(format!("out-{gain}.ts"));
+        let bytes = (0..inputs.len()).flat_map(|seq| std::fs::read(output.join(format!("{seq}.ts"))).unwrap());
+        std::fs::write(&joined, bytes.collect::<Vec<u8>>()).unwrap();
+
+        let volume = max_volume_db(&joined).await;
+        if silent {
+            assert!(volume < -60.0, "gain 0: the audio out peaks at {volume} dB");
+        } else {
+            assert!((volume - loud).abs() < 3.0, "gain 1: the audio out peaks at {volume} dB, the input at {loud} dB");
+        }
+        let audio = byoc_e2e::media::packet_times(&joined, "a:0").await.unwrap();
+        assert!(audio.len() >= 90, "gain {gain}: {} AAC frames out of 2 s at 48 kHz", audio.len());
+        assert_eq!(byoc_e2e::media::probe_video(&joined), ("h264".to_owned(), 50), "gain {gain}: the video");
+        let events = std::fs::read_to_string(output.join("events.jsonl")).unwrap();
+        assert!(events.contains(r#""type":"audio""#) && events.contains(r#""sample_rate":48000"#), "{events}");
+    }
+}

@@ -1,5 +1,7 @@
 //! Video and audio frames, what a plugin asks for, and the limits on both.
 
+use std::sync::Arc;
+
 /// Largest width or height of a video frame, in pixels.
 pub const MAX_VIDEO_SIDE: u32 = 8192;
 /// Largest video frame, in bytes of all its planes.
@@ -60,7 +62,12 @@ impl PixelFormat {
     }
 }
 
-/// One picture: all planes in one buffer, in plane order, each tightly packed.
+/// One picture: each plane in its own buffer, tightly packed (the stride is the row width).
+///
+/// Planes are separate so that a plugin's `set-plane` moves the bytes it wrote into place, and
+/// shared (`Arc`) so that `plane` lowers a plane into the plugin's memory straight from the
+/// frame: each crossing is one copy. Writing a plane copies it first only while a reader still
+/// holds it, which the runtime never does past a call.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VideoFrame {
     width: u32,
@@ -70,7 +77,8 @@ pub struct VideoFrame {
     pub pts_ns: i64,
     /// Whether the decoder marked it a keyframe.
     pub keyframe: bool,
-    data: Vec<u8>,
+    /// One buffer per plane of `format`, each exactly its plane's size.
+    planes: Vec<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for VideoFrame {
@@ -103,25 +111,59 @@ fn check_size(width: u32, height: u32, format: PixelFormat) -> Result<usize, Fra
 impl VideoFrame {
     /// A black frame (Y 16, U/V 128 for I420; zeros for RGB), pts 0, not a keyframe.
     pub fn black(width: u32, height: u32, format: PixelFormat) -> Result<Self, FrameError> {
-        let bytes = check_size(width, height, format)?;
-        let mut data = vec![0u8; bytes];
-        if format == PixelFormat::I420 {
-            let luma = width as usize * height as usize;
-            let (y, chroma) = data.split_at_mut(luma);
-            y.fill(16);
-            chroma.fill(128);
+        check_size(width, height, format)?;
+        let planes = (0..format.planes())
+            .map(|p| {
+                let (stride, rows) = format.plane_size(width, height, p).unwrap_or((0, 0));
+                let fill = match (format, p) {
+                    (PixelFormat::I420, 0) => 16,
+                    (PixelFormat::I420, _) => 128,
+                    _ => 0,
+                };
+                vec![fill; stride * rows]
+            })
+            .collect();
+        Self::from_planes(width, height, format, 0, planes)
+    }
+
+    /// A frame over its planes, in order; each must be exactly its plane's size.
+    pub fn from_planes(
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        pts_ns: i64,
+        planes: Vec<Vec<u8>>,
+    ) -> Result<Self, FrameError> {
+        check_size(width, height, format)?;
+        if planes.len() != format.planes() {
+            return Err(FrameError::Invalid(format!(
+                "a {format:?} frame has {} planes, not {}",
+                format.planes(),
+                planes.len()
+            )));
         }
-        Ok(Self { width, height, format, pts_ns: 0, keyframe: false, data })
+        for (p, bytes) in planes.iter().enumerate() {
+            let (stride, rows) = format.plane_size(width, height, p).unwrap_or((0, 0));
+            if bytes.len() != stride * rows {
+                return Err(FrameError::Invalid(format!(
+                    "plane {p} of a {width}x{height} {format:?} frame has {} bytes, not {}",
+                    stride * rows,
+                    bytes.len()
+                )));
+            }
+        }
+        let planes = planes.into_iter().map(Arc::new).collect();
+        Ok(Self { width, height, format, pts_ns, keyframe: false, planes })
     }
 
     /// A frame over `data` (all planes, packed, in order); its length must be exactly the
-    /// layout's size.
+    /// layout's size. The first plane keeps `data`'s buffer; the others are copied out of it.
     pub fn from_data(
         width: u32,
         height: u32,
         format: PixelFormat,
         pts_ns: i64,
-        data: Vec<u8>,
+        mut data: Vec<u8>,
     ) -> Result<Self, FrameError> {
         let bytes = check_size(width, height, format)?;
         if data.len() != bytes {
@@ -130,7 +172,14 @@ impl VideoFrame {
                 data.len()
             )));
         }
-        Ok(Self { width, height, format, pts_ns, keyframe: false, data })
+        let mut planes = Vec::with_capacity(format.planes());
+        for p in (1..format.planes()).rev() {
+            let (stride, rows) = format.plane_size(width, height, p).unwrap_or((0, 0));
+            planes.push(data.split_off(data.len() - stride * rows));
+        }
+        planes.push(data);
+        planes.reverse();
+        Self::from_planes(width, height, format, pts_ns, planes)
     }
 
     /// Width in pixels.
@@ -148,59 +197,55 @@ impl VideoFrame {
         self.format
     }
 
-    /// All planes, packed, in order.
-    pub fn data(&self) -> &[u8] {
-        &self.data
+    /// Bytes of all planes.
+    pub fn byte_len(&self) -> usize {
+        self.planes.iter().map(|p| p.len()).sum()
     }
 
-    /// All planes, mutable.
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.data
+    /// The planes, in order.
+    pub fn planes(&self) -> impl Iterator<Item = &[u8]> {
+        self.planes.iter().map(|p| p.as_slice())
     }
 
-    /// Takes the buffer.
-    pub fn into_data(self) -> Vec<u8> {
-        self.data
-    }
-
-    /// Byte range of plane `plane` within [`VideoFrame::data`], and its stride.
-    fn plane_range(&self, plane: usize) -> Result<(std::ops::Range<usize>, usize), FrameError> {
-        let planes = self.format.planes();
-        let mut start = 0;
-        for p in 0..planes {
-            let (stride, rows) = self.format.plane_size(self.width, self.height, p).unwrap_or((0, 0));
-            if p == plane {
-                return Ok((start..start + stride * rows, stride));
-            }
-            start += stride * rows;
-        }
-        Err(FrameError::Invalid(format!("plane {plane} of a {:?} frame with {planes} planes", self.format)))
+    fn no_plane(&self, plane: usize) -> FrameError {
+        FrameError::Invalid(format!("plane {plane} of a {:?} frame with {} planes", self.format, self.format.planes()))
     }
 
     /// Bytes per row of a plane.
     pub fn stride(&self, plane: usize) -> Result<usize, FrameError> {
-        Ok(self.plane_range(plane)?.1)
+        self.format
+            .plane_size(self.width, self.height, plane)
+            .map(|(stride, _)| stride)
+            .ok_or_else(|| self.no_plane(plane))
     }
 
     /// A plane's bytes.
     pub fn plane(&self, plane: usize) -> Result<&[u8], FrameError> {
-        let (range, _) = self.plane_range(plane)?;
-        Ok(self.data.get(range).unwrap_or_default())
+        self.planes.get(plane).map(|p| p.as_slice()).ok_or_else(|| self.no_plane(plane))
     }
 
-    /// A plane's bytes, mutable.
+    /// A plane's buffer, shared: what the runtime hands to a plugin without copying it first.
+    pub fn plane_shared(&self, plane: usize) -> Result<Arc<Vec<u8>>, FrameError> {
+        self.planes.get(plane).cloned().ok_or_else(|| self.no_plane(plane))
+    }
+
+    /// A plane's bytes, mutable (copied first only if the plane is shared at the moment).
     pub fn plane_mut(&mut self, plane: usize) -> Result<&mut [u8], FrameError> {
-        let (range, _) = self.plane_range(plane)?;
-        Ok(self.data.get_mut(range).unwrap_or_default())
+        if plane >= self.planes.len() {
+            return Err(self.no_plane(plane));
+        }
+        Ok(self.planes.get_mut(plane).map(|p| Arc::make_mut(p).as_mut_slice()).unwrap_or_default())
     }
 
-    /// Replaces a plane; `bytes` must be exactly the plane's size.
-    pub fn set_plane(&mut self, plane: usize, bytes: &[u8]) -> Result<(), FrameError> {
-        let target = self.plane_mut(plane)?;
-        if target.len() != bytes.len() {
-            return Err(FrameError::Invalid(format!("plane {plane} has {} bytes, not {}", target.len(), bytes.len())));
+    /// Replaces a plane with `bytes`, moved into place; it must be exactly the plane's size.
+    pub fn set_plane(&mut self, plane: usize, bytes: Vec<u8>) -> Result<(), FrameError> {
+        let size = self.plane(plane)?.len();
+        if size != bytes.len() {
+            return Err(FrameError::Invalid(format!("plane {plane} has {size} bytes, not {}", bytes.len())));
         }
-        target.copy_from_slice(bytes);
+        if let Some(target) = self.planes.get_mut(plane) {
+            *target = Arc::new(bytes);
+        }
         Ok(())
     }
 }

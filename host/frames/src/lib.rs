@@ -8,16 +8,18 @@
 // Network bytes and plugin output reach the pipeline: no panics outside tests.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+pub mod encoder;
 mod frame;
 #[cfg(feature = "codec")]
 pub mod pipeline;
 
+pub use encoder::{EncodeLimits, EncodeSettings, EncoderRequest};
 pub use frame::{
     AudioFrame, AudioNeeds, FrameError, FrameNeeds, MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES_PER_CHANNEL, MAX_VIDEO_BYTES,
     MAX_VIDEO_SIDE, PixelFormat, StreamInfo, VideoFrame, VideoNeeds,
 };
 #[cfg(feature = "codec")]
 pub use pipeline::{
-    Decoded, EncodeSettings, Encoded, EncodedOutput, Feeder, FrameSink, FrameSource, Pipeline, PipelineConfig,
-    PipelineError, Processed, Stats, start,
+    Decoded, Encoded, EncodedOutput, Feeder, FrameSink, FrameSource, Pipeline, PipelineConfig, PipelineError,
+    Processed, Stats, start,
 };

@@ -44,6 +44,13 @@ impl ApiError {
         ApiError { reasons: Some(reasons), ..ApiError::new(status, message) }
     }
 
+    /// `status` `{"error": message, "reasons": [...]}`: no orchestrator took the stream, and one
+    /// refused the request itself with `status` (a 4xx: bad params, or params beyond its limits).
+    pub(crate) fn request_refused(status: StatusCode, message: String, reasons: Vec<String>) -> ApiError {
+        metrics::counter!("byoc_gateway_errors_total", "kind" => "request_refused").increment(1);
+        ApiError { reasons: Some(reasons), ..ApiError::new(status, message) }
+    }
+
     /// The status answered.
     #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {

@@ -159,6 +159,33 @@ impl Gateway {
     }
 }
 
+/// Why an orchestrator did not take a stream.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// The orchestrator's answer, when it answered with one (not reached, bad URLs: none).
+    pub(crate) status: Option<StatusCode>,
+    /// What happened, naming the orchestrator.
+    pub(crate) reason: String,
+}
+
+impl Refusal {
+    fn other(reason: String) -> Refusal {
+        Refusal { status: None, reason }
+    }
+
+    /// The orchestrator refused the request itself (400, 422: bad params, or params beyond its
+    /// limits), not for want of capacity, payment or health.
+    pub(crate) fn of_the_request(&self) -> bool {
+        matches!(self.status, Some(StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY))
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
 /// Starts the stream on one orchestrator; returns its channel URLs, or why it refused.
 pub(crate) async fn start_on(
     gw: &Gateway,
@@ -168,21 +195,22 @@ pub(crate) async fn start_on(
     parameters: &str,
     timeout_seconds: i64,
     params: &Value,
-) -> Result<OrchUrls, String> {
+) -> Result<OrchUrls, Refusal> {
     let orch = cand.url.as_str();
     // Priced: pay for the job's timeout when the balance is low, as go-livepeer does; a stream
     // with a balance of its own starts from nothing there.
     let own = serde_json::from_str::<JobParameters>(parameters).is_ok_and(|p| p.per_stream_balance).then_some(0);
     let payment = crate::payments::payment_for(gw, &cand.token, capability, timeout_seconds.max(1).unsigned_abs(), own)
-        .map_err(|e| format!("{orch}: cannot pay: {e}"))?;
+        .map_err(|e| Refusal::other(format!("{orch}: cannot pay: {e}")))?;
     let job = stream_job(id, capability, parameters, timeout_seconds);
     let post = JobPost::new(format!("{orch}/ai/stream/start"), job, answer_timeout(timeout_seconds))
         .json(json!({ "params": params }).to_string());
-    let resp = gw.client.post(JobPost { payment, ..post }).await.map_err(|e| format!("{orch}: {e}"))?;
+    let resp = gw.client.post(JobPost { payment, ..post }).await.map_err(|e| Refusal::other(format!("{orch}: {e}")))?;
     if !resp.status().is_success() {
-        return Err(format!("{orch}: {}", refusal_text(resp).await));
+        let status = resp.status();
+        return Err(Refusal { status: Some(status), reason: format!("{orch}: {}", refusal_text(resp).await) });
     }
-    let mut urls = channel_urls(orch, resp.headers()).map_err(|e| format!("{orch}: {e}"))?;
+    let mut urls = channel_urls(orch, resp.headers()).map_err(|e| Refusal::other(format!("{orch}: {e}")))?;
     urls.own_balance = resp.headers().get(headers::BALANCE).and_then(|v| v.to_str().ok()?.parse().ok());
     Ok(urls)
 }

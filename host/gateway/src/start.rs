@@ -81,12 +81,18 @@ pub(crate) async fn start(State(gw): State<Arc<Gateway>>, h: HeaderMap, body: Bo
     webhook(&gw, &h, query).await?;
     let rtmp_outputs = rtmp_destinations(&req.rtmp_output)?;
     let (candidates, mut reasons) = gw.discover(&jp.orchestrators, &job.capability).await?;
+    // The first orchestrator that refused the request itself (bad params, params beyond its
+    // limits): when none takes the stream, the client gets that 4xx rather than a 503.
+    let mut refused_request = None;
     for cand in candidates {
         let urls = match start_on(&gw, &cand, &id, &job.capability, &job.parameters, job.timeout_seconds, &params).await
         {
             Ok(u) => u,
             Err(e) => {
-                reasons.push(e);
+                if e.of_the_request() && refused_request.is_none() {
+                    refused_request = e.status.map(|status| (status, e.reason.clone()));
+                }
+                reasons.push(e.reason);
                 continue;
             }
         };
@@ -105,6 +111,9 @@ pub(crate) async fn start(State(gw): State<Arc<Gateway>>, h: HeaderMap, body: Bo
         metrics::counter!("byoc_gateway_streams_started_total", "capability" => job.capability.clone()).increment(1);
         metrics::gauge!("byoc_gateway_streams_active").increment(1.0);
         return Ok(Json(stream_urls(&Served::by(&gw), &stream.id, &stream.secret, &jp, &rtmp_outputs)));
+    }
+    if let Some((status, refusal)) = refused_request {
+        return Err(ApiError::request_refused(status, format!("the stream's request was refused: {refusal}"), reasons));
     }
     let why = format!("no orchestrator accepted the stream for capability {}", job.capability);
     Err(ApiError::no_orchestrator(why, reasons))

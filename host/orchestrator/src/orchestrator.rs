@@ -45,6 +45,9 @@ pub struct OrchestratorConfig {
     /// `stream_id`, as go-livepeer's gateways send them. Such jobs can be replayed until their
     /// stream id is reused; off by default (on in `byoc dev`'s free mode).
     pub accept_unstamped_jobs: bool,
+    /// Bounds on the encoder settings a frame plugin's stream may ask for in `params.encoder`
+    /// (a stream asking beyond them is refused at start with 400).
+    pub frame_encoding: byoc_frames::EncodeLimits,
 }
 
 /// How far ahead of this node's clock a job's `issued_at` may be.
@@ -64,6 +67,7 @@ impl Default for OrchestratorConfig {
             payments: PaymentSettings::default(),
             signed_job_max_age: Duration::from_secs(120),
             accept_unstamped_jobs: false,
+            frame_encoding: byoc_frames::EncodeLimits::default(),
         }
     }
 }

@@ -201,6 +201,7 @@ pub(crate) async fn start(
         heartbeat_every: orch.config.heartbeat_every,
         timeout: job_timeout(&job),
         life: &entry.life,
+        encode_limits: &orch.config.frame_encoding,
     };
     if let Err(e) = entry.backend.start(start).await {
         orch.streams.remove(&id, e.why);

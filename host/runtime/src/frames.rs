@@ -7,7 +7,8 @@
 //! grant: a plugin that creates frames in a loop gets `too-large`, not the node's memory.
 
 use byoc_frames::{AudioFrame, FrameError, VideoFrame};
-use wasmtime::component::Resource;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
 
 use crate::bindings::v2::byoc::capability::frames::{Host, HostAudioFrame, HostVideoFrame};
 use crate::bindings::{WitFrameError, WitPixelFormat};
@@ -17,7 +18,7 @@ use crate::state::HostState;
 const MIN_FRAME_COST: usize = 1024;
 
 fn video_cost(frame: &VideoFrame) -> usize {
-    frame.data().len().max(MIN_FRAME_COST)
+    frame.byte_len().max(MIN_FRAME_COST)
 }
 
 fn audio_cost(frame: &AudioFrame) -> usize {
@@ -78,6 +79,25 @@ impl HostState {
 
 impl Host for HostState {}
 
+/// Serves `video-frame.plane` in place of the bindings' version, which must return an owned
+/// `Vec<u8>` (a copy of the plane before the copy into the plugin's memory): this one hands
+/// wasmtime the frame's shared plane buffer, lowered into the plugin's memory straight from
+/// it. One copy in, as `set-plane` is one copy out.
+pub(crate) fn add_plane_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let result = linker.instance("byoc:capability/frames@0.2.0").and_then(|mut frames| {
+        frames.func_wrap(
+            "[method]video-frame.plane",
+            |store: StoreContextMut<'_, HostState>, (frame, plane): (Resource<VideoFrame>, u32)| {
+                let frame = store.data().table.get(&frame)?;
+                Ok((frame.plane_shared(plane as usize).map_err(WitFrameError::from),))
+            },
+        )
+    });
+    linker.allow_shadowing(false);
+    result
+}
+
 impl HostVideoFrame for HostState {
     async fn create(
         &mut self,
@@ -133,6 +153,7 @@ impl HostVideoFrame for HostState {
         Ok(self.video(&frame)?.stride(plane as usize).map(|s| s as u32).map_err(Into::into))
     }
 
+    /// Not called: [`add_plane_to_linker`] serves `plane` without this copy.
     async fn plane(
         &mut self,
         frame: Resource<VideoFrame>,
@@ -147,7 +168,8 @@ impl HostVideoFrame for HostState {
         plane: u32,
         bytes: Vec<u8>,
     ) -> wasmtime::Result<Result<(), WitFrameError>> {
-        Ok(self.table.get_mut(&frame)?.set_plane(plane as usize, &bytes).map_err(Into::into))
+        // The bytes lifted out of the plugin's memory become the plane: one copy out.
+        Ok(self.table.get_mut(&frame)?.set_plane(plane as usize, bytes).map_err(Into::into))
     }
 
     async fn drop(&mut self, frame: Resource<VideoFrame>) -> wasmtime::Result<()> {

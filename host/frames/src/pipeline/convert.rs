@@ -79,19 +79,21 @@ pub(crate) fn to_frame(src: &frame::Video, format: PixelFormat, pts_ns: i64) -> 
     if src.format() != pixel(format) || src.planes() < format.planes() {
         return Err(PipelineError::Codec(format!("a {:?} frame is not {format:?}", src.format())));
     }
-    let mut data = Vec::with_capacity(format.frame_bytes(width, height));
+    let mut planes = Vec::with_capacity(format.planes());
     for plane in 0..format.planes() {
         let (row, rows) = format.plane_size(width, height, plane).unwrap_or((0, 0));
         let stride = src.stride(plane);
         let bytes = src.data(plane);
+        let mut data = Vec::with_capacity(row * rows);
         for r in 0..rows {
             let line = bytes
                 .get(r * stride..r * stride + row)
                 .ok_or_else(|| PipelineError::Codec(format!("plane {plane} is short of row {r}")))?;
             data.extend_from_slice(line);
         }
+        planes.push(data);
     }
-    Ok(VideoFrame::from_data(width, height, format, pts_ns, data)?)
+    Ok(VideoFrame::from_planes(width, height, format, pts_ns, planes)?)
 }
 
 /// Copies one of our frames into a new libav frame of the same layout.
@@ -135,14 +137,16 @@ mod tests {
     fn frames_copy_both_ways() {
         ffmpeg_next::init().expect("init");
         let mut ours = VideoFrame::black(34, 18, PixelFormat::I420).expect("frame");
-        for (i, b) in ours.data_mut().iter_mut().enumerate() {
-            *b = i as u8;
+        for plane in 0..3 {
+            for (i, b) in ours.plane_mut(plane).expect("plane").iter_mut().enumerate() {
+                *b = (i + plane) as u8;
+            }
         }
         let theirs = from_frame(&ours).expect("to libav");
         let back = to_frame(&theirs, PixelFormat::I420, 0).expect("back");
-        assert_eq!(back.data(), ours.data());
+        assert!(back.planes().eq(ours.planes()));
         let rgb = Scaler::default().run(&theirs, Pixel::RGB24, 16, 8).expect("scaled");
         let rgb = to_frame(&rgb, PixelFormat::Rgb24, 5).expect("rgb");
-        assert_eq!((rgb.width(), rgb.height(), rgb.data().len(), rgb.pts_ns), (16, 8, 16 * 8 * 3, 5));
+        assert_eq!((rgb.width(), rgb.height(), rgb.byte_len(), rgb.pts_ns), (16, 8, 16 * 8 * 3, 5));
     }
 }

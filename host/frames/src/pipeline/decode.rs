@@ -114,8 +114,10 @@ impl DecoderThread {
     fn segment_end(&mut self) -> Result<(), PipelineError> {
         let units = self.demux.flush_all();
         self.units(units)?;
-        // Segments start on keyframes: draining here keeps every frame in its own segment.
-        self.drain()?;
+        // Segments start on keyframes: draining the video here keeps every frame in its own
+        // segment. The AAC decoder holds no frame back, and its state (each frame overlaps the
+        // last) must carry over: restarting it at every cut would put a click there.
+        self.drain_video()?;
         self.parts
             .frames
             .blocking_send(Decoded::SegmentEnd { input_seq: self.seq })
@@ -124,13 +126,19 @@ impl DecoderThread {
         Ok(())
     }
 
-    /// Takes every frame still in the decoders, which then start afresh.
-    fn drain(&mut self) -> Result<(), PipelineError> {
+    /// Takes every frame still in the video decoder, which then starts afresh.
+    fn drain_video(&mut self) -> Result<(), PipelineError> {
         if let Some(mut video) = self.video.take() {
             let result = video.drain(self);
             self.video = Some(video);
             result?;
         }
+        Ok(())
+    }
+
+    /// Takes every frame still in the decoders, at the end of the input.
+    fn drain(&mut self) -> Result<(), PipelineError> {
+        self.drain_video()?;
         if let Some(mut audio) = self.audio.take() {
             let result = audio.drain(&self.parts);
             self.audio = Some(audio);
@@ -369,7 +377,7 @@ impl VideoDecoder {
             }
         };
         frame.keyframe = decoded.is_key();
-        let bytes = frame.data().len();
+        let bytes = frame.byte_len();
         parts.queued_video.fetch_add(1, Ordering::Relaxed);
         parts.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if parts.lossless {

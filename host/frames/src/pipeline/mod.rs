@@ -22,24 +22,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub use crate::encoder::EncodeSettings;
 use crate::{AudioFrame, FrameError, FrameNeeds, VideoFrame};
-
-/// How the pipeline encodes what the plugin returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodeSettings {
-    /// Target video bitrate.
-    pub bitrate_kbps: u32,
-    /// The x264 preset (`ultrafast` … `placebo`).
-    pub preset: String,
-    /// A keyframe is forced at least this often (besides at every input segment cut). 0: only at cuts.
-    pub max_keyframe_interval_ms: u32,
-}
-
-impl Default for EncodeSettings {
-    fn default() -> Self {
-        Self { bitrate_kbps: 2000, preset: "veryfast".to_owned(), max_keyframe_interval_ms: 2000 }
-    }
-}
 
 /// What [`start`] builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +199,7 @@ impl FrameSource {
         let item = self.rx.recv().await;
         if let Some(Decoded::Video(frame)) = &item {
             self.queued_video.fetch_sub(1, Ordering::Relaxed);
-            self.queued_bytes.fetch_sub(frame.data().len(), Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(frame.byte_len(), Ordering::Relaxed);
         }
         item
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::http;
-use crate::plugins::{nodes, start};
+use crate::plugins::{nodes, start, start_answer};
 use byoc_e2e::media::{
     chroma_offset, decode_i420, make_ts_segments, make_ts_segments_of, packet_times, tool_available,
 };
@@ -383,4 +383,68 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
     assert_eq!(other_frames, 200, "video-effects beside the slow plugin");
     tokio::join!(slow.stop(), other.stop());
     assert_eq!(n.orch.registry.get("slow-frames").unwrap().capacity.in_use(), 0);
+}
+
+/// A stream's `params.encoder` sets its output's bitrate within the node's limits (6000 kbit/s,
+/// presets up to `veryfast`, the defaults): 200 kbit/s gives a fraction of 2000 kbit/s's bytes for
+/// the same input. A start beyond a limit is refused with 400 naming it, through the gateway,
+/// starting nothing; an update naming `encoder` is refused with 400 and the stream goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn encoder_settings_come_from_the_params_within_the_nodes_limits() {
+    if !tool_available("encoder_settings_come_from_the_params", "ffmpeg") {
+        return;
+    }
+    let n = nodes().await;
+    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true});
+    for (body, limit) in [
+        (r#"{"params": {"effect": "none", "encoder": {"bitrate_kbps": 9000}}}"#, "limit of 6000 kbit/s"),
+        (r#"{"params": {"effect": "none", "encoder": {"preset": "slow"}}}"#, r#"its slowest is \"veryfast\""#),
+        (r#"{"params": {"effect": "none", "encoder": {"bitrate": 900}}}"#, "unknown field"),
+    ] {
+        let r = start_answer(&n.gw, "video-effects", legs.clone(), body).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains(limit), "{body}: {text}");
+    }
+    assert!(n.orch.streams().is_empty(), "a refused start starts nothing");
+    assert_eq!(n.orch.registry.get("video-effects").unwrap().capacity.in_use(), 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    // Noisy pictures: an encoder spends all the bits it is given on them.
+    let noisy = "testsrc2=size=320x240:rate=25,noise=alls=40:allf=t";
+    let inputs = make_ts_segments_of(dir.path(), 3, noisy).await.unwrap();
+    let (low, high) = tokio::join!(
+        start(
+            &n.gw,
+            "video-effects",
+            legs.clone(),
+            r#"{"params": {"effect": "none", "encoder": {"bitrate_kbps": 200}}}"#
+        ),
+        start(
+            &n.gw,
+            "video-effects",
+            legs,
+            r#"{"params": {"effect": "none", "encoder": {"bitrate_kbps": 2000, "preset": "ultrafast"}}}"#
+        )
+    );
+    let (low, high) = (Stream(low), Stream(high));
+    let refused =
+        http().post(low.url("update_url")).body(r#"{"encoder": {"bitrate_kbps": 3000}}"#).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("cannot be updated"));
+    let (low_out, high_out) = tokio::join!(low.run_all(&inputs), high.run_all(&inputs));
+    let write = |name: &str, bytes: &[u8]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        file
+    };
+    let (low_file, high_file) = (write("low.ts", &low_out), write("high.ts", &high_out));
+    assert_eq!(byoc_e2e::media::probe_video(&low_file), ("h264".to_owned(), 75));
+    assert_eq!(byoc_e2e::media::probe_video(&high_file), ("h264".to_owned(), 75));
+    // 3 s of video: about 75 kB at 200 kbit/s, 750 kB at 2000 kbit/s; the same AAC (24 kB) in both.
+    let (low_bytes, high_bytes) = (low_out.len(), high_out.len());
+    assert!(low_bytes < 200_000, "200 kbit/s for 3 s gave {low_bytes} bytes of TS");
+    assert!(high_bytes > 3 * low_bytes, "2000 kbit/s gave {high_bytes} bytes of TS, 200 kbit/s {low_bytes}");
+    tokio::join!(low.stop(), high.stop());
 }

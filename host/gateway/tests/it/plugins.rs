@@ -54,10 +54,15 @@ fn job(capability: &str, params: Value) -> String {
     byoc_e2e::nodes::job_header(capability, &params)
 }
 
+/// Asks the gateway to start a stream of `capability` with these legs and this start body.
+pub(crate) async fn start_answer(gw: &str, capability: &str, legs: Value, body: &'static str) -> reqwest::Response {
+    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", job(capability, legs)).body(body);
+    r.send().await.unwrap()
+}
+
 /// Starts a stream of `capability` with these legs and this start body; returns start's answer (its URLs).
 pub(crate) async fn start(gw: &str, capability: &str, legs: Value, body: &'static str) -> Value {
-    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", job(capability, legs)).body(body);
-    let r = r.send().await.unwrap();
+    let r = start_answer(gw, capability, legs, body).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     r.json().await.unwrap()
 }

@@ -44,7 +44,8 @@ pub async fn stream(plugin: &Plugin, params: &str, clip: &Clip, start: Instant) 
     // The plugin's events (video-effects announces its effect) must be read, or it would wait.
     let events = tokio::spawn(async move { while outputs.recv().await.is_some() {} });
     // Exactly the node's pipeline: its queue bounds and encoder settings.
-    let pipeline = byoc_frames::start(byoc_orchestrator::frame_pipeline_config(needs))?;
+    let pipeline =
+        byoc_frames::start(byoc_orchestrator::frame_pipeline_config(needs, byoc_frames::EncodeSettings::default()))?;
     let (feeder, mut source, sink, mut output, stats) =
         (pipeline.input, pipeline.frames, pipeline.processed, pipeline.output, pipeline.stats);
 

@@ -88,4 +88,6 @@ pub(crate) struct StreamStart<'a> {
     pub(crate) timeout: Duration,
     /// The stream's cancellation tokens.
     pub(crate) life: &'a StreamLife,
+    /// What a frame plugin's stream may ask of the video encoder (`params.encoder`).
+    pub(crate) encode_limits: &'a byoc_frames::EncodeLimits,
 }

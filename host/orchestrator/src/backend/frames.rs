@@ -43,22 +43,16 @@ pub(crate) struct Frames {
     stats: Arc<Stats>,
 }
 
-/// The pipeline a node runs for a frame plugin that declared `needs`: its queue bounds (drops
-/// past them, as input is live) and its encoder settings.
-pub fn frame_pipeline_config(needs: FrameNeeds) -> PipelineConfig {
-    PipelineConfig {
-        needs,
-        encode: EncodeSettings::default(),
-        queue_frames: QUEUE_FRAMES,
-        queue_bytes: QUEUE_BYTES,
-        lossless: false,
-    }
+/// The pipeline a node runs for a frame plugin that declared `needs`, encoding with the
+/// stream's settings: its queue bounds (drops past them, as input is live).
+pub fn frame_pipeline_config(needs: FrameNeeds, encode: EncodeSettings) -> PipelineConfig {
+    PipelineConfig { needs, encode, queue_frames: QUEUE_FRAMES, queue_bytes: QUEUE_BYTES, lossless: false }
 }
 
 impl Frames {
     /// Starts the decoder and encoder threads for what the plugin declared.
-    pub(crate) fn start(needs: FrameNeeds) -> Result<Frames, byoc_frames::PipelineError> {
-        let pipeline = byoc_frames::start(frame_pipeline_config(needs))?;
+    pub(crate) fn start(needs: FrameNeeds, encode: EncodeSettings) -> Result<Frames, byoc_frames::PipelineError> {
+        let pipeline = byoc_frames::start(frame_pipeline_config(needs, encode))?;
         Ok(Frames {
             feeder: pipeline.input,
             source: pipeline.frames,

@@ -68,6 +68,8 @@ pub(crate) struct PluginStream {
     commands: mpsc::Sender<Cmd>,
     /// Until the stream starts: the plugin and the receiving end of the queue.
     pending: Mutex<Option<Pending>>,
+    /// A frame plugin's stream: `params.encoder` is the node's, not the plugin's.
+    frame_plugin: bool,
 }
 
 struct Pending {
@@ -78,7 +80,8 @@ struct Pending {
 impl PluginStream {
     pub(crate) fn new(plugin: byoc_runtime::Plugin) -> PluginStream {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        PluginStream { commands: tx, pending: Mutex::new(Some(Pending { plugin, commands: rx })) }
+        let frame_plugin = plugin.describe().frames.is_some();
+        PluginStream { commands: tx, pending: Mutex::new(Some(Pending { plugin, commands: rx })), frame_plugin }
     }
 
     /// Opens the session with the start body's `params` and attaches it to the channels.
@@ -87,8 +90,14 @@ impl PluginStream {
         let Some(Pending { plugin, commands }) = pending else {
             return Err(BackendError::refused(ApiError::internal("the stream has already started")));
         };
-        let params =
-            start.request.get("params").filter(|p| !p.is_null()).map_or_else(|| "{}".to_string(), |p| p.to_string());
+        let mut params = start.request.get("params").filter(|p| !p.is_null()).cloned().unwrap_or_else(|| json!({}));
+        // A frame plugin's encoder settings are read (and taken out of its params) before the
+        // plugin opens: a request beyond the node's limits is refused having started nothing.
+        let encode = match self.frame_plugin {
+            true => Some(encoder_settings(&mut params, start.encode_limits).map_err(BackendError::refused)?),
+            false => None,
+        };
+        let params = params.to_string();
         let (session, outputs) = plugin.open_session(&params).await.map_err(|e| {
             let status = match &e {
                 CallError::Plugin(pe) => StatusCode::from_u16(pe.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
@@ -102,12 +111,14 @@ impl PluginStream {
         })?;
         // A frame plugin's pipeline starts with the stream, so a node that cannot decode or
         // encode refuses it now rather than failing it later.
-        let frames = match plugin.describe().frames {
-            Some(needs) if session.takes_frames() => Some(Frames::start(needs).map_err(|e| BackendError {
-                error: ApiError::internal(format!("the frame pipeline did not start: {e}")),
-                why: "the frame pipeline did not start",
-                worker_gone: false,
-            })?),
+        let frames = match (plugin.describe().frames, encode) {
+            (Some(needs), Some(encode)) if session.takes_frames() => {
+                Some(Frames::start(needs, encode).map_err(|e| BackendError {
+                    error: ApiError::internal(format!("the frame pipeline did not start: {e}")),
+                    why: "the frame pipeline did not start",
+                    worker_gone: false,
+                })?)
+            }
             _ => None,
         };
         spawn(&start, session, outputs, self.commands.clone(), commands, frames);
@@ -115,7 +126,18 @@ impl PluginStream {
     }
 
     /// An update reaches the plugin as a control message, like those on the control channel.
+    /// A frame plugin's encoder settings are fixed for the stream's life: an update naming them
+    /// is refused (400) and changes nothing.
     pub(crate) async fn update(&self, body: Bytes) -> Result<Response, ApiError> {
+        if self.frame_plugin
+            && serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v.get(byoc_frames::encoder::ENCODER_PARAM).is_some())
+        {
+            return Err(ApiError::bad_request(format!(
+                "params.{} is set when a stream starts and cannot be updated; start a new stream to change it",
+                byoc_frames::encoder::ENCODER_PARAM
+            )));
+        }
         let text = String::from_utf8_lossy(&body).into_owned();
         self.commands
             .send(Cmd::Control(text))
@@ -123,6 +145,22 @@ impl PluginStream {
             .map_err(|_| ApiError::new(StatusCode::GONE, "the stream's plugin session has ended"))?;
         Ok((StatusCode::OK, Json(json!({"status": "success"}))).into_response())
     }
+}
+
+/// Takes a frame plugin's encoder settings out of its `params`: what the stream asked for under
+/// `encoder`, within the node's `limits` (400 naming the limit otherwise), or the defaults.
+fn encoder_settings(
+    params: &mut serde_json::Value,
+    limits: &byoc_frames::EncodeLimits,
+) -> Result<byoc_frames::EncodeSettings, ApiError> {
+    use byoc_frames::encoder::ENCODER_PARAM;
+    let request = match params.as_object_mut().and_then(|p| p.remove(ENCODER_PARAM)) {
+        None => byoc_frames::EncoderRequest::default(),
+        Some(asked) => {
+            serde_json::from_value(asked).map_err(|e| ApiError::bad_request(format!("params.{ENCODER_PARAM}: {e}")))?
+        }
+    };
+    limits.settings(&request).map_err(|e| ApiError::bad_request(format!("params.{e}")))
 }
 
 /// Starts the session's tasks; a frame plugin's with its pipeline.

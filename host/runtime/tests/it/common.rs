@@ -55,6 +55,8 @@ pub fn hostile_dir() -> PathBuf {
         "future-wit.wasm",
         "slow-frames/slow-frames.wasm",
         "slow-frames/manifest.toml",
+        "audio-gain/audio-gain.wasm",
+        "audio-gain/manifest.toml",
     ];
     if files.iter().all(|f| out.join(f).is_file()) {
         return out;
@@ -70,18 +72,25 @@ pub fn hostile_dir() -> PathBuf {
     };
     std::fs::create_dir_all(out.join("hostile")).unwrap();
     std::fs::create_dir_all(out.join("slow-frames")).unwrap();
+    std::fs::create_dir_all(out.join("audio-gain")).unwrap();
     build(&[]);
     for (from, to) in [
         ("hostile.wasm", "hostile/hostile.wasm"),
         ("wrong_world.wasm", "wrong-world.wasm"),
         ("future_wit.wasm", "future-wit.wasm"),
         ("slow_frames.wasm", "slow-frames/slow-frames.wasm"),
+        ("audio_gain.wasm", "audio-gain/audio-gain.wasm"),
     ] {
         std::fs::copy(built.join(from), out.join(to)).unwrap();
     }
     std::fs::copy(root().join("tests/hostile/hostile/manifest.toml"), out.join("hostile/manifest.toml")).unwrap();
-    std::fs::copy(root().join("tests/hostile/slow-frames/manifest.toml"), out.join("slow-frames/manifest.toml"))
+    for name in ["slow-frames", "audio-gain"] {
+        std::fs::copy(
+            root().join(format!("tests/hostile/{name}/manifest.toml")),
+            out.join(format!("{name}/manifest.toml")),
+        )
         .unwrap();
+    }
     build(&["-p", "hostile", "--features", "v2"]);
     std::fs::copy(built.join("hostile.wasm"), out.join("hostile-v2.wasm")).unwrap();
     out
