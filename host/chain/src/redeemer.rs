@@ -193,7 +193,15 @@ pub async fn pass(
             blocking(move || s.note_waiting(id, &why)).await?;
             continue;
         }
-        let hash = chain.send_redeem(&t, gas.saturating_add(gas / 5), fee_cap).await?;
+        let hash = match chain.send_redeem(&t, gas.saturating_add(gas / 5), fee_cap).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                // Not the ticket's fault (no ETH for gas, the node refusing): it waits, and says why.
+                let (s, why) = (store.clone(), format!("waiting: the transaction could not be sent: {e}"));
+                blocking(move || s.note_waiting(id, &why)).await?;
+                return Err(e);
+            }
+        };
         {
             let s = store.clone();
             let hex = format!("0x{}", hex_of(&hash));

@@ -63,6 +63,10 @@ pub(crate) struct EncoderThread {
     /// Segment ends received from the plugin: the input segment being output.
     segment: u64,
     in_segment: bool,
+    /// The input segment ended: the output segment ends before the next message is handled, or at the
+    /// end of input after the encoders' last packets (AAC holds its last frames until it is drained),
+    /// so those never make a segment of their own.
+    end_due: bool,
     force_key: bool,
     last_key: Option<i64>,
     last_pts: Option<i64>,
@@ -90,6 +94,7 @@ impl EncoderThread {
             pending: VecDeque::new(),
             segment: 0,
             in_segment: false,
+            end_due: false,
             force_key: false,
             last_key: None,
             last_pts: None,
@@ -111,6 +116,9 @@ impl EncoderThread {
     }
 
     fn message(&mut self, message: ToEncoder) -> Result<(), PipelineError> {
+        if self.end_due {
+            self.end_segment()?;
+        }
         match message {
             ToEncoder::Streams { video, audio } => {
                 self.mux.set_streams(video, audio);
@@ -138,7 +146,10 @@ impl EncoderThread {
             ToEncoder::Processed(Processed::SegmentEnd) => {
                 let current = self.segment;
                 self.write_pending(|segment, _| segment <= current)?;
-                self.end_segment()?;
+                // Everything so far goes out now; the segment's end waits for the next message (a frame
+                // interval in a live stream) or the end of input.
+                self.flush_buf()?;
+                self.end_due = self.in_segment;
                 self.segment += 1;
                 self.force_key = true;
                 Ok(())
@@ -282,6 +293,7 @@ impl EncoderThread {
     }
 
     fn end_segment(&mut self) -> Result<(), PipelineError> {
+        self.end_due = false;
         if self.in_segment {
             self.flush_buf()?;
             self.in_segment = false;
@@ -290,8 +302,10 @@ impl EncoderThread {
         Ok(())
     }
 
-    /// Drains the encoders, writes what is left, and ends the last segment.
+    /// Drains the encoders, writes what is left into the last segment (still open: see `end_due`), and
+    /// ends it.
     fn finish(&mut self) -> Result<(), PipelineError> {
+        self.end_due = false;
         if let Some(video) = &mut self.video {
             let packets = video.flush();
             self.write_video(packets)?;
