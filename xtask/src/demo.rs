@@ -335,7 +335,7 @@ pub fn run(root: &Path) -> Result<()> {
     let effects = start_stream(
         &gateway,
         "video-effects",
-        serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true}),
+        serde_json::json!({}),
         r#"{"stream_name":"demo-effects","params":{"effect":"grayscale"}}"#,
     )?;
 

@@ -7,6 +7,7 @@ mod gateway;
 mod keygen;
 mod orchestrator;
 mod plugin;
+mod stream;
 mod tickets;
 mod trickle;
 
@@ -45,6 +46,10 @@ enum Command {
     Plugin(plugin::PluginArgs),
     /// List or export the winning tickets an orchestrator stored.
     Tickets(tickets::TicketsArgs),
+    /// Start, watch, feed and stop streams through a gateway (the client side).
+    Stream(stream::StreamArgs),
+    /// What a gateway's orchestrators offer.
+    Capabilities(stream::CapabilitiesArgs),
     /// A sender's deposit and reserve on the TicketBroker (on-chain mode): status, fund, unlock, withdraw.
     Sender(chain::SenderArgs),
 }
@@ -74,5 +79,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Sender(args) => chain::run(args).await,
         Command::Tickets(args) => tickets::run(args),
+        Command::Stream(args) => stream::run(args).await,
+        Command::Capabilities(args) => stream::capabilities(args).await,
     }
 }

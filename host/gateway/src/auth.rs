@@ -1,5 +1,7 @@
-//! Who may do what: a stream's routes need its secret (`Authorization: Bearer` or `?token=`); start
-//! and batch requests need the API key, if one is set, and the auth webhook's yes, if one is set.
+//! Who may do what: a stream's routes need one of its secrets (`Authorization: Bearer` or `?token=`):
+//! the control secret for every route, the viewer token for those that only watch; start, batch and
+//! the capability list need the API key, if one is set, and start and batch the auth webhook's yes, if
+//! one is set.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,17 +12,18 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
 use crate::error::ApiError;
-use crate::model::GwStream;
+use crate::model::{Access, GwStream};
 use crate::state::Gateway;
 
-/// The stream, if the request carries its secret (`Authorization: Bearer` or `?token=`).
-/// A stream that ended lately stays answerable (410 with why) to whoever holds its secret.
+/// The stream and what the request may do with it, if it carries one of its secrets (`Authorization:
+/// Bearer` or `?token=`). A stream that ended lately stays answerable (410 with why) to whoever holds
+/// one of its secrets.
 pub(crate) fn authorized(
     gw: &Gateway,
     id: &str,
     h: &HeaderMap,
     query: Option<&str>,
-) -> Result<Arc<GwStream>, ApiError> {
+) -> Result<(Arc<GwStream>, Access), ApiError> {
     let bearer =
         h.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let token = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
@@ -31,8 +34,10 @@ pub(crate) fn authorized(
         });
     };
     match bearer.or(token) {
-        Some(given) if stream.has_secret(given) => Ok(stream),
-        Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong stream secret")),
+        Some(given) => match stream.access(given) {
+            Some(access) => Ok((stream, access)),
+            None => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong stream secret")),
+        },
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "this stream's secret is required (Authorization: Bearer or ?token=)",
@@ -40,9 +45,21 @@ pub(crate) fn authorized(
     }
 }
 
-/// A per-stream route's stream (the route's `{id}`), its secret checked; the refusal (401, 403,
-/// 404, or 410 for a stream that ended lately) is answered before the handler runs.
-pub(crate) struct AuthorizedStream(pub(crate) Arc<GwStream>);
+/// The control secret is needed: the viewer token's holder is refused with 403.
+pub(crate) fn needs_control(access: Access) -> Result<(), ApiError> {
+    match access {
+        Access::Control => Ok(()),
+        Access::View => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the viewer token only watches: this route needs the stream secret",
+        )),
+    }
+}
+
+/// A watching route's stream (the route's `{id}`) and what the request may do with it, one of its
+/// secrets checked; the refusal (401, 403, 404, or 410 for a stream that ended lately) is answered
+/// before the handler runs.
+pub(crate) struct AuthorizedStream(pub(crate) Arc<GwStream>, pub(crate) Access);
 
 impl FromRequestParts<Arc<Gateway>> for AuthorizedStream {
     type Rejection = ApiError;
@@ -50,7 +67,22 @@ impl FromRequestParts<Arc<Gateway>> for AuthorizedStream {
     async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, gw).await?;
         let id = params.get("id").map(String::as_str).unwrap_or_default();
-        authorized(gw, id, &parts.headers, parts.uri.query()).map(AuthorizedStream)
+        let (stream, access) = authorized(gw, id, &parts.headers, parts.uri.query())?;
+        Ok(AuthorizedStream(stream, access))
+    }
+}
+
+/// A controlling route's stream: as [`AuthorizedStream`], and only with the control secret (403 for
+/// the viewer token).
+pub(crate) struct ControlledStream(pub(crate) Arc<GwStream>);
+
+impl FromRequestParts<Arc<Gateway>> for ControlledStream {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
+        let AuthorizedStream(stream, access) = AuthorizedStream::from_request_parts(parts, gw).await?;
+        needs_control(access)?;
+        Ok(ControlledStream(stream))
     }
 }
 

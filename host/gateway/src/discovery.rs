@@ -1,5 +1,6 @@
 //! Finding orchestrators for a capability: parallel `GET /process/token` with a timeout,
-//! include/exclude filters, full ones skipped.
+//! include/exclude filters, full ones skipped; and what the orchestrators offer (`GET /capabilities`
+//! of each, merged into the gateway's [`Catalog`]).
 
 use std::time::Duration;
 
@@ -29,6 +30,16 @@ pub struct Token {
     /// Present when the orchestrator wants to be paid.
     #[serde(default)]
     pub ticket_params: Option<byoc_payment::TicketParams>,
+    /// The capability as the orchestrator offers it (byoc orchestrators only; one that does not
+    /// parse is ignored, as if absent).
+    #[serde(default, deserialize_with = "lenient")]
+    pub capability: Option<byoc_protocol::Offered>,
+}
+
+/// `T` if the value parses as one, else nothing (an orchestrator's extra never spoils its token).
+fn lenient<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 impl Token {
@@ -111,6 +122,105 @@ pub async fn discover(
         skipped.push("no orchestrator left after include/exclude".into());
     }
     (found, skipped)
+}
+
+/// Most capabilities read from one orchestrator's list.
+const MAX_OFFERED: usize = 1000;
+
+/// `GET {url}/capabilities`: what one orchestrator offers (at most [`MAX_OFFERED`]).
+pub(crate) async fn fetch_offers(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<Vec<byoc_protocol::Offered>, String> {
+    let resp = http
+        .get(format!("{}/capabilities", norm(url)))
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url}: capability list answered {}", crate::answer::refusal_text(resp).await));
+    }
+    let body = crate::answer::answer_body(resp).await;
+    let mut list: byoc_protocol::OfferedList =
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: bad capability list: {e}"))?;
+    list.capabilities.truncate(MAX_OFFERED);
+    Ok(list.capabilities)
+}
+
+/// One capability as the gateway's orchestrators offer it (`GET /capabilities` of the gateway).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct CatalogEntry {
+    pub(crate) name: String,
+    /// The first orchestrator's description.
+    pub(crate) description: String,
+    /// The legs, from the first orchestrator that says (none: unknown, an external worker's).
+    pub(crate) legs: Option<byoc_protocol::StreamLegs>,
+    pub(crate) params_schema: Option<serde_json::Value>,
+    /// The lowest price among them.
+    pub(crate) price: byoc_protocol::OfferedPrice,
+    /// Streams or jobs they take now, together.
+    pub(crate) available_capacity: u64,
+    /// How many orchestrators offer it.
+    pub(crate) orchestrators: usize,
+}
+
+/// What the gateway's orchestrators offer, merged by capability name.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    /// By name.
+    pub(crate) entries: std::collections::BTreeMap<String, CatalogEntry>,
+    /// How many orchestrators answered with their list.
+    pub(crate) answered: usize,
+    /// Why the others did not.
+    pub(crate) unanswered: Vec<String>,
+}
+
+impl Catalog {
+    /// The lists of `pool`'s orchestrators, asked in parallel.
+    pub(crate) async fn gather(http: &reqwest::Client, pool: &[String], timeout: Duration) -> Catalog {
+        let lists = join_all(pool.iter().map(|url| fetch_offers(http, url, timeout))).await;
+        let mut catalog = Catalog::default();
+        for list in lists {
+            match list {
+                Ok(offers) => {
+                    catalog.answered += 1;
+                    for offer in offers {
+                        catalog.add(offer);
+                    }
+                }
+                Err(e) => catalog.unanswered.push(e),
+            }
+        }
+        catalog
+    }
+
+    fn add(&mut self, o: byoc_protocol::Offered) {
+        let entry = self.entries.entry(o.name.clone()).or_insert_with(|| CatalogEntry {
+            name: o.name.clone(),
+            description: o.description.clone(),
+            legs: None,
+            params_schema: None,
+            price: o.price,
+            available_capacity: 0,
+            orchestrators: 0,
+        });
+        entry.orchestrators += 1;
+        entry.available_capacity += u64::from(o.available_capacity);
+        entry.legs = entry.legs.or(o.legs);
+        if entry.params_schema.is_none() {
+            entry.params_schema = o.params_schema;
+        }
+        if o.price.cheaper_than(&entry.price) {
+            entry.price = o.price;
+        }
+    }
+
+    /// Whether the capability is unknown: some orchestrator answered with its list, and none offers it.
+    pub(crate) fn lacks(&self, capability: &str) -> bool {
+        self.answered > 0 && !self.entries.contains_key(capability)
+    }
 }
 
 /// An orchestrator webhook (`--orchestrator-webhook URL`), go-livepeer's `-orchWebhookUrl`: `GET` answers
@@ -203,7 +313,44 @@ impl OrchestratorSource for Webhook {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_webhook;
+    use super::{Catalog, Token, parse_webhook};
+    use byoc_protocol::{Offered, OfferedPrice, StreamLegs};
+
+    fn offer(name: &str, legs: Option<StreamLegs>, price: u128, available: u32) -> Offered {
+        Offered {
+            name: name.into(),
+            description: format!("{name} here"),
+            kind: "plugin".into(),
+            version: None,
+            legs,
+            params_schema: None,
+            price: OfferedPrice { price_per_unit: price, pixels_per_unit: 1 },
+            capacity: 4,
+            available_capacity: available,
+        }
+    }
+
+    #[test]
+    fn a_catalog_merges_orchestrators_by_capability() {
+        let legs = StreamLegs { video_in: true, ..Default::default() };
+        let mut c = Catalog { answered: 2, ..Default::default() };
+        c.add(offer("a", None, 5, 1));
+        c.add(offer("a", Some(legs), 3, 2));
+        c.add(offer("b", None, 0, 0));
+        let a = &c.entries["a"];
+        assert_eq!((a.orchestrators, a.available_capacity, a.price.price_per_unit, a.legs), (2, 3, 3, Some(legs)));
+        assert!(!c.lacks("a") && !c.lacks("b") && c.lacks("nosuch"));
+        // Nobody answered: nothing is known to be missing.
+        assert!(!Catalog::default().lacks("nosuch"));
+    }
+
+    #[test]
+    fn a_tokens_capability_that_does_not_parse_is_ignored() {
+        let t: Token = serde_json::from_str(r#"{"available_capacity": 1, "capability": "odd"}"#).unwrap();
+        assert!(t.capability.is_none() && t.available_capacity == 1);
+        let t: Token = serde_json::from_str(r#"{"capability": {"name": "x", "price": {}}}"#).unwrap();
+        assert_eq!(t.capability.unwrap().name, "x");
+    }
 
     #[test]
     fn a_webhook_answer_is_sorted_by_score_and_keeps_only_http_addresses() {

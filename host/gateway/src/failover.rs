@@ -127,7 +127,7 @@ async fn lost(gw: Arc<Gateway>, stream: Arc<GwStream>, att: Arc<Attachment>, why
 /// told. Returns the orchestrator's answer to the stop, if any.
 pub(crate) async fn end(gw: &Arc<Gateway>, id: &str, why: &str, tell: bool) -> Option<reqwest::Response> {
     let stream = gw.lock().remove(id)?;
-    gw.ended.remember(id, &stream.secret, why);
+    gw.ended.remember(id, &stream.secret, &stream.viewer, why);
     stream.cancel.cancel();
     metrics::gauge!("byoc_gateway_streams_active").decrement(1.0);
     let orchestrator = stream.att().orchestrator.clone();

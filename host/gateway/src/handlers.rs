@@ -1,5 +1,6 @@
 //! The per-stream routes: stop, update, status, data and events (SSE), and trickle ingest/egress.
-//! Each needs the stream's secret (`authorized`).
+//! Each needs one of the stream's secrets: stop, update and ingest the control secret
+//! (`ControlledStream`), the others the viewer token will do (`AuthorizedStream`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::auth::AuthorizedStream;
+use crate::auth::{AuthorizedStream, ControlledStream};
 use crate::client::{JobPost, answer_body, answer_timeout, stream_job};
 use crate::error::ApiError;
 use crate::failover::end;
@@ -24,7 +25,7 @@ use crate::request::read_body;
 use crate::state::Gateway;
 
 /// `POST /process/stream/{id}/stop`: ends the stream; answers what the orchestrator answered to the stop.
-pub(crate) async fn stop(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): AuthorizedStream) -> Response {
+pub(crate) async fn stop(State(gw): State<Arc<Gateway>>, ControlledStream(s): ControlledStream) -> Response {
     match end(&gw, &s.id, "stopped by the client", true).await {
         Some(resp) => (StatusCode::OK, answer_body(resp).await).into_response(),
         None => StatusCode::OK.into_response(),
@@ -34,7 +35,7 @@ pub(crate) async fn stop(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): Au
 /// `POST /process/stream/{id}/update`: the body goes to the orchestrator serving the stream.
 pub(crate) async fn update(
     State(gw): State<Arc<Gateway>>,
-    AuthorizedStream(stream): AuthorizedStream,
+    ControlledStream(stream): ControlledStream,
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = read_body(&gw, body).await?;
@@ -52,7 +53,10 @@ pub(crate) async fn update(
 }
 
 /// `GET /process/stream/{id}/status`: where the stream runs and how it is.
-pub(crate) async fn status(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): AuthorizedStream) -> Json<Value> {
+pub(crate) async fn status(
+    State(gw): State<Arc<Gateway>>,
+    AuthorizedStream(s, access): AuthorizedStream,
+) -> Json<Value> {
     let params = s.params.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let last = s.last_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let att = s.att();
@@ -72,6 +76,7 @@ pub(crate) async fn status(State(gw): State<Arc<Gateway>>, AuthorizedStream(s): 
         "gateway_address": gw.address(),
         "balance": balance,
         "started_at_ms": s.started_ms,
+        "access": access.name(),
         "params": params,
         "last_status": last,
     }))
@@ -106,7 +111,7 @@ pub(crate) fn sse(s: &GwStream, feed: &Feed) -> Response {
 }
 
 /// `GET /process/stream/{id}/data`: the stream's data channel as SSE.
-pub(crate) async fn data(AuthorizedStream(s): AuthorizedStream) -> Result<Response, ApiError> {
+pub(crate) async fn data(AuthorizedStream(s, _): AuthorizedStream) -> Result<Response, ApiError> {
     if s.att().urls.data.is_none() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available"));
     }
@@ -114,7 +119,7 @@ pub(crate) async fn data(AuthorizedStream(s): AuthorizedStream) -> Result<Respon
 }
 
 /// `GET /process/stream/{id}/events`: the stream's events as SSE.
-pub(crate) async fn events(AuthorizedStream(s): AuthorizedStream) -> Response {
+pub(crate) async fn events(AuthorizedStream(s, _): AuthorizedStream) -> Response {
     sse(&s, &s.events)
 }
 
@@ -135,7 +140,7 @@ pub(crate) fn relay_trickle(resp: reqwest::Response) -> Response {
 /// to the orchestrator's input channel.
 pub(crate) async fn ingest(
     State(gw): State<Arc<Gateway>>,
-    AuthorizedStream(s): AuthorizedStream,
+    ControlledStream(s): ControlledStream,
     Path((_, seq)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -182,7 +187,7 @@ pub(crate) async fn ingest(
 /// `-2`, a seq, or `next`), relayed from the orchestrator.
 pub(crate) async fn egress(
     State(gw): State<Arc<Gateway>>,
-    AuthorizedStream(s): AuthorizedStream,
+    AuthorizedStream(s, _): AuthorizedStream,
     Path((_, seq)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let att = s.att();

@@ -78,6 +78,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/process/stream/{id}/whip/{session}", delete(webrtc::end_session))
         .route("/process/stream/{id}/whep/{session}", delete(webrtc::end_session))
         .route("/process/request/{*path}", post(batch::batch))
+        .route("/capabilities", get(start::capabilities))
         .route("/metrics", get(byoc_protocol::telemetry::metrics))
         .route("/openapi.json", get(openapi))
         .with_state(gw)

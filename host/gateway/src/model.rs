@@ -15,7 +15,10 @@ use byoc_protocol::JobParameters;
 /// One stream as the gateway runs it.
 pub(crate) struct GwStream {
     pub(crate) id: String,
+    /// The control secret (`stream_secret`): every route, publishing and stopping included.
     pub(crate) secret: String,
+    /// The viewer token (`viewer_token`): watching only (WHEP, RTMP play, data, events, status, egress).
+    pub(crate) viewer: String,
     pub(crate) capability: String,
     /// The job's `parameters`, re-sent on every (re)start.
     pub(crate) parameters: String,
@@ -40,6 +43,38 @@ pub(crate) struct GwStream {
     pub(crate) webrtc_output: std::sync::OnceLock<broadcast::Sender<byoc_media::Piece>>,
     /// The WHIP publisher's session, if one is connected (one at a time).
     pub(crate) whip_session: tokio::sync::Mutex<Option<byoc_media::SessionId>>,
+}
+
+/// What a stream's secret lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The control secret: everything (update, stop, publish, watch).
+    Control,
+    /// The viewer token: watch only.
+    View,
+}
+
+impl Access {
+    /// What `given` is, compared in constant time with a stream's control `secret` and `viewer` token.
+    pub(crate) fn of(given: &str, secret: &str, viewer: &str) -> Option<Access> {
+        let control = byoc_protocol::same_secret(given.as_bytes(), secret.as_bytes());
+        let view = byoc_protocol::same_secret(given.as_bytes(), viewer.as_bytes());
+        if control {
+            Some(Access::Control)
+        } else if view {
+            Some(Access::View)
+        } else {
+            None
+        }
+    }
+
+    /// How the status answer names it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Access::Control => "control",
+            Access::View => "view",
+        }
+    }
 }
 
 /// Messages for SSE readers: live ones, plus the last few for readers that connect late (a
@@ -145,6 +180,7 @@ impl GwStream {
         GwStream {
             id,
             secret: byoc_payment::random_hex(16),
+            viewer: byoc_payment::random_hex(16),
             capability: job.capability.clone(),
             parameters: job.parameters.clone(),
             timeout_seconds: job.timeout_seconds,
@@ -192,9 +228,9 @@ impl GwStream {
         self.att().urls.subscribe.clone()
     }
 
-    /// Whether `secret` is this stream's (constant time).
-    pub(crate) fn has_secret(&self, secret: &str) -> bool {
-        byoc_protocol::same_secret(secret.as_bytes(), self.secret.as_bytes())
+    /// What `given` lets its holder do with this stream, if it is one of its secrets (constant time).
+    pub(crate) fn access(&self, given: &str) -> Option<Access> {
+        Access::of(given, &self.secret, &self.viewer)
     }
 
     /// The output fan-out, and whether it existed already.

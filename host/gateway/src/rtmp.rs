@@ -10,7 +10,7 @@ use byoc_media::{Piece, PlayRequest, PublishRequest, RtmpConfig, RtmpServer};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::media::{MediaSession, feed_input, output, refused};
-use crate::model::GwStream;
+use crate::model::{Access, GwStream};
 use crate::state::Gateway;
 use crate::urls::{PLAY_SUFFIX, rtmp_stream_key};
 
@@ -49,18 +49,22 @@ pub async fn serve_rtmp(
     Ok(server)
 }
 
-/// The stream an RTMP `app`/`key` (`{stream_id}-{secret}`) names, if the secret is its own.
-fn keyed<'k>(gw: &Gateway, app: &str, key: &'k str) -> Option<(&'k str, Arc<GwStream>)> {
+/// The stream an RTMP `app`/`key` (`{stream_id}-{secret}`) names, if the secret is its own: the control
+/// secret to publish (`rtmp_in`), either secret to play.
+fn keyed<'k>(gw: &Gateway, leg: &str, app: &str, key: &'k str) -> Option<(&'k str, Arc<GwStream>)> {
     let (id, secret) = rtmp_stream_key(app, key)?;
     let stream = gw.stream(id)?;
-    stream.has_secret(secret).then_some((id, stream))
+    match stream.access(secret)? {
+        Access::View if leg == "rtmp_in" => None,
+        _ => Some((id, stream)),
+    }
 }
 
 /// The stream an RTMP client names, if the key is its own and the leg (`rtmp_in`, its input;
 /// `rtmp_play`, its output) is enabled; each refusal logged and counted.
 fn admitted(gw: &Gateway, leg: &'static str, app: &str, key: Option<&str>, peer: SocketAddr) -> Option<Arc<GwStream>> {
     let what = if leg == "rtmp_in" { "publish" } else { "play" };
-    let Some((id, stream)) = key.and_then(|key| keyed(gw, app, key)) else {
+    let Some((id, stream)) = key.and_then(|key| keyed(gw, leg, app, key)) else {
         tracing::info!(peer = %peer, "RTMP {what} refused: unknown stream key");
         refused(leg, "bad_key");
         return None;

@@ -1,4 +1,5 @@
-//! `POST /process/stream/start`: checks the request, finds an orchestrator and starts the stream there.
+//! `POST /process/stream/start`: checks the request, finds an orchestrator and starts the stream there;
+//! and `GET /capabilities`, what a client can start.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use crate::model::{Attachment, GwStream};
 use crate::request::{job_from, read_body};
 use crate::state::Gateway;
 use crate::urls::{Served, rtmp_destinations, stream_urls};
-use byoc_protocol::JobParameters;
+use byoc_protocol::{JobParameters, with_default_legs};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct StartRequest {
@@ -81,10 +82,28 @@ pub(crate) async fn start(State(gw): State<Arc<Gateway>>, h: HeaderMap, body: Bo
     webhook(&gw, &h, query).await?;
     let rtmp_outputs = rtmp_destinations(&req.rtmp_output)?;
     let (candidates, mut reasons) = gw.discover(&jp.orchestrators, &job.capability).await?;
+    if candidates.is_empty() && gw.catalog().await.lacks(&job.capability) {
+        let why = format!(
+            "unknown capability {}: no orchestrator offers it (GET /capabilities lists what they do)",
+            job.capability
+        );
+        return Err(ApiError::new(http::StatusCode::NOT_FOUND, why));
+    }
     // The first orchestrator that refused the request itself (bad params, params beyond its
     // limits): when none takes the stream, the client gets that 4xx rather than a 503.
     let mut refused_request = None;
     for cand in candidates {
+        // The legs the start does not name are those the capability declares (when the orchestrator says);
+        // a leg it names that the capability lacks is the request's fault.
+        let job = match cand.token.capability.as_ref().and_then(|offered| offered.legs) {
+            Some(legs) => {
+                let parameters =
+                    with_default_legs(&job.parameters, &job.capability, &legs).map_err(ApiError::bad_request)?;
+                byoc_payment::job::JobRequest { parameters, ..job.clone() }
+            }
+            None => job.clone(),
+        };
+        let jp = JobParameters::parse(&job.parameters).map_err(ApiError::bad_request)?;
         let urls = match start_on(&gw, &cand, &id, &job.capability, &job.parameters, job.timeout_seconds, &params).await
         {
             Ok(u) => u,
@@ -110,13 +129,26 @@ pub(crate) async fn start(State(gw): State<Arc<Gateway>>, h: HeaderMap, body: Bo
         tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
         metrics::counter!("byoc_gateway_streams_started_total", "capability" => job.capability.clone()).increment(1);
         metrics::gauge!("byoc_gateway_streams_active").increment(1.0);
-        return Ok(Json(stream_urls(&Served::by(&gw), &stream.id, &stream.secret, &jp, &rtmp_outputs)));
+        return Ok(Json(stream_urls(&Served::by(&gw), stream.as_ref(), &jp, &rtmp_outputs)));
     }
     if let Some((status, refusal)) = refused_request {
         return Err(ApiError::request_refused(status, format!("the stream's request was refused: {refusal}"), reasons));
     }
     let why = format!("no orchestrator accepted the stream for capability {}", job.capability);
     Err(ApiError::no_orchestrator(why, reasons))
+}
+
+/// `GET /capabilities`: every capability the gateway's orchestrators offer, merged by name (gathered at
+/// most every few seconds). Needs the API key when the gateway has one.
+pub(crate) async fn capabilities(State(gw): State<Arc<Gateway>>, h: HeaderMap) -> Result<Json<Value>, ApiError> {
+    check_api_key(&gw, &h)?;
+    let catalog = gw.catalog().await;
+    let entries: Vec<&crate::discovery::CatalogEntry> = catalog.entries.values().collect();
+    Ok(Json(json!({
+        "capabilities": entries,
+        "orchestrators_answered": catalog.answered,
+        "unanswered": catalog.unanswered,
+    })))
 }
 
 #[cfg(test)]

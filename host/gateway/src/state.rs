@@ -8,7 +8,7 @@ use byoc_payment::{SecretKey, Wei};
 
 use crate::client::OrchestratorClient;
 use crate::config::GatewayConfig;
-use crate::discovery::{Candidate, OrchestratorFilter, OrchestratorSource};
+use crate::discovery::{Candidate, Catalog, OrchestratorFilter, OrchestratorSource};
 use crate::error::ApiError;
 use crate::model::GwStream;
 
@@ -31,31 +31,44 @@ pub struct Gateway {
     sources: RwLock<Vec<Arc<dyn OrchestratorSource>>>,
     /// On chain: the largest face value the gateway's deposit and reserve back, or why it cannot pay.
     backing: RwLock<Option<Result<Wei, String>>>,
+    /// What the orchestrators offer, as last gathered (kept [`CATALOG_FOR`]).
+    catalog: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Catalog>)>>,
 }
 
-/// Streams that ended lately: (id, secret, why), the newest last. Only a request carrying the
-/// stream's own secret learns that it ended and why; anyone else gets the 404 of an unknown id.
+/// How long a gathered catalog serves before the orchestrators are asked again.
+const CATALOG_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Streams that ended lately, the newest last. Only a request carrying one of the stream's own secrets
+/// learns that it ended and why; anyone else gets the 404 of an unknown id.
 #[derive(Default)]
-pub(crate) struct Ended(Mutex<std::collections::VecDeque<(String, String, String)>>);
+pub(crate) struct Ended(Mutex<std::collections::VecDeque<EndedStream>>);
+
+struct EndedStream {
+    id: String,
+    secret: String,
+    viewer: String,
+    why: String,
+}
 
 /// How many ended streams the gateway remembers.
 const REMEMBER_ENDED: usize = 4096;
 
 impl Ended {
-    /// Remembers that the stream `id` (with this `secret`) ended, and why.
-    pub(crate) fn remember(&self, id: &str, secret: &str, why: &str) {
+    /// Remembers that the stream `id` (with this control `secret` and `viewer` token) ended, and why.
+    pub(crate) fn remember(&self, id: &str, secret: &str, viewer: &str, why: &str) {
         let mut ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if ended.len() == REMEMBER_ENDED {
             ended.pop_front();
         }
-        ended.push_back((id.to_string(), secret.to_string(), why.to_string()));
+        let (id, secret, viewer, why) = (id.to_string(), secret.to_string(), viewer.to_string(), why.to_string());
+        ended.push_back(EndedStream { id, secret, viewer, why });
     }
 
-    /// Why the stream `id` ended, if it did lately and `secret` is its own.
-    pub(crate) fn why(&self, id: &str, secret: &str) -> Option<String> {
+    /// Why the stream `id` ended, if it did lately and `given` is one of its secrets.
+    pub(crate) fn why(&self, id: &str, given: &str) -> Option<String> {
         let ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, own, why) = ended.iter().rev().find(|(i, _, _)| i == id)?;
-        byoc_protocol::same_secret(secret.as_bytes(), own.as_bytes()).then(|| why.clone())
+        let e = ended.iter().rev().find(|e| e.id == id)?;
+        crate::model::Access::of(given, &e.secret, &e.viewer).map(|_| e.why.clone())
     }
 }
 
@@ -74,6 +87,7 @@ impl Gateway {
             ended: Default::default(),
             sources: Default::default(),
             backing: Default::default(),
+            catalog: Default::default(),
         }))
     }
 
@@ -163,6 +177,21 @@ impl Gateway {
             }
         }
         pool
+    }
+
+    /// What the orchestrators of the pool offer, merged (gathered at most once per [`CATALOG_FOR`]; callers
+    /// meanwhile wait for the one gathering).
+    pub(crate) async fn catalog(&self) -> Arc<Catalog> {
+        let mut cached = self.catalog.lock().await;
+        if let Some((at, catalog)) = cached.as_ref()
+            && at.elapsed() < CATALOG_FOR
+        {
+            return catalog.clone();
+        }
+        let catalog =
+            Arc::new(Catalog::gather(self.client.http(), &self.pool().await, self.config.token_timeout).await);
+        *cached = Some((std::time::Instant::now(), catalog.clone()));
+        catalog
     }
 
     /// Orchestrators of the pool that `filter` lets through and that have room for `capability`

@@ -114,6 +114,42 @@ async fn every_stream_route_needs_the_streams_secret() {
     }
 }
 
+/// The per-stream routes that control the stream: the viewer token is refused there.
+const CONTROL_ROUTES: [(&str, &str); 5] =
+    [("POST", "update"), ("POST", "stop"), ("POST", "ingest/0"), ("POST", "whip"), ("DELETE", "whip/0")];
+
+#[tokio::test]
+async fn the_viewer_token_watches_and_every_control_route_refuses_it() {
+    let gw = gateway(GatewayConfig::default());
+    put_stream(&gw, "s1", true);
+    let viewer = gw.stream("s1").unwrap().viewer.clone();
+    for (method, route) in STREAM_ROUTES {
+        let uri = format!("/process/stream/s1/{route}");
+        for req in [bare(method, &uri, Some(&viewer)), bare(method, &format!("{uri}?token={viewer}"), None)] {
+            if CONTROL_ROUTES.contains(&(method, route)) {
+                let (status, body) = ask(&gw, req).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {route} with the viewer token: {body}");
+                assert!(error_of(&body).contains("the viewer token only watches"), "{body}");
+            } else {
+                // Past the check: what the route itself answers here (no orchestrator, no media server; the
+                // SSE routes answer 200 and go on, so only the status is read).
+                let status = router(gw.clone()).oneshot(req).await.unwrap().status();
+                assert!(
+                    ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&status),
+                    "{method} {route}: {status}"
+                );
+            }
+        }
+    }
+    assert!(gw.stream("s1").is_some(), "the viewer token stopped nothing");
+    let (status, body) = ask(&gw, bare("GET", "/process/stream/s1/status", Some(&viewer))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["access"], "view");
+    let secret = gw.stream("s1").unwrap().secret.clone();
+    let (_, body) = ask(&gw, bare("GET", "/process/stream/s1/status", Some(&secret))).await;
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["access"], "control");
+}
+
 #[tokio::test]
 async fn an_unknown_stream_is_404_whatever_the_secret() {
     let gw = gateway(GatewayConfig::default());
@@ -129,12 +165,14 @@ async fn an_unknown_stream_is_404_whatever_the_secret() {
 #[tokio::test]
 async fn an_ended_stream_is_410_with_why_to_its_owner_and_404_to_anyone_else() {
     let gw = gateway(GatewayConfig::default());
-    gw.ended.remember("gone", "its-secret", "stopped by the client");
+    gw.ended.remember("gone", "its-secret", "its-viewer-token", "stopped by the client");
     for (method, route) in STREAM_ROUTES {
         let uri = format!("/process/stream/gone/{route}");
-        let (status, body) = ask(&gw, bare(method, &uri, Some("its-secret"))).await;
-        assert_eq!(status, StatusCode::GONE, "{method} {route}: {body}");
-        assert_eq!(error_of(&body), "stream ended: stopped by the client");
+        for own in ["its-secret", "its-viewer-token"] {
+            let (status, body) = ask(&gw, bare(method, &uri, Some(own))).await;
+            assert_eq!(status, StatusCode::GONE, "{method} {route}: {body}");
+            assert_eq!(error_of(&body), "stream ended: stopped by the client");
+        }
         let (status, _) = ask(&gw, bare(method, &format!("{uri}?token=its-secret"), None)).await;
         assert_eq!(status, StatusCode::GONE, "{method} {route} with ?token=");
         for stranger in [None, Some("guess")] {
@@ -256,6 +294,23 @@ async fn start_and_batch_need_the_api_key_when_one_is_set() {
     parts.headers.insert("Authorization", "Bearer k3y".parse().unwrap());
     let (status, _) = ask(&gw, Request::from_parts(parts, body)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "past the key: no orchestrator here");
+}
+
+#[tokio::test]
+async fn the_capability_list_needs_the_api_key_when_one_is_set() {
+    let gw = gateway(GatewayConfig { api_key: Some("k3y".into()), ..GatewayConfig::default() });
+    for auth in [None, Some("Bearer wrong")] {
+        let mut req = request("GET", "/capabilities");
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let (status, body) = ask(&gw, req.body(Body::empty()).unwrap()).await;
+        assert_eq!((status, error_of(&body)), (StatusCode::UNAUTHORIZED, "invalid API key".into()));
+    }
+    let (status, body) = ask(&gw, bare("GET", "/capabilities", Some("k3y"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["capabilities"].clone(), v["orchestrators_answered"].clone()), (json!([]), json!(0)));
 }
 
 #[tokio::test]

@@ -64,35 +64,52 @@ pub(crate) fn rtmp_stream_key<'k>(app: &str, key: &'k str) -> Option<(&'k str, &
     (app == APP).then(|| key.rsplit_once('-')).flatten()
 }
 
-/// What start answers. `rtmp_output_url` lists, comma-separated as go-livepeer does, where the output
-/// goes over RTMP: the client's own `rtmp_output` destinations (pushed to) and the gateway's play URL.
-pub(crate) fn stream_urls(
+/// A stream as its URLs name it: its id, control secret and viewer token.
+pub(crate) struct Named<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) secret: &'a str,
+    pub(crate) viewer: &'a str,
+}
+
+impl<'a> From<&'a crate::model::GwStream> for Named<'a> {
+    fn from(s: &'a crate::model::GwStream) -> Named<'a> {
+        Named { id: &s.id, secret: &s.secret, viewer: &s.viewer }
+    }
+}
+
+/// What start answers. The URLs that control the stream (publish, update, stop) carry its control secret;
+/// those that only watch carry its viewer token, so they can be shared. `rtmp_output_url` lists,
+/// comma-separated as go-livepeer does, where the output goes over RTMP: the client's own `rtmp_output`
+/// destinations (pushed to) and the gateway's play URL.
+pub(crate) fn stream_urls<'a>(
     served: &Served,
-    id: &str,
-    secret: &str,
+    stream: impl Into<Named<'a>>,
     jp: &JobParameters,
     rtmp_outputs: &[String],
 ) -> Value {
+    let Named { id, secret, viewer } = stream.into();
     let base = format!("{}/process/stream/{id}", served.public_url.trim_end_matches('/'));
-    let url = |route: &str| format!("{base}/{route}?token={secret}");
+    let control = |route: &str| format!("{base}/{route}?token={secret}");
+    let watch = |route: &str| format!("{base}/{route}?token={viewer}");
     let when = |on: bool, u: String| if on { u } else { String::new() };
-    let webrtc = |route: &str| if served.webrtc { url(route) } else { String::new() };
+    let webrtc = |u: String| if served.webrtc { u } else { String::new() };
     json!({
         "stream_id": id,
         "stream_secret": secret,
-        "whip_url": when(jp.enable_video_ingress, webrtc("whip")),
-        "whep_url": when(jp.enable_video_egress, webrtc("whep")),
+        "viewer_token": viewer,
+        "whip_url": when(jp.enable_video_ingress, webrtc(control("whip"))),
+        "whep_url": when(jp.enable_video_egress, webrtc(watch("whep"))),
         "rtmp_url": when(jp.enable_video_ingress, rtmp_ingest_url(served, id, secret).unwrap_or_default()),
         "rtmp_output_url": when(
             jp.enable_video_egress,
-            rtmp_outputs.iter().cloned().chain(rtmp_play_url(served, id, secret)).collect::<Vec<_>>().join(","),
+            rtmp_outputs.iter().cloned().chain(rtmp_play_url(served, id, viewer)).collect::<Vec<_>>().join(","),
         ),
-        "player_url": when(jp.enable_video_ingress || jp.enable_video_egress, webrtc("player")),
-        "update_url": url("update"),
-        "status_url": url("status"),
-        "stop_url": url("stop"),
-        "data_url": when(jp.enable_data_output, url("data")),
-        "events_url": url("events"),
+        "player_url": when(jp.enable_video_ingress || jp.enable_video_egress, webrtc(watch("player"))),
+        "update_url": control("update"),
+        "status_url": watch("status"),
+        "stop_url": control("stop"),
+        "data_url": when(jp.enable_data_output, watch("data")),
+        "events_url": watch("events"),
         "ingest_url": when(jp.enable_video_ingress, format!("{base}/ingest")),
         "egress_url": when(jp.enable_video_egress, format!("{base}/egress")),
     })
@@ -114,30 +131,36 @@ mod tests {
     const ALL: Served = Served { public_url: "http://gw:8937/", rtmp: Some("gw:1935"), webrtc: true };
     const HTTP_ONLY: Served = Served { public_url: "http://gw:8937", rtmp: None, webrtc: false };
 
+    const S1: Named = Named { id: "s1", secret: "sec", viewer: "view" };
+
     #[test]
-    fn every_url_names_the_stream_and_the_per_stream_ones_carry_its_secret() {
-        let urls = stream_urls(&ALL, "s1", "sec", &legs(true, true, true), &[]);
+    fn every_url_names_the_stream_controls_carry_its_secret_and_watches_its_viewer_token() {
+        let urls = stream_urls(&ALL, S1, &legs(true, true, true), &[]);
         let base = "http://gw:8937/process/stream/s1";
         assert_eq!(urls["stream_id"], "s1");
         assert_eq!(urls["stream_secret"], "sec");
-        for route in ["update", "status", "stop", "events", "data", "whip", "whep", "player"] {
+        assert_eq!(urls["viewer_token"], "view");
+        for route in ["update", "stop", "whip"] {
             assert_eq!(urls[format!("{route}_url")], format!("{base}/{route}?token=sec"), "{route}");
+        }
+        for route in ["status", "events", "data", "whep", "player"] {
+            assert_eq!(urls[format!("{route}_url")], format!("{base}/{route}?token=view"), "{route}");
         }
         assert_eq!(urls["ingest_url"], format!("{base}/ingest"));
         assert_eq!(urls["egress_url"], format!("{base}/egress"));
         assert_eq!(urls["rtmp_url"], "rtmp://gw:1935/live/s1-sec");
-        assert_eq!(urls["rtmp_output_url"], "rtmp://gw:1935/live/s1-sec-out");
+        assert_eq!(urls["rtmp_output_url"], "rtmp://gw:1935/live/s1-view-out");
     }
 
     #[test]
     fn a_leg_not_enabled_or_not_served_has_an_empty_url() {
-        let none = stream_urls(&ALL, "s1", "sec", &legs(false, false, false), &[]);
+        let none = stream_urls(&ALL, S1, &legs(false, false, false), &[]);
         for key in ["whip_url", "whep_url", "rtmp_url", "rtmp_output_url", "player_url", "data_url", "ingest_url"] {
             assert_eq!(none[key], "", "{key}");
         }
         assert_eq!(none["egress_url"], "");
         assert_ne!(none["events_url"], "");
-        let unserved = stream_urls(&HTTP_ONLY, "s1", "sec", &legs(true, true, true), &[]);
+        let unserved = stream_urls(&HTTP_ONLY, S1, &legs(true, true, true), &[]);
         for key in ["whip_url", "whep_url", "rtmp_url", "rtmp_output_url", "player_url"] {
             assert_eq!(unserved[key], "", "{key}");
         }
@@ -147,9 +170,9 @@ mod tests {
     #[test]
     fn rtmp_output_url_lists_the_clients_destinations_then_the_play_url() {
         let dests = vec!["rtmp://a/x".to_string(), "rtmps://b/y".to_string()];
-        let urls = stream_urls(&ALL, "s1", "sec", &legs(false, true, false), &dests);
-        assert_eq!(urls["rtmp_output_url"], "rtmp://a/x,rtmps://b/y,rtmp://gw:1935/live/s1-sec-out");
-        let urls = stream_urls(&HTTP_ONLY, "s1", "sec", &legs(false, true, false), &dests);
+        let urls = stream_urls(&ALL, S1, &legs(false, true, false), &dests);
+        assert_eq!(urls["rtmp_output_url"], "rtmp://a/x,rtmps://b/y,rtmp://gw:1935/live/s1-view-out");
+        let urls = stream_urls(&HTTP_ONLY, S1, &legs(false, true, false), &dests);
         assert_eq!(urls["rtmp_output_url"], "rtmp://a/x,rtmps://b/y");
     }
 

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Body;
@@ -14,7 +15,7 @@ use byoc_media::{Leg, MediaError, SessionId, SessionOwner, StartGate, WebRtcConf
 use http::{HeaderMap, StatusCode, Uri};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::auth::authorized;
+use crate::auth::{authorized, needs_control};
 use crate::error::ApiError;
 use crate::media::{MediaSession, feed_input, refused, webrtc_output};
 use crate::model::GwStream;
@@ -65,7 +66,10 @@ async fn offer<'g>(
     h: &HeaderMap,
     body: Body,
 ) -> Result<(Arc<GwStream>, &'g WebRtcServer, String), ApiError> {
-    let stream = authorized(gw, id, h, query)?;
+    let (stream, access) = authorized(gw, id, h, query)?;
+    if leg == "whip" {
+        needs_control(access)?;
+    }
     let server = serving(gw)?;
     let body = byoc_protocol::read_limited(body, 64 << 10)
         .await
@@ -106,7 +110,9 @@ fn answer(stream_id: &str, leg: &str, id: SessionId, sdp: String) -> Response {
         .into_response()
 }
 
-/// `POST /process/stream/{id}/whip`: one publisher per stream.
+/// `POST /process/stream/{id}/whip`: one publisher per stream, and the newest wins: a publisher that
+/// comes while another is connected (most often a browser tab that died without saying so) replaces
+/// it. The old session is closed and its last segment finished before the new one feeds the stream.
 pub(super) async fn whip(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
@@ -117,9 +123,20 @@ pub(super) async fn whip(
 ) -> Result<Response, ApiError> {
     let (stream, server, offer) = offer(&gw, "whip", &id, q.as_deref(), &h, body).await?;
     let mut slot = stream.whip_session.lock().await;
-    if slot.is_some() {
-        refused("whip", "busy");
-        return Err(ApiError::new(StatusCode::CONFLICT, "this stream already has a WHIP publisher"));
+    if let Some(old) = *slot {
+        drop(slot);
+        server.close(old, &id, Leg::Whip).await;
+        let deadline = tokio::time::Instant::now() + REPLACE_WAIT;
+        loop {
+            slot = stream.whip_session.lock().await;
+            if *slot != Some(old) || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            drop(slot);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(stream_id = %id, session = %old, "WHIP publisher replaced by a new one");
+        metrics::counter!("byoc_gateway_whip_replaced_total").increment(1);
     }
     // A few seconds of frames; when the orchestrator falls further behind, the media crate drops the
     // rest of the segment and goes on at the next one.
@@ -133,8 +150,12 @@ pub(super) async fn whip(
             tokio::spawn(async move {
                 let _live = live;
                 feed_input(s.clone(), rx).await;
-                // The publisher is gone (or the stream ended): the slot is free again.
-                *s.whip_session.lock().await = None;
+                // The publisher is gone (or the stream ended): the slot is free again, unless a newer
+                // publisher holds it already.
+                let mut slot = s.whip_session.lock().await;
+                if *slot == Some(session) {
+                    *slot = None;
+                }
             });
             tracing::info!(stream_id = %id, session = %session, "WHIP publisher connected");
             Ok(answer(&id, "whip", session, sdp))
@@ -142,6 +163,9 @@ pub(super) async fn whip(
         Err(e) => Err(refusal("whip", e)),
     }
 }
+
+/// How long a new WHIP publisher waits for the one it replaces to finish its last segment.
+const REPLACE_WAIT: Duration = Duration::from_secs(3);
 
 /// `POST /process/stream/{id}/whep`: a viewer of the stream's output.
 pub(super) async fn whep(
@@ -238,15 +262,18 @@ pub(super) async fn end_session(
     RawQuery(q): RawQuery,
     h: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    authorized(&gw, &id, &h, q.as_deref())?;
-    let no_such = || ApiError::new(StatusCode::NOT_FOUND, "no such session");
-    let (Some(server), Ok(session)) = (gw.webrtc.get(), session.parse::<SessionId>()) else {
-        return Err(no_such());
-    };
+    let (_, access) = authorized(&gw, &id, &h, q.as_deref())?;
     // Both legs' routes end here: `…/{leg}/{session}`.
     let leg = match uri.path().rsplit('/').nth(1) {
         Some("whip") => Leg::Whip,
         _ => Leg::Whep,
+    };
+    if leg == Leg::Whip {
+        needs_control(access)?;
+    }
+    let no_such = || ApiError::new(StatusCode::NOT_FOUND, "no such session");
+    let (Some(server), Ok(session)) = (gw.webrtc.get(), session.parse::<SessionId>()) else {
+        return Err(no_such());
     };
     if server.close(session, &id, leg).await { Ok(StatusCode::OK) } else { Err(no_such()) }
 }

@@ -1,4 +1,4 @@
-//! `POST /capability/register`, `POST /capability/unregister`, `GET /process/token`.
+//! `POST /capability/register`, `POST /capability/unregister`, `GET /process/token`, `GET /capabilities`.
 
 use std::sync::Arc;
 
@@ -13,9 +13,11 @@ use serde::Serialize;
 
 use byoc_protocol::headers;
 
+use crate::backend::Backend;
 use crate::error::ApiError;
 use crate::orchestrator::{OfferedPlugins, Orchestrator};
-use crate::registry::{Price, WorkerRegistration};
+use crate::registry::{Capability, Price, WorkerRegistration};
+use byoc_protocol::{Offered, OfferedList, OfferedPrice, StreamLegs};
 
 /// A request whose `Authorization` is the orchestrator secret (worker registration, plugin
 /// reload); extracting it refuses any other.
@@ -118,6 +120,53 @@ struct JobToken {
     available_capacity: i64,
     #[serde(rename = "LastNonce")]
     last_nonce: u32,
+    /// The capability asked for, when it is offered here (byoc's addition; go-livepeer's gateways ignore
+    /// it): byoc gateways read its legs to turn on those a start does not name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capability: Option<Offered>,
+}
+
+/// The price a job pays for `cap` here: nothing without a key (free mode), whatever the announced price.
+fn charged(orch: &Orchestrator, cap: &Capability) -> Price {
+    if orch.payments.is_some() { cap.price } else { Price::FREE }
+}
+
+/// `cap` as this node offers it now.
+fn offered(orch: &Orchestrator, cap: &Capability) -> Offered {
+    let price = charged(orch, cap);
+    let (kind, version, legs, params_schema) = match &cap.backend {
+        Backend::Plugin(p) => match p.current() {
+            Some(plugin) => {
+                let info = plugin.describe();
+                let l = info.legs;
+                let legs = StreamLegs { video_in: l.video_in, video_out: l.video_out, data: l.data, events: l.events };
+                // A schema that is not JSON is left out rather than passed on as text.
+                let schema = info.params_schema.as_deref().and_then(|s| serde_json::from_str(s).ok());
+                ("plugin", Some(info.version.clone()), Some(legs), schema)
+            }
+            None => ("plugin", None, None, None),
+        },
+        Backend::Worker(_) => ("worker", None, None, None),
+    };
+    Offered {
+        name: cap.name.clone(),
+        description: cap.description.clone(),
+        kind: kind.to_string(),
+        version,
+        legs,
+        params_schema,
+        price: OfferedPrice { price_per_unit: price.per_unit, pixels_per_unit: price.scaling.max(1) },
+        capacity: cap.capacity.limit(),
+        available_capacity: cap.capacity.available(),
+    }
+}
+
+/// `GET /capabilities`: every capability offered here, by name (public: it says no more than the job
+/// tokens any sender can ask for).
+pub(crate) async fn list(State(orch): State<Arc<Orchestrator>>) -> Json<OfferedList> {
+    let capabilities =
+        orch.registry.names().iter().filter_map(|name| orch.registry.get(name)).map(|c| offered(&orch, &c)).collect();
+    Json(OfferedList { capabilities })
 }
 
 pub(crate) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Result<Response, ApiError> {
@@ -132,10 +181,9 @@ pub(crate) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -
         .and_then(|v| v.to_str().ok())
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad_request("Job capabilities not provided in Livepeer-Capability header"))?;
-    let (price, available) = match orch.registry.get(capability) {
-        // Without a key (free mode) nothing is charged, whatever the announced price.
-        Some(cap) if orch.payments.is_some() => (cap.price, cap.capacity.available()),
-        Some(cap) => (Price::FREE, cap.capacity.available()),
+    let cap = orch.registry.get(capability);
+    let (price, available) = match &cap {
+        Some(cap) => (charged(&orch, cap), cap.capacity.available()),
         None => (Price::FREE, 0),
     };
     // Priced: fresh ticket params (a new seed every time, so a token is good for one payment)
@@ -160,6 +208,7 @@ pub(crate) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -
         service_addr: orch.config.service_url.clone(),
         available_capacity: i64::from(available),
         last_nonce: 0,
+        capability: cap.map(|c| offered(&orch, &c)),
     })
     .into_response())
 }

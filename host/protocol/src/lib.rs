@@ -4,6 +4,8 @@
 //! - [`headers`]: the BYOC protocol's header names (`Livepeer`, `Livepeer-Payment`, `X-*-Url`, …).
 //! - [`JobParameters`] / [`OrchestratorFilter`]: the job's `parameters` JSON (enabled legs,
 //!   orchestrator selection, balances), one definition for both sides.
+//! - [`Offered`]: a capability as an orchestrator lists it (`GET /capabilities`, the job token), and
+//!   [`with_default_legs`]: a start's legs defaulting to the capability's.
 //! - [`BatchPath`]: a batch job's route as checked segments, never joined as text.
 //! - [`messages`]: splitting a message channel's segment into messages.
 //! - [`telemetry`]: the process-wide Prometheus recorder and `GET /metrics`.
@@ -13,10 +15,12 @@
 mod batch_path;
 mod job;
 pub mod messages;
+mod offered;
 pub mod telemetry;
 
 pub use batch_path::BatchPath;
 pub use job::{JobParameters, OrchestratorFilter};
+pub use offered::{Offered, OfferedList, OfferedPrice, StreamLegs, with_default_legs};
 
 /// Header names of the BYOC protocol.
 pub mod headers {

@@ -68,8 +68,9 @@ pub fn job(capability: &str, parameters: Value) -> String {
     byoc_e2e::nodes::job_header(capability, &parameters)
 }
 
+/// Job parameters naming no leg (the capability's own are on), plus `extra`.
 pub fn legs(extra: Value) -> Value {
-    let mut p = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    let mut p = json!({});
     if let (Some(p), Some(e)) = (p.as_object_mut(), extra.as_object()) {
         p.extend(e.clone());
     }
@@ -134,13 +135,20 @@ pub fn byoc(args: &[&str]) -> std::process::Output {
 
 /// Runs `byoc ARGS` to completion (bounded), returning its exit success, stdout and stderr.
 pub async fn byoc_within(args: &[&str], limit: Duration) -> (bool, String, String) {
-    let out = tokio::time::timeout(
-        limit,
-        Command::new(env!("CARGO_BIN_EXE_byoc")).args(args).stdin(Stdio::null()).kill_on_drop(true).output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("byoc {args:?} still running after {limit:?}"))
-    .expect("run byoc");
+    byoc_with_env(args, &[], limit).await
+}
+
+/// As [`byoc_within`], with these environment variables set.
+pub async fn byoc_with_env(args: &[&str], env: &[(&str, &Path)], limit: Duration) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_byoc"));
+    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("byoc {args:?} still running after {limit:?}"))
+        .expect("run byoc");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }

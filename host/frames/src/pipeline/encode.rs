@@ -63,10 +63,6 @@ pub(crate) struct EncoderThread {
     /// Segment ends received from the plugin: the input segment being output.
     segment: u64,
     in_segment: bool,
-    /// The input segment ended: the output segment ends before the next message is handled, or at the
-    /// end of input after the encoders' last packets (AAC holds its last frames until it is drained),
-    /// so those never make a segment of their own.
-    end_due: bool,
     force_key: bool,
     last_key: Option<i64>,
     last_pts: Option<i64>,
@@ -94,7 +90,6 @@ impl EncoderThread {
             pending: VecDeque::new(),
             segment: 0,
             in_segment: false,
-            end_due: false,
             force_key: false,
             last_key: None,
             last_pts: None,
@@ -116,9 +111,6 @@ impl EncoderThread {
     }
 
     fn message(&mut self, message: ToEncoder) -> Result<(), PipelineError> {
-        if self.end_due {
-            self.end_segment()?;
-        }
         match message {
             ToEncoder::Streams { video, audio } => {
                 self.mux.set_streams(video, audio);
@@ -146,10 +138,7 @@ impl EncoderThread {
             ToEncoder::Processed(Processed::SegmentEnd) => {
                 let current = self.segment;
                 self.write_pending(|segment, _| segment <= current)?;
-                // Everything so far goes out now; the segment's end waits for the next message (a frame
-                // interval in a live stream) or the end of input.
-                self.flush_buf()?;
-                self.end_due = self.in_segment;
+                self.end_segment()?;
                 self.segment += 1;
                 self.force_key = true;
                 Ok(())
@@ -293,7 +282,6 @@ impl EncoderThread {
     }
 
     fn end_segment(&mut self) -> Result<(), PipelineError> {
-        self.end_due = false;
         if self.in_segment {
             self.flush_buf()?;
             self.in_segment = false;
@@ -302,10 +290,8 @@ impl EncoderThread {
         Ok(())
     }
 
-    /// Drains the encoders, writes what is left into the last segment (still open: see `end_due`), and
-    /// ends it.
+    /// Drains the encoders, writes what is left, and ends the last segment.
     fn finish(&mut self) -> Result<(), PipelineError> {
-        self.end_due = false;
         if let Some(video) = &mut self.video {
             let packets = video.flush();
             self.write_video(packets)?;

@@ -49,7 +49,7 @@ async fn video_effects_grays_every_frame_then_switches_effect_live() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = make_ts_segments(dir.path(), 6).await.unwrap();
     assert!(inputs.len() >= 6, "{inputs:?}");
-    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    let legs = json!({}); // no leg named: the capability's own
     let urls = start(&n.gw, "video-effects", legs, r#"{"params": {"effect": "grayscale"}}"#).await;
     let secret = urls["stream_secret"].as_str().unwrap();
     let (ingest, egress) = (urls["ingest_url"].as_str().unwrap(), urls["egress_url"].as_str().unwrap());
@@ -260,7 +260,7 @@ async fn a_frame_plugin_keeps_video_pts_and_audio_in_sync() {
     let n = nodes().await;
     let dir = tempfile::tempdir().unwrap();
     let inputs = make_ts_segments(dir.path(), 10).await.unwrap();
-    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    let legs = json!({}); // no leg named: the capability's own
     let stream = Stream(start(&n.gw, "video-effects", legs, r#"{"params": {"effect": "grayscale"}}"#).await);
     let mut events = stream.sse("events_url").await;
     let started = Instant::now();
@@ -314,7 +314,7 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = make_ts_segments(dir.path(), 8).await.unwrap();
     assert_eq!(inputs.len(), 8);
-    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    let legs = json!({}); // no leg named: the capability's own
     let (slow, other) = tokio::join!(
         start(&n.gw, "slow-frames", legs.clone(), r#"{"params": {"sleep_ms": 60}}"#),
         start(&n.gw, "video-effects", legs, r#"{"params": {"effect": "grayscale"}}"#)

@@ -57,7 +57,10 @@ async fn a_stream_end_to_end_through_gateway_and_orchestrator() {
     let id = urls["stream_id"].as_str().unwrap().to_string();
     assert!(id.starts_with("cam-out-"), "names ending in -out are fine: {id}");
     let secret = urls["stream_secret"].as_str().unwrap().to_string();
-    assert!(urls["status_url"].as_str().unwrap().ends_with(&format!("?token={secret}")));
+    let viewer = urls["viewer_token"].as_str().unwrap();
+    assert_ne!(viewer, secret);
+    assert!(urls["stop_url"].as_str().unwrap().ends_with(&format!("?token={secret}")));
+    assert!(urls["status_url"].as_str().unwrap().ends_with(&format!("?token={viewer}")));
     // The worker was started with the client's params and the orchestrator's channel URLs.
     let start_call = calls.lock().unwrap().iter().find(|c| c.0 == "stream/start").unwrap().1.clone();
     assert_eq!(start_call["params"], json!({"prompt": "x"}));

@@ -72,7 +72,8 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
     byoc_protocol::telemetry::init();
     let n = nodes().await;
     let fixture = std::fs::read(root().join("plugins/ts-analyzer/tests/fixtures/h264-aac-2s.ts")).unwrap();
-    let legs = json!({"enable_video_ingress": true, "enable_video_egress": true, "enable_data_output": true});
+    // No legs named: each capability's own (passthrough: video in and out; ts-analyzer: video in, data).
+    let legs = json!({});
 
     // passthrough: the same bytes come back out, segment for segment.
     let urls = start(&n.gw, "passthrough", legs.clone(), "{}").await;
@@ -169,6 +170,63 @@ async fn batch_and_live_control_through_text_transform() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+}
+
+/// `GET /capabilities` lists the plugins with their legs, schema and capacity; a start that names no leg
+/// gets the capability's own, one that names a leg the capability lacks is a 400 naming it; an unknown
+/// capability is a 404, a known one with no room a 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn capabilities_are_listed_and_legs_default_to_the_capabilitys() {
+    let n = nodes().await;
+    let list: Value = http().get(format!("{}/capabilities", n.gw)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["orchestrators_answered"], 1, "{list}");
+    let caps = list["capabilities"].as_array().unwrap();
+    let find = |name: &str| caps.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name}: {list}"));
+    let ts = find("ts-analyzer");
+    assert_eq!(ts["legs"], json!({"video_in": true, "video_out": false, "data": true, "events": true}));
+    assert_eq!(ts["params_schema"]["properties"]["data"]["type"], "boolean");
+    assert_eq!(ts["orchestrators"], 1);
+    assert_eq!(ts["available_capacity"], n.orch.registry.available("ts-analyzer"));
+    assert!(ts["description"].as_str().unwrap().contains("MPEG-TS"));
+    assert_eq!(
+        find("text-transform")["legs"],
+        json!({"video_in": false, "video_out": false, "data": true, "events": true})
+    );
+
+    // No leg named: text-transform's own (data and events), nothing else.
+    let urls = start(&n.gw, "text-transform", json!({}), "{}").await;
+    assert!(urls["data_url"].as_str().unwrap().contains("/data?token="), "{urls}");
+    for off in ["ingest_url", "egress_url", "whep_url", "rtmp_url"] {
+        assert_eq!(urls[off], "", "{off}: {urls}");
+    }
+    http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+    // A leg named off stays off.
+    let urls = start(&n.gw, "ts-analyzer", json!({"enable_data_output": false}), "{}").await;
+    assert_eq!(urls["data_url"], "");
+    assert_ne!(urls["ingest_url"], "");
+    http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+
+    let r = start_answer(&n.gw, "text-transform", json!({"enable_video_ingress": true}), "{}").await;
+    assert_eq!(r.status(), 400);
+    let why: Value = r.json().await.unwrap();
+    assert_eq!(why["error"], "capability text-transform has no video in: enable_video_ingress cannot be true");
+
+    let r = start_answer(&n.gw, "nosuch", json!({}), "{}").await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("unknown capability nosuch"));
+
+    // Known, but full: 503 with why.
+    let limit = n.orch.registry.get("passthrough").unwrap().capacity.limit();
+    let mut running = Vec::new();
+    for _ in 0..limit {
+        running.push(start(&n.gw, "passthrough", json!({}), "{}").await);
+    }
+    let r = start_answer(&n.gw, "passthrough", json!({}), "{}").await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("no capacity for passthrough"));
+    for urls in running {
+        http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+    }
 }
 
 /// A plugin that traps mid-stream fails only its own stream: restarts per its policy, then the
