@@ -134,13 +134,34 @@ pub fn byoc(args: &[&str]) -> std::process::Output {
 
 /// Runs `byoc ARGS` to completion (bounded), returning its exit success, stdout and stderr.
 pub async fn byoc_within(args: &[&str], limit: Duration) -> (bool, String, String) {
-    let out = tokio::time::timeout(
-        limit,
-        Command::new(env!("CARGO_BIN_EXE_byoc")).args(args).stdin(Stdio::null()).kill_on_drop(true).output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("byoc {args:?} still running after {limit:?}"))
-    .expect("run byoc");
+    byoc_with_env(args, &[], limit).await
+}
+
+/// [`byoc_within`] with extra environment variables.
+pub async fn byoc_with_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_byoc"));
+    command.args(args).envs(env.iter().copied()).stdin(Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(limit, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("byoc {args:?} still running after {limit:?}"))
+        .expect("run byoc");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Whether rustup has the `wasm32-wasip2` target (building a plugin needs it; adding it needs the
+/// network). When it does not: a panic if the run requires every tool (`BYOC_REQUIRE_PEERS=1`),
+/// else a skip line and false.
+pub fn wasm_target_available(test: &str) -> bool {
+    let installed = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2"));
+    if !installed {
+        if byoc_e2e::peers_required() {
+            panic!("{test}: the wasm32-wasip2 target is required (BYOC_REQUIRE_PEERS=1) but rustup does not have it");
+        }
+        eprintln!("{test}: skipped: no wasm32-wasip2 target (`rustup target add wasm32-wasip2`)");
+    }
+    installed
 }
