@@ -147,6 +147,8 @@ async fn run_frames(
         anyhow::Ok(segments)
     });
     let files = inputs.to_vec();
+    // Ticks are media time passing: only sent when input is paced as live.
+    let realtime = clock.is_some();
     let mut clock = clock;
     let feeding = tokio::spawn(async move {
         for (seq, input) in files.iter().enumerate() {
@@ -160,6 +162,10 @@ async fn run_frames(
             }
             feeder.segment_end().await.context("feeding the decoder")?;
         }
+        if let Some(clock) = clock.as_ref() {
+            // The last segment lasts until its last timestamp.
+            tokio::time::sleep_until(clock.end_due()).await;
+        }
         feeder.finish().await;
         anyhow::Ok(())
     });
@@ -167,7 +173,7 @@ async fn run_frames(
     let mut segment = 0;
     let mut ticker = Ticker::default();
     loop {
-        ticker.follow(session.tick_interval());
+        ticker.follow(session.tick_interval().filter(|_| realtime));
         let decoded = tokio::select! {
             decoded = source.recv() => match decoded {
                 Some(decoded) => decoded,
