@@ -156,3 +156,57 @@ async fn new_plugins_of_every_kind_pass_their_own_tests() {
         byoc_ok(&["plugin", "build", crate_dir.to_str().unwrap()]).await;
     }
 }
+
+/// `byoc plugin watch` installs the crate at once, and again when its sources change: a version
+/// bump in `Cargo.toml` reaches the plugin directory without another command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_plugin_is_reinstalled_when_its_sources_change() {
+    let test = "a_watched_plugin_is_reinstalled_when_its_sources_change";
+    if !wasm_target_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    byoc_ok(&["plugin", "new", "watched", "--kind", "batch", "--dir", dir.path().to_str().unwrap()]).await;
+    let crate_dir = dir.path().join("watched");
+    let _watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_byoc"))
+        .args(["plugin", "watch"])
+        .arg(&crate_dir)
+        .arg("--install")
+        .arg(&plugins)
+        .args(["--interval-ms", "200"])
+        .env("CARGO_TARGET_DIR", plugin_target_dir())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let installed = plugins.join("watched");
+    let version = || async {
+        let (ok, stdout, _) = byoc_with_env(
+            &["plugin", "inspect", installed.to_str().unwrap()],
+            &[("RUST_LOG", "warn")],
+            Duration::from_secs(120),
+        )
+        .await;
+        ok.then(|| serde_json::from_str::<Value>(&stdout).ok())
+            .flatten()
+            .and_then(|v| v["version"].as_str().map(str::to_owned))
+    };
+    let wait_for = |wanted: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while Instant::now() < deadline {
+            if version().await.as_deref() == Some(wanted) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("the watched plugin did not reach version {wanted}");
+    };
+    wait_for("0.1.0").await;
+    let cargo_toml = crate_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&cargo_toml).unwrap();
+    std::fs::write(&cargo_toml, text.replacen("version = \"0.1.0\"", "version = \"0.3.0\"", 1)).unwrap();
+    wait_for("0.3.0").await;
+}
