@@ -91,7 +91,19 @@ impl DevState {
             ),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        serde_json::from_str(&text).with_context(|| format!("{}: not a byoc dev state file", path.display()))
+        let state: DevState =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a byoc dev state file", path.display()))?;
+        // A `byoc dev` killed outright leaves its file behind; where processes can be looked up,
+        // say so rather than fail to connect.
+        let proc = Path::new("/proc");
+        if proc.join("self").exists() && !proc.join(state.pid.to_string()).exists() {
+            bail!(
+                "the byoc dev that wrote {} (pid {}) is not running any more; start `byoc dev`, or pass --node URL",
+                path.display(),
+                state.pid
+            );
+        }
+        Ok(state)
     }
 
     /// Writes the file (through a temporary file and a rename: a reader never sees half of it).
@@ -178,14 +190,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         rtmp.local_addr()
     );
     println!("byoc dev: WHIP/WHEP     udp {webrtc} (each stream's whip_url / whep_url)");
-    let state_file = DevState::path(args.state_file.as_deref())?;
     let state = DevState {
         gateway: gw_url.clone(),
         orchestrator: orch_url.clone(),
         plugins: plugins_dir.map(|d| std::path::absolute(&d).unwrap_or(d)),
         pid: std::process::id(),
     };
-    state.write(&state_file)?;
+    // Without the file only `byoc plugin reload` needs `--node`: not a reason to stop.
+    let state_file = DevState::path(args.state_file.as_deref()).and_then(|path| state.write(&path).map(|()| path));
+    let state_file = match state_file {
+        Ok(path) => Some(path),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "byoc dev's state file not written; `byoc plugin reload` needs --node");
+            None
+        }
+    };
     match &state.plugins {
         Some(dir) => {
             println!("byoc dev: plugins       {} (hot reload; `byoc plugin reload` finds this node)", dir.display())
@@ -199,7 +218,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("byoc dev: priced mode ({}), paid with tickets; loopback only", prices.join(", "));
     }
     let served = crate::trickle::serve_until_signal(gw_listener, byoc_gateway::router(gw.clone()), server_limits).await;
-    DevState::remove(&state_file);
+    if let Some(path) = state_file {
+        DevState::remove(&path);
+    }
     gw.shutdown().await;
     orch.shutdown().await;
     orch_task.abort();
@@ -229,10 +250,16 @@ mod tests {
         state.write(&path).unwrap();
         assert_eq!(DevState::read(Some(&path)).unwrap(), state);
 
-        // Another process's file stays; ours goes.
-        DevState { pid: state.pid.wrapping_add(1), ..state.clone() }.write(&path).unwrap();
+        // Another process's file stays; ours goes. (The parent is another process that runs.)
+        let parent = std::os::unix::process::parent_id();
+        DevState { pid: parent, ..state.clone() }.write(&path).unwrap();
         DevState::remove(&path);
         assert!(path.is_file());
+        if Path::new("/proc/self").exists() {
+            DevState { pid: u32::MAX, ..state.clone() }.write(&path).unwrap();
+            let gone = DevState::read(Some(&path)).unwrap_err().to_string();
+            assert!(gone.contains("not running any more"), "{gone}");
+        }
         state.write(&path).unwrap();
         DevState::remove(&path);
         assert!(!path.exists());
