@@ -12,8 +12,9 @@
 //!   …
 //! ```
 //!
-//! A plugin is a directory `plugins/<name>/` holding `manifest.toml` (whose `name` must be
-//! `<name>`) and a cargo crate whose library compiles to `<lib_name>.wasm`.
+//! A plugin is a directory `plugins/<name>/` holding `manifest.toml` (grants, limits, failure
+//! policy) and a cargo crate whose library compiles to `<lib_name>.wasm`; `<name>` is the name
+//! its `describe()` returns, which the runtime checks when it loads the plugin.
 //!
 //! The plugins are their own cargo workspace (`plugins/Cargo.toml`, kept out of the root
 //! workspace so that root builds never need the wasm target). Their build output stays in
@@ -226,15 +227,18 @@ fn discover(plugins_dir: &Path) -> Result<Vec<Plugin>> {
             .and_then(OsStr::to_str)
             .with_context(|| format!("plugin directory {} is not UTF-8", dir.display()))?
             .to_owned();
+        // The plugin's name is its describe()'s, which is its directory's here; a manifest of the
+        // old form may still name it, and then must agree.
         let manifest_text = fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
-        let name = toml_string(&manifest_text, None, "name")
-            .with_context(|| format!("{} has no `name = \"…\"`", manifest.display()))?;
-        if name != dir_name {
+        if let Some(name) = toml_string(&manifest_text, None, "name")
+            && name != dir_name
+        {
             bail!(
                 "{} names the plugin {name:?}, but its directory is {dir_name:?}; they must match",
                 manifest.display()
             );
         }
+        let name = dir_name;
         let cargo_toml = dir.join("Cargo.toml");
         let cargo_text =
             fs::read_to_string(&cargo_toml).with_context(|| format!("reading {}", cargo_toml.display()))?;
@@ -319,7 +323,7 @@ mod tests {
         let plugin = dir.join("my-plugin");
         fs::create_dir_all(&plugin)?;
         fs::create_dir_all(dir.join("not-a-plugin"))?;
-        fs::write(plugin.join("manifest.toml"), "name = \"my-plugin\"\n")?;
+        fs::write(plugin.join("manifest.toml"), "[limits]\n")?;
         fs::write(plugin.join("Cargo.toml"), "[package]\nname = \"my-plugin\"\n")?;
         let found = discover(&dir)?;
         assert_eq!(found.len(), 1);

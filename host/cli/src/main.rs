@@ -42,7 +42,7 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Run a gateway, an orchestrator and the bundled plugins in one process (free mode, loopback).
     Dev(dev::DevArgs),
-    /// Inspect and run capability plugins (wasm components) locally.
+    /// Write, build, install, inspect and run capability plugins (wasm components).
     Plugin(plugin::PluginArgs),
     /// List or export the winning tickets an orchestrator stored.
     Tickets(tickets::TicketsArgs),

@@ -88,6 +88,11 @@ pub struct OrchestratorArgs {
     redeem_retry_secs: Option<u64>,
 }
 
+/// The plugin directory a node (`byoc orchestrator`, `byoc dev`) serves when none is given, if it
+/// exists: where `cargo xtask plugins` lays out the bundled plugins, relative to the working
+/// directory. `byoc plugin` looks plugins up and installs them there by default too.
+pub const DEFAULT_PLUGINS: &str = "target/plugins";
+
 /// Where the node's WebAssembly plugins come from.
 #[derive(clap::Args, Clone)]
 pub struct PluginsArgs {
@@ -101,6 +106,19 @@ pub struct PluginsArgs {
     /// Concurrent streams per plugin when its describe() gives no capacity hint [default: 4].
     #[arg(long)]
     pub plugin_capacity: Option<u32>,
+}
+
+/// The plugin directory a node serves: `--plugins`, the config file's, or [`DEFAULT_PLUGINS`]
+/// when it exists; `None` when plugins are off or there is none.
+pub fn plugins_dir(args: &PluginsArgs, file: &NodeConfig) -> Option<PathBuf> {
+    if args.no_plugins {
+        return None;
+    }
+    match args.plugins.as_ref().or(file.plugins.as_ref()) {
+        Some(d) => Some(d.clone()),
+        None if std::path::Path::new(DEFAULT_PLUGINS).is_dir() => Some(PathBuf::from(DEFAULT_PLUGINS)),
+        None => None,
+    }
 }
 
 /// Loads the plugins into a runtime, offers them on `orch`, and keeps them in sync with the
@@ -118,13 +136,9 @@ pub async fn offer_plugins(
         orch.registry.set_plugin_capacity(name, *capacity);
     }
     let default_capacity = args.plugin_capacity.or(file.plugin_capacity).unwrap_or(4);
-    let dir = match args.plugins.as_ref().or(file.plugins.as_ref()) {
-        Some(d) => d.clone(),
-        None if std::path::Path::new("target/plugins").is_dir() => PathBuf::from("target/plugins"),
-        None => {
-            tracing::info!("no plugin directory (build one with `cargo xtask plugins`, or pass --plugins)");
-            return Ok(None);
-        }
+    let Some(dir) = plugins_dir(args, file) else {
+        tracing::info!("no plugin directory (build one with `cargo xtask plugins`, or pass --plugins)");
+        return Ok(None);
     };
     let runtime = std::sync::Arc::new(byoc_runtime::Runtime::new(byoc_runtime::RuntimeConfig {
         operator: file.operator.clone(),
@@ -142,11 +156,9 @@ pub async fn offer_plugins(
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             for (name, result) in runtime.reload_changed().await {
-                match result {
-                    Ok(_) => tracing::info!(plugin = %name, "plugin reloaded"),
-                    Err(e) => {
-                        tracing::warn!(plugin = %name, error = %e, "plugin reload failed; the old code keeps serving")
-                    }
+                // Successes are logged by the runtime (`plugin loaded` / `plugin reloaded`).
+                if let Err(e) = result {
+                    tracing::warn!(plugin = %name, error = %e, "plugin reload failed; the old code keeps serving");
                 }
                 orch.registry.register_plugins(&runtime, capacity);
             }

@@ -96,5 +96,5 @@ async fn the_client_cli_drives_a_stream_end_to_end() {
 async fn client(gw: &str, state: &Path, args: &[&str]) -> (bool, String, String) {
     let mut all = args.to_vec();
     all.extend(["--gateway", gw]);
-    byoc_with_env(&all, &[("BYOC_STATE_DIR", state)], LIMIT).await
+    byoc_with_env(&all, &[("BYOC_STATE_DIR", state.to_str().unwrap())], LIMIT).await
 }

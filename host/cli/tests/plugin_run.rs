@@ -160,3 +160,36 @@ async fn plugin_run_passes_audio_frames_through_a_wasm_plugin() {
         assert!(events.contains(r#""type":"audio""#) && events.contains(r#""sample_rate":48000"#), "{events}");
     }
 }
+
+/// `--realtime` makes time pass as live: `motion-detector` publishes its data line on a
+/// one-second timer tick only, so fed as fast as it goes (no media time passes) it publishes none,
+/// and fed at the segments' pace (three one-second segments) it publishes at least one. Bare names
+/// are looked up in `--plugins`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_realtime_paces_input_and_drives_the_timer() {
+    if !tool_available("plugin_run_realtime_paces_input_and_drives_the_timer", "ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input_dir = dir.path().join("in");
+    std::fs::create_dir_all(&input_dir).unwrap();
+    let inputs = make_ts_segments(&input_dir, 3).await.unwrap();
+    let (plugins, cache) = (plugins_dir(), root().join("target/runtime-test-cache"));
+    let mut data_lines = Vec::new();
+    for realtime in [false, true] {
+        let output = dir.path().join(format!("out-{realtime}"));
+        let mut args: Vec<&std::ffi::OsStr> = vec!["plugin".as_ref(), "run".as_ref(), "motion-detector".as_ref()];
+        args.extend(["--plugins".as_ref(), plugins.as_os_str(), "--cache-dir".as_ref(), cache.as_os_str()]);
+        args.extend(["--output".as_ref(), output.as_os_str(), "--input".as_ref()]);
+        args.extend(inputs.iter().map(|p| p.as_os_str()));
+        if realtime {
+            args.push("--realtime".as_ref());
+        }
+        let (ok, stderr) = byoc(&args).await;
+        assert!(ok, "byoc plugin run (realtime: {realtime}) failed: {stderr}");
+        let data = std::fs::read_to_string(output.join("data.jsonl")).unwrap();
+        data_lines.push(data.lines().count());
+    }
+    assert_eq!(data_lines[0], 0, "no media time passes when input goes as fast as it can");
+    assert!(data_lines[1] >= 1, "timer ticks while segments are paced: {data_lines:?}");
+}

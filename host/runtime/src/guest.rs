@@ -32,6 +32,14 @@ impl Pre {
         })
     }
 
+    /// The `byoc:capability` version the component was built against, as `0.<minor>`.
+    pub(crate) fn wit_version(&self) -> &'static str {
+        match self {
+            Self::V1(_) => "0.1",
+            Self::V2(_) => "0.2",
+        }
+    }
+
     pub(crate) fn engine(&self) -> &Engine {
         match self {
             Self::V1(pre) => pre.engine(),

@@ -36,7 +36,9 @@ mod types;
 pub use cache::CacheStatus;
 pub use engine::Allocator;
 pub use error::{CallError, LoadError};
-pub use manifest::{Failure, FailurePolicy, Grants, Limits, Manifest, OperatorConfig, PluginOperatorConfig};
+pub use manifest::{
+    Failure, FailurePolicy, Grants, Limits, Manifest, OperatorConfig, PluginOperatorConfig, valid_name,
+};
 pub use plugin::{Plugin, WIT_VERSION};
 pub use runtime::{CacheDir, Runtime, RuntimeConfig, Watcher, plugin_dirs};
 pub use session::{Outputs, Session};

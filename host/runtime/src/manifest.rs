@@ -1,6 +1,12 @@
 //! Plugin manifests (`manifest.toml` beside each `.wasm`) and the operator's narrowing of
 //! their grants.
 //!
+//! A plugin's identity (name, version, description) is what its `describe()` returns; the
+//! manifest holds only what the operator reviews: grants, limits and failure policy. Manifests
+//! written before that may still carry `name`, `version` and `description`: they load, a
+//! `name` must equal `describe()`'s (the operator's settings are keyed by it), and `version`
+//! and `description` are ignored (`byoc plugin build` refuses any mismatch before install).
+//!
 //! The manifest *declares* what a plugin may touch; the operator's [`OperatorConfig`]
 //! *allows*. A plugin gets only what both allow ([`Grants::narrowed`]). Where the operator
 //! says nothing about a grant, the manifest's declaration stands: an operator narrows by
@@ -17,14 +23,16 @@ use crate::error::LoadError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Capability name; must equal the name the plugin's `describe()` returns and its
-    /// directory's name.
-    pub name: String,
-    /// Plugin version.
-    pub version: String,
-    /// Human-readable description.
-    #[serde(default)]
-    pub description: String,
+    /// Legacy: the capability's name, which `describe()` gives. When present it must equal
+    /// `describe()`'s name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Legacy, ignored: the version is `describe()`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Legacy, ignored: the description is `describe()`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// What the plugin may touch.
     #[serde(default)]
     pub grants: Grants,
@@ -149,11 +157,8 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
-            return Err(format!("name {:?} must be 1–64 lowercase ASCII letters, digits or `-`", self.name));
+        if let Some(name) = &self.name {
+            valid_name(name)?;
         }
         if self.limits.memory_mib == 0 {
             return Err("limits.memory_mib must be at least 1".into());
@@ -166,6 +171,15 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Checks a capability name: 1–64 lowercase ASCII letters, digits or `-` (it names a directory,
+/// a route and the operator's settings).
+pub fn valid_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok { Ok(()) } else { Err(format!("name {name:?} must be 1–64 lowercase ASCII letters, digits or `-`")) }
 }
 
 /// The operator's configuration of plugins: a global outbound allowlist and per-plugin
@@ -311,7 +325,7 @@ backoff_ms = 1000
     #[test]
     fn parses_the_manifest_schema() {
         let m: Manifest = toml::from_str(SAMPLE).unwrap();
-        assert_eq!(m.name, "http-adapter");
+        assert_eq!(m.name.as_deref(), Some("http-adapter"), "legacy identity fields still parse");
         assert_eq!(m.failure.policy, FailurePolicy::RestartSession);
         assert_eq!(m.limits.memory_mib, 128);
         assert!(m.validate().is_ok());
@@ -321,8 +335,19 @@ backoff_ms = 1000
     fn unknown_fields_and_bad_names_are_rejected() {
         assert!(toml::from_str::<Manifest>(&format!("{SAMPLE}\nextra = 1")).is_err());
         let mut m: Manifest = toml::from_str(SAMPLE).unwrap();
-        m.name = "Bad Name".into();
+        m.name = Some("Bad Name".into());
         assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn a_manifest_without_identity_fields_is_complete() {
+        let text = SAMPLE
+            .lines()
+            .filter(|l| !l.starts_with("name") && !l.starts_with("version") && !l.starts_with("description"));
+        let m: Manifest = toml::from_str(&text.collect::<Vec<_>>().join("\n")).unwrap();
+        assert_eq!((&m.name, &m.version, &m.description), (&None, &None, &None));
+        assert!(m.validate().is_ok());
+        assert!(!serde_json::to_string(&m).unwrap().contains("name"), "absent fields are not written back");
     }
 
     #[test]

@@ -78,6 +78,12 @@ impl Plugin {
         &self.code.limits
     }
 
+    /// The `byoc:capability` WIT version the component was built against (`0.1` or `0.2`; the
+    /// world is always `capability-adapter`, checked when it was loaded).
+    pub fn wit_version(&self) -> &'static str {
+        self.code.template.pre.wit_version()
+    }
+
     /// The plugin's directory.
     pub fn dir(&self) -> &Path {
         &self.code.dir
@@ -143,20 +149,6 @@ pub(crate) async fn load(ctx: &LoadContext<'_>, path: &Path) -> Result<Plugin, L
     let (dir, wasm_path) = locate(path)?;
     let stamp = Stamp::of(&dir, &wasm_path);
     let manifest = Manifest::read(&dir.join("manifest.toml"))?;
-    let operator = ctx.operator.plugins.get(&manifest.name).cloned().unwrap_or_default();
-    let limits = operator.narrow_limits(manifest.limits);
-    let memory_bytes = u64::from(limits.memory_mib) * 1024 * 1024;
-    if memory_bytes > ctx.max_memory_bytes {
-        return Err(LoadError::Limits {
-            name: manifest.name.clone(),
-            reason: format!(
-                "memory_mib = {} exceeds the runtime's per-instance maximum of {} MiB",
-                limits.memory_mib,
-                ctx.max_memory_bytes / (1024 * 1024)
-            ),
-        });
-    }
-    let grants = manifest.grants.narrowed(&operator, ctx.operator.outbound_hosts.as_deref());
 
     let size = std::fs::metadata(&wasm_path).map_err(|e| LoadError::io(&wasm_path, e))?.len();
     if size > MAX_WASM_BYTES {
@@ -184,17 +176,53 @@ pub(crate) async fn load(ctx: &LoadContext<'_>, path: &Path) -> Result<Plugin, L
     let pre = Pre::new(pre, version)
         .map_err(|e| LoadError::WrongWorld { path: wasm_path.clone(), reason: format!("{e:#}") })?;
 
-    let outbound = grants.outbound_hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).collect();
-    let grant = Grant {
-        name: manifest.name.clone(),
-        // Until describe() has run, no leg: describe cannot publish anyway.
-        legs: Default::default(),
-        config: grants.config_keys.iter().map(|k| (k.clone(), operator.config.get(k).cloned())).collect(),
-        secrets: grants.secrets.iter().map(|k| (k.clone(), operator.secret_values.get(k).cloned())).collect(),
-        outbound: Arc::new(outbound),
-        memory_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
-        max_output_bytes: limits.max_output_bytes_per_call,
+    // The plugin's name is what describe() says, so describe() runs first, on an instance
+    // granted nothing (no legs, config, secrets, hosts or directories) and capped at the
+    // manifest's memory; the operator's settings for that name then make the real grant.
+    let describe_memory = (u64::from(manifest.limits.memory_mib) * 1024 * 1024).min(ctx.max_memory_bytes);
+    let mut template = Template {
+        pre,
+        grant: Arc::new(Grant {
+            name: manifest.name.clone().unwrap_or_default(),
+            legs: Default::default(),
+            config: Default::default(),
+            secrets: Default::default(),
+            outbound: Arc::new(Vec::new()),
+            memory_bytes: usize::try_from(describe_memory).unwrap_or(usize::MAX),
+            max_output_bytes: manifest.limits.max_output_bytes_per_call,
+        }),
+        preopens: Vec::new(),
+        call_timeout: Duration::from_millis(manifest.limits.call_timeout_ms),
+        semaphore: ctx.semaphore.clone(),
     };
+    let info = describe(&template, &dir).await?;
+    crate::manifest::valid_name(&info.name).map_err(|reason| LoadError::Describe { path: dir.clone(), reason })?;
+    if let Some(name) = manifest.name.as_deref().filter(|n| *n != info.name) {
+        return Err(LoadError::Describe {
+            path: dir,
+            reason: format!(
+                "the plugin calls itself {:?} but its manifest says {name:?} (the name comes from describe(); \
+                 remove `name` from the manifest)",
+                info.name
+            ),
+        });
+    }
+
+    let operator = ctx.operator.plugins.get(&info.name).cloned().unwrap_or_default();
+    let limits = operator.narrow_limits(manifest.limits);
+    let memory_bytes = u64::from(limits.memory_mib) * 1024 * 1024;
+    if memory_bytes > ctx.max_memory_bytes {
+        return Err(LoadError::Limits {
+            name: info.name.clone(),
+            reason: format!(
+                "memory_mib = {} exceeds the runtime's per-instance maximum of {} MiB",
+                limits.memory_mib,
+                ctx.max_memory_bytes / (1024 * 1024)
+            ),
+        });
+    }
+    let grants = manifest.grants.narrowed(&operator, ctx.operator.outbound_hosts.as_deref());
+    let outbound = grants.outbound_hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).collect();
     let preopens = grants
         .read_only_dirs
         .iter()
@@ -207,26 +235,17 @@ pub(crate) async fn load(ctx: &LoadContext<'_>, path: &Path) -> Result<Plugin, L
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut template = Template {
-        pre,
-        grant: Arc::new(grant),
-        preopens,
-        call_timeout: Duration::from_millis(limits.call_timeout_ms),
-        semaphore: ctx.semaphore.clone(),
-    };
-
-    let info = describe(&template, &dir).await?;
-    if info.name != manifest.name {
-        return Err(LoadError::Describe {
-            path: dir,
-            reason: format!("the plugin calls itself {:?} but its manifest says {:?}", info.name, manifest.name),
-        });
-    }
-    if info.version != manifest.version {
-        tracing::warn!(plugin = %manifest.name, manifest = %manifest.version, describe = %info.version,
-            "plugin version differs between manifest and describe()");
-    }
-    template.grant = Arc::new(Grant { legs: info.legs, ..Grant::clone(&template.grant) });
+    template.grant = Arc::new(Grant {
+        name: info.name.clone(),
+        legs: info.legs,
+        config: grants.config_keys.iter().map(|k| (k.clone(), operator.config.get(k).cloned())).collect(),
+        secrets: grants.secrets.iter().map(|k| (k.clone(), operator.secret_values.get(k).cloned())).collect(),
+        outbound: Arc::new(outbound),
+        memory_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
+        max_output_bytes: limits.max_output_bytes_per_call,
+    });
+    template.preopens = preopens;
+    template.call_timeout = Duration::from_millis(limits.call_timeout_ms);
     let code = PluginCode {
         dir,
         wasm_path,

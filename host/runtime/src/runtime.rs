@@ -152,24 +152,59 @@ impl Runtime {
                 second: plugin.dir().to_owned(),
             });
         }
-        plugins.insert(plugin.name().to_owned(), plugin.clone());
-        tracing::info!(plugin = %plugin.name(), sha256 = %plugin.sha256(), cache = ?plugin.cache_status(), "plugin loaded");
+        let replaced = plugins.insert(plugin.name().to_owned(), plugin.clone()).is_some();
+        let (name, version) = (plugin.name(), &plugin.describe().version);
+        let (sha256, cache) = (plugin.sha256(), plugin.cache_status());
+        if replaced {
+            tracing::info!(plugin = %name, %version, %sha256, ?cache, "plugin reloaded");
+        } else {
+            tracing::info!(plugin = %name, %version, %sha256, ?cache, "plugin loaded");
+        }
         Ok(plugin)
     }
 
     /// Hot reload: re-reads the named plugin from its directory. On failure the old code
-    /// stays in service.
+    /// stays in service. A plugin not loaded yet is loaded from `<dir>/<name>` in the
+    /// directories given to [`Runtime::load`]/[`Runtime::load_dir`], if it is there.
     pub async fn reload(&self, name: &str) -> Result<Plugin, LoadError> {
-        let current = self.plugin(name).ok_or_else(|| LoadError::UnknownPlugin(name.to_owned()))?;
-        self.load_plugin(current.dir()).await
+        if let Some(current) = self.plugin(name) {
+            return self.load_plugin(current.dir()).await;
+        }
+        let dirs = self.inner.dirs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let valid = crate::manifest::valid_name(name).is_ok();
+        match dirs.iter().map(|d| d.join(name)).find(|d| valid && d.join("manifest.toml").is_file()) {
+            Some(dir) => self.load_plugin(&dir).await,
+            None => Err(LoadError::UnknownPlugin(name.to_owned())),
+        }
     }
 
-    /// Reloads every loaded plugin; returns each one's result by name.
+    /// Reloads every loaded plugin and loads the plugin directories that appeared in the
+    /// directories given to [`Runtime::load`]/[`Runtime::load_dir`]; returns each one's result
+    /// by name (by path for a new directory that failed to load).
     pub async fn reload_all(&self) -> Vec<(String, Result<Plugin, LoadError>)> {
         let mut results = Vec::new();
         for plugin in self.plugins() {
             let name = plugin.name().to_owned();
             results.push((name.clone(), self.reload(&name).await));
+        }
+        results.extend(self.load_new().await);
+        results
+    }
+
+    /// Loads the plugin directories not loaded yet in the directories given to
+    /// [`Runtime::load`]/[`Runtime::load_dir`].
+    async fn load_new(&self) -> Vec<(String, Result<Plugin, LoadError>)> {
+        let mut results = Vec::new();
+        let dirs = self.inner.dirs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let known: Vec<PathBuf> = self.plugins().iter().map(|p| p.dir().to_owned()).collect();
+        for dir in dirs {
+            for path in plugin_dirs(&dir).unwrap_or_default() {
+                if !known.contains(&path) {
+                    let result = self.load_plugin(&path).await;
+                    let name = result.as_ref().map_or_else(|_| path.display().to_string(), |p| p.name().to_owned());
+                    results.push((name, result));
+                }
+            }
         }
         results
     }
@@ -186,15 +221,7 @@ impl Runtime {
                 results.push((name.clone(), self.reload(&name).await));
             }
         }
-        let dirs = self.inner.dirs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let known: Vec<PathBuf> = self.plugins().iter().map(|p| p.dir().to_owned()).collect();
-        for dir in dirs {
-            for path in plugin_dirs(&dir).unwrap_or_default() {
-                if !known.contains(&path) {
-                    results.push((path.display().to_string(), self.load_plugin(&path).await));
-                }
-            }
-        }
+        results.extend(self.load_new().await);
         results
     }
 
@@ -207,12 +234,10 @@ impl Runtime {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                // Successes are logged by `load_plugin` (`plugin loaded` / `plugin reloaded`).
                 for (name, result) in runtime.reload_changed().await {
-                    match result {
-                        Ok(plugin) => {
-                            tracing::info!(plugin = %name, version = %plugin.describe().version, "plugin reloaded")
-                        }
-                        Err(e) => tracing::warn!(plugin = %name, error = %e, "plugin reload failed; old code stays"),
+                    if let Err(e) = result {
+                        tracing::warn!(plugin = %name, error = %e, "plugin reload failed; old code stays");
                     }
                 }
             }
@@ -271,11 +296,17 @@ impl Drop for Watcher {
     }
 }
 
-/// The plugin directories under `dir` (those with a `manifest.toml`), sorted.
+/// The plugin directories under `dir` (those with a `manifest.toml`), sorted. Hidden entries
+/// (a name starting with `.`) are skipped: installers assemble a plugin in a hidden directory
+/// and rename it into place, so a half-written plugin is never picked up.
 pub fn plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|e| LoadError::io(dir, e))?;
-    let mut dirs: Vec<PathBuf> =
-        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join("manifest.toml").is_file()).collect();
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.join("manifest.toml").is_file())
+        .collect();
     dirs.sort();
     Ok(dirs)
 }

@@ -138,17 +138,31 @@ pub async fn byoc_within(args: &[&str], limit: Duration) -> (bool, String, Strin
     byoc_with_env(args, &[], limit).await
 }
 
-/// As [`byoc_within`], with these environment variables set.
-pub async fn byoc_with_env(args: &[&str], env: &[(&str, &Path)], limit: Duration) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_byoc"));
-    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = tokio::time::timeout(limit, cmd.output())
+/// [`byoc_within`] with extra environment variables.
+pub async fn byoc_with_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_byoc"));
+    command.args(args).envs(env.iter().copied()).stdin(Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(limit, command.output())
         .await
         .unwrap_or_else(|_| panic!("byoc {args:?} still running after {limit:?}"))
         .expect("run byoc");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Whether rustup has the `wasm32-wasip2` target (building a plugin needs it; adding it needs the
+/// network). When it does not: a panic if the run requires every tool (`BYOC_REQUIRE_PEERS=1`),
+/// else a skip line and false.
+pub fn wasm_target_available(test: &str) -> bool {
+    let installed = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2"));
+    if !installed {
+        if byoc_e2e::peers_required() {
+            panic!("{test}: the wasm32-wasip2 target is required (BYOC_REQUIRE_PEERS=1) but rustup does not have it");
+        }
+        eprintln!("{test}: skipped: no wasm32-wasip2 target (`rustup target add wasm32-wasip2`)");
+    }
+    installed
 }

@@ -70,7 +70,8 @@ async fn bad_plugins_are_rejected_with_typed_errors() -> TestResult {
     let misnamed = base.join("misnamed");
     copy_plugin(&plugins_dir().join("passthrough"), &misnamed);
     let manifest = std::fs::read_to_string(misnamed.join("manifest.toml"))?;
-    std::fs::write(misnamed.join("manifest.toml"), manifest.replace("name = \"passthrough\"", "name = \"other\""))?;
+    // A legacy `name` field that disagrees with describe() is refused.
+    std::fs::write(misnamed.join("manifest.toml"), format!("name = \"other\"\n{manifest}"))?;
     assert!(matches!(runtime.load_plugin(&misnamed).await, Err(LoadError::Describe { .. })));
 
     let empty = base.join("empty");
@@ -127,5 +128,13 @@ async fn replacing_plugin_files_is_picked_up_by_reload_changed_and_watch() -> Te
     }
     drop(watcher);
     assert!(runtime.plugin("passthrough").is_some());
+
+    // A hidden directory (an installer's staging) is never loaded; once renamed into place, a
+    // reload by name loads the new plugin.
+    copy_plugin(&plugins_dir().join("text-transform"), &base.join(".text-transform.staging-1"));
+    assert!(runtime.reload_changed().await.is_empty(), "hidden directories are skipped");
+    std::fs::rename(base.join(".text-transform.staging-1"), base.join("text-transform"))?;
+    assert_eq!(runtime.reload("text-transform").await?.name(), "text-transform");
+    assert!(matches!(runtime.reload("../passthrough").await, Err(LoadError::UnknownPlugin(_))));
     Ok(())
 }
