@@ -72,6 +72,13 @@ fn field<'a>(v: &'a Value, name: &str) -> &'a str {
     v.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// The stream's console page with its control secret (`player_url` holds the viewer token, which
+/// cannot publish).
+fn control_page(v: &Value) -> String {
+    let page = field(v, "player_url").split('?').next().unwrap_or_default();
+    format!("{page}?token={}", field(v, "stream_secret"))
+}
+
 /// `curl -N` on an SSE URL for `secs` seconds, into a file.
 fn sse_to_file(url: &str, file: &Path, secs: u64) -> Result<KillOnDrop> {
     let out = std::fs::File::create(file)?;
@@ -327,7 +334,7 @@ pub fn run(root: &Path) -> Result<()> {
         r#"{"stream_name":"demo-webrtc","params":{"effect":"pixelate","strength":0.5}}"#,
     )?;
     eprintln!("xtask: a headless browser publishes with WHIP and plays with WHEP for 10 s");
-    let browser = browser_legs(field(&webrtc, "player_url"), &work, 10)?;
+    let browser = browser_legs(&control_page(&webrtc), &work, 10)?;
     let _ = Command::new("curl").args(["-s", "-X", "POST", field(&webrtc, "stop_url")]).output();
 
     // A video-effects stream left up for a person to try: its player page, RTMP ingest, and the
@@ -379,11 +386,11 @@ pub fn run(root: &Path) -> Result<()> {
         field(&video, "whep_url")
     );
     println!(
-        "  in a browser         {}  (publish your camera with WHIP, watch the output with WHEP)",
-        field(&video, "player_url")
+        "  in a browser         {}  (the console: publish your camera with WHIP, watch the output with WHEP)",
+        control_page(&video)
     );
     println!("  RTMP play (output)   ffplay '{}'", field(&video, "rtmp_output_url"));
-    println!("  video-effects        {}  (your camera, grayscale)", field(&effects, "player_url"));
+    println!("  video-effects        {}  (your camera, grayscale)", control_page(&effects));
     println!(
         "    RTMP ingest        ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv '{}'",
         field(&effects, "rtmp_url")

@@ -18,13 +18,14 @@
 //!    background work of an attachment; they report a loss, never act on it), `failover` (start on
 //!    an orchestrator, attach, move on a loss, end).
 //! 4. The servers: `auth` and `request` (what a request must carry), the HTTP handlers `start`,
-//!    `handlers`, `batch` and `webrtc`, and the RTMP server `rtmp`.
+//!    `handlers`, `batch`, `webrtc` and `console` (the browser page), and the RTMP server `rtmp`.
 
 mod answer;
 mod auth;
 mod batch;
 mod client;
 mod config;
+mod console;
 mod discovery;
 mod error;
 mod failover;
@@ -64,6 +65,7 @@ async fn openapi() -> Response {
 /// The gateway's routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
+        .route("/", get(console::console))
         .route("/process/stream/start", post(start::start))
         .route("/process/stream/{id}/update", post(handlers::update))
         .route("/process/stream/{id}/stop", post(handlers::stop))
@@ -74,7 +76,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/process/stream/{id}/egress/{seq}", get(handlers::egress))
         .route("/process/stream/{id}/whip", post(webrtc::whip))
         .route("/process/stream/{id}/whep", post(webrtc::whep))
-        .route("/process/stream/{id}/player", get(webrtc::player))
+        .route("/process/stream/{id}/player", get(console::player))
         .route("/process/stream/{id}/whip/{session}", delete(webrtc::end_session))
         .route("/process/stream/{id}/whep/{session}", delete(webrtc::end_session))
         .route("/process/request/{*path}", post(batch::batch))

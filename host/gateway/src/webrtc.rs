@@ -277,32 +277,3 @@ pub(super) async fn end_session(
     };
     if server.close(session, &id, leg).await { Ok(StatusCode::OK) } else { Err(no_such()) }
 }
-
-/// The browser page of the stream's WebRTC legs (publish a camera with WHIP, watch the output with WHEP).
-const PLAYER: &str = include_str!("player.html");
-
-/// `GET /process/stream/{id}/player`: a page that publishes the browser's camera to the stream
-/// (WHIP) and plays its output (WHEP). It holds no secret itself: its script takes the `token` from
-/// its own URL, so the page asks for the secret like every other per-stream route.
-pub(super) async fn player(
-    State(gw): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    h: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorized(&gw, &id, &h, q.as_deref())?;
-    serving(&gw)?;
-    let csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
-               media-src 'self' blob: mediastream:";
-    Ok((
-        [
-            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (http::header::CONTENT_SECURITY_POLICY, csp),
-            // The URL carries the stream's secret: never hand it to another origin.
-            (http::header::REFERRER_POLICY, "no-referrer"),
-            (http::header::CACHE_CONTROL, "no-store"),
-        ],
-        PLAYER,
-    )
-        .into_response())
-}

@@ -1,6 +1,7 @@
-//! A real browser on both media legs: headless Chromium opens the gateway's player page, publishes
-//! its fake camera and microphone with WHIP, and plays the stream's output (through the
-//! `passthrough` plugin) with WHEP, all in one page; the page logs its WebRTC stats.
+//! A real browser on both media legs: headless Chromium opens a stream's page (the console for one
+//! stream, with the control secret), publishes its fake camera and microphone with WHIP, and plays
+//! the stream's output (through the `passthrough` plugin) with WHEP, all in one page; the page logs
+//! its WebRTC stats.
 //!
 //! Chromium gathers no loopback candidates, so WebRTC needs a real interface. To keep every packet
 //! inside the test, the test re-runs itself in a private network namespace (`unshare -n`) with a veth
@@ -21,11 +22,12 @@ use tokio::io::AsyncBufReadExt;
 /// Set (by the outer run) in the child that runs inside the namespace.
 const IN_NETNS: &str = "BYOC_BROWSER_IN_NETNS";
 /// The gateway's UDP address inside the namespace (one end of the veth pair).
-const MEDIA_ADDR: &str = "10.200.0.1";
+pub const MEDIA_ADDR: &str = "10.200.0.1";
 /// How long the page runs both legs before it reports.
 const REPORT_AFTER_SECS: u64 = 14;
 
-fn chromium() -> Option<&'static str> {
+/// The Chromium binary, if one runs.
+pub fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser"].into_iter().find(|b| {
         std::process::Command::new(b)
             .arg("--version")
@@ -43,11 +45,25 @@ fn sh(cmd: &str) {
 
 #[test]
 fn chromium_publishes_with_whip_and_plays_with_whep() {
+    in_network_namespace("browser::chromium_publishes_with_whip_and_plays_with_whep", 150, browser_run);
+}
+
+/// Runs `run` (with Chromium, inside a network namespace of its own, within `secs`): the test `name`
+/// re-runs itself there, as root of the namespace. Skipped (with a note) when Chromium or network
+/// namespaces are missing, as the module says.
+pub fn in_network_namespace<F: Future<Output = ()>>(name: &str, secs: u64, run: impl FnOnce() -> F) {
     if std::env::var_os(IN_NETNS).is_some() {
-        return in_namespace();
+        sh("ip link set lo up");
+        sh("ip link add byoc0 type veth peer name byoc1");
+        sh(&format!("ip addr add {MEDIA_ADDR}/24 dev byoc0 && ip addr add 10.200.0.2/24 dev byoc1"));
+        sh("ip link set byoc0 up && ip link set byoc1 up");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(secs), run()).await.expect("the browser run took too long")
+        });
+        println!("BROWSER OK");
+        return;
     }
-    // The test's path in this binary (re-run by name inside the namespace).
-    let name = "browser::chromium_publishes_with_whip_and_plays_with_whep";
     if chromium().is_none() {
         assert!(!byoc_e2e::peers_required(), "{name}: chromium is required (BYOC_REQUIRE_PEERS=1) but does not run");
         eprintln!("{name}: skipped: chromium not found (optional; `cargo xtask test` installs it)");
@@ -77,26 +93,15 @@ fn chromium_publishes_with_whip_and_plays_with_whep() {
     assert!(text.contains("BROWSER OK"), "the run inside the namespace did not reach its checks");
 }
 
-fn in_namespace() {
-    sh("ip link set lo up");
-    sh("ip link add byoc0 type veth peer name byoc1");
-    sh(&format!("ip addr add {MEDIA_ADDR}/24 dev byoc0 && ip addr add 10.200.0.2/24 dev byoc1"));
-    sh("ip link set byoc0 up && ip link set byoc1 up");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(150), browser_run()).await.expect("the browser run took too long")
-    });
-    println!("BROWSER OK");
-}
-
 async fn browser_run() {
     let nodes = common::media_nodes(format!("{MEDIA_ADDR}:0").parse().unwrap()).await;
     let urls = common::start_video(&nodes.url, json!({})).await;
-    let player = urls["player_url"].as_str().unwrap().to_string();
-    assert!(player.contains("/player?token="), "{urls}");
-
-    // The page asks for the stream's secret like every per-stream route.
-    let bare = player.split('?').next().unwrap();
+    let shared = urls["player_url"].as_str().unwrap();
+    assert!(shared.contains("/player?token="), "{urls}");
+    // The page asks for one of the stream's secrets like every per-stream route; publishing needs
+    // the control secret (the shared link holds the viewer token).
+    let bare = shared.split('?').next().unwrap();
+    let player = format!("{bare}?token={}", urls["stream_secret"].as_str().unwrap());
     assert_eq!(common::http().get(bare).send().await.unwrap().status(), 401);
     let page = common::http().get(&player).send().await.unwrap();
     assert_eq!(page.status(), 200);

@@ -7,6 +7,7 @@
 //! - `payments`: priced mode end to end.
 //! - `media`: RTMP and WebRTC in and out through a plugin.
 //! - `browser`: a real browser on both WebRTC legs.
+//! - `console`: the gateway console driven in a real browser (`cdp`: Chromium over the DevTools Protocol).
 //! - `attack`: attacks on the nodes, each refused.
 //! - `common`: what they share.
 //!
@@ -15,7 +16,9 @@
 
 mod attack;
 mod browser;
+mod cdp;
 mod common;
+mod console;
 mod frames;
 mod gateway;
 mod media;
