@@ -2,7 +2,8 @@
 //! opens the gateway's root page, starts a `passthrough` stream from the form, publishes its fake
 //! camera, watches the output decode, sees the stream's events, shares the viewer link (a second
 //! page that can watch but not control), updates the params and stops; then starts a `ts-analyzer`
-//! stream, which shows data lines and no video box. A screenshot of each step is kept in
+//! stream, which shows data lines and no video box; on a gateway with an API key, it asks for the key
+//! and lists and starts with it. A screenshot of each step is kept in
 //! `target/console-screenshots/` and checked not to be blank.
 //!
 //! Runs in a network namespace of its own, as the `browser` test does (and is skipped as it is).
@@ -139,6 +140,28 @@ async fn run() {
     page.eval(&click("stop")).await;
     page.wait_for("the analyzer's end", &format!("{} === 'ended'", text("state")), 20, &dir).await;
     shot(&page, &dir, "09-ts-analyzer-stopped").await;
+
+    // A gateway with an API key: the console asks for it, lists with it and starts with it.
+    let keyed = common::media_nodes_with(format!("{MEDIA_ADDR}:0").parse().unwrap(), |c| {
+        c.api_key = Some("console-key".into())
+    })
+    .await;
+    let page = browser.open(&format!("{}/", keyed.url)).await;
+    page.wait_for("the API key field", &shown("api-key-row"), 30, &dir).await;
+    page.eval("document.getElementById('api-key').value = 'wrong'").await;
+    page.eval(&click("api-key-use")).await;
+    page.wait_for("the refusal", &format!("{}.includes('refused')", text("capabilities")), 20, &dir).await;
+    shot(&page, &dir, "10-api-key").await;
+    page.eval("document.getElementById('api-key').value = 'console-key'").await;
+    page.eval(&click("api-key-use")).await;
+    page.wait_for("the list, with the key", passthrough, 20, &dir).await;
+    assert!(!page.eval(&shown("api-key-row")).await.as_bool().unwrap());
+    page.eval(&format!("{passthrough}.click()")).await;
+    page.wait_for("the start button", "!document.getElementById('start').disabled", 10, &dir).await;
+    page.eval(&click("start")).await;
+    page.wait_for("the keyed stream to run", &format!("{} === 'running'", text("state")), 30, &dir).await;
+    page.eval(&click("stop")).await;
+    page.wait_for("the keyed stream's end", &format!("{} === 'ended'", text("state")), 20, &dir).await;
 
     let errors: Vec<String> = browser.log().into_iter().filter(|l| l.starts_with("uncaught")).collect();
     assert!(errors.is_empty(), "the page threw: {errors:#?}");
