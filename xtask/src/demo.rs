@@ -371,6 +371,7 @@ pub fn run(root: &Path) -> Result<()> {
     println!("demo: the effect was switched live with: {switch}");
     println!();
     println!("  gateway              {gateway}");
+    println!("  the console          {gateway}/  (open it in a browser: start, watch and stop streams)");
     println!("  video stream         {}", field(&video, "stream_id"));
     println!("  status               curl -s '{}'", field(&video, "status_url"));
     println!("  events (SSE)         curl -sN '{}'", field(&video, "events_url"));
