@@ -15,7 +15,9 @@ use http::HeaderMap;
 
 use crate::auth::authorized;
 use crate::error::ApiError;
+use crate::model::Access;
 use crate::state::Gateway;
+use crate::urls::{Served, rtmp_ingest_url};
 
 /// The page.
 const PAGE: &str = include_str!("console.html");
@@ -49,23 +51,38 @@ pub(crate) async fn console() -> Response {
 
 /// `GET /process/stream/{id}/player`: the console for this stream only. It needs one of the stream's
 /// secrets like every per-stream route; the page learns from the stream's status what that secret
-/// allows (the viewer token: no publishing, update or stop).
+/// allows (the viewer token: no publishing, update or stop). The page is told the stream's legs and,
+/// when the request holds the control secret, the viewer token to share and the RTMP URL to publish to.
 pub(crate) async fn player(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let stream = authorized(&gw, &id, &h, q.as_deref())?;
+    let (stream, access) = authorized(&gw, &id, &h, q.as_deref())?;
     let legs = [
         ("video_in", stream.input_url().is_some()),
         ("video_out", stream.output_url().is_some()),
         ("data", stream.att().urls.data.is_some()),
         ("webrtc", gw.webrtc.get().is_some()),
     ];
-    let legs: Vec<&str> = legs.into_iter().filter_map(|(name, on)| on.then_some(name)).collect();
-    let filled = format!(r#"<meta name="byoc-stream" content="{}">"#, legs.join(" "));
+    let mut said: Vec<String> = legs.into_iter().filter(|(_, on)| *on).map(|(name, _)| name.to_string()).collect();
+    if access == Access::Control {
+        // Secrets are hex and URLs have no spaces: the list stays a list of words.
+        said.push(format!("viewer={}", stream.viewer));
+        if stream.input_url().is_some()
+            && let Some(rtmp) = rtmp_ingest_url(&Served::by(&gw), &stream.id, &stream.secret)
+        {
+            said.push(format!("rtmp={rtmp}"));
+        }
+    }
+    let filled = format!(r#"<meta name="byoc-stream" content="{}">"#, html_attr(&said.join(" ")));
     Ok(page(PAGE.replacen(LEGS_TAG, &filled, 1)))
+}
+
+/// `text` made safe inside a double-quoted HTML attribute.
+fn html_attr(text: &str) -> String {
+    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 #[cfg(test)]

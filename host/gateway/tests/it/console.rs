@@ -105,6 +105,18 @@ async fn run() {
     view.wait_for("the viewer's decoded frames", decoded, 40, &dir).await;
     shot(&view, &dir, "05-viewer").await;
 
+    // The control link (the one-stream page with the control secret) shows both secrets and the RTMP
+    // URL to publish to.
+    let control = format!("{}?token={}", link.split('?').next().unwrap(), urls["stream_secret"].as_str().unwrap());
+    let ctl = browser.open(&format!("{control}&play=0")).await;
+    ctl.wait_for("the control page", &format!("{} === 'running'", text("state")), 30, &dir).await;
+    assert_eq!(ctl.eval(&text("viewer-token")).await, viewer.as_str());
+    assert!(ctl.eval(&shown("stop")).await.as_bool().unwrap());
+    let rtmp = ctl.eval(&text("rtmp-url")).await;
+    assert_eq!(rtmp, urls["rtmp_url"], "the RTMP URL to publish to");
+    let watching = ctl.eval("document.getElementById('remote').srcObject !== null").await;
+    assert_eq!(watching, false, "play=0: the page does not watch");
+
     // Update the params live.
     page.eval(&click("update")).await;
     page.wait_for("the update's answer", &format!("{}.startsWith('updated')", text("update-result")), 20, &dir).await;
