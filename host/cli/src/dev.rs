@@ -181,6 +181,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let _ = byoc_net::serve(orch_listener, orch_app, server_limits, std::future::pending()).await;
     });
     println!("byoc dev: gateway       {gw_url}   (start streams: POST {gw_url}/process/stream/start)");
+    println!("byoc dev: console       {gw_url}/   (open it in a browser: start, publish, watch, stop)");
     println!(
         "byoc dev: orchestrator  {orch_url}   (trickle: {orch_url}/ai/trickle/, workers register at {orch_url}/capability/register)"
     );
