@@ -99,8 +99,9 @@ async fn rtmp_in_through_a_plugin_and_rtmp_out() {
     let urls = start(gw, json!({"rtmp_output": dests.join(", ")})).await;
     // rtmp_output_url lists the client's destinations and the gateway's own play URL.
     let outputs: Vec<&str> = urls["rtmp_output_url"].as_str().unwrap().split(',').collect();
-    let (id, secret) = (urls["stream_id"].as_str().unwrap(), urls["stream_secret"].as_str().unwrap());
-    let play = format!("rtmp://{}/live/{id}-{secret}-out", rtmp.local_addr());
+    let (id, viewer) = (urls["stream_id"].as_str().unwrap(), urls["viewer_token"].as_str().unwrap());
+    // The play URL handed out carries the viewer token: it can be shared.
+    let play = format!("rtmp://{}/live/{id}-{viewer}-out", rtmp.local_addr());
     assert_eq!(outputs, [dests[0], dests[1], play.as_str()]);
     let mut ffmpeg = publish(urls["rtmp_url"].as_str().unwrap(), 5);
     // RTMP play: a viewer pulls the output from the gateway while it is published; a wrong key is refused.
@@ -214,7 +215,13 @@ async fn whip_in_through_a_plugin_and_whep_out() {
     assert_eq!(sdp(whip.replace("token=", "token=wrong")).send().await.unwrap().status(), 403);
     let data_only = http()
         .post(format!("{gw}/process/stream/start"))
-        .header("Livepeer", byoc_e2e::nodes::job_header("passthrough", &json!({"enable_video_ingress": true})))
+        .header(
+            "Livepeer",
+            byoc_e2e::nodes::job_header(
+                "passthrough",
+                &json!({"enable_video_ingress": true, "enable_video_egress": false}),
+            ),
+        )
         .json(&json!({}))
         .send()
         .await
