@@ -10,15 +10,16 @@
 //! Layers: a module imports only modules of lower layers (and earlier ones of its own layer, as
 //! listed), never a later one; this file, the router, is the top.
 //! 1. The model: `error` (the API's error answer), `config`, `answer` (an orchestrator's answer read
-//!    with a bound), `discovery` (orchestrator tokens and sources),
+//!    with a bound), `discovery` (orchestrator tokens, sources, and the catalog of what they offer),
 //!    `model` (a stream, its attachment to an orchestrator, its SSE feeds).
 //! 2. The gateway: `client` (signed jobs to orchestrators), `state` (the `Gateway`: settings, client,
 //!    streams), `urls` (what `start` hands out), `payments`.
 //! 3. Work on a stream: `media` (the plumbing of the gateway's own media legs), `watchers` (the
 //!    background work of an attachment; they report a loss, never act on it), `failover` (start on
 //!    an orchestrator, attach, move on a loss, end).
-//! 4. The servers: `auth` and `request` (what a request must carry), the HTTP handlers `start`,
-//!    `handlers`, `batch`, `webrtc` and `console` (the browser page), and the RTMP server `rtmp`.
+//! 4. The servers: `auth` and `request` (what a request must carry), the HTTP handlers `start` (and the
+//!    capability list), `handlers`, `batch`, `webrtc` and `console` (the browser page), and the RTMP
+//!    server `rtmp`.
 
 mod answer;
 mod auth;
