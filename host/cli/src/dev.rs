@@ -132,7 +132,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let (segment_min_duration, keyframe_request_every) = args.media.durations(&crate::config::GatewayFile::default())?;
     let orch_listener = tokio::net::TcpListener::bind(args.orchestrator_listen)
         .await
-        .with_context(|| format!("binding {}", args.orchestrator_listen))?;
+        .with_context(|| format!("binding {} (--orchestrator-listen)", args.orchestrator_listen))?;
     let orch_url = format!("http://{}", orch_listener.local_addr()?);
     let limits_file = crate::config::LimitsOnlyFile::load(args.config.as_deref())?;
     let server_limits = args.limits.server(&limits_file)?;
@@ -159,8 +159,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let watcher = offer_plugins(&orch, &args.plugins, &crate::config::NodeConfig::default()).await?;
     let plugins_dir = crate::orchestrator::plugins_dir(&args.plugins, &crate::config::NodeConfig::default());
-    let gw_listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let gw_listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {} (--listen)", args.listen))?;
     let gw_url = format!("http://{}", gw_listener.local_addr()?);
     let gw = Gateway::new(GatewayConfig {
         public_url: gw_url.clone(),
@@ -172,10 +173,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })?;
     let rtmp = byoc_gateway::serve_rtmp(&gw, args.rtmp_listen, None)
         .await
-        .with_context(|| format!("RTMP on {}", args.rtmp_listen))?;
+        .with_context(|| format!("RTMP on {} (--rtmp-listen)", args.rtmp_listen))?;
     let webrtc = byoc_gateway::serve_webrtc(&gw, args.webrtc_listen, None)
         .await
-        .with_context(|| format!("WebRTC on {}", args.webrtc_listen))?;
+        .with_context(|| format!("WebRTC on {} (--webrtc-listen)", args.webrtc_listen))?;
     let orch_app = byoc_orchestrator::router(orch.clone());
     let orch_task = tokio::spawn(async move {
         let _ = byoc_net::serve(orch_listener, orch_app, server_limits, std::future::pending()).await;

@@ -101,7 +101,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     if auth_webhook.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
         bail!("--auth-webhook must be an http:// or https:// URL");
     }
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen} (--listen)"))?;
     let bound = listener.local_addr()?;
     let public_url = args.public_url.or(file.public_url).unwrap_or_else(|| format!("http://{bound}"));
     let config = GatewayConfig {
@@ -134,7 +135,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         Some(addr) => {
             let server = byoc_gateway::serve_rtmp(&gw, addr, args.rtmp_public.clone())
                 .await
-                .with_context(|| format!("RTMP on {addr}"))?;
+                .with_context(|| format!("RTMP on {addr} (--rtmp-listen)"))?;
             println!("gateway RTMP ingest on rtmp://{}/live/{{stream_id}}-{{stream_secret}}", server.local_addr());
             Some(server)
         }
@@ -143,7 +144,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.webrtc_listen {
         let bound = byoc_gateway::serve_webrtc(&gw, addr, args.webrtc_advertise)
             .await
-            .with_context(|| format!("WebRTC on {addr}"))?;
+            .with_context(|| format!("WebRTC on {addr} (--webrtc-listen)"))?;
         println!("gateway WHIP/WHEP media on udp {bound} (each stream's whip_url / whep_url)");
     }
     println!("gateway listening on {public_url} (orchestrators: {})", orchestrators.join(", "));

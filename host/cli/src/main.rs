@@ -65,12 +65,12 @@ fn init_logging(format: LogFormat) {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     // One process-wide Prometheus recorder, served at every node's `GET /metrics`.
     byoc_protocol::telemetry::init();
-    match cli.command {
+    let result = match cli.command {
         Command::Trickle(args) => trickle::run(args).await,
         Command::Plugin(args) => plugin::run(args).await,
         Command::Keygen(args) => keygen::run(args),
@@ -81,5 +81,37 @@ async fn main() -> anyhow::Result<()> {
         Command::Tickets(args) => tickets::run(args),
         Command::Stream(args) => stream::run(args).await,
         Command::Capabilities(args) => stream::capabilities(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", failure_text(&e, std::env::var_os("BYOC_BACKTRACE").is_some_and(|v| v == "1")));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a failed command prints: its causes once, on one line, outermost first; the backtrace only when
+/// asked for with `BYOC_BACKTRACE=1` (a `RUST_BACKTRACE` set for every program is not asking; it is what
+/// captures the frames).
+fn failure_text(e: &anyhow::Error, backtrace: bool) -> String {
+    let mut text = format!("error: {e:#}");
+    if backtrace {
+        text.push_str(&format!("\n\n{}", e.backtrace()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    #[test]
+    fn a_failure_prints_its_causes_once_and_no_backtrace_unless_asked() {
+        let taken = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use (os error 98)");
+        let e = Err::<(), _>(taken).context("binding 127.0.0.1:8937 (--listen)").unwrap_err();
+        let text = super::failure_text(&e, false);
+        assert_eq!(text, "error: binding 127.0.0.1:8937 (--listen): Address already in use (os error 98)");
+        assert!(super::failure_text(&e, true).starts_with(&text));
     }
 }

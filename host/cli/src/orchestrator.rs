@@ -252,7 +252,8 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         }
     };
     // Bound first, so that `--listen 127.0.0.1:0` gets a real port into its service URL.
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen} (--listen)"))?;
     let bound = listener.local_addr()?;
     let service_url =
         args.service_addr.clone().or_else(|| file.service_addr.clone()).unwrap_or_else(|| format!("http://{bound}"));

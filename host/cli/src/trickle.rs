@@ -227,8 +227,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(base) => axum::Router::new().nest(base, byoc_trickle::router(store)),
         None => byoc_trickle::router(store),
     };
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {} (--listen)", args.listen))?;
     let addr = listener.local_addr()?;
     // Scripts wait for this line; it names the real port when `--listen` used port 0.
     println!("trickle server listening on http://{addr}{}/", base.as_deref().unwrap_or(""));

@@ -98,3 +98,20 @@ async fn client(gw: &str, state: &Path, args: &[&str]) -> (bool, String, String)
     all.extend(["--gateway", gw]);
     byoc_with_env(&all, &[("BYOC_STATE_DIR", state.to_str().unwrap())], LIMIT).await
 }
+
+/// A command that fails says why once, on one line, naming the flag behind a taken port, and prints no
+/// backtrace even when `RUST_BACKTRACE` is set for every program (only `BYOC_BACKTRACE=1` asks for one).
+#[tokio::test]
+async fn a_failure_is_one_line_naming_the_flag_without_a_backtrace() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let args = ["trickle", "--listen", addr.as_str()];
+    let (ok, _, err) = byoc_with_env(&args, &[("RUST_BACKTRACE", "1")], LIMIT).await;
+    assert!(!ok);
+    let said: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(said[0].starts_with(&format!("error: binding {addr} (--listen): ")), "{err}");
+    assert!(said[0].to_lowercase().contains("address already in use"), "{err}");
+    let (_, _, err) = byoc_with_env(&args, &[("RUST_BACKTRACE", "1"), ("BYOC_BACKTRACE", "1")], LIMIT).await;
+    assert!(err.lines().count() > 3, "a backtrace when asked: {err}");
+}
