@@ -70,18 +70,27 @@ pub(crate) async fn fetch_token(
     capability: &str,
     timeout: Duration,
 ) -> Result<Token, String> {
-    let resp = http
+    let req = http
         .get(format!("{}/process/token", norm(url)))
         .header(headers::ETH_ADDRESS, credential_header)
-        .header(headers::CAPABILITY, capability)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .header(headers::CAPABILITY, capability);
+    get_json(req, url, "token", timeout).await
+}
+
+/// The JSON answer of an orchestrator at `url` to `req` (its body read with the gateway's bound), or why
+/// not, naming `what` was asked.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    url: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<T, String> {
+    let resp = req.timeout(timeout).send().await.map_err(|e| format!("{url}: {e}"))?;
     if !resp.status().is_success() {
-        return Err(format!("{url}: token request answered {}", crate::answer::refusal_text(resp).await));
+        return Err(format!("{url}: {what} request answered {}", crate::answer::refusal_text(resp).await));
     }
-    resp.json().await.map_err(|e| format!("{url}: bad token: {e}"))
+    let body = crate::answer::answer_body(resp).await;
+    serde_json::from_slice(&body).map_err(|e| format!("{url}: bad {what}: {e}"))
 }
 
 /// Asks every listed orchestrator (after filtering) for a token, in parallel. Returns the ones
@@ -133,18 +142,8 @@ pub(crate) async fn fetch_offers(
     url: &str,
     timeout: Duration,
 ) -> Result<Vec<byoc_protocol::Offered>, String> {
-    let resp = http
-        .get(format!("{}/capabilities", norm(url)))
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("{url}: capability list answered {}", crate::answer::refusal_text(resp).await));
-    }
-    let body = crate::answer::answer_body(resp).await;
-    let mut list: byoc_protocol::OfferedList =
-        serde_json::from_slice(&body).map_err(|e| format!("{url}: bad capability list: {e}"))?;
+    let req = http.get(format!("{}/capabilities", norm(url)));
+    let mut list: byoc_protocol::OfferedList = get_json(req, url, "capability list", timeout).await?;
     list.capabilities.truncate(MAX_OFFERED);
     Ok(list.capabilities)
 }
