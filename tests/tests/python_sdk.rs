@@ -106,7 +106,7 @@ async fn orchestrator(plugins: &Path) -> Result<(String, Arc<Orchestrator>, Work
     let offered = orch.offer_plugins(&runtime, 4);
     ensure!(offered.len() == 4, "offered {offered:?}");
     let app = byoc_orchestrator::router(orch.clone());
-    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
+    tokio::spawn(byoc_net::serve("orchestrator", l, app, byoc_net::Limits::default(), std::future::pending()));
     Ok((url, orch, log))
 }
 

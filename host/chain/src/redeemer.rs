@@ -81,7 +81,14 @@ pub fn spawn(
         loop {
             let current = *state.borrow();
             match pass(&chain, &store, &current, &config, &on_redeemed).await {
-                Ok(p) if p != Pass::default() => tracing::info!(?p, "redemption pass"),
+                Ok(p) if p != Pass::default() => tracing::info!(
+                    redeemed = p.redeemed,
+                    used = p.used,
+                    failed = p.failed,
+                    retried = p.retried,
+                    gas_too_high = p.gas_too_high,
+                    "redemption pass"
+                ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "redemption pass failed"),
             }
@@ -144,6 +151,7 @@ pub async fn pass(
         if chain.used_ticket(t.winning.ticket.hash()).await? {
             close(RedemptionState::Used, "already redeemed on chain".into()).await?;
             metrics::counter!("byoc_chain_tickets_closed_total", "state" => "used").increment(1);
+            tracing::info!(ticket = id, "ticket already redeemed on chain; closed");
             out.used += 1;
             continue;
         }
@@ -152,6 +160,7 @@ pub async fn pass(
                 "expired on chain: created in round {created}, valid for {} rounds, now round {}",
                 config.ticket_validity_period, st.current_round
             );
+            tracing::warn!(ticket = id, %why, "ticket closed unredeemed");
             close(RedemptionState::Failed, why).await?;
             metrics::counter!("byoc_chain_tickets_closed_total", "state" => "expired").increment(1);
             out.failed += 1;
@@ -250,6 +259,7 @@ async fn out_failure(
         let (s, id, w) = (store.clone(), t.id, format!("given up after {attempts} attempts: {why}"));
         blocking(move || s.mark_closed(id, RedemptionState::Failed, &w)).await?;
         metrics::counter!("byoc_chain_tickets_closed_total", "state" => "failed").increment(1);
+        tracing::warn!(ticket = t.id, attempts, "ticket given up: closed unredeemed");
         out.failed += 1;
     } else {
         out.retried += 1;

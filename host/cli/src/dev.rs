@@ -179,18 +179,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("WebRTC on {} (--webrtc-listen)", args.webrtc_listen))?;
     let orch_app = byoc_orchestrator::router(orch.clone());
     let orch_task = tokio::spawn(async move {
-        let _ = byoc_net::serve(orch_listener, orch_app, server_limits, std::future::pending()).await;
+        let _ = byoc_net::serve("orchestrator", orch_listener, orch_app, server_limits, std::future::pending()).await;
     });
+    crate::tools::warn_missing_for_gateway();
+    let capabilities = orch.registry.names().join(", ");
+    let rtmp_ingest = format!("rtmp://{}/live/{{stream_id}}-{{stream_secret}}", rtmp.local_addr());
     println!("byoc dev: gateway       {gw_url}   (start streams: POST {gw_url}/process/stream/start)");
     println!("byoc dev: console       {gw_url}/   (open it in a browser: start, publish, watch, stop)");
     println!(
         "byoc dev: orchestrator  {orch_url}   (trickle: {orch_url}/ai/trickle/, workers register at {orch_url}/capability/register)"
     );
-    println!("byoc dev: capabilities  {}", orch.registry.names().join(", "));
-    println!(
-        "byoc dev: RTMP ingest   rtmp://{}/live/{{stream_id}}-{{stream_secret}} (each stream's rtmp_url)",
-        rtmp.local_addr()
-    );
+    if capabilities.is_empty() {
+        println!("byoc dev: capabilities  none yet: {}", crate::tools::HOW_TO_GET_PLUGINS);
+    } else {
+        println!("byoc dev: capabilities  {capabilities}");
+    }
+    println!("byoc dev: RTMP ingest   {rtmp_ingest} (each stream's rtmp_url)");
     println!("byoc dev: WHIP/WHEP     udp {webrtc} (each stream's whip_url / whep_url)");
     let state = DevState {
         gateway: gw_url.clone(),
@@ -207,19 +211,34 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             None
         }
     };
-    match &state.plugins {
-        Some(dir) => {
-            println!("byoc dev: plugins       {} (hot reload; `byoc plugin reload` finds this node)", dir.display())
-        }
-        None => println!("byoc dev: plugins       none (pass --plugins DIR, or run where target/plugins exists)"),
-    }
-    if args.prices.prices.is_empty() {
-        println!("byoc dev: free mode (unsigned jobs accepted, open worker registration); loopback only");
+    let plugins = match &state.plugins {
+        Some(dir) => format!("{} (hot reload; `byoc plugin reload` finds this node)", dir.display()),
+        None => format!("none: {}", crate::tools::HOW_TO_GET_PLUGINS),
+    };
+    println!("byoc dev: plugins       {plugins}");
+    let mode = if args.prices.prices.is_empty() {
+        "free mode (unsigned jobs accepted, open worker registration); loopback only".to_string()
     } else {
         let prices: Vec<String> = args.prices.prices.iter().map(|(c, p)| format!("{c}={p} wei/s")).collect();
-        println!("byoc dev: priced mode ({}), paid with tickets; loopback only", prices.join(", "));
+        format!("priced mode ({}), paid with tickets; loopback only", prices.join(", "))
+    };
+    println!("byoc dev: {mode}");
+    if crate::tools::json_logs() {
+        tracing::info!(
+            gateway = %gw_url,
+            console = %format!("{gw_url}/"),
+            orchestrator = %orch_url,
+            %capabilities,
+            rtmp_ingest = %rtmp_ingest,
+            webrtc = %webrtc,
+            %plugins,
+            %mode,
+            "byoc dev ready"
+        );
     }
-    let served = crate::trickle::serve_until_signal(gw_listener, byoc_gateway::router(gw.clone()), server_limits).await;
+    let served =
+        crate::trickle::serve_until_signal("gateway", gw_listener, byoc_gateway::router(gw.clone()), server_limits)
+            .await;
     if let Some(path) = state_file {
         DevState::remove(&path);
     }

@@ -147,8 +147,12 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
             .with_context(|| format!("WebRTC on {addr} (--webrtc-listen)"))?;
         println!("gateway WHIP/WHEP media on udp {bound} (each stream's whip_url / whep_url)");
     }
+    crate::tools::warn_missing_for_gateway();
     println!("gateway listening on {public_url} (orchestrators: {})", orchestrators.join(", "));
-    let served = crate::trickle::serve_until_signal(listener, router(gw.clone()), server_limits).await;
+    if crate::tools::json_logs() {
+        tracing::info!(url = %public_url, orchestrators = %orchestrators.join(", "), "gateway listening");
+    }
+    let served = crate::trickle::serve_until_signal("gateway", listener, router(gw.clone()), server_limits).await;
     gw.shutdown().await;
     served
 }

@@ -9,6 +9,7 @@ mod orchestrator;
 mod plugin;
 mod stream;
 mod tickets;
+mod tools;
 mod trickle;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,20 +55,41 @@ enum Command {
     Sender(chain::SenderArgs),
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+/// Logs to stderr: `RUST_LOG` filters (default `info`; one that does not parse is an error, not a
+/// silent `info`), colour only on a terminal (and never with `NO_COLOR` set), JSON lines with
+/// `--log-format json`.
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref())?;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+    tools::set_json_logs(matches!(format, LogFormat::Json));
+    Ok(())
+}
+
+/// The log filter `RUST_LOG` asks for: `info` when it is unset or empty, an error naming the
+/// variable when it does not parse.
+fn log_filter(rust_log: Option<&str>) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(tracing_subscriber::EnvFilter::new("info")),
+        // The parse error's source repeats its own text: only the text is kept.
+        Some(v) => tracing_subscriber::EnvFilter::builder().parse(v).map_err(|e| {
+            anyhow::anyhow!("RUST_LOG={v:?} is not a log filter (e.g. `info` or `byoc_gateway=debug,warn`): {e}")
+        }),
     }
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    if let Err(e) = init_logging(cli.log_format) {
+        eprintln!("{}", failure_text(&e, false));
+        return std::process::ExitCode::FAILURE;
+    }
     // One process-wide Prometheus recorder, served at every node's `GET /metrics`.
     byoc_protocol::telemetry::init();
     let result = match cli.command {
@@ -113,5 +135,14 @@ mod tests {
         let text = super::failure_text(&e, false);
         assert_eq!(text, "error: binding 127.0.0.1:8937 (--listen): Address already in use (os error 98)");
         assert!(super::failure_text(&e, true).starts_with(&text));
+    }
+
+    #[test]
+    fn an_unset_log_filter_is_info_and_a_bad_one_an_error_naming_it() {
+        assert_eq!(super::log_filter(None).unwrap().to_string(), "info");
+        assert_eq!(super::log_filter(Some(" ")).unwrap().to_string(), "info");
+        assert_eq!(super::log_filter(Some("byoc_gateway=debug,warn")).unwrap().to_string(), "byoc_gateway=debug,warn");
+        let bad = super::log_filter(Some("byoc_gateway=loud")).unwrap_err();
+        assert!(format!("{bad:#}").starts_with("RUST_LOG=\"byoc_gateway=loud\" is not a log filter"), "{bad:#}");
     }
 }

@@ -137,7 +137,7 @@ pub async fn offer_plugins(
     }
     let default_capacity = args.plugin_capacity.or(file.plugin_capacity).unwrap_or(4);
     let Some(dir) = plugins_dir(args, file) else {
-        tracing::info!("no plugin directory (build one with `cargo xtask plugins`, or pass --plugins)");
+        tracing::info!("no plugin directory: {}", crate::tools::HOW_TO_GET_PLUGINS);
         return Ok(None);
     };
     let runtime = std::sync::Arc::new(byoc_runtime::Runtime::new(byoc_runtime::RuntimeConfig {
@@ -150,7 +150,11 @@ pub async fn offer_plugins(
         }
     }
     let names = orch.offer_plugins(&runtime, default_capacity);
-    tracing::info!(plugins = ?names, dir = %dir.display(), "plugins offered as capabilities");
+    if names.is_empty() {
+        tracing::warn!(dir = %dir.display(), "no plugin in the plugin directory: {}", crate::tools::HOW_TO_GET_PLUGINS);
+    } else {
+        tracing::info!(plugins = %names.join(", "), dir = %dir.display(), "plugins offered as capabilities");
+    }
     let (orch, capacity) = (orch.clone(), default_capacity);
     Ok(Some(tokio::spawn(async move {
         loop {
@@ -305,7 +309,11 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     }
     let watcher = offer_plugins(&orch, &args.plugins, &file).await?;
     println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");
-    let served = crate::trickle::serve_until_signal(listener, router(orch.clone()), server_limits).await;
+    if crate::tools::json_logs() {
+        tracing::info!(url = %service_url, capabilities = %orch.registry.names().join(", "), "orchestrator listening");
+    }
+    let served =
+        crate::trickle::serve_until_signal("orchestrator", listener, router(orch.clone()), server_limits).await;
     if let Some(w) = watcher {
         w.abort();
     }

@@ -234,12 +234,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Scripts wait for this line; it names the real port when `--listen` used port 0.
     println!("trickle server listening on http://{addr}{}/", base.as_deref().unwrap_or(""));
     tracing::info!(%addr, autocreate = args.autocreate, window = args.window, "trickle server started");
-    serve_until_signal(listener, app, server_limits).await
+    serve_until_signal("trickle", listener, app, server_limits).await
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish for a short grace period
 /// (subscribers parked on a live edge would otherwise hold the process forever).
 pub async fn serve_until_signal(
+    node: &'static str,
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: byoc_net::Limits,
@@ -249,7 +250,7 @@ pub async fn serve_until_signal(
         let stop = stop.clone();
         async move { stop.notified().await }
     };
-    let server = byoc_net::serve(listener, app, limits, graceful);
+    let server = byoc_net::serve(node, listener, app, limits, graceful);
     tokio::select! {
         r = server => r?,
         _ = async {

@@ -129,5 +129,6 @@ pub(crate) async fn webhook(gw: &Gateway, h: &HeaderMap, mut query: serde_json::
     let text = resp.text().await.unwrap_or_default();
     let text: String = text.trim().chars().take(200).collect();
     metrics::counter!("byoc_gateway_errors_total", "kind" => "webhook_refused").increment(1);
+    tracing::info!(%status, answer = %text, "the auth webhook refused a request");
     Err(ApiError::new(StatusCode::FORBIDDEN, format!("refused by the auth webhook ({status}): {text}")))
 }

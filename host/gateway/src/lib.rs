@@ -82,7 +82,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/process/stream/{id}/whep/{session}", delete(webrtc::end_session))
         .route("/process/request/{*path}", post(batch::batch))
         .route("/capabilities", get(start::capabilities))
-        .route("/metrics", get(byoc_protocol::telemetry::metrics))
+        .route("/metrics", get(|| byoc_protocol::telemetry::metrics(byoc_protocol::telemetry::Node::Gateway)))
         .route("/openapi.json", get(openapi))
         .with_state(gw)
 }

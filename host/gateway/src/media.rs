@@ -33,9 +33,15 @@ impl Drop for MediaSession {
     }
 }
 
-/// A media client refused (`leg` as above; `reason`: `bad_offer`, `busy`, `not_enabled`, `bad_key`).
+/// A media client refused (`leg` as above; `reason`: `bad_offer`, `busy`, `not_enabled`, `bad_key`,
+/// `limit`).
 pub(crate) fn refused(leg: &'static str, reason: &'static str) {
     metrics::counter!("byoc_gateway_media_refused_total", "leg" => leg, "reason" => reason).increment(1);
+    // A client may retry as fast as it likes: one line a second.
+    static LOG: byoc_net::LogThrottle = byoc_net::LogThrottle::new();
+    if let Some(held_back) = LOG.allow() {
+        tracing::info!(leg, reason, held_back, "media client refused");
+    }
 }
 
 /// Output pieces kept for slow consumers before they skip to the next segment (a few seconds of
@@ -307,6 +313,13 @@ pub(crate) fn push_output(stream: &Arc<GwStream>, destination: String) {
             }
         }
         let stats = push.close().await;
-        tracing::info!(stream_id = %stream.id(), destination = %destination, ?stats, "RTMP output ended");
+        tracing::info!(
+            stream_id = %stream.id(),
+            %destination,
+            sent = stats.sent,
+            dropped = stats.dropped,
+            restarts = stats.restarts,
+            "RTMP output ended"
+        );
     });
 }

@@ -127,7 +127,8 @@ pub(crate) async fn start(State(gw): State<Arc<Gateway>>, h: HeaderMap, body: Bo
             }
         }
         tracing::info!(stream_id = %id, orchestrator = %cand.url, capability = %job.capability, "stream started");
-        metrics::counter!("byoc_gateway_streams_started_total", "capability" => job.capability.clone()).increment(1);
+        let label = byoc_protocol::telemetry::capability_label(&job.capability);
+        metrics::counter!("byoc_gateway_streams_started_total", "capability" => label).increment(1);
         metrics::gauge!("byoc_gateway_streams_active").increment(1.0);
         return Ok(Json(stream_urls(&Served::by(&gw), stream.as_ref(), &jp, &rtmp_outputs)));
     }

@@ -125,7 +125,7 @@ impl OpusTranscode {
             }
             writer.abort();
             let (status, tail) = ff.stop(Duration::from_secs(2)).await;
-            tracing::debug!(?status, %tail, "opus transcode ended");
+            tracing::debug!(status = status.map(tracing::field::display), %tail, "opus transcode ended");
         });
         Ok(OpusTranscode { task })
     }

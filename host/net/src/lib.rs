@@ -67,6 +67,50 @@ pub fn tune_accepted(stream: &TcpStream) {
     }
 }
 
+/// Lets one place in the code log at most once a second, so that a flood of the same refusal (a
+/// client at a cap, a full buffer) writes one line a second, not one per event; the lines held back
+/// are counted into the next. Use one `static` per place.
+pub struct LogThrottle {
+    /// When (ms since the process's first use) the next line may be written.
+    next_ms: AtomicU64,
+    held: AtomicU64,
+}
+
+impl LogThrottle {
+    /// The gap between two lines.
+    pub const PERIOD: Duration = Duration::from_secs(1);
+
+    /// A throttle that lets the first line through.
+    pub const fn new() -> LogThrottle {
+        LogThrottle { next_ms: AtomicU64::new(0), held: AtomicU64::new(0) }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may be written now, else `None`
+    /// (and this one is counted as held back).
+    pub fn allow(&self) -> Option<u64> {
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        self.allow_at(ms(EPOCH.get_or_init(Instant::now).elapsed()))
+    }
+
+    /// [`LogThrottle::allow`] at `now` ms.
+    fn allow_at(&self, now: u64) -> Option<u64> {
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self.next_ms.compare_exchange(next, now + ms(Self::PERIOD), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            return Some(self.held.swap(0, Ordering::Relaxed));
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+impl Default for LogThrottle {
+    fn default() -> Self {
+        LogThrottle::new()
+    }
+}
+
 /// What a handler can learn of its connection (a request extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
@@ -92,6 +136,8 @@ struct Conn {
 }
 
 struct Shared {
+    /// The node this server serves (`gateway`, `orchestrator`, `trickle`): the `node` label of its metrics.
+    node: &'static str,
     limits: Limits,
     epoch: Instant,
     table: Mutex<Table>,
@@ -143,10 +189,17 @@ impl Shared {
             match victim.and_then(|id| t.remove(id)) {
                 Some(v) => {
                     v.close.cancel();
-                    metrics::counter!("byoc_http_connections_closed_total", "reason" => "evicted").increment(1);
+                    let node = self.node;
+                    metrics::counter!("byoc_http_connections_closed_total", "node" => node, "reason" => "evicted")
+                        .increment(1);
                 }
                 None => {
-                    metrics::counter!("byoc_http_connections_refused_total", "reason" => reason).increment(1);
+                    metrics::counter!("byoc_http_connections_refused_total", "node" => self.node, "reason" => reason)
+                        .increment(1);
+                    static REFUSALS: LogThrottle = LogThrottle::new();
+                    if let Some(held_back) = REFUSALS.allow() {
+                        tracing::warn!(node = self.node, %ip, reason, held_back, "connection refused at a cap (503)");
+                    }
                     return None;
                 }
             }
@@ -162,14 +215,14 @@ impl Shared {
         });
         t.conns.insert(conn.id, conn.clone());
         *t.per_ip.entry(ip).or_default() += 1;
-        metrics::gauge!("byoc_http_connections").set(t.conns.len() as f64);
+        metrics::gauge!("byoc_http_connections", "node" => self.node).set(t.conns.len() as f64);
         Some(conn)
     }
 
     fn leave(&self, id: u64) {
         let mut t = self.table();
         t.remove(id);
-        metrics::gauge!("byoc_http_connections").set(t.conns.len() as f64);
+        metrics::gauge!("byoc_http_connections", "node" => self.node).set(t.conns.len() as f64);
     }
 
     /// Why the connection should be closed now, if it should.
@@ -195,17 +248,19 @@ fn ms(d: Duration) -> u64 {
 /// The answer to a connection over a cap.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 34\r\nconnection: close\r\n\r\n{\"error\":\"too many connections\"}\r\n";
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves; then no new connection
-/// is accepted and open ones are asked to finish (HTTP/1 after their current response, HTTP/2
-/// with a GOAWAY). Returns once they all have: a caller that must not wait for ever (a trickle
+/// Serves `app` of `node` (`gateway`, `orchestrator`, `trickle`: the `node` label of the
+/// `byoc_http_*` metrics) on `listener` within `limits` until `shutdown` resolves; then no new
+/// connection is accepted and open ones are asked to finish (HTTP/1 after their current response,
+/// HTTP/2 with a GOAWAY). Returns once they all have: a caller that must not wait for ever (a trickle
 /// reader parked on the live edge never finishes) bounds it, e.g. with a timeout.
 pub async fn serve(
+    node: &'static str,
     listener: TcpListener,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    let shared = Arc::new(Shared { limits, epoch: Instant::now(), table: Mutex::new(Table::default()) });
+    let shared = Arc::new(Shared { node, limits, epoch: Instant::now(), table: Mutex::new(Table::default()) });
     let stopping = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
@@ -278,7 +333,10 @@ async fn connection(
             }
             _ = tokio::time::sleep(tick) => {
                 if let Some(reason) = shared.overdue(&conn) {
-                    metrics::counter!("byoc_http_connections_closed_total", "reason" => reason).increment(1);
+                    let node = shared.node;
+                    metrics::counter!("byoc_http_connections_closed_total", "node" => node, "reason" => reason)
+                        .increment(1);
+                    tracing::debug!(node, ip = %conn.ip, reason, "connection closed by a bound");
                     break;
                 }
             }
@@ -384,5 +442,20 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogThrottle;
+
+    #[test]
+    fn a_throttle_lets_one_line_a_period_through_and_counts_the_rest() {
+        let t = LogThrottle::new();
+        assert_eq!(t.allow_at(5), Some(0));
+        assert_eq!((t.allow_at(6), t.allow_at(1004)), (None, None));
+        assert_eq!(t.allow_at(1005), Some(2), "the two held back are told with the next line");
+        assert_eq!(t.allow_at(1006), None);
+        assert_eq!(t.allow_at(9000), Some(1));
     }
 }

@@ -31,7 +31,7 @@ async fn server(limits: Limits) -> SocketAddr {
         .route("/hold", get(std::future::pending::<String>));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(serve(l, app, limits, std::future::pending()));
+    tokio::spawn(serve("test", l, app, limits, std::future::pending()));
     addr
 }
 
@@ -175,7 +175,7 @@ async fn shutdown_lets_a_response_in_flight_finish_and_refuses_new_connections()
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let served = tokio::spawn({
         let stop = stop.clone();
-        async move { serve(l, app, quick(), async move { stop.notified().await }).await }
+        async move { serve("test", l, app, quick(), async move { stop.notified().await }).await }
     });
     let pending = tokio::spawn(get_text("127.0.0.1", addr, "/slow"));
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -68,14 +68,16 @@ async fn metrics(State(orch): State<Arc<Orchestrator>>) -> Response {
     for name in orch.registry.names() {
         if let Some(cap) = orch.registry.get(&name) {
             let (in_use, limit) = (f64::from(cap.capacity.in_use()), f64::from(cap.capacity.limit()));
-            metrics::gauge!("byoc_capacity_in_use", "capability" => name.clone()).set(in_use);
-            metrics::gauge!("byoc_capacity_limit", "capability" => name).set(limit);
+            let label = byoc_protocol::telemetry::capability_label(&name);
+            metrics::gauge!("byoc_capacity_in_use", "capability" => label.clone()).set(in_use);
+            metrics::gauge!("byoc_capacity_limit", "capability" => label).set(limit);
         }
     }
     if let Some(p) = &orch.payments {
         for (capability, wei) in p.totals() {
-            metrics::gauge!("byoc_orchestrator_balance_wei", "capability" => capability).set(wei);
+            let label = byoc_protocol::telemetry::capability_label(&capability);
+            metrics::gauge!("byoc_orchestrator_balance_wei", "capability" => label).set(wei);
         }
     }
-    byoc_protocol::telemetry::metrics().await
+    byoc_protocol::telemetry::metrics(byoc_protocol::telemetry::Node::Orchestrator).await
 }

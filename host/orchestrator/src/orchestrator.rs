@@ -174,7 +174,7 @@ impl Orchestrator {
 
     /// Stops every stream (node shutdown): workers are told, channels closed, capacity freed.
     pub async fn shutdown(self: &Arc<Self>) {
-        self.streams.end_all("orchestrator shutting down").await;
+        self.streams.end_all(crate::streams::EndReason::ShuttingDown).await;
         if let Some(p) = &self.payments {
             p.persist().await;
         }

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::orchestrator::{Orchestrator, VerifiedJob, job_timeout};
 use crate::payments::{self, Payer};
 use crate::registry::Reserved;
-use crate::streams::{Entry, StreamInfo};
+use crate::streams::{EndReason, Entry, StreamInfo};
 
 /// The `request` of a stop, update or payment job.
 #[derive(Deserialize)]
@@ -85,7 +85,7 @@ fn spawn_debits(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
             }
             // A moment for the gateway's reader to take the event before the channels go.
             tokio::time::sleep(Duration::from_millis(250)).await;
-            orch.streams.end(&id, "insufficient balance").await;
+            orch.streams.end(&id, EndReason::InsufficientBalance).await;
             payments.close_stream_balance(&payer.key);
             return;
         }
@@ -116,11 +116,11 @@ fn spawn_monitor(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) {
             };
             let Some(orch) = weak.upgrade() else { return };
             let why = if plugin_failed {
-                "the plugin failed"
+                EndReason::PluginFailed
             } else {
                 match orch.trickle.idle_for(&control) {
-                    None => "control channel closed",
-                    Some(idle) if idle >= idle_limit => "gateway went quiet (no control keepalive)",
+                    None => EndReason::ControlClosed,
+                    Some(idle) if idle >= idle_limit => EndReason::GatewayQuiet,
                     Some(_) => continue,
                 }
             };
@@ -184,11 +184,11 @@ pub(crate) async fn start(
         // Fresh channels only: an existing one is never taken over (and never deleted by this
         // stream's end: the entry is removed with the channels it created so far).
         if orch.trickle.contains(ch.name) {
-            orch.streams.remove_created(&id, ch.name, "channel name taken");
+            orch.streams.remove_created(&id, ch.name, EndReason::StartFailed("channel name taken"));
             return Err(ApiError::new(StatusCode::CONFLICT, "a channel of this stream already exists"));
         }
         if let Err(e) = orch.trickle.create_channel(ch.name, ch.mime) {
-            orch.streams.remove_created(&id, ch.name, "channel creation failed");
+            orch.streams.remove_created(&id, ch.name, EndReason::StartFailed("channel creation failed"));
             return Err(ApiError::unavailable(format!("could not create trickle channel {}: {e}", ch.name)));
         }
     }
@@ -204,7 +204,7 @@ pub(crate) async fn start(
         encode_limits: &orch.config.frame_encoding,
     };
     if let Err(e) = entry.backend.start(start).await {
-        orch.streams.remove(&id, e.why);
+        orch.streams.remove(&id, EndReason::StartFailed(e.why));
         return Err(orch.refused(&cap, e));
     }
     Ok(started(&orch, &entry))
@@ -239,8 +239,10 @@ fn started(orch: &Arc<Orchestrator>, entry: &Arc<Entry>) -> Response {
     spawn_debits(orch, entry);
     let StreamInfo { id, capability, sender, channels } = &entry.info;
     metrics::gauge!("byoc_orchestrator_streams_active").increment(1.0);
-    metrics::counter!("byoc_orchestrator_streams_started_total", "capability" => capability.clone()).increment(1);
-    tracing::info!(stream_id = %id, capability = %capability, sender = ?sender, "stream started");
+    let label = byoc_protocol::telemetry::capability_label(capability);
+    metrics::counter!("byoc_orchestrator_streams_started_total", "capability" => label).increment(1);
+    let sender = sender.as_ref().map(tracing::field::display);
+    tracing::info!(stream_id = %id, %capability, sender, "stream started");
     let mut out = StatusCode::OK.into_response();
     for ch in channels.announced() {
         if let Ok(v) = HeaderValue::from_str(&channels::url(&orch.config.service_url, ch.name)) {
@@ -302,7 +304,7 @@ pub(crate) async fn stop(
 ) -> Result<Response, ApiError> {
     let StreamRequest { body, entry, .. } = stream_request(&orch, &h, body).await?;
     // Remove first: the slot is freed even if the worker never answers.
-    orch.streams.remove(&entry.info.id, "stopped by the gateway");
+    orch.streams.remove(&entry.info.id, EndReason::Stopped);
     Ok(entry.backend.stop(body, h.get(http::header::CONTENT_TYPE)).await)
 }
 

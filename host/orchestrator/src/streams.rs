@@ -58,6 +58,54 @@ impl Entry {
     }
 }
 
+/// Why a stream ended here: the words a 410 and the logs give, and the bounded label of
+/// `byoc_orchestrator_streams_ended_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndReason {
+    /// Its gateway stopped it.
+    Stopped,
+    /// Priced mode: its balance ran out.
+    InsufficientBalance,
+    /// Its plugin session failed for good.
+    PluginFailed,
+    /// Its control channel is gone.
+    ControlClosed,
+    /// Its gateway sent no control keepalive for the idle timeout.
+    GatewayQuiet,
+    /// This node is shutting down.
+    ShuttingDown,
+    /// It never started: why.
+    StartFailed(&'static str),
+}
+
+impl EndReason {
+    /// In words.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            EndReason::Stopped => "stopped by the gateway",
+            EndReason::InsufficientBalance => "insufficient balance",
+            EndReason::PluginFailed => "the plugin failed",
+            EndReason::ControlClosed => "control channel closed",
+            EndReason::GatewayQuiet => "gateway went quiet (no control keepalive)",
+            EndReason::ShuttingDown => "orchestrator shutting down",
+            EndReason::StartFailed(why) => why,
+        }
+    }
+
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            EndReason::Stopped => "stopped",
+            EndReason::InsufficientBalance => "insufficient_balance",
+            EndReason::PluginFailed => "plugin_failed",
+            EndReason::ControlClosed => "control_closed",
+            EndReason::GatewayQuiet => "gateway_quiet",
+            EndReason::ShuttingDown => "shutdown",
+            EndReason::StartFailed(_) => "start_failed",
+        }
+    }
+}
+
 /// A stream this node ended.
 struct Ended {
     id: String,
@@ -115,12 +163,12 @@ impl Streams {
         true
     }
 
-    fn remember(&self, id: &str, why: &str) {
+    fn remember(&self, id: &str, why: EndReason) {
         let mut ended = self.ended_lock();
         if ended.len() == REMEMBER_ENDED {
             ended.pop_front();
         }
-        ended.push_back(Ended { id: id.to_string(), why: why.to_string(), at_ms: byoc_protocol::now_ms() });
+        ended.push_back(Ended { id: id.to_string(), why: why.text().to_string(), at_ms: byoc_protocol::now_ms() });
     }
 
     /// Why the stream `id` last ended here, if it is remembered.
@@ -135,7 +183,7 @@ impl Streams {
 
     /// Removes a stream: exactly once, whoever calls it. Frees its slot, closes its channels and
     /// ends its tasks. Returns the entry if this call removed it.
-    pub(crate) fn remove(&self, id: &str, why: &str) -> Option<Arc<Entry>> {
+    pub(crate) fn remove(&self, id: &str, why: EndReason) -> Option<Arc<Entry>> {
         let entry = self.lock().remove(id)?;
         self.remember(id, why);
         entry.life.ended.cancel();
@@ -144,14 +192,14 @@ impl Streams {
         }
         entry.free_slot();
         metrics::gauge!("byoc_orchestrator_streams_active").decrement(1.0);
-        metrics::counter!("byoc_orchestrator_streams_ended_total", "reason" => why.to_string()).increment(1);
-        tracing::info!(stream_id = %id, capability = %entry.info.capability, reason = why, "stream ended");
+        metrics::counter!("byoc_orchestrator_streams_ended_total", "reason" => why.label()).increment(1);
+        tracing::info!(stream_id = %id, capability = %entry.info.capability, reason = why.text(), "stream ended");
         Some(entry)
     }
 
     /// Removes a stream whose channels were being created when `failed` could not be: the
     /// channels before it are its own and go; `failed` and those after it are left alone.
-    pub(crate) fn remove_created(&self, id: &str, failed: &str, why: &str) {
+    pub(crate) fn remove_created(&self, id: &str, failed: &str, why: EndReason) {
         let Some(entry) = self.lock().remove(id) else { return };
         for name in entry.info.channels.names().iter().take_while(|n| n.as_str() != failed) {
             let _ = self.trickle.delete_channel(name);
@@ -159,18 +207,18 @@ impl Streams {
         self.remember(id, why);
         entry.life.ended.cancel();
         entry.free_slot();
-        tracing::info!(stream_id = %id, reason = why, "stream not started");
+        tracing::info!(stream_id = %id, reason = why.text(), "stream not started");
     }
 
     /// Removes a stream and tells its backend why (best effort).
-    pub(crate) async fn end(&self, id: &str, why: &str) {
+    pub(crate) async fn end(&self, id: &str, why: EndReason) {
         if let Some(entry) = self.remove(id, why) {
-            entry.backend.end(why).await;
+            entry.backend.end(why.text()).await;
         }
     }
 
     /// Ends every stream (node shutdown).
-    pub(crate) async fn end_all(&self, why: &str) {
+    pub(crate) async fn end_all(&self, why: EndReason) {
         let ids: Vec<String> = self.lock().keys().cloned().collect();
         for id in ids {
             self.end(&id, why).await;

@@ -27,6 +27,17 @@ pub enum CacheStatus {
     Miss,
 }
 
+impl CacheStatus {
+    /// Its name, as it is serialised and logged (`disabled`, `hit`, `miss`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Disabled => "disabled",
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+        }
+    }
+}
+
 /// The wasmtime version the artefacts are built by (part of the cache path).
 const WASMTIME_VERSION: &str = "48.0.8";
 

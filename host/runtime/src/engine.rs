@@ -56,7 +56,8 @@ impl EngineHandle {
                 Ok(engine) => (engine, Allocator::Pooling),
                 Err(e) => {
                     // E.g. a 39-bit address space or strict overcommit: the reservation fails.
-                    tracing::warn!(error = ?e, "pooling allocator unavailable, falling back to on-demand allocation");
+                    let error = format!("{e:#}");
+                    tracing::warn!(%error, "pooling allocator unavailable, falling back to on-demand allocation");
                     (on_demand(settings)?, Allocator::OnDemand)
                 }
             }

@@ -156,9 +156,9 @@ impl Runtime {
         let (name, version) = (plugin.name(), &plugin.describe().version);
         let (sha256, cache) = (plugin.sha256(), plugin.cache_status());
         if replaced {
-            tracing::info!(plugin = %name, %version, %sha256, ?cache, "plugin reloaded");
+            tracing::info!(plugin = %name, %version, %sha256, cache = cache.as_str(), "plugin reloaded");
         } else {
-            tracing::info!(plugin = %name, %version, %sha256, ?cache, "plugin loaded");
+            tracing::info!(plugin = %name, %version, %sha256, cache = cache.as_str(), "plugin loaded");
         }
         Ok(plugin)
     }

@@ -23,6 +23,19 @@ pub enum LogLevel {
     Error,
 }
 
+impl LogLevel {
+    /// Its name, as plugins and logs spell it (`trace` … `error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
 /// The legs of a live stream a capability uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Legs {

@@ -166,6 +166,10 @@ impl MemoryBudget {
     pub(crate) fn count_drop(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("byoc_trickle_segments_dropped_for_memory_total").increment(1);
+        static LOG: byoc_net::LogThrottle = byoc_net::LogThrottle::new();
+        if let Some(held_back) = LOG.allow() {
+            tracing::warn!(held_back, "trickle: a finished segment was dropped to stay within the memory bound");
+        }
     }
 }
 

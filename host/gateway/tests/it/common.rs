@@ -69,7 +69,7 @@ pub async fn serve_orchestrator_with(
     let orch = Orchestrator::new(c, TrickleStore::default()).unwrap();
     offer(&orch);
     let app = byoc_orchestrator::router(orch.clone());
-    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
+    tokio::spawn(byoc_net::serve("orchestrator", l, app, byoc_net::Limits::default(), std::future::pending()));
     (url, orch)
 }
 
@@ -90,7 +90,7 @@ pub async fn serve_gateway_with(
     config(&mut c);
     let gateway = Gateway::new(c).unwrap();
     let app = byoc_gateway::router(gateway.clone());
-    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
+    tokio::spawn(byoc_net::serve("gateway", l, app, byoc_net::Limits::default(), std::future::pending()));
     (url, gateway)
 }
 
@@ -136,7 +136,7 @@ pub async fn start_video(gw: &str, body: Value) -> Value {
 pub async fn listen(app: Router) -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
+    tokio::spawn(byoc_net::serve("test", l, app, byoc_net::Limits::default(), std::future::pending()));
     format!("http://{addr}")
 }
 

@@ -109,19 +109,28 @@ async fn video_through_passthrough_and_ts_analyzer_plugins() {
     let report = sse_until(&mut data, "h264", SSE_LIMIT).await;
     assert!(report.contains("data: "), "{report}");
 
-    // What happened shows in both nodes' metrics (one process-wide registry here).
+    // What happened shows in each node's metrics, each page with its own families (one process-wide
+    // registry here, as in `byoc dev`), every family with its help text.
     let metrics = http().get(format!("{}/metrics", n.orch_url)).send().await.unwrap().text().await.unwrap();
     for needle in [
         "byoc_plugin_call_seconds_bucket{call=\"chunk\"",
         "byoc_capacity_in_use{capability=\"ts-analyzer\"} 1",
         "byoc_capacity_limit{capability=\"passthrough\"} 4",
-        "byoc_gateway_segments_in_total",
-        "byoc_gateway_segments_out_total",
+        "# HELP byoc_capacity_in_use Slots in use per capability, at scrape time.",
     ] {
         assert!(metrics.contains(needle), "no {needle} in /metrics:\n{metrics}");
     }
+    assert!(!metrics.contains("byoc_gateway_"), "gateway families on the orchestrator's page:\n{metrics}");
     let gw_metrics = http().get(format!("{}/metrics", n.gw)).send().await.unwrap().text().await.unwrap();
-    assert!(gw_metrics.contains("byoc_gateway_segments_in_total"), "{gw_metrics}");
+    for needle in ["byoc_gateway_segments_in_total", "byoc_gateway_segments_out_total"] {
+        assert!(gw_metrics.contains(needle), "no {needle} in the gateway's /metrics:\n{gw_metrics}");
+    }
+    assert!(!gw_metrics.contains("byoc_plugin_") && !gw_metrics.contains("byoc_capacity_"), "{gw_metrics}");
+    for page in [&metrics, &gw_metrics] {
+        for family in page.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()) {
+            assert!(page.contains(&format!("# HELP {family} ")), "{family} has no help text:\n{page}");
+        }
+    }
     http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
 }
 

@@ -286,9 +286,13 @@ async fn run_pipeline(
     }
     let (status, tail) = ffmpeg.stop(Duration::from_secs(1)).await;
     match outcome {
-        Ok(()) => tracing::info!(?status, "rtmp play pipeline ended with the stream"),
+        Ok(()) => {
+            tracing::info!(status = status.map(tracing::field::display), "rtmp play pipeline ended with the stream")
+        }
         Err(MediaError::Closed) => tracing::info!("rtmp play pipeline stopped"),
-        Err(e) => tracing::warn!(error = %e, ?status, %tail, "rtmp play pipeline failed"),
+        Err(e) => {
+            tracing::warn!(error = %e, status = status.map(tracing::field::display), %tail, "rtmp play pipeline failed")
+        }
     }
 }
 

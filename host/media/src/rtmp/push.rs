@@ -243,7 +243,7 @@ async fn run(url: String, config: PushConfig, shared: Arc<Shared>, cancel: Cance
             }
             Fed::Closed => {
                 let (status, tail) = ffmpeg.stop(config.close_timeout).await;
-                tracing::info!(?status, %tail, "rtmp push closed");
+                tracing::info!(status = status.map(tracing::field::display), %tail, "rtmp push closed");
                 return;
             }
             Fed::Failed(why) => {

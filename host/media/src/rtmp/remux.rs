@@ -319,7 +319,10 @@ impl FlvToTs {
         if !muxed {
             let track = if kind == TagKind::Video { &self.video } else { &self.audio };
             if *track == Track::Absent && !matches!(media, Media::Nothing) && !self.warned_late_track {
-                tracing::warn!(?kind, "rtmp ingest: a track that started after the others is dropped");
+                tracing::warn!(
+                    track = if kind == TagKind::Video { "video" } else { "audio" },
+                    "rtmp ingest: a track that started after the others is dropped"
+                );
                 self.warned_late_track = true;
             }
             if matches!(media, Media::AvcFrame { .. } | Media::AacFrame(_)) {

@@ -401,7 +401,8 @@ async fn drive(
                 Some(Command::Admit(owner, reply)) => {
                     let refused = over_cap(&sessions, &owner, &config);
                     if let Some(cap) = &refused {
-                        tracing::info!(stream = %owner.stream, client = ?owner.client, %cap, "webrtc offer refused");
+                        let client = owner.client.map(tracing::field::display);
+                        tracing::info!(stream = %owner.stream, client, %cap, "webrtc offer refused");
                     }
                     let _ = reply.send(refused);
                 }
@@ -412,7 +413,8 @@ async fn drive(
                             Ok(())
                         }
                         Some(cap) => {
-                            tracing::info!(stream = %session.owner.stream, client = ?session.owner.client, %cap, "webrtc offer refused");
+                            let client = session.owner.client.map(tracing::field::display);
+                            tracing::info!(stream = %session.owner.stream, client, %cap, "webrtc offer refused");
                             Err(cap)
                         }
                     };

@@ -208,8 +208,10 @@ impl Driver {
         let dropped =
             self.stats.dropped_video.load(Ordering::Relaxed) + self.stats.dropped_audio.load(Ordering::Relaxed);
         if dropped > reported {
-            let capability = self.session.plugin_name().to_owned();
+            let capability = byoc_protocol::telemetry::capability_label(self.session.plugin_name());
             metrics::counter!("byoc_frames_dropped_total", "capability" => capability).increment(dropped - reported);
+            let (id, newly) = (&self.id, dropped - reported);
+            tracing::info!(stream_id = %id, dropped = newly, "frames dropped: the plugin is slower than its input");
             let event = json!({
                 "type": "frames_dropped",
                 "dropped_video": self.stats.dropped_video.load(Ordering::Relaxed),

@@ -16,7 +16,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use byoc_protocol::headers;
-use byoc_runtime::{CallError, Output, Outputs, Session};
+use byoc_runtime::{CallError, LogLevel, Output, Outputs, Session};
 use byoc_trickle::{LocalPublisher, LocalSegmentWriter, LocalSubscriber, Seq, SeqRequest};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -333,7 +333,14 @@ async fn write_outputs(
                 publish_text(data.as_ref(), &text);
             }
             Output::Event(json) => publish_text(events.as_ref(), &json),
-            Output::Log { level, msg } => tracing::info!(stream_id = %id, ?level, "plugin: {msg}"),
+            // A plugin's own levels, capped at warn: what a plugin reports is not the node's error.
+            Output::Log { level, msg } => match level {
+                LogLevel::Trace | LogLevel::Debug => tracing::debug!(stream_id = %id, "plugin: {msg}"),
+                LogLevel::Info => tracing::info!(stream_id = %id, "plugin: {msg}"),
+                LogLevel::Warn | LogLevel::Error => {
+                    tracing::warn!(stream_id = %id, level = level.as_str(), "plugin: {msg}")
+                }
+            },
         }
     }
 }

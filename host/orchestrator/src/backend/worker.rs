@@ -67,9 +67,10 @@ impl Worker {
         if let Some(ct) = job.headers.get(http::header::CONTENT_TYPE) {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
-        tracing::info!(capability = %job.capability, sender = ?job.sender, path = %job.route.decoded(), "batch job");
-        metrics::counter!("byoc_orchestrator_batch_jobs_total", "capability" => job.capability.to_string())
-            .increment(1);
+        let sender = job.sender.as_ref().map(tracing::field::display);
+        tracing::info!(capability = %job.capability, sender, path = %job.route.decoded(), "batch job");
+        let label = byoc_protocol::telemetry::capability_label(job.capability);
+        metrics::counter!("byoc_orchestrator_batch_jobs_total", "capability" => label).increment(1);
         let failed = |error: ApiError, worker_gone: bool| BackendError { error, why: "worker failed", worker_gone };
         let resp = match req.send().await {
             Ok(r) => r,

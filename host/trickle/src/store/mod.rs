@@ -518,6 +518,11 @@ impl WriteHandle {
                 self.done = true;
                 self.seg.abandon(self.writer);
                 metrics::counter!("byoc_trickle_publishes_refused_for_memory_total").increment(1);
+                static LOG: byoc_net::LogThrottle = byoc_net::LogThrottle::new();
+                if let Some(held_back) = LOG.allow() {
+                    let limit = self.channel.budget.limit();
+                    tracing::warn!(limit, held_back, "trickle: a publish was refused: over the memory bound");
+                }
                 Err(StoreError::OverBudget(self.channel.budget.limit()))
             }
             Err(AppendError::Ended) if self.channel.is_closed() => Err(StoreError::Closed),

@@ -101,7 +101,7 @@ async fn idle_and_slowloris_connections_cannot_lock_out_a_client() {
         max_connections: 64,
         max_connections_per_ip: 64,
     };
-    tokio::spawn(byoc_net::serve(l, byoc_gateway::router(gw), limits, std::future::pending()));
+    tokio::spawn(byoc_net::serve("gateway", l, byoc_gateway::router(gw), limits, std::future::pending()));
     // 200 connections that never speak and 50 that start a request head and never finish it.
     let mut held = Vec::new();
     for i in 0..250 {

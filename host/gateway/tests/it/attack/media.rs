@@ -119,7 +119,7 @@ async fn nodes_with_client_addresses() -> (String, std::sync::Arc<Gateway>) {
     let config = GatewayConfig { public_url: url.clone(), orchestrators: vec![orch_url], ..GatewayConfig::default() };
     let gateway = Gateway::new(config).unwrap();
     let app = byoc_gateway::router(gateway.clone());
-    tokio::spawn(byoc_net::serve(l, app, byoc_net::Limits::default(), std::future::pending()));
+    tokio::spawn(byoc_net::serve("gateway", l, app, byoc_net::Limits::default(), std::future::pending()));
     byoc_gateway::serve_webrtc(&gateway, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
     (url, gateway)
 }
