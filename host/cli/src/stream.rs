@@ -100,6 +100,10 @@ enum StreamCommand {
         /// Play the file again and again until interrupted.
         #[arg(long = "loop")]
         repeat: bool,
+        /// Publish to this RTMP URL (the stream's `rtmp_url`) instead of the one in the stream's record:
+        /// for a stream started elsewhere.
+        #[arg(long)]
+        rtmp_url: Option<String>,
     },
 }
 
@@ -230,8 +234,9 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         StreamCommand::Watch { id, count } => {
             watch(&http, &Target::of(&id, g, args.token.as_deref())?, g.json, count).await
         }
-        StreamCommand::Push { id, file, repeat } => {
-            push(&Target::of(&id, g, args.token.as_deref())?, &file, repeat).await
+        StreamCommand::Push { id, file, repeat, rtmp_url } => {
+            // A push uses no token: the RTMP URL (from the record, or --rtmp-url) carries the stream's key.
+            push(&Target::of(&id, g, Some(args.token.as_deref().unwrap_or_default()))?, &file, repeat, rtmp_url).await
         }
     }
 }
@@ -466,21 +471,23 @@ async fn watch(http: &reqwest::Client, t: &Target, json: bool, count: Option<u64
 }
 
 /// `byoc stream push`: ffmpeg reads the file at its own pace (`-re`) and publishes it over RTMP.
-async fn push(t: &Target, file: &Path, repeat: bool) -> anyhow::Result<()> {
+async fn push(t: &Target, file: &Path, repeat: bool, rtmp_url: Option<String>) -> anyhow::Result<()> {
     if !file.is_file() {
         bail!("{}: no such file", file.display());
     }
-    let url = t
-        .record
-        .as_ref()
-        .and_then(|r| r.answer["rtmp_url"].as_str())
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
-        .with_context(|| {
-            format!("stream {} has no rtmp_url here (no video in, no RTMP at the gateway, or not started here)", t.id)
-        })?;
-    let video = probe(file, "v").await;
-    let audio = probe(file, "a").await;
+    let recorded = t.record.as_ref().and_then(|r| r.answer["rtmp_url"].as_str()).filter(|u| !u.is_empty());
+    let url = rtmp_url.or_else(|| recorded.map(str::to_string)).with_context(|| {
+        let id = &t.id;
+        format!(
+            "stream {id} has no rtmp_url here (no video in, no RTMP at the gateway, or not started here): \
+             pass --rtmp-url"
+        )
+    })?;
+    if !(url.starts_with("rtmp://") || url.starts_with("rtmps://")) {
+        bail!("--rtmp-url must be an rtmp:// or rtmps:// URL");
+    }
+    let video = probe(file, "v").await?;
+    let audio = probe(file, "a").await?;
     let mut cmd = tokio::process::Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
     if repeat {
@@ -499,7 +506,7 @@ async fn push(t: &Target, file: &Path, repeat: bool) -> anyhow::Result<()> {
     };
     cmd.args(["-f", "flv"]).arg(&url).kill_on_drop(true);
     eprintln!("pushing {} to stream {} in real time{}", file.display(), t.id, if repeat { ", looped" } else { "" });
-    let mut child = cmd.spawn().context("starting ffmpeg (is it installed?)")?;
+    let mut child = cmd.spawn().context("starting ffmpeg (`byoc stream push` needs ffmpeg and ffprobe on PATH)")?;
     let status = tokio::select! {
         s = child.wait() => s?,
         _ = tokio::signal::ctrl_c() => {
@@ -514,16 +521,18 @@ async fn push(t: &Target, file: &Path, repeat: bool) -> anyhow::Result<()> {
 }
 
 /// The codec of the first stream of `kind` (`v` or `a`) in `file`, by ffprobe.
-async fn probe(file: &Path, kind: &str) -> Option<String> {
+/// The codec of the file's first `kind` (`v`, `a`) stream, if it has one; an error when ffprobe
+/// cannot be run.
+async fn probe(file: &Path, kind: &str) -> anyhow::Result<Option<String>> {
     let out = tokio::process::Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", &format!("{kind}:0"), "-show_entries", "stream=codec_name"])
         .args(["-of", "csv=p=0"])
         .arg(file)
         .output()
         .await
-        .ok()?;
+        .context("running ffprobe (`byoc stream push` needs ffmpeg and ffprobe on PATH)")?;
     let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !name.is_empty()).then_some(name)
+    Ok((out.status.success() && !name.is_empty()).then_some(name))
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {

@@ -115,3 +115,18 @@ async fn a_failure_is_one_line_naming_the_flag_without_a_backtrace() {
     let (_, _, err) = byoc_with_env(&args, &[("RUST_BACKTRACE", "1"), ("BYOC_BACKTRACE", "1")], LIMIT).await;
     assert!(err.lines().count() > 3, "a backtrace when asked: {err}");
 }
+
+/// `byoc stream push` of a stream with no record here says to pass `--rtmp-url`, and refuses one that
+/// is not RTMP, before anything is started.
+#[tokio::test]
+async fn a_push_without_a_record_asks_for_the_rtmp_url() {
+    let state = tempfile::tempdir().unwrap();
+    let st = state.path().to_str().unwrap();
+    let fixture = root().join("plugins/ts-analyzer/tests/fixtures/h264-aac-2s.ts");
+    let push = ["stream", "push", "elsewhere-1", fixture.to_str().unwrap()];
+    let (ok, _, err) = byoc_with_env(&push, &[("BYOC_STATE_DIR", st)], LIMIT).await;
+    assert!(!ok && err.contains("has no rtmp_url here") && err.contains("pass --rtmp-url"), "{err}");
+    let with_url = [&push[..], &["--rtmp-url", "http://127.0.0.1:9/live/x"]].concat();
+    let (ok, _, err) = byoc_with_env(&with_url, &[("BYOC_STATE_DIR", st)], LIMIT).await;
+    assert!(!ok && err.contains("--rtmp-url must be an rtmp:// or rtmps:// URL"), "{err}");
+}

@@ -17,7 +17,7 @@ use crate::auth::authorized;
 use crate::error::ApiError;
 use crate::model::Access;
 use crate::state::Gateway;
-use crate::urls::{Served, rtmp_ingest_url};
+use crate::urls::{Served, rtmp_ingest_url, rtmp_play_url};
 
 /// The page.
 const PAGE: &str = include_str!("console.html");
@@ -51,8 +51,9 @@ pub(crate) async fn console() -> Response {
 
 /// `GET /process/stream/{id}/player`: the console for this stream only. It needs one of the stream's
 /// secrets like every per-stream route; the page learns from the stream's status what that secret
-/// allows (the viewer token: no publishing, update or stop). The page is told the stream's legs and,
-/// when the request holds the control secret, the viewer token to share and the RTMP URL to publish to.
+/// allows (the viewer token: no publishing, update or stop). The page is told the stream's legs, the
+/// RTMP URL that plays its output (it carries the viewer token) and, when the request holds the control
+/// secret, the viewer token to share and the RTMP URL to publish to.
 pub(crate) async fn player(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
@@ -67,6 +68,11 @@ pub(crate) async fn player(
         ("webrtc", gw.webrtc.get().is_some()),
     ];
     let mut said: Vec<String> = legs.into_iter().filter(|(_, on)| *on).map(|(name, _)| name.to_string()).collect();
+    if stream.output_url().is_some()
+        && let Some(play) = rtmp_play_url(&Served::by(&gw), &stream.id, &stream.viewer)
+    {
+        said.push(format!("play={play}"));
+    }
     if access == Access::Control {
         // Secrets are hex and URLs have no spaces: the list stays a list of words.
         said.push(format!("viewer={}", stream.viewer));

@@ -12,7 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use byoc_trickle::SeqRequest;
 use futures_util::StreamExt;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -20,7 +20,7 @@ use crate::auth::{AuthorizedStream, ControlledStream};
 use crate::client::{JobPost, answer_body, answer_timeout, stream_job};
 use crate::error::ApiError;
 use crate::failover::end;
-use crate::model::{Feed, GwStream};
+use crate::model::{Feed, GwStream, Numbered};
 use crate::request::read_body;
 use crate::state::Gateway;
 
@@ -83,21 +83,24 @@ pub(crate) async fn status(
 }
 
 /// An SSE answer of a feed: the messages it keeps, then the live ones, then an `end` event when
-/// the stream ends.
-pub(crate) fn sse(s: &GwStream, feed: &Feed) -> Response {
-    let (recent, rx) = feed.subscribe();
+/// the stream ends. Each message carries its number as the event `id`; a reader reconnecting with
+/// `Last-Event-ID: N` gets only the messages after N (a browser's `EventSource` sends it by itself,
+/// so a reconnect shows no message twice).
+pub(crate) fn sse(s: &GwStream, feed: &Feed, headers: &HeaderMap) -> Response {
+    let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let (recent, rx) = feed.subscribe(after);
     let cancel = s.cancel.clone();
-    let recent = futures_util::stream::iter(
-        recent.into_iter().map(|text| Ok::<Event, Infallible>(Event::default().data(text.as_ref()))),
-    );
-    let live = futures_util::stream::unfold((rx, cancel), |(mut rx, cancel)| async move {
+    let event = |(n, text): Numbered| Ok::<Event, Infallible>(Event::default().id(n.to_string()).data(text.as_ref()));
+    let recent = futures_util::stream::iter(recent.into_iter().map(event));
+    let live = futures_util::stream::unfold((rx, cancel), move |(mut rx, cancel)| async move {
         loop {
             let msg = tokio::select! {
                 _ = cancel.cancelled() => return None,
                 m = rx.recv() => m,
             };
             match msg {
-                Ok(text) => return Some((Ok::<Event, Infallible>(Event::default().data(text.as_ref())), (rx, cancel))),
+                Ok((n, _)) if after.is_some_and(|a| n <= a) => continue,
+                Ok(numbered) => return Some((event(numbered), (rx, cancel))),
                 // A slow reader skips what it missed rather than ending.
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -111,16 +114,16 @@ pub(crate) fn sse(s: &GwStream, feed: &Feed) -> Response {
 }
 
 /// `GET /process/stream/{id}/data`: the stream's data channel as SSE.
-pub(crate) async fn data(AuthorizedStream(s, _): AuthorizedStream) -> Result<Response, ApiError> {
+pub(crate) async fn data(AuthorizedStream(s, _): AuthorizedStream, headers: HeaderMap) -> Result<Response, ApiError> {
     if s.att().urls.data.is_none() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Stream data not available"));
     }
-    Ok(sse(&s, &s.data))
+    Ok(sse(&s, &s.data, &headers))
 }
 
 /// `GET /process/stream/{id}/events`: the stream's events as SSE.
-pub(crate) async fn events(AuthorizedStream(s, _): AuthorizedStream) -> Response {
-    sse(&s, &s.events)
+pub(crate) async fn events(AuthorizedStream(s, _): AuthorizedStream, headers: HeaderMap) -> Response {
+    sse(&s, &s.events, &headers)
 }
 
 /// Copies a trickle answer (status, `Lp-Trickle-*` and `Content-Type`, streamed body).

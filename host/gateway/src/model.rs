@@ -77,33 +77,43 @@ impl Access {
     }
 }
 
+/// One message of a feed and its number in the feed (1, 2, …): the SSE event's `id`.
+pub(crate) type Numbered = (u64, Arc<str>);
+
 /// Messages for SSE readers: live ones, plus the last few for readers that connect late (a
 /// client usually opens its event stream right after `start`, when the first events may
-/// already have gone by).
+/// already have gone by). Each message has a number, sent as its SSE `id`: a reader that
+/// reconnects with `Last-Event-ID` (as a browser's `EventSource` does) is given only what came after.
 pub(crate) struct Feed {
-    pub(crate) history: Mutex<std::collections::VecDeque<Arc<str>>>,
-    pub(crate) keep: usize,
-    pub(crate) live: broadcast::Sender<Arc<str>>,
+    /// The last messages kept, and the number the next one gets.
+    history: Mutex<(std::collections::VecDeque<Numbered>, u64)>,
+    keep: usize,
+    live: broadcast::Sender<Numbered>,
 }
 
 impl Feed {
     pub(crate) fn new(keep: usize) -> Self {
-        Feed { history: Mutex::new(std::collections::VecDeque::new()), keep, live: broadcast::channel(64).0 }
+        Feed { history: Mutex::new((std::collections::VecDeque::new(), 1)), keep, live: broadcast::channel(64).0 }
     }
 
     pub(crate) fn send(&self, msg: Arc<str>) {
-        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let (h, next) = &mut *guard;
         if h.len() == self.keep {
             h.pop_front();
         }
-        h.push_back(msg.clone());
+        let numbered = (*next, msg);
+        *next += 1;
+        h.push_back(numbered.clone());
         // Sent under the lock, so a reader subscribing concurrently sees it exactly once.
-        let _ = self.live.send(msg);
+        let _ = self.live.send(numbered);
     }
 
-    pub(crate) fn subscribe(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
-        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        (h.iter().cloned().collect(), self.live.subscribe())
+    /// The kept messages numbered after `after` (all of them when `None`), and the live ones to come.
+    pub(crate) fn subscribe(&self, after: Option<u64>) -> (Vec<Numbered>, broadcast::Receiver<Numbered>) {
+        let guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = guard.0.iter().filter(|(n, _)| after.is_none_or(|a| *n > a)).cloned().collect();
+        (kept, self.live.subscribe())
     }
 }
 

@@ -339,3 +339,59 @@ async fn the_openapi_document_is_served() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, crate::OPENAPI);
 }
+
+#[tokio::test]
+async fn an_sse_reader_reconnecting_with_last_event_id_gets_only_what_came_after() {
+    let gw = gateway(GatewayConfig::default());
+    let secret = put_stream(&gw, "s1", false);
+    let stream = gw.lock().get("s1").cloned().unwrap();
+    for n in 1..=3 {
+        stream.events.send(Arc::from(format!("{{\"n\":{n}}}")));
+    }
+    // An ended stream closes its SSE answers (after an `end` event), so each body can be read whole.
+    stream.cancel.cancel();
+    let events = |last: Option<&str>| {
+        let mut req = request("GET", "/process/stream/s1/events").header("Authorization", format!("Bearer {secret}"));
+        if let Some(last) = last {
+            req = req.header("Last-Event-ID", last);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    let (status, all) = ask(&gw, events(None)).await;
+    assert_eq!(status, StatusCode::OK);
+    for n in 1..=3 {
+        assert!(all.contains(&format!("id: {n}\ndata: {{\"n\":{n}}}\n")), "{all}");
+    }
+    let (_, after) = ask(&gw, events(Some("2"))).await;
+    assert!(
+        after.contains("id: 3\ndata: {\"n\":3}\n") && !after.contains("\"n\":2") && !after.contains("\"n\":1"),
+        "{after}"
+    );
+    assert!(after.contains("event: end"), "{after}");
+    // An id that is not a number is no position: everything kept.
+    let (_, bad) = ask(&gw, events(Some("x"))).await;
+    assert!(bad.contains("\"n\":1"), "{bad}");
+}
+
+#[tokio::test]
+async fn the_one_stream_console_shows_the_rtmp_play_url_to_a_viewer_and_the_ingest_only_to_control() {
+    let gw = gateway(GatewayConfig::default());
+    gw.rtmp_public.set("127.0.0.1:1935".into()).unwrap();
+    let secret = put_stream(&gw, "s1", true);
+    let viewer = gw.lock().get("s1").unwrap().viewer.clone();
+    let meta = |page: &str| {
+        let start = page.find(r#"<meta name="byoc-stream" content=""#).unwrap_or_else(|| panic!("no stream meta"));
+        let rest = &page[start + r#"<meta name="byoc-stream" content=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let play = format!("play=rtmp://127.0.0.1:1935/live/s1-{viewer}-out");
+    let (status, page) = ask(&gw, bare("GET", &format!("/process/stream/s1/player?token={viewer}"), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let said = meta(&page);
+    assert!(said.split(' ').any(|w| w == play), "{said}");
+    assert!(!said.contains(&secret) && !said.contains("rtmp=") && !said.contains("viewer="), "{said}");
+    let (_, page) = ask(&gw, bare("GET", &format!("/process/stream/s1/player?token={secret}"), None)).await;
+    let said = meta(&page);
+    assert!(said.split(' ').any(|w| w == play), "{said}");
+    assert!(said.contains(&format!("rtmp=rtmp://127.0.0.1:1935/live/s1-{secret}")), "{said}");
+}
