@@ -129,6 +129,9 @@ pub(crate) async fn webhook(gw: &Gateway, h: &HeaderMap, mut query: serde_json::
     let text = resp.text().await.unwrap_or_default();
     let text: String = text.trim().chars().take(200).collect();
     metrics::counter!("byoc_gateway_errors_total", "kind" => "webhook_refused").increment(1);
-    tracing::info!(%status, answer = %text, "the auth webhook refused a request");
+    static LOG: byoc_net::LogThrottle = byoc_net::LogThrottle::new();
+    if let Some(held_back) = LOG.allow() {
+        tracing::info!(%status, answer = %text, held_back, "the auth webhook refused a request");
+    }
     Err(ApiError::new(StatusCode::FORBIDDEN, format!("refused by the auth webhook ({status}): {text}")))
 }

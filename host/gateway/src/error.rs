@@ -31,7 +31,11 @@ impl ApiError {
     /// 502: the orchestrator could not be reached.
     pub(crate) fn unreachable(e: impl std::fmt::Display) -> ApiError {
         metrics::counter!("byoc_gateway_errors_total", "kind" => "orchestrator_unreachable").increment(1);
-        tracing::warn!(error = %e, "orchestrator unreachable");
+        // Clients can repeat this as fast as they like: one line a second.
+        static LOG: byoc_net::LogThrottle = byoc_net::LogThrottle::new();
+        if let Some(held_back) = LOG.allow() {
+            tracing::warn!(error = %e, held_back, "orchestrator unreachable");
+        }
         ApiError::new(StatusCode::BAD_GATEWAY, format!("orchestrator unreachable: {e}"))
     }
 
@@ -40,7 +44,10 @@ impl ApiError {
     /// answer is that `402`: no other orchestrator would do better.
     pub(crate) fn no_orchestrator(message: String, reasons: Vec<String>) -> ApiError {
         metrics::counter!("byoc_gateway_errors_total", "kind" => "no_orchestrator").increment(1);
-        tracing::warn!(%message, reasons = %reasons.join("; "), "no orchestrator took the job");
+        static LOG: byoc_net::LogThrottle = byoc_net::LogThrottle::new();
+        if let Some(held_back) = LOG.allow() {
+            tracing::warn!(%message, reasons = %reasons.join("; "), held_back, "no orchestrator took the job");
+        }
         let all_refused_payment = !reasons.is_empty() && reasons.iter().all(|r| r.contains(PAYMENT_REFUSED));
         let status = if all_refused_payment { StatusCode::PAYMENT_REQUIRED } else { StatusCode::SERVICE_UNAVAILABLE };
         ApiError { reasons: Some(reasons), ..ApiError::new(status, message) }
@@ -50,7 +57,10 @@ impl ApiError {
     /// refused the request itself with `status` (a 4xx: bad params, or params beyond its limits).
     pub(crate) fn request_refused(status: StatusCode, message: String, reasons: Vec<String>) -> ApiError {
         metrics::counter!("byoc_gateway_errors_total", "kind" => "request_refused").increment(1);
-        tracing::info!(%status, %message, "an orchestrator refused the request itself");
+        static LOG: byoc_net::LogThrottle = byoc_net::LogThrottle::new();
+        if let Some(held_back) = LOG.allow() {
+            tracing::info!(%status, %message, held_back, "an orchestrator refused the request itself");
+        }
         ApiError { reasons: Some(reasons), ..ApiError::new(status, message) }
     }
 
