@@ -105,7 +105,7 @@ pub(super) fn spawn(frames: Frames, tasks: FrameTasks) {
         id: tasks.id,
         session: tasks.session,
         source,
-        sink,
+        sink: Some(sink),
         stats,
         events: tasks.events,
         cancel: tasks.cancel,
@@ -126,7 +126,8 @@ struct Driver {
     id: String,
     session: Session,
     source: FrameSource,
-    sink: FrameSink,
+    /// Gone once the input has ended: no frame can come after, and the encoder drains at once.
+    sink: Option<FrameSink>,
     stats: Arc<Stats>,
     events: Option<LocalPublisher>,
     cancel: CancellationToken,
@@ -156,7 +157,11 @@ impl Driver {
                 f = self.source.recv(), if input_open => match f {
                     Some(frame) => Step::Frame(frame),
                     None => {
+                        // The input has ended: the encoder drains into the last segment now.
                         input_open = false;
+                        if let Some(sink) = self.sink.take() {
+                            sink.finish();
+                        }
                         continue;
                     }
                 },
@@ -168,12 +173,12 @@ impl Driver {
                     continue;
                 }
                 Step::Frame(Decoded::SegmentEnd { .. }) => {
-                    let _ = self.sink.send(Processed::SegmentEnd).await;
+                    let _ = send(self.sink.as_ref(), Processed::SegmentEnd).await;
                     continue;
                 }
                 Step::Frame(Decoded::Video(frame)) => {
                     let result = match self.session.on_video_frame(frame).await {
-                        Ok(Some(frame)) => send(&self.sink, Processed::Video(frame)).await,
+                        Ok(Some(frame)) => send(self.sink.as_ref(), Processed::Video(frame)).await,
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -181,7 +186,7 @@ impl Driver {
                 }
                 Step::Frame(Decoded::Audio(frame)) => {
                     let result = match self.session.on_audio_frame(frame).await {
-                        Ok(Some(frame)) => send(&self.sink, Processed::Audio(frame)).await,
+                        Ok(Some(frame)) => send(self.sink.as_ref(), Processed::Audio(frame)).await,
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -199,7 +204,9 @@ impl Driver {
             }
         }
         self.report_drops(reported);
-        self.sink.finish();
+        if let Some(sink) = self.sink.take() {
+            sink.finish();
+        }
         let _ = self.session.close().await;
     }
 
@@ -225,8 +232,10 @@ impl Driver {
 
 /// Hands a processed frame to the encoder. Its end having gone means the stream is ending, which
 /// the driver learns from its token: not the plugin's failure.
-async fn send(sink: &FrameSink, processed: Processed) -> Result<(), byoc_runtime::CallError> {
-    let _ = sink.send(processed).await;
+async fn send(sink: Option<&FrameSink>, processed: Processed) -> Result<(), byoc_runtime::CallError> {
+    if let Some(sink) = sink {
+        let _ = sink.send(processed).await;
+    }
     Ok(())
 }
 
