@@ -448,3 +448,51 @@ async fn encoder_settings_come_from_the_params_within_the_nodes_limits() {
     assert!(high_bytes > 3 * low_bytes, "2000 kbit/s gave {high_bytes} bytes of TS, 200 kbit/s {low_bytes}");
     tokio::join!(low.stop(), high.stop());
 }
+
+/// A message on a frame plugin stream's control channel (where go-livepeer's gateway, the
+/// channel's only publisher, sends updates) naming `encoder` is refused as an update naming it
+/// is: the plugin never gets it (its effect stays), the events say why, and the next message is
+/// applied. The stream is started on the orchestrator directly, so nothing else publishes there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_control_message_naming_the_encoder_is_refused_with_an_event() {
+    use byoc_trickle::{LocalPublisher, LocalSubscriber, Seq, SeqRequest};
+    let n = nodes().await;
+    let job = byoc_payment::job::JobRequest {
+        id: "fx".into(),
+        request: json!({"stream_id": "fx"}).to_string(),
+        parameters: json!({"enable_video_ingress": true, "enable_video_egress": true}).to_string(),
+        capability: "video-effects".into(),
+        timeout_seconds: 30,
+        ..Default::default()
+    };
+    let header = byoc_e2e::nodes::signed_job(job, &byoc_payment::SecretKey::generate());
+    let body = r#"{"params": {"effect": "grayscale"}}"#;
+    let r = http().post(format!("{}/ai/stream/start", n.orch_url)).header("Livepeer", header).body(body);
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let channels = n.orch.streams().into_iter().find(|s| s.id == "fx").expect("the stream").channels;
+    let control = LocalPublisher::new(&n.orch.trickle, &channels.control).unwrap();
+    for message in [r#"{"effect": "invert", "encoder": {"bitrate_kbps": 300}}"#, r#"{"effect": "mirror"}"#] {
+        let mut segment = control.next_segment().unwrap();
+        segment.write(bytes::Bytes::from_static(message.as_bytes())).unwrap();
+        segment.finish();
+    }
+    let mut events = LocalSubscriber::new(&n.orch.trickle, &channels.events, SeqRequest::At(Seq(0)));
+    let mut seen: Vec<Value> = Vec::new();
+    let mirrored = |seen: &[Value]| of_type(seen, "effect").iter().any(|e| e["effect"] == "mirror");
+    let read = async {
+        while !mirrored(&seen) {
+            let segment = events.next_segment().await.unwrap().expect("the events go on");
+            seen.extend(serde_json::from_slice::<Value>(&segment.read_all().await.unwrap()));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.unwrap_or_else(|_| panic!("no mirror: {seen:?}"));
+    let effects: Vec<&Value> = of_type(&seen, "effect").into_iter().map(|e| &e["effect"]).collect();
+    assert_eq!(effects, [&json!("grayscale"), &json!("mirror")], "{seen:?}");
+    let refused = of_type(&seen, "control_refused");
+    assert_eq!(refused.len(), 1, "{seen:?}");
+    let reason = refused[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("params.encoder is set when a stream starts"), "{seen:?}");
+    assert!(of_type(&seen, "error").is_empty(), "the plugin got the message: {seen:?}");
+    n.orch.shutdown().await;
+}
