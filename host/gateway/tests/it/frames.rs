@@ -312,8 +312,10 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
     runtime.load_plugin(&slow_dir).await.unwrap();
     let n = crate::plugins::nodes_with(&runtime).await;
     let dir = tempfile::tempdir().unwrap();
-    let inputs = make_ts_segments(dir.path(), 8).await.unwrap();
-    assert_eq!(inputs.len(), 8);
+    // Eight segments in a burst, then two more each once the last came out.
+    let all = make_ts_segments(dir.path(), 10).await.unwrap();
+    let (inputs, later) = all.split_at(8);
+    assert_eq!((inputs.len(), later.len()), (8, 2));
     let legs = json!({}); // no leg named: the capability's own
     let (slow, other) = tokio::join!(
         start(&n.gw, "slow-frames", legs.clone(), r#"{"params": {"sleep_ms": 60}}"#),
@@ -348,7 +350,7 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
         }
         began.elapsed()
     };
-    let (fed_in, other_out) = tokio::join!(feed, other.run_all(&inputs));
+    let (fed_in, other_out) = tokio::join!(feed, other.run_all(inputs));
     let slow_out = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the slow output").unwrap();
 
     let write = |name: &str, bytes: &[u8]| {
@@ -375,6 +377,18 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
         .unwrap_or_else(|| panic!("no byoc_frames_dropped_total for slow-frames in /metrics:\n{metrics}"));
     // One registry for the whole test process, but only this test runs slow-frames.
     assert!(counted >= slow_dropped as f64, "metric {counted} < {slow_dropped} dropped frames reported");
+    // Two more segments at the plugin's pace: nothing more dropped. Once the input has stopped
+    // coming, a last report gives the counts as they are (every frame decoded), not those of the
+    // last drop.
+    for (seq, file) in later.iter().enumerate() {
+        slow.round_trip(8 + seq, file).await;
+    }
+    let mut text = slow_seen.clone();
+    let settled = |v: &[Value]| of_type(v, "frames_dropped").last().is_some_and(|e| e["decoded_video"] == 250);
+    let reports = sse_values_until(&mut slow_events, &mut text, Duration::from_secs(30), settled).await;
+    let last = *of_type(&reports, "frames_dropped").last().expect("frames_dropped events");
+    assert_eq!(last["decoded_video"], 250, "the last report: {last}");
+    assert_eq!(last["dropped_video"], slow_dropped, "the last report: {last}");
 
     // The other stream on the node: every frame, none dropped.
     let other_frames = packet_times(&write("other.ts", &other_out), "v:0").await.unwrap().len();
