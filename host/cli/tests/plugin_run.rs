@@ -143,6 +143,11 @@ async fn plugin_run_passes_audio_frames_through_a_wasm_plugin() {
         args.extend(["--output".as_ref(), output.as_os_str(), "--params".as_ref(), params.as_ref()]);
         let (ok, stderr) = byoc(&args).await;
         assert!(ok, "byoc plugin run (gain {gain}) failed: {stderr}");
+        // One output segment per input segment: what the AAC encoder holds at the end goes into the last.
+        let segments = std::fs::read_dir(&output)
+            .unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "ts")));
+        assert_eq!(segments.count(), inputs.len(), "gain {gain}: output segments");
         let joined = dir.path().join(format!("out-{gain}.ts"));
         let bytes = (0..inputs.len()).flat_map(|seq| std::fs::read(output.join(format!("{seq}.ts"))).unwrap());
         std::fs::write(&joined, bytes.collect::<Vec<u8>>()).unwrap();

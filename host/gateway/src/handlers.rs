@@ -40,13 +40,14 @@ pub(crate) async fn update(
 ) -> Result<Response, ApiError> {
     let body = read_body(&gw, body).await?;
     // Forwarded verbatim, as go-livepeer does; a JSON object is also remembered as the stream's
-    // params (re-sent if the stream moves to another orchestrator).
+    // params (re-sent if the stream moves to another orchestrator), keeping what only a start sets.
     let params = serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object);
     let job = stream_job(&stream.id, &stream.capability, "{}", stream.timeout_seconds);
     let url = format!("{}/ai/stream/update", stream.att().orchestrator);
     let r = gw.client.post(JobPost::new(url, job, answer_timeout(stream.timeout_seconds)).json(body)).await?;
     if let (true, Some(p)) = (r.status().is_success(), params) {
-        *stream.params.lock().unwrap_or_else(|e| e.into_inner()) = p;
+        let mut params = stream.params.lock().unwrap_or_else(|e| e.into_inner());
+        *params = byoc_protocol::params::after_update(&params, p);
     }
     let status = r.status();
     Ok((status, answer_body(r).await).into_response())

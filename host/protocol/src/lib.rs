@@ -8,6 +8,7 @@
 //!   [`with_default_legs`]: a start's legs defaulting to the capability's.
 //! - [`BatchPath`]: a batch job's route as checked segments, never joined as text.
 //! - [`messages`]: splitting a message channel's segment into messages.
+//! - [`params`]: a stream's params across updates (the keys only its start sets).
 //! - [`telemetry`]: the process-wide Prometheus recorder and `GET /metrics`.
 //! - Small shared rules: [`same_secret`] (constant time), [`read_limited`] bodies, job timeouts
 //!   ([`check_timeout`]), [`now_ms`].
@@ -16,6 +17,7 @@ mod batch_path;
 mod job;
 pub mod messages;
 mod offered;
+pub mod params;
 pub mod telemetry;
 
 pub use batch_path::BatchPath;

@@ -160,13 +160,19 @@ async fn run_frames(
             for chunk in bytes.chunks(chunk_size) {
                 feeder.chunk(bytes::Bytes::copy_from_slice(chunk)).await.context("feeding the decoder")?;
             }
-            feeder.segment_end().await.context("feeding the decoder")?;
+            if seq + 1 < files.len() {
+                feeder.segment_end().await.context("feeding the decoder")?;
+            }
         }
         if let Some(clock) = clock.as_ref() {
             // The last segment lasts until its last timestamp.
             tokio::time::sleep_until(clock.end_due()).await;
         }
-        feeder.finish().await;
+        // The input ends with the last file: the encoders' last frames go into its segment.
+        match files.is_empty() {
+            true => feeder.finish().await,
+            false => feeder.last_segment_end().await.context("feeding the decoder")?,
+        }
         anyhow::Ok(())
     });
     let mut result = Ok(());

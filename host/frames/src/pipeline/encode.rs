@@ -16,7 +16,7 @@ use super::audio::AudioEncoder;
 use super::clock::ns_to_ticks;
 use super::convert::{Scaler, fit, from_frame};
 use super::decode::Unit;
-use super::{EncodeSettings, Encoded, PipelineError, Processed, Stats, ToEncoder};
+use super::{EncodeSettings, Encoded, InputSegments, PipelineError, Processed, Stats, ToEncoder};
 use crate::{AudioFrame, FrameNeeds, PixelFormat, VideoFrame};
 
 /// Untouched access units held for interleaving beyond this many are written at once (bounds memory
@@ -62,6 +62,8 @@ pub(crate) struct EncoderThread {
     pending: VecDeque<(u64, Unit)>,
     /// Segment ends received from the plugin: the input segment being output.
     segment: u64,
+    /// The input's segment count, once known: its last output segment stays open until the end.
+    input_segments: Arc<InputSegments>,
     in_segment: bool,
     force_key: bool,
     last_key: Option<i64>,
@@ -76,6 +78,7 @@ impl EncoderThread {
         rx: mpsc::Receiver<ToEncoder>,
         out: mpsc::Sender<Encoded>,
         stats: Arc<Stats>,
+        input_segments: Arc<InputSegments>,
     ) -> Self {
         Self {
             needs,
@@ -89,6 +92,7 @@ impl EncoderThread {
             mux: TsMuxer::with_streams(true, Some(TsAudio::Aac)),
             pending: VecDeque::new(),
             segment: 0,
+            input_segments,
             in_segment: false,
             force_key: false,
             last_key: None,
@@ -138,10 +142,15 @@ impl EncoderThread {
             ToEncoder::Processed(Processed::SegmentEnd) => {
                 let current = self.segment;
                 self.write_pending(|segment, _| segment <= current)?;
-                self.end_segment()?;
                 self.segment += 1;
                 self.force_key = true;
-                Ok(())
+                if self.input_segments.is_last(self.segment) {
+                    // The input has ended with this segment: what the encoders still hold (AAC keeps
+                    // its last frames until drained) joins it in `finish`. Nothing waits: with no
+                    // more input, the end of this channel follows.
+                    return self.flush_buf();
+                }
+                self.end_segment()
             }
         }
     }
@@ -290,7 +299,8 @@ impl EncoderThread {
         Ok(())
     }
 
-    /// Drains the encoders, writes what is left, and ends the last segment.
+    /// Drains the encoders, writes what is left (into the input's last segment when it was left
+    /// open), and ends the last segment.
     fn finish(&mut self) -> Result<(), PipelineError> {
         if let Some(video) = &mut self.video {
             let packets = video.flush();

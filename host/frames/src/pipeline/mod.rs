@@ -17,7 +17,7 @@ mod decode;
 mod encode;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -153,14 +153,26 @@ pub(crate) enum Input {
 }
 
 /// Feeds input TS to the pipeline (from an async task; each call waits while the decoder is behind).
+///
+/// When the input ends after a whole segment ([`Feeder::last_segment_end`], or dropping the feeder
+/// between segments), the output's last segment takes what the encoders still hold (the AAC
+/// encoder keeps its last frames until it is drained) instead of ending them in a small segment
+/// of their own.
 #[derive(Debug)]
 pub struct Feeder {
     tx: mpsc::Sender<Input>,
+    /// Segment ends sent.
+    ends: AtomicU64,
+    /// A segment has started and not ended.
+    open: AtomicBool,
+    /// Shared with the encoder thread.
+    segments: Arc<InputSegments>,
 }
 
 impl Feeder {
     /// An input segment starts; `seq` comes back in [`Decoded::SegmentEnd`].
     pub async fn segment_start(&self, seq: u64) -> Result<(), PipelineError> {
+        self.open.store(true, Ordering::Relaxed);
         self.send(Input::SegmentStart(seq)).await
     }
 
@@ -172,7 +184,17 @@ impl Feeder {
     /// The current input segment is complete: its last frames are decoded, then a
     /// [`Decoded::SegmentEnd`] follows them.
     pub async fn segment_end(&self) -> Result<(), PipelineError> {
+        self.open.store(false, Ordering::Relaxed);
+        self.ends.fetch_add(1, Ordering::Relaxed);
         self.send(Input::SegmentEnd).await
+    }
+
+    /// The current input segment is complete and the input ends with it: [`Feeder::segment_end`]
+    /// then [`Feeder::finish`], with the output's last segment sure to hold the encoders' last
+    /// frames (after `finish` alone, only if the encoder had not ended that segment yet).
+    pub async fn last_segment_end(self) -> Result<(), PipelineError> {
+        self.segments.set(self.ends.load(Ordering::Relaxed) + 1);
+        self.segment_end().await
     }
 
     /// The end of input: the decoders are drained, and the [`FrameSource`] ends after the last frame.
@@ -182,6 +204,35 @@ impl Feeder {
 
     async fn send(&self, input: Input) -> Result<(), PipelineError> {
         self.tx.send(input).await.map_err(|_| PipelineError::Closed)
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        // Between segments the input is whole; a segment cut short gets an output segment of its own.
+        if !self.open.load(Ordering::Relaxed) {
+            self.segments.set(self.ends.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// How many segments the whole input has, once the [`Feeder`] knows: the encoder thread leaves
+/// the output segment of the last one open until it has drained.
+#[derive(Debug)]
+pub(crate) struct InputSegments(AtomicU64);
+
+impl InputSegments {
+    /// Not known yet.
+    const OPEN: u64 = u64::MAX;
+
+    fn set(&self, count: u64) {
+        // The first count given stands (`last_segment_end`, then the drop).
+        let _ = self.0.compare_exchange(Self::OPEN, count, Ordering::Release, Ordering::Relaxed);
+    }
+
+    /// Whether the input's segment `count` (counted from 1) is its last.
+    pub(crate) fn is_last(&self, count: u64) -> bool {
+        self.0.load(Ordering::Acquire) == count
     }
 }
 
@@ -317,13 +368,15 @@ pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
     };
     // libav's contexts stay on the thread that made them: each thread builds its own state.
     spawn("byoc-frames-decode", &stats, move || decode::DecoderThread::new(parts).run())?;
-    let (needs, settings, encoder_stats) = (config.needs, config.encode, stats.clone());
+    let segments = Arc::new(InputSegments(AtomicU64::new(InputSegments::OPEN)));
+    let (needs, settings, encoder_stats, input_segments) =
+        (config.needs, config.encode, stats.clone(), segments.clone());
     spawn("byoc-frames-encode", &stats, move || {
-        encode::EncoderThread::new(needs, settings, encoder_rx, output_tx, encoder_stats).run();
+        encode::EncoderThread::new(needs, settings, encoder_rx, output_tx, encoder_stats, input_segments).run();
     })?;
 
     Ok(Pipeline {
-        input: Feeder { tx: input_tx },
+        input: Feeder { tx: input_tx, ends: AtomicU64::new(0), open: AtomicBool::new(false), segments },
         frames: FrameSource { rx: frames_rx, queued_video, queued_bytes },
         processed: FrameSink { tx: encoder_tx },
         output: EncodedOutput { rx: output_rx },

@@ -146,9 +146,16 @@ pub async fn run_paced(
                     tokio::time::sleep(pause).await;
                 }
             }
-            feeder.segment_end().await.expect("segment end");
+            if seq + 1 < input.len() {
+                feeder.segment_end().await.expect("segment end");
+            }
         }
-        feeder.finish().await;
+        // The input ends with its last segment (none: with nothing).
+        if input.is_empty() {
+            feeder.finish().await;
+        } else {
+            feeder.last_segment_end().await.expect("segment end");
+        }
     });
     let plugin = tokio::spawn(async move {
         let (mut seen, mut audio_seen, mut ends) = (Vec::new(), 0, Vec::new());

@@ -7,4 +7,5 @@ mod common;
 mod garbage;
 mod identity;
 mod needs;
+mod segments;
 mod slow;

@@ -174,8 +174,8 @@ fn of_type<'a>(values: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 /// `motion-detector` on real H.264: a white box that moves (right, then back) from 2 s to 4 s of a 7 s input gives one
 /// `motion_start` within 1 s of the movement (in stream time) and a `motion_end` after it stops; a
-/// still picture (7 s here where the issue says 30: the detector compares consecutive frames, so a
-/// longer still input adds time, not coverage) gives no motion event. Both streams get a data line
+/// still picture gives no motion event in 30 s (of media time: the segments are posted as fast as
+/// they come out, the detector goes by the frames' timestamps). Both streams get a data line
 /// every second, also once the input has stopped (the orchestrator's tick driver), and their lines
 /// count every frame.
 #[tokio::test(flavor = "multi_thread")]
@@ -188,13 +188,13 @@ async fn motion_detector_reports_a_moving_box_and_nothing_in_a_still_picture() {
     let (still_dir, moving_dir) = (dir.path().join("still"), dir.path().join("moving"));
     std::fs::create_dir_all(&still_dir).unwrap();
     std::fs::create_dir_all(&moving_dir).unwrap();
-    let still = make_ts_segments_of(&still_dir, 7, "color=c=0x406080:size=320x240:rate=25").await.unwrap();
+    let still = make_ts_segments_of(&still_dir, 30, "color=c=0x406080:size=320x240:rate=25").await.unwrap();
     // A 100-pixel box, 8 pixels a frame: 2% of the picture changes, twice the default threshold.
     // (drawbox takes no per-frame position in FFmpeg 5, overlay does.)
     let moving_box = "color=c=gray:size=320x240:rate=25[bg];color=c=white:size=100x100:rate=25[box];\
         [bg][box]overlay=x='if(between(t,2,4),20+200*min(t-2,4-t),20)':y=70[out0]";
     let moving = make_ts_segments_of(&moving_dir, 7, moving_box).await.unwrap();
-    assert_eq!((still.len(), moving.len()), (7, 7));
+    assert_eq!((still.len(), moving.len()), (30, 7));
     // Stream time of the first frame: the detector reports the frames' own PTS.
     let origin_ms = packet_times(&moving[0], "v:0").await.unwrap()[0] * 1000.0;
 
@@ -210,13 +210,13 @@ async fn motion_detector_reports_a_moving_box_and_nothing_in_a_still_picture() {
 
     // Data lines: once the input has stopped, ticks still come (two lines with no frame), and by
     // then the lines have counted every frame of the input.
-    for (name, data) in [("still", &mut still_data), ("moving", &mut moving_data)] {
+    for (name, data, seconds) in [("still", &mut still_data, 30), ("moving", &mut moving_data, 7)] {
         let mut text = String::new();
         let quiet = |v: &[Value]| v.iter().rev().take_while(|l| l["frames"] == 0).count() >= 2;
         let lines = sse_values_until(data, &mut text, Duration::from_secs(30), quiet).await;
         assert!(quiet(&lines), "{name}: no data line per second once the input stopped: {lines:?}");
         let frames: u64 = lines.iter().filter_map(|l| l["frames"].as_u64()).sum();
-        assert_eq!(frames, 175, "{name}: 7 s at 25 fps, counted by the data lines {lines:?}");
+        assert_eq!(frames, seconds * 25, "{name}: {seconds} s at 25 fps, counted by the data lines {lines:?}");
         let peak = lines.iter().filter_map(|l| l["peak"].as_f64()).fold(0.0, f64::max);
         if name == "still" {
             assert!(lines.iter().all(|l| l["motion"] == false) && peak == 0.0, "still: {lines:?}");
@@ -249,9 +249,8 @@ async fn motion_detector_reports_a_moving_box_and_nothing_in_a_still_picture() {
 
 /// Output timing through a frame plugin (`video-effects`, which takes no audio, so the AAC passes
 /// untouched): every output frame keeps its input PTS, and each audio packet stays within 40 ms
-/// of its input time over the whole input. 10 s of input where the issue says 60 s: drift would
-/// grow with time, and ten seconds (ten segments, each encoded on its own) show it at a sixth of
-/// the cost.
+/// of its input time over the whole input, 60 s of media (sixty segments, each encoded on its
+/// own), posted as fast as they come out: the pipeline goes by timestamps, not the clock.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frame_plugin_keeps_video_pts_and_audio_in_sync() {
     if !tool_available("a_frame_plugin_keeps_video_pts_and_audio_in_sync", "ffmpeg") {
@@ -259,13 +258,14 @@ async fn a_frame_plugin_keeps_video_pts_and_audio_in_sync() {
     }
     let n = nodes().await;
     let dir = tempfile::tempdir().unwrap();
-    let inputs = make_ts_segments(dir.path(), 10).await.unwrap();
+    let inputs = make_ts_segments(dir.path(), 60).await.unwrap();
+    assert_eq!(inputs.len(), 60);
     let legs = json!({}); // no leg named: the capability's own
     let stream = Stream(start(&n.gw, "video-effects", legs, r#"{"params": {"effect": "grayscale"}}"#).await);
     let mut events = stream.sse("events_url").await;
     let started = Instant::now();
     let out = stream.run_all(&inputs).await;
-    eprintln!("10 s of input through video-effects in {:?}", started.elapsed());
+    eprintln!("60 s of input through video-effects in {:?}", started.elapsed());
     let input: Vec<u8> = inputs.iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
     let (in_file, out_file) = (dir.path().join("in.ts"), dir.path().join("out.ts"));
     std::fs::write(&in_file, &input).unwrap();
@@ -274,15 +274,15 @@ async fn a_frame_plugin_keeps_video_pts_and_audio_in_sync() {
 
     let (in_video, out_video) =
         (packet_times(&in_file, "v:0").await.unwrap(), packet_times(&out_file, "v:0").await.unwrap());
-    assert_eq!(in_video.len(), 250);
-    assert_eq!(out_video.len() as u64 + dropped, 250, "frames out + dropped = frames in");
+    assert_eq!(in_video.len(), 1500);
+    assert_eq!(out_video.len() as u64 + dropped, 1500, "frames out + dropped = frames in");
     for t in &out_video {
         let nearest = in_video.iter().map(|i| (i - t).abs()).fold(f64::MAX, f64::min);
         assert!(nearest < 0.001, "output frame at {t} s is at no input frame's time");
     }
     let (in_audio, out_audio) =
         (packet_times(&in_file, "a:0").await.unwrap(), packet_times(&out_file, "a:0").await.unwrap());
-    assert!(in_audio.len() > 400, "{} audio packets in 10 s", in_audio.len());
+    assert!(in_audio.len() > 2700, "{} audio packets in 60 s", in_audio.len());
     assert_eq!(out_audio.len(), in_audio.len(), "audio passes untouched, every packet");
     let drift = in_audio.iter().zip(&out_audio).map(|(i, o)| (o - i).abs()).fold(0.0, f64::max);
     assert!(drift <= 0.040, "audio moved by up to {:.1} ms against its input", drift * 1000.0);
@@ -312,8 +312,10 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
     runtime.load_plugin(&slow_dir).await.unwrap();
     let n = crate::plugins::nodes_with(&runtime).await;
     let dir = tempfile::tempdir().unwrap();
-    let inputs = make_ts_segments(dir.path(), 8).await.unwrap();
-    assert_eq!(inputs.len(), 8);
+    // Eight segments in a burst, then two more each once the last came out.
+    let all = make_ts_segments(dir.path(), 10).await.unwrap();
+    let (inputs, later) = all.split_at(8);
+    assert_eq!((inputs.len(), later.len()), (8, 2));
     let legs = json!({}); // no leg named: the capability's own
     let (slow, other) = tokio::join!(
         start(&n.gw, "slow-frames", legs.clone(), r#"{"params": {"sleep_ms": 60}}"#),
@@ -348,7 +350,7 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
         }
         began.elapsed()
     };
-    let (fed_in, other_out) = tokio::join!(feed, other.run_all(&inputs));
+    let (fed_in, other_out) = tokio::join!(feed, other.run_all(inputs));
     let slow_out = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the slow output").unwrap();
 
     let write = |name: &str, bytes: &[u8]| {
@@ -375,6 +377,18 @@ async fn a_slow_plugin_drops_counted_frames_and_other_streams_keep_theirs() {
         .unwrap_or_else(|| panic!("no byoc_frames_dropped_total for slow-frames in /metrics:\n{metrics}"));
     // One registry for the whole test process, but only this test runs slow-frames.
     assert!(counted >= slow_dropped as f64, "metric {counted} < {slow_dropped} dropped frames reported");
+    // Two more segments at the plugin's pace: nothing more dropped. Once the input has stopped
+    // coming, a last report gives the counts as they are (every frame decoded), not those of the
+    // last drop.
+    for (seq, file) in later.iter().enumerate() {
+        slow.round_trip(8 + seq, file).await;
+    }
+    let mut text = slow_seen.clone();
+    let settled = |v: &[Value]| of_type(v, "frames_dropped").last().is_some_and(|e| e["decoded_video"] == 250);
+    let reports = sse_values_until(&mut slow_events, &mut text, Duration::from_secs(30), settled).await;
+    let last = *of_type(&reports, "frames_dropped").last().expect("frames_dropped events");
+    assert_eq!(last["decoded_video"], 250, "the last report: {last}");
+    assert_eq!(last["dropped_video"], slow_dropped, "the last report: {last}");
 
     // The other stream on the node: every frame, none dropped.
     let other_frames = packet_times(&write("other.ts", &other_out), "v:0").await.unwrap().len();
@@ -447,4 +461,52 @@ async fn encoder_settings_come_from_the_params_within_the_nodes_limits() {
     assert!(low_bytes < 200_000, "200 kbit/s for 3 s gave {low_bytes} bytes of TS");
     assert!(high_bytes > 3 * low_bytes, "2000 kbit/s gave {high_bytes} bytes of TS, 200 kbit/s {low_bytes}");
     tokio::join!(low.stop(), high.stop());
+}
+
+/// A message on a frame plugin stream's control channel (where go-livepeer's gateway, the
+/// channel's only publisher, sends updates) naming `encoder` is refused as an update naming it
+/// is: the plugin never gets it (its effect stays), the events say why, and the next message is
+/// applied. The stream is started on the orchestrator directly, so nothing else publishes there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_control_message_naming_the_encoder_is_refused_with_an_event() {
+    use byoc_trickle::{LocalPublisher, LocalSubscriber, Seq, SeqRequest};
+    let n = nodes().await;
+    let job = byoc_payment::job::JobRequest {
+        id: "fx".into(),
+        request: json!({"stream_id": "fx"}).to_string(),
+        parameters: json!({"enable_video_ingress": true, "enable_video_egress": true}).to_string(),
+        capability: "video-effects".into(),
+        timeout_seconds: 30,
+        ..Default::default()
+    };
+    let header = byoc_e2e::nodes::signed_job(job, &byoc_payment::SecretKey::generate());
+    let body = r#"{"params": {"effect": "grayscale"}}"#;
+    let r = http().post(format!("{}/ai/stream/start", n.orch_url)).header("Livepeer", header).body(body);
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let channels = n.orch.streams().into_iter().find(|s| s.id == "fx").expect("the stream").channels;
+    let control = LocalPublisher::new(&n.orch.trickle, &channels.control).unwrap();
+    for message in [r#"{"effect": "invert", "encoder": {"bitrate_kbps": 300}}"#, r#"{"effect": "mirror"}"#] {
+        let mut segment = control.next_segment().unwrap();
+        segment.write(bytes::Bytes::from_static(message.as_bytes())).unwrap();
+        segment.finish();
+    }
+    let mut events = LocalSubscriber::new(&n.orch.trickle, &channels.events, SeqRequest::At(Seq(0)));
+    let mut seen: Vec<Value> = Vec::new();
+    let mirrored = |seen: &[Value]| of_type(seen, "effect").iter().any(|e| e["effect"] == "mirror");
+    let read = async {
+        while !mirrored(&seen) {
+            let segment = events.next_segment().await.unwrap().expect("the events go on");
+            seen.extend(serde_json::from_slice::<Value>(&segment.read_all().await.unwrap()));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.unwrap_or_else(|_| panic!("no mirror: {seen:?}"));
+    let effects: Vec<&Value> = of_type(&seen, "effect").into_iter().map(|e| &e["effect"]).collect();
+    assert_eq!(effects, [&json!("grayscale"), &json!("mirror")], "{seen:?}");
+    let refused = of_type(&seen, "control_refused");
+    assert_eq!(refused.len(), 1, "{seen:?}");
+    let reason = refused[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("params.encoder is set when a stream starts"), "{seen:?}");
+    assert!(of_type(&seen, "error").is_empty(), "the plugin got the message: {seen:?}");
+    n.orch.shutdown().await;
 }

@@ -336,6 +336,29 @@ async fn a_stream_moves_to_the_next_orchestrator_with_its_latest_params() {
     assert_eq!(b.registry.get("toy").unwrap().capacity.in_use(), 0);
 }
 
+/// The encoder settings a stream started with (`params.encoder`, which only a start sets) go with
+/// it to the next orchestrator, though a later update did not name them.
+#[tokio::test]
+async fn a_moved_stream_keeps_the_encoder_settings_it_started_with() {
+    let (a_url, a, _) = orchestrator(200, Duration::from_secs(60)).await;
+    let (b_url, b, b_calls) = orchestrator(200, Duration::from_secs(60)).await;
+    let (gw_url, gw) = gateway(vec![a_url, b_url]).await;
+    let encoder = json!({"bitrate_kbps": 800, "preset": "ultrafast"});
+    let urls: Value =
+        start(&gw_url, json!({"params": {"effect": "grayscale", "encoder": encoder}})).await.json().await.unwrap();
+    assert_eq!(a.streams().len(), 1);
+    let r = http().post(urls["update_url"].as_str().unwrap()).body(r#"{"effect":"invert"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    a.shutdown().await;
+    let started_on_b = || b_calls.lock().unwrap().iter().find(|c| c.0 == "stream/start").map(|c| c.1.clone());
+    wait_until("stream on B", || b.streams().len() == 1 && started_on_b().is_some()).await;
+    assert_eq!(started_on_b().unwrap()["params"], json!({"effect": "invert", "encoder": encoder}));
+    let st: Value = http().get(urls["status_url"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(st["params"], json!({"effect": "invert", "encoder": encoder}), "the status says what a restart sends");
+    b.shutdown().await;
+    wait_until("stream ended", || gw.stream_ids().is_empty()).await;
+}
+
 #[tokio::test]
 async fn a_stream_without_events_is_moved_then_ended() {
     let (a_url, a, _) = orchestrator(200, Duration::from_secs(60)).await;

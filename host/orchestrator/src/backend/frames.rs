@@ -4,8 +4,8 @@
 //! plugin, one call at a time, with control messages and ticks in between.
 //!
 //! When the plugin is slower than the input, the decoder drops frames rather than queue them;
-//! the driver reports drops on the events channel (at most once a second) and as the metric
-//! `byoc_frames_dropped_total{capability}`.
+//! the driver reports drops on the events channel (at most once a second, and once more with the
+//! final counts when decoding pauses) and as the metric `byoc_frames_dropped_total{capability}`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -105,7 +105,7 @@ pub(super) fn spawn(frames: Frames, tasks: FrameTasks) {
         id: tasks.id,
         session: tasks.session,
         source,
-        sink,
+        sink: Some(sink),
         stats,
         events: tasks.events,
         cancel: tasks.cancel,
@@ -126,7 +126,8 @@ struct Driver {
     id: String,
     session: Session,
     source: FrameSource,
-    sink: FrameSink,
+    /// Gone once the input has ended: no frame can come after, and the encoder drains at once.
+    sink: Option<FrameSink>,
     stats: Arc<Stats>,
     events: Option<LocalPublisher>,
     cancel: CancellationToken,
@@ -140,7 +141,7 @@ impl Driver {
         let mut ticker = Ticker::default();
         let mut report = tokio::time::interval(DROP_REPORT_EVERY);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut reported = 0u64;
+        let mut reported = Reported::default();
         let mut input_open = true;
         loop {
             ticker.follow(self.session.tick_interval());
@@ -156,7 +157,11 @@ impl Driver {
                 f = self.source.recv(), if input_open => match f {
                     Some(frame) => Step::Frame(frame),
                     None => {
+                        // The input has ended: the encoder drains into the last segment now.
                         input_open = false;
+                        if let Some(sink) = self.sink.take() {
+                            sink.finish();
+                        }
                         continue;
                     }
                 },
@@ -168,12 +173,12 @@ impl Driver {
                     continue;
                 }
                 Step::Frame(Decoded::SegmentEnd { .. }) => {
-                    let _ = self.sink.send(Processed::SegmentEnd).await;
+                    let _ = send(self.sink.as_ref(), Processed::SegmentEnd).await;
                     continue;
                 }
                 Step::Frame(Decoded::Video(frame)) => {
                     let result = match self.session.on_video_frame(frame).await {
-                        Ok(Some(frame)) => send(&self.sink, Processed::Video(frame)).await,
+                        Ok(Some(frame)) => send(self.sink.as_ref(), Processed::Video(frame)).await,
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -181,7 +186,7 @@ impl Driver {
                 }
                 Step::Frame(Decoded::Audio(frame)) => {
                     let result = match self.session.on_audio_frame(frame).await {
-                        Ok(Some(frame)) => send(&self.sink, Processed::Audio(frame)).await,
+                        Ok(Some(frame)) => send(self.sink.as_ref(), Processed::Audio(frame)).await,
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -199,36 +204,60 @@ impl Driver {
             }
         }
         self.report_drops(reported);
-        self.sink.finish();
+        if let Some(sink) = self.sink.take() {
+            sink.finish();
+        }
         let _ = self.session.close().await;
     }
 
-    /// Publishes the drops since the last report, if any; returns the total reported.
-    fn report_drops(&self, reported: u64) -> u64 {
-        let dropped =
-            self.stats.dropped_video.load(Ordering::Relaxed) + self.stats.dropped_audio.load(Ordering::Relaxed);
-        if dropped > reported {
-            let capability = byoc_protocol::telemetry::capability_label(self.session.plugin_name());
-            metrics::counter!("byoc_frames_dropped_total", "capability" => capability).increment(dropped - reported);
-            let (id, newly) = (&self.id, dropped - reported);
-            tracing::info!(stream_id = %id, dropped = newly, "frames dropped: the plugin is slower than its input");
-            let event = json!({
-                "type": "frames_dropped",
-                "dropped_video": self.stats.dropped_video.load(Ordering::Relaxed),
-                "dropped_audio": self.stats.dropped_audio.load(Ordering::Relaxed),
-                "decoded_video": self.stats.decoded_video.load(Ordering::Relaxed),
-                "reason": "the plugin is slower than the input",
-            });
-            publish_text(self.events.as_ref(), &event.to_string());
+    /// Publishes the counts when frames were dropped since the last event, or when decoding has
+    /// paused (the input stopped or ended) since frames were dropped and the last event's counts
+    /// are behind: the last event of a stream that dropped frames has its final decoded count.
+    fn report_drops(&self, last: Reported) -> Reported {
+        let (dropped_video, dropped_audio) =
+            (self.stats.dropped_video.load(Ordering::Relaxed), self.stats.dropped_audio.load(Ordering::Relaxed));
+        let decoded = self.stats.decoded_video.load(Ordering::Relaxed);
+        let dropped = dropped_video + dropped_audio;
+        let rose = dropped > last.dropped;
+        let settled = last.dropped > 0 && decoded == last.decoded_at_tick && decoded != last.decoded;
+        if !rose && !settled {
+            return Reported { decoded_at_tick: decoded, ..last };
         }
-        dropped
+        if rose {
+            let capability = byoc_protocol::telemetry::capability_label(self.session.plugin_name());
+            let (id, newly) = (&self.id, dropped - last.dropped);
+            metrics::counter!("byoc_frames_dropped_total", "capability" => capability).increment(newly);
+            tracing::info!(stream_id = %id, dropped = newly, "frames dropped: the plugin is slower than its input");
+        }
+        let event = json!({
+            "type": "frames_dropped",
+            "dropped_video": dropped_video,
+            "dropped_audio": dropped_audio,
+            "decoded_video": decoded,
+            "reason": "the plugin is slower than the input",
+        });
+        publish_text(self.events.as_ref(), &event.to_string());
+        Reported { dropped, decoded, decoded_at_tick: decoded }
     }
+}
+
+/// What the `frames_dropped` events have told, to know when to tell again.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reported {
+    /// Frames dropped (video and audio) as of the last event.
+    dropped: u64,
+    /// Video frames decoded as of the last event.
+    decoded: u64,
+    /// Video frames decoded as of the last report tick.
+    decoded_at_tick: u64,
 }
 
 /// Hands a processed frame to the encoder. Its end having gone means the stream is ending, which
 /// the driver learns from its token: not the plugin's failure.
-async fn send(sink: &FrameSink, processed: Processed) -> Result<(), byoc_runtime::CallError> {
-    let _ = sink.send(processed).await;
+async fn send(sink: Option<&FrameSink>, processed: Processed) -> Result<(), byoc_runtime::CallError> {
+    if let Some(sink) = sink {
+        let _ = sink.send(processed).await;
+    }
     Ok(())
 }
 

@@ -121,7 +121,7 @@ impl PluginStream {
             }
             _ => None,
         };
-        spawn(&start, session, outputs, self.commands.clone(), commands, frames);
+        spawn(&start, session, outputs, self.commands.clone(), commands, frames, self.frame_plugin);
         Ok(())
     }
 
@@ -129,14 +129,8 @@ impl PluginStream {
     /// A frame plugin's encoder settings are fixed for the stream's life: an update naming them
     /// is refused (400) and changes nothing.
     pub(crate) async fn update(&self, body: Bytes) -> Result<Response, ApiError> {
-        if self.frame_plugin
-            && serde_json::from_slice::<serde_json::Value>(&body)
-                .is_ok_and(|v| v.get(byoc_frames::encoder::ENCODER_PARAM).is_some())
-        {
-            return Err(ApiError::bad_request(format!(
-                "params.{} is set when a stream starts and cannot be updated; start a new stream to change it",
-                byoc_frames::encoder::ENCODER_PARAM
-            )));
+        if let Some(why) = encoder_refusal(self.frame_plugin, &body) {
+            return Err(ApiError::bad_request(why));
         }
         let text = String::from_utf8_lossy(&body).into_owned();
         self.commands
@@ -145,6 +139,19 @@ impl PluginStream {
             .map_err(|_| ApiError::new(StatusCode::GONE, "the stream's plugin session has ended"))?;
         Ok((StatusCode::OK, Json(json!({"status": "success"}))).into_response())
     }
+}
+
+/// Why a message (an update, or one on the control channel) to a frame plugin's stream is refused:
+/// it names the encoder settings, which only the start sets. `None`: it goes to the plugin.
+fn encoder_refusal(frame_plugin: bool, message: &[u8]) -> Option<String> {
+    use byoc_frames::encoder::ENCODER_PARAM;
+    let names_it = frame_plugin
+        && serde_json::from_slice::<serde_json::Value>(message).is_ok_and(|v| v.get(ENCODER_PARAM).is_some());
+    names_it.then(|| {
+        format!(
+            "params.{ENCODER_PARAM} is set when a stream starts and cannot be updated; start a new stream to change it"
+        )
+    })
 }
 
 /// Takes a frame plugin's encoder settings out of its `params`: what the stream asked for under
@@ -171,13 +178,15 @@ fn spawn(
     tx: mpsc::Sender<Cmd>,
     rx: mpsc::Receiver<Cmd>,
     frames: Option<Frames>,
+    frame_plugin: bool,
 ) {
     let StreamLife { ended: cancel, failed } = start.life.clone();
     let (store, channels, id) = (start.trickle.clone(), start.channels, start.id);
     let input = channels.input.as_ref().map(|input| LocalSubscriber::new(&store, input, SeqRequest::At(Seq(0))));
     let sub = LocalSubscriber::new(&store, &channels.control, SeqRequest::At(Seq(0)));
-    tokio::spawn(read_control(sub, tx.clone(), cancel.clone()));
     let events = LocalPublisher::new(&store, &channels.events).ok();
+    let control = Control { id: id.to_string(), frame_plugin, events: events.clone() };
+    tokio::spawn(read_control(sub, tx.clone(), cancel.clone(), control));
     publish_text(events.as_ref(), &json!({"type": "stream_started", "plugin": session.plugin_name()}).to_string());
     // A heartbeat on the events channel (as pytrickle workers send) lets a gateway tell a live
     // stream from a dead one even when the plugin itself is quiet.
@@ -224,8 +233,18 @@ fn spawn(
     tokio::spawn(write_outputs(outputs, plugin_out, data, events, cancel, id.to_string()));
 }
 
-/// Feeds the control channel's messages to the session (keepalives dropped).
-async fn read_control(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: CancellationToken) {
+/// What the control reader needs to know of its stream.
+struct Control {
+    id: String,
+    /// Messages naming the encoder settings are refused, as an update naming them is.
+    frame_plugin: bool,
+    /// Where a refusal is told.
+    events: Option<LocalPublisher>,
+}
+
+/// Feeds the control channel's messages to the session (keepalives dropped; a frame plugin's
+/// stream refuses those naming its encoder settings, with an event saying why).
+async fn read_control(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: CancellationToken, control: Control) {
     while let Some(seg) = next_segment(&mut sub, &ended).await {
         let Ok(body) = seg.read_all().await else { continue };
         let text = String::from_utf8_lossy(&body);
@@ -234,6 +253,12 @@ async fn read_control(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: Ca
         for msg in msgs {
             let keepalive = serde_json::from_str::<serde_json::Value>(msg).is_ok_and(|v| v == json!({"keep": "alive"}));
             if msg.is_empty() || keepalive {
+                continue;
+            }
+            if let Some(why) = encoder_refusal(control.frame_plugin, msg.as_bytes()) {
+                tracing::warn!(stream_id = %control.id, reason = %why, "control message refused");
+                let event = json!({"type": "control_refused", "reason": why});
+                publish_text(control.events.as_ref(), &event.to_string());
                 continue;
             }
             if tx.send(Cmd::Control(msg.to_string())).await.is_err() {
@@ -443,5 +468,16 @@ mod tests {
         assert_eq!(text(resp).await, "hi");
         let bad = response(answer(1000, "", ResponseBody::Bytes(Bytes::new()))).unwrap();
         assert_eq!(bad.status(), StatusCode::INTERNAL_SERVER_ERROR, "an impossible status is a failure");
+    }
+
+    #[test]
+    fn only_a_frame_plugins_messages_naming_the_encoder_are_refused() {
+        // The gateway keeps the key across updates under the protocol's name: the same key.
+        assert_eq!(byoc_protocol::params::ENCODER_PARAM, byoc_frames::encoder::ENCODER_PARAM);
+        let naming = br#"{"effect": "invert", "encoder": {"bitrate_kbps": 300}}"#;
+        assert!(encoder_refusal(true, naming).is_some_and(|why| why.contains("cannot be updated")));
+        assert_eq!(encoder_refusal(false, naming), None, "a byte-level plugin's own param");
+        assert_eq!(encoder_refusal(true, br#"{"effect": "invert"}"#), None);
+        assert_eq!(encoder_refusal(true, b"not json, encoder"), None);
     }
 }
