@@ -257,7 +257,8 @@ pub struct AudioFrame {
     channels: u8,
     /// Presentation time of the first sample, in nanoseconds on the stream's clock.
     pub pts_ns: i64,
-    samples: Vec<f32>,
+    /// Shared, so the wasm host can lower them into a plugin's memory without copying them first.
+    samples: Arc<Vec<f32>>,
 }
 
 impl AudioFrame {
@@ -269,7 +270,7 @@ impl AudioFrame {
         if channels > MAX_AUDIO_CHANNELS {
             return Err(FrameError::TooLarge(format!("{channels} channels (at most {MAX_AUDIO_CHANNELS})")));
         }
-        let mut frame = Self { sample_rate, channels, pts_ns, samples: Vec::new() };
+        let mut frame = Self { sample_rate, channels, pts_ns, samples: Arc::default() };
         frame.set_samples(samples)?;
         Ok(frame)
     }
@@ -289,9 +290,14 @@ impl AudioFrame {
         &self.samples
     }
 
-    /// Takes the samples.
+    /// The samples, interleaved, as a shared buffer (no copy).
+    pub fn samples_shared(&self) -> Arc<Vec<f32>> {
+        self.samples.clone()
+    }
+
+    /// Takes the samples (copied only if they are shared at the moment).
     pub fn into_samples(self) -> Vec<f32> {
-        self.samples
+        Arc::unwrap_or_clone(self.samples)
     }
 
     /// Replaces the samples (interleaved, a multiple of the channel count, at most one
@@ -309,7 +315,7 @@ impl AudioFrame {
         if per_channel > limit {
             return Err(FrameError::TooLarge(format!("{per_channel} samples per channel (at most {limit})")));
         }
-        self.samples = samples;
+        self.samples = Arc::new(samples);
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The host side of `byoc:capability/frames`: video and audio frames live in the instance's
-//! resource table; the guest holds handles, reads planes (one copy into its memory) and writes
-//! them back (one copy out).
+//! resource table; the guest holds handles, reads planes and samples (one copy into its memory)
+//! and writes them back (one copy out).
 //!
 //! Frames are memory the guest's own limit does not see, so the host counts every frame an
 //! instance holds (at least [`MIN_FRAME_COST`] bytes each) against the instance's memory
@@ -79,11 +79,11 @@ impl HostState {
 
 impl Host for HostState {}
 
-/// Serves `video-frame.plane` in place of the bindings' version, which must return an owned
-/// `Vec<u8>` (a copy of the plane before the copy into the plugin's memory): this one hands
-/// wasmtime the frame's shared plane buffer, lowered into the plugin's memory straight from
-/// it. One copy in, as `set-plane` is one copy out.
-pub(crate) fn add_plane_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// Serves `video-frame.plane` and `audio-frame.samples` in place of the bindings' versions,
+/// which must return an owned `Vec` (a copy of the plane or samples before the copy into the
+/// plugin's memory): these hand wasmtime the frame's shared buffer, lowered into the plugin's
+/// memory straight from it. One copy in, as `set-plane` and `set-samples` are one copy out.
+pub(crate) fn add_shared_buffers_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let result = linker.instance("byoc:capability/frames@0.2.0").and_then(|mut frames| {
         frames.func_wrap(
@@ -91,6 +91,12 @@ pub(crate) fn add_plane_to_linker(linker: &mut Linker<HostState>) -> wasmtime::R
             |store: StoreContextMut<'_, HostState>, (frame, plane): (Resource<VideoFrame>, u32)| {
                 let frame = store.data().table.get(&frame)?;
                 Ok((frame.plane_shared(plane as usize).map_err(WitFrameError::from),))
+            },
+        )?;
+        frames.func_wrap(
+            "[method]audio-frame.samples",
+            |store: StoreContextMut<'_, HostState>, (frame,): (Resource<AudioFrame>,)| {
+                Ok((store.data().table.get(&frame)?.samples_shared(),))
             },
         )
     });
@@ -153,7 +159,7 @@ impl HostVideoFrame for HostState {
         Ok(self.video(&frame)?.stride(plane as usize).map(|s| s as u32).map_err(Into::into))
     }
 
-    /// Not called: [`add_plane_to_linker`] serves `plane` without this copy.
+    /// Not called: [`add_shared_buffers_to_linker`] serves `plane` without this copy.
     async fn plane(
         &mut self,
         frame: Resource<VideoFrame>,
@@ -212,6 +218,7 @@ impl HostAudioFrame for HostState {
         Ok(())
     }
 
+    /// Not called: [`add_shared_buffers_to_linker`] serves `samples` without this copy.
     async fn samples(&mut self, frame: Resource<AudioFrame>) -> wasmtime::Result<Vec<f32>> {
         Ok(self.audio(&frame)?.samples().to_vec())
     }

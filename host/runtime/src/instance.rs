@@ -25,7 +25,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     v2::byoc::capability::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     v2::byoc::capability::output::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     v2::byoc::capability::frames::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-    crate::frames::add_plane_to_linker(&mut linker)?;
+    crate::frames::add_shared_buffers_to_linker(&mut linker)?;
     v1::byoc::capability::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     v1::byoc::capability::output::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)

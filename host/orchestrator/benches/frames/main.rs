@@ -6,7 +6,9 @@
 //! 1. CPU per 720p30 stream through the identity effect (`{"effect":"none"}`) against a plain
 //!    ffmpeg transcode of the same input with the same encoder settings;
 //! 2. the same against pytrickle's worker (skipped, with the reason, without its venv);
-//! 3. the crossing cost of one 720p I420 frame into and out of the plugin against a memcpy;
+//! 3. the crossing cost of one 720p I420 frame into and out of the plugin against a memcpy (and
+//!    of one second of 48 kHz stereo audio, through the test plugin `audio-gain` when
+//!    `target/hostile-plugins` is built);
 //! 4. the latency a frame takes through decode + plugin + encode, at live pace;
 //! 5. how many 360p30 effect streams this machine sustains at once.
 //!
@@ -24,7 +26,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use byoc_frames::{EncodeSettings, PixelFormat, StreamInfo, VideoFrame};
+use byoc_frames::{AudioFrame, EncodeSettings, PixelFormat, StreamInfo, VideoFrame};
 use byoc_runtime::{CacheDir, Plugin, Runtime, RuntimeConfig};
 
 use media::{Clip, Cpu, ms};
@@ -73,7 +75,8 @@ async fn bench() -> R {
     let plugin = runtime.load_plugin(&plugin_dir).await?;
 
     if std::env::args().skip(1).any(|a| a == "crossing") {
-        return crossing(&plugin).await;
+        crossing(&plugin).await?;
+        return audio_crossing(&runtime, &root).await;
     }
     let made = Instant::now();
     let big = Clip::make(&dir, BIG.0, BIG.1, BIG.2)?;
@@ -96,6 +99,7 @@ async fn bench() -> R {
     );
 
     crossing(&plugin).await?;
+    audio_crossing(&runtime, &root).await?;
     let ours = cpu_and_latency(&plugin, &big).await?;
     let ffmpeg = ffmpeg_transcode(&big, &settings).await;
     compare_ffmpeg(ours, ffmpeg);
@@ -145,6 +149,52 @@ async fn crossing(plugin: &Plugin) -> R {
         let ratio = call.as_secs_f64() / memcpy.as_secs_f64();
         let goal = if effect == "grayscale" { "  (goal <= 3x)" } else { "" };
         println!("frames: crossing, {effect:<9} {what:<52} {:>7.1} µs  {ratio:.2}x memcpy{goal}", us(call));
+    }
+    Ok(())
+}
+
+/// Figure 3 for audio: one second of 48 kHz stereo (96 000 f32) into `audio-gain` and back,
+/// against a memcpy of the samples.
+async fn audio_crossing(runtime: &Runtime, root: &Path) -> R {
+    let dir = root.join("target/hostile-plugins/audio-gain");
+    if !dir.join("audio-gain.wasm").is_file() {
+        println!(
+            "frames: crossing, audio: skipped (no target/hostile-plugins/audio-gain: `cargo xtask test` builds it)"
+        );
+        return Ok(());
+    }
+    let plugin = runtime.load_plugin(&dir).await?;
+    let source: Vec<f32> = (0..96_000).map(|i| (i % 200) as f32 / 100.0 - 1.0).collect();
+    let mut destination = vec![0f32; source.len()];
+    let t = Instant::now();
+    for _ in 0..MEMCPYS {
+        destination.copy_from_slice(black_box(&source));
+        black_box(&mut destination);
+    }
+    let memcpy = t.elapsed() / MEMCPYS;
+    println!(
+        "frames: memcpy of 1 s of 48 kHz stereo f32 ({} KiB)      {:>7.1} µs  (baseline)",
+        source.len() / 256,
+        us(memcpy)
+    );
+    let rows = [("1", "samples in, returned unchanged (no copy out)"), ("0", "samples in, scaled and written back")];
+    for (gain, what) in rows {
+        let (mut session, mut outputs) =
+            plugin.open_frame_session(&format!(r#"{{"gain":{gain}}}"#), StreamInfo::default()).await?;
+        let events = tokio::spawn(async move { while outputs.recv().await.is_some() {} });
+        let mut frame = AudioFrame::new(48_000, 2, 0, source.clone())?;
+        for _ in 0..CROSSINGS / 10 {
+            frame = session.on_audio_frame(frame).await?.ok_or("the plugin dropped the frame")?;
+        }
+        let t = Instant::now();
+        for _ in 0..CROSSINGS {
+            frame = session.on_audio_frame(black_box(frame)).await?.ok_or("the plugin dropped the frame")?;
+        }
+        let call = t.elapsed() / CROSSINGS;
+        session.close().await?;
+        events.await?;
+        let ratio = call.as_secs_f64() / memcpy.as_secs_f64();
+        println!("frames: crossing, audio gain {gain} {what:<50} {:>7.1} µs  {ratio:.2}x memcpy", us(call));
     }
     Ok(())
 }
