@@ -1,12 +1,15 @@
 //! `cargo xtask`: the project's workflow. Each command installs what a fresh machine lacks
 //! (and says so) before it runs.
 //!
-//! - `cargo xtask test`  — install test dependencies, then fmt, clippy and every test.
+//! - `cargo xtask test`  — install test dependencies, then fmt, clippy, every test, and a short run of each
+//!   fuzz target.
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
 //! - `cargo xtask bench [trickle|runtime|stream|media|frames]` — benchmarks, printed as ratios against a
 //!   same-run baseline (`media` also installs the Python peers: its WebRTC peers are aiortc; `frames`
 //!   the pytrickle worker, its second baseline; `frames crossing` runs only the plugin crossing figure).
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
+//! - `cargo xtask fuzz [TARGET] [--seconds N]` — run the libFuzzer targets of `host/fuzz`, one or all,
+//!   N seconds each (60 by default; installs cargo-fuzz into `target/tools/` once).
 //! - `cargo xtask docs` — check the docs' links and named functions, then build the book (`docs/`)
 //!   into `target/book/` (installs the pinned mdbook into `target/tools/` once).
 
@@ -14,6 +17,7 @@ mod circles;
 mod demo;
 mod docs;
 mod env;
+mod fuzz;
 mod layers;
 mod plugins;
 
@@ -35,6 +39,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("docs") => docs::run(&root),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("install") => {
             env::install_all(&root)?;
             docs::ensure_mdbook(&root)?;
@@ -42,7 +47,8 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|demo|bench [trickle|runtime|stream|media|frames]|plugins|docs|install>"
+                "usage: cargo xtask <test|demo|bench [trickle|runtime|stream|media|frames]|plugins|docs|\
+                 fuzz [TARGET] [--seconds N]|install>"
             );
             bail!("unknown or missing command")
         }
@@ -124,6 +130,7 @@ fn test(root: &std::path::Path) -> Result<()> {
         .env("BYOC_SOLCJS", &peers.chain.solcjs)
         .env("BYOC_REQUIRE_PEERS", "1");
     exec(&mut t)?;
+    fuzz::smoke(root)?;
     eprintln!("xtask: all checks and tests passed");
     Ok(())
 }

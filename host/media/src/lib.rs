@@ -68,6 +68,8 @@ mod avc;
 mod error;
 mod ffmpeg;
 mod flv;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod rtmp;
 mod transcode;
 pub mod ts;

@@ -30,6 +30,12 @@ pub enum KeyFileError {
     BadKey,
 }
 
+/// Largest scrypt N·r of a keystore loaded: 128·N·r bytes of memory, 1 GiB (go-ethereum's standard
+/// cost takes 256 MiB).
+const MAX_SCRYPT_N_R: u64 = 1 << 23;
+/// Largest scrypt N·r·p of a keystore loaded: 8 times go-ethereum's standard cost, some seconds.
+const MAX_SCRYPT_WORK: u64 = 1 << 24;
+
 /// Scrypt cost of new keystores.
 #[derive(Debug, Clone, Copy)]
 pub struct ScryptCost {
@@ -147,6 +153,15 @@ pub fn decrypt_keystore(json: &str, passphrase: &str) -> Result<SecretKey, KeyFi
     if kp.dklen != 32 || !kp.n.is_power_of_two() || kp.n < 2 || kp.n > 1 << 20 {
         return Err(KeyFileError::Unsupported(format!("scrypt n={} dklen={}", kp.n, kp.dklen)));
     }
+    // scrypt takes 128·r·N bytes and N·r·p rounds: a file asking for more than these bounds would abort
+    // the process (the allocation fails) or hold it for days.
+    let (r, p) = (u64::from(kp.r), u64::from(kp.p));
+    if kp.n * r > MAX_SCRYPT_N_R || kp.n * r * p > MAX_SCRYPT_WORK {
+        return Err(KeyFileError::Unsupported(format!(
+            "scrypt n={} r={} p={}: beyond what is loaded",
+            kp.n, kp.r, kp.p
+        )));
+    }
     let log_n = u8::try_from(kp.n.trailing_zeros()).map_err(|_| KeyFileError::Unsupported("scrypt n".into()))?;
     let salt = unhex("salt", &kp.salt)?;
     let iv: [u8; 16] =
@@ -201,6 +216,23 @@ mod tests {
         assert_eq!(decrypt_keystore(&json, "pw").unwrap().address(), key.address());
         assert!(matches!(decrypt_keystore(&json, "nope"), Err(KeyFileError::WrongPassphrase)));
         assert!(matches!(decrypt_keystore("{}", "pw"), Err(KeyFileError::Format(_))));
+    }
+
+    #[test]
+    fn a_keystore_asking_for_too_much_scrypt_is_refused_before_deriving() {
+        let key = SecretKey::from_bytes(&[3; 32]).unwrap();
+        let json = encrypt_keystore(&key, "pw", ScryptCost { log_n: 1, r: 1, p: 1 }).unwrap();
+        let with = |n: u64, r: u64, p: u64| {
+            let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            v["crypto"]["kdfparams"] = serde_json::json!({"dklen": 32, "n": n, "r": r, "p": p, "salt": "00"});
+            decrypt_keystore(&v.to_string(), "pw")
+        };
+        // 128 · r · N bytes of memory: a terabyte here, the allocation would abort the process.
+        assert!(matches!(with(1 << 20, 1 << 23, 1), Err(KeyFileError::Unsupported(_))));
+        // N · r · p rounds: days of CPU.
+        assert!(matches!(with(1 << 20, 8, 1 << 20), Err(KeyFileError::Unsupported(_))));
+        // What go-ethereum writes still loads (here with a wrong MAC, after deriving).
+        assert!(matches!(with(1 << 12, 8, 6), Err(KeyFileError::WrongPassphrase)));
     }
 
     #[test]

@@ -151,8 +151,13 @@ impl Manifest {
             return Err(bad(format!("{size} bytes, more than the {MAX_MANIFEST_BYTES} allowed")));
         }
         let text = std::fs::read_to_string(path).map_err(|e| LoadError::io(path, e))?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        manifest.validate().map_err(bad)?;
+        Manifest::parse(&text).map_err(bad)
+    }
+
+    /// Parses and validates a manifest's text; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        manifest.validate()?;
         Ok(manifest)
     }
 

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rml_rtmp::sessions::{ServerSession, ServerSessionEvent, ServerSessionResult};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::config::RtmpConfig;
@@ -47,8 +46,8 @@ const TAGS_PER_WRITE: usize = 64;
 const PUBLISH_REJECTED: &str = "NetStream.Publish.BadName";
 const PLAY_REJECTED: &str = "NetStream.Play.StreamNotFound";
 
-pub(super) struct Connection {
-    pub(super) stream: TcpStream,
+pub(super) struct Connection<S> {
+    pub(super) stream: S,
     pub(super) peer: SocketAddr,
     pub(super) publish: Option<Publish>,
     pub(super) play: Option<Play>,
@@ -63,7 +62,7 @@ pub(super) struct Connection {
     pub(super) rate: Option<RateWindow>,
 }
 
-impl Connection {
+impl<S: AsyncWrite + Unpin> Connection<S> {
     /// Works through session results in order: writes responses, reacts to events (which may add results).
     pub(super) async fn process<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
         &mut self,

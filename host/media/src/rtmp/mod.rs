@@ -6,7 +6,7 @@ mod fanout;
 mod play;
 mod publish;
 mod push;
-mod remux;
+pub(crate) mod remux;
 mod server;
 
 pub use config::RtmpConfig;
@@ -14,3 +14,4 @@ pub use play::{PlayRequest, RtmpPlayAuthorizer};
 pub use publish::{PublishRequest, RtmpAuthorizer};
 pub use push::{PushAudio, PushConfig, PushStats, RtmpPush};
 pub use server::RtmpServer;
+pub(crate) use server::serve_one;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionResult};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -123,6 +123,7 @@ async fn accept_loop<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
                     tracing::warn!(%peer, "rtmp connection refused: too many connections");
                     continue;
                 };
+                let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let cancel = cancel.clone();
                 let span = tracing::info_span!("rtmp", %peer);
@@ -188,14 +189,13 @@ enum Wake {
 }
 
 /// Serves one RTMP connection until the publisher or viewer leaves, misbehaves, or is rejected, or the
-/// played stream ends.
-async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
-    mut stream: TcpStream,
+/// played stream ends. Any byte stream serves (a TCP socket here, an in-memory pipe under the fuzzer).
+async fn serve<S: AsyncRead + AsyncWrite + Unpin, A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
+    mut stream: S,
     peer: SocketAddr,
     shared: &Shared<A, P>,
 ) -> Result<(), MediaError> {
     let config = &shared.config;
-    let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 16 << 10];
     // Fixed from the accept on, whatever the peer sends: slots cannot be held by trickling bytes.
     let admit_by = Instant::now() + config.publish_deadline;
@@ -318,13 +318,29 @@ async fn serve<A: RtmpAuthorizer, P: RtmpPlayAuthorizer>(
     outcome
 }
 
+/// Serves one connection over `stream` as an accepted TCP connection is served, with `config` and
+/// `authorizer` (plays are refused). The fuzz targets run the server this way over an in-memory pipe.
+pub(crate) async fn serve_one<S: AsyncRead + AsyncWrite + Unpin, A: RtmpAuthorizer>(
+    stream: S,
+    peer: SocketAddr,
+    config: RtmpConfig,
+    authorizer: A,
+) -> Result<(), MediaError> {
+    let cancel = CancellationToken::new();
+    let plays = Arc::new(PlayHub::new(config.clone(), cancel.clone()));
+    let shared = Shared { config, authorizer, play_authorizer: play::refuse_plays, active: Arc::default(), plays };
+    let outcome = serve(stream, peer, &shared).await;
+    cancel.cancel();
+    outcome
+}
+
 /// The bytes a publisher must send in one rate window.
 fn min_window_bytes(config: &RtmpConfig) -> u64 {
     let bytes = u128::from(config.min_publish_rate) * config.publish_rate_window.as_millis() / 1000;
     u64::try_from(bytes).unwrap_or(u64::MAX)
 }
 
-async fn handshake(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, MediaError> {
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<Vec<u8>, MediaError> {
     let mut hs = Handshake::new(PeerType::Server);
     loop {
         let n = stream.read(buf).await?;
@@ -361,6 +377,17 @@ mod tests {
         // One chunk (csid 3, type 0 header): AMF0 data message (18) of 16 bytes, the string "@setDataFrame".
         let mut chunk = vec![0x03, 0, 0, 0, 0, 0, 16, 18, 0, 0, 0, 0, 0x02, 0, 13];
         chunk.extend_from_slice(b"@setDataFrame");
+        assert!(matches!(handle_input(&mut session, &chunk), Err(MediaError::Protocol(_))));
+    }
+
+    #[test]
+    fn a_command_with_fewer_than_three_values_is_a_protocol_error() {
+        // Found by the rtmp_server fuzz target: rml_rtmp takes a command's name, transaction id and
+        // object with `drain(..3)`, which panics when the message holds fewer AMF0 values.
+        let (mut session, _) = ServerSession::new(ServerSessionConfig::new()).expect("session");
+        // One chunk (csid 3, type 0 header): AMF0 command (20) of 10 bytes, only the string "connect".
+        let mut chunk = vec![0x03, 0, 0, 0, 0, 0, 10, 20, 0, 0, 0, 0, 0x02, 0, 7];
+        chunk.extend_from_slice(b"connect");
         assert!(matches!(handle_input(&mut session, &chunk), Err(MediaError::Protocol(_))));
     }
 }

@@ -224,7 +224,10 @@ impl WebRtcServer {
         role: Role,
         owner: SessionOwner,
     ) -> Result<(SessionId, String), MediaError> {
-        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+        // str0m 0.25 panics on some offers (a payload type mapped in two sections); such an offer is
+        // refused like any other, and this `Rtc` is dropped.
+        let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)));
+        let answer = accepted.map_err(|_| invalid_offer())?.map_err(|e| {
             tracing::debug!(error = %e, "webrtc offer not acceptable");
             invalid_offer()
         })?;

@@ -52,3 +52,18 @@ async fn unspecified_bind_needs_an_advertised_address() {
     let config = WebRtcConfig { bind: SocketAddr::from(([0, 0, 0, 0], 0)), ..WebRtcConfig::default() };
     assert!(WebRtcServer::bind(config).await.is_err());
 }
+
+#[tokio::test]
+async fn an_offer_that_panics_str0m_is_refused_and_the_server_serves_on() {
+    // Found by the webrtc_offer fuzz target: an aiortc WHEP offer whose audio section also maps the
+    // video's H.264 payload type 99 made str0m 0.25 panic ("Pt locked multiple times") while accepting it.
+    let server = WebRtcServer::bind(WebRtcConfig::default()).await.expect("bind");
+    let good = include_str!("aiortc_whep_offer.sdp");
+    let bad = good.replace("a=rtpmap:96 opus/48000/2\r\n", "a=rtpmap:96 opus/48000/2\r\na=rtpmap:99 H264/90000\r\n");
+    assert_ne!(bad, good);
+    let (_tx, rx) = mpsc::channel(1);
+    assert!(matches!(server.whep_offer(&bad, rx, owner()).await, Err(MediaError::Protocol(_))));
+    let (_tx, rx) = mpsc::channel(1);
+    assert!(server.whep_offer(good, rx, owner()).await.is_ok(), "the server still answers");
+    server.shutdown().await;
+}
