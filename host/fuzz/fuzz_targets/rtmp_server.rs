@@ -9,35 +9,15 @@
 //! new place once, and aborts on any other.
 #![no_main]
 
-use std::collections::HashSet;
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 use std::time::Duration;
 
 use byoc_media::{Piece, RtmpConfig};
 use libfuzzer_sys::fuzz_target;
 
-/// Where rml_rtmp panicked (and the server caught it) so far.
-static RML_PANICS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
-fn contain_rml_rtmp_panics() {
-    let abort_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let trace = std::backtrace::Backtrace::force_capture().to_string();
-        if trace.contains("rml_rtmp::") || trace.contains("rml_amf0::") {
-            let place = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-            let mut seen = RML_PANICS.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.get_or_insert_with(HashSet::new).insert(place) {
-                eprintln!("rtmp_server: rml_rtmp panicked, contained by the server: {info}");
-            }
-            return;
-        }
-        abort_hook(info);
-    }));
-}
-
 fuzz_target!(|input: &[u8]| {
     static HOOK: Once = Once::new();
-    HOOK.call_once(contain_rml_rtmp_panics);
+    HOOK.call_once(|| byoc_fuzz::contain_panics_in(&["rml_rtmp", "rml_amf0"]));
     let config = RtmpConfig {
         // Small segments, so that short inputs are cut too.
         segmenter: byoc_media::SegmenterConfig { min_duration: Duration::from_millis(100), max_segment_bytes: 1 << 20 },

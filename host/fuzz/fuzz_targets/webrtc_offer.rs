@@ -1,7 +1,8 @@
 //! SDP offers into the WHIP and WHEP offer handling of the real WebRTC server (one UDP socket on
 //! loopback, shared by every run): str0m's SDP parser and offer negotiation behind our checks. An offer
 //! is answered or refused with an error; an accepted session is closed again, so that no run holds
-//! a slot, and the server keeps serving.
+//! a slot, and the server keeps serving. str0m panics on some offers; the server catches that, so a
+//! panic inside str0m is let through to that catch (see `byoc_fuzz::contain_panics_in`).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -25,6 +26,8 @@ fn server() -> &'static Server {
 }
 
 fuzz_target!(|input: (bool, &str)| {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| byoc_fuzz::contain_panics_in(&["str0m"]));
     let (whep, sdp) = input;
     let Server { runtime, server } = server();
     let owner = SessionOwner { stream: "fuzz".into(), client: None };

@@ -40,3 +40,26 @@ pub fn paused_runtime() -> tokio::runtime::Runtime {
 pub fn in_sync(data: &[u8]) -> bool {
     byoc_ts::packets(data).all(|p| !matches!(p, Err(byoc_ts::TsError::LostSync { .. })))
 }
+
+/// Lets a panic raised inside one of `crates` (a function of it on the panicking stack, e.g.
+/// `"rml_rtmp"`) unwind to the `catch_unwind` our code puts around that crate, printing each new place
+/// once; any other panic aborts as libFuzzer's hook does. libFuzzer's hook aborts on every panic, caught
+/// or not, so without this a panic the server contains would count as a crash. Call once per process.
+pub fn contain_panics_in(crates: &'static [&'static str]) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let abort_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let trace = std::backtrace::Backtrace::force_capture().to_string();
+        if crates.iter().any(|c| trace.contains(&format!("{c}::")) || trace.contains(&format!("/{c}-"))) {
+            let place = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+            let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.get_or_insert_with(HashSet::new).insert(place) {
+                eprintln!("contained panic (caught by our code): {info}");
+            }
+            return;
+        }
+        abort_hook(info);
+    }));
+}
