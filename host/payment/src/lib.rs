@@ -11,6 +11,7 @@
 //!   `Livepeer-Payment` header ([`Payment`], protobuf in [`proto`]), [`create_payment`] and
 //!   [`tickets_for_cost`] for the gateway, a [`Recipient`] for the orchestrator that validates every
 //!   ticket and reports its value and winners ([`Receipt`]), or a [`PaymentError`] fit for a 4xx.
+//! - [`segcreds`]: orchestrator session tokens and `Livepeer-Segment` credentials.
 //! - [`Ledger`]: balances by (payer, capability[, stream]) with TTL eviction.
 //! - [`TicketStore`]: winning tickets and balances in SQLite, synced before a payment is acknowledged;
 //!   the redemption queue, each ticket with its [`RedemptionState`] (on-chain mode redeems from it).
@@ -24,6 +25,7 @@ pub mod keyfile;
 mod ledger;
 pub mod proto;
 mod recipient;
+pub mod segcreds;
 mod store;
 mod ticket;
 mod wei;

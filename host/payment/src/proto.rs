@@ -1,5 +1,7 @@
 //! The protobuf messages of the `Livepeer-Payment` header (go-livepeer `net/lp_rpc.proto`: `Payment`,
-//! `TicketParams`, `TicketSenderParams`, `TicketExpirationParams`, `PriceInfo`), field for field.
+//! `TicketParams`, `TicketSenderParams`, `TicketExpirationParams`, `PriceInfo`), field for field, and those
+//! of orchestrator info and segment credentials (`OrchestratorRequest`, `OrchestratorInfo`, `AuthToken`,
+//! `SegData`, `Capabilities`): the fields byoc reads or writes; others are skipped when decoding.
 //!
 //! The header is standard base64 of a serialized [`Payment`]. These are wire types: checks of meaning
 //! (lengths, ranges, signatures) happen when they are turned into [`crate::TicketParams`] or received by a
@@ -141,6 +143,125 @@ pub struct PriceInfo {
     pub constraint: String,
 }
 
+/// The capability number go-livepeer gives BYOC in `capabilities_prices` (the capability's name is the
+/// price's `constraint`).
+pub const CAPABILITY_BYOC: u32 = 37;
+
+/// `net.OrchestratorRequest`: what a sender sends to `net.Orchestrator/GetOrchestrator`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OrchestratorRequest {
+    /// The sender's 20-byte address.
+    #[prost(bytes = "vec", tag = "1")]
+    pub address: Vec<u8>,
+    /// The sender's signature of its checksummed address as text (as the `Livepeer-Eth-Address`
+    /// credential's), 65 bytes.
+    #[prost(bytes = "vec", tag = "2")]
+    pub sig: Vec<u8>,
+    /// What the sender needs (unused by BYOC).
+    #[prost(message, optional, tag = "3")]
+    pub capabilities: Option<Capabilities>,
+    /// Answer even without free capacity.
+    #[prost(bool, tag = "4")]
+    pub ignore_capacity_check: bool,
+}
+
+/// `net.OrchestratorInfo`: the answer of `GetOrchestrator`, and what a remote signer is given to make a
+/// payment.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OrchestratorInfo {
+    /// The orchestrator's service URI.
+    #[prost(string, tag = "1")]
+    pub transcoder: String,
+    /// Fresh ticket params for the requesting sender.
+    #[prost(message, optional, tag = "2")]
+    pub ticket_params: Option<TicketParams>,
+    /// The price the ticket params were made for.
+    #[prost(message, optional, tag = "3")]
+    pub price_info: Option<PriceInfo>,
+    /// The orchestrator's 20-byte address.
+    #[prost(bytes = "vec", tag = "4")]
+    pub address: Vec<u8>,
+    /// What the orchestrator offers.
+    #[prost(message, optional, tag = "5")]
+    pub capabilities: Option<Capabilities>,
+    /// The session token a sender puts in its segment credentials.
+    #[prost(message, optional, tag = "6")]
+    pub auth_token: Option<AuthToken>,
+    /// One price per capability; BYOC capabilities as [`CAPABILITY_BYOC`] with the name as constraint.
+    #[prost(message, repeated, tag = "33")]
+    pub capabilities_prices: Vec<PriceInfo>,
+    /// Other node URIs of this orchestrator.
+    #[prost(string, repeated, tag = "34")]
+    pub nodes: Vec<String>,
+}
+
+impl OrchestratorInfo {
+    /// The price of BYOC capability `name` in `capabilities_prices`, if listed.
+    pub fn byoc_price(&self, name: &str) -> Option<&PriceInfo> {
+        self.capabilities_prices.iter().find(|p| p.capability == CAPABILITY_BYOC && p.constraint == name)
+    }
+}
+
+/// `net.AuthToken`: an orchestrator's session token (see [`crate::segcreds::auth_token`]).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct AuthToken {
+    /// HMAC-SHA256 over `session_id` and `expiration` under the orchestrator's secret.
+    #[prost(bytes = "vec", tag = "1")]
+    pub token: Vec<u8>,
+    /// The session the token is for.
+    #[prost(string, tag = "2")]
+    pub session_id: String,
+    /// Unix seconds after which the token is refused.
+    #[prost(int64, tag = "3")]
+    pub expiration: i64,
+}
+
+/// `net.SegData`: segment credentials (`Livepeer-Segment`), the fields byoc uses.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SegData {
+    /// The manifest (session) the segment belongs to.
+    #[prost(bytes = "vec", tag = "1")]
+    pub manifest_id: Vec<u8>,
+    /// The segment's sequence number.
+    #[prost(int64, tag = "2")]
+    pub seq: i64,
+    /// keccak256 of the segment's data.
+    #[prost(bytes = "vec", tag = "3")]
+    pub hash: Vec<u8>,
+    /// Transcoding profiles, hex text (empty for BYOC).
+    #[prost(bytes = "vec", tag = "4")]
+    pub profiles: Vec<u8>,
+    /// The sender's signature of the flattened fields (see [`crate::segcreds`]).
+    #[prost(bytes = "vec", tag = "5")]
+    pub sig: Vec<u8>,
+    /// Duration in milliseconds.
+    #[prost(int32, tag = "6")]
+    pub duration: i32,
+    /// The capabilities the segment needs.
+    #[prost(message, optional, tag = "7")]
+    pub capabilities: Option<Capabilities>,
+    /// The orchestrator's session token.
+    #[prost(message, optional, tag = "8")]
+    pub auth_token: Option<AuthToken>,
+}
+
+/// `net.Capabilities`, without the per-capability constraints (skipped when decoding).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Capabilities {
+    /// One bit per capability offered.
+    #[prost(uint64, repeated, tag = "1")]
+    pub bitstring: Vec<u64>,
+    /// One bit per capability required.
+    #[prost(uint64, repeated, tag = "2")]
+    pub mandatories: Vec<u64>,
+    /// Capacity per capability number.
+    #[prost(map = "uint32, uint32", tag = "3")]
+    pub capacities: std::collections::HashMap<u32, u32>,
+    /// The node's version.
+    #[prost(string, tag = "4")]
+    pub version: String,
+}
+
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }
@@ -206,6 +327,40 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(t.encode_to_vec(), vec![0x3a, 2, 0x08, 1]);
+    }
+
+    #[test]
+    fn orchestrator_messages_use_lp_rpc_field_numbers() {
+        // capabilities_prices is field 33 (tag 0x8a 0x02), auth_token 6 (0x32), address 4 (0x22).
+        let info = OrchestratorInfo {
+            capabilities_prices: vec![PriceInfo { capability: CAPABILITY_BYOC, ..Default::default() }],
+            ..Default::default()
+        };
+        assert_eq!(info.encode_to_vec(), vec![0x8a, 0x02, 2, 0x18, 37]);
+        let info = OrchestratorInfo { address: vec![9], ..Default::default() };
+        assert_eq!(info.encode_to_vec(), vec![0x22, 1, 9]);
+        let req = OrchestratorRequest { ignore_capacity_check: true, sig: vec![1], ..Default::default() };
+        assert_eq!(req.encode_to_vec(), vec![0x12, 1, 1, 0x20, 1]);
+        let seg = SegData {
+            auth_token: Some(AuthToken { expiration: 2, ..Default::default() }),
+            seq: 1,
+            ..Default::default()
+        };
+        assert_eq!(seg.encode_to_vec(), vec![0x10, 1, 0x42, 2, 0x18, 2]);
+        let byoc = OrchestratorInfo {
+            capabilities_prices: vec![
+                PriceInfo { capability: 1, constraint: "echo".into(), ..Default::default() },
+                PriceInfo {
+                    capability: CAPABILITY_BYOC,
+                    constraint: "echo".into(),
+                    price_per_unit: 3,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(byoc.byoc_price("echo").map(|p| p.price_per_unit), Some(3));
+        assert!(byoc.byoc_price("other").is_none());
     }
 
     #[test]
