@@ -161,6 +161,7 @@ pub struct GatewayFile {
     pub eth_url: Option<String>,
     pub eth_controller: Option<String>,
     pub key: Option<PathBuf>,
+    pub signer: Option<String>,
     pub auth_webhook: Option<String>,
     pub segment_min_ms: Option<u64>,
     pub keyframe_request_ms: Option<u64>,

@@ -37,6 +37,16 @@ pub struct GatewayArgs {
     /// Environment variable holding the keystore passphrase.
     #[arg(long, default_value = "BYOC_KEY_PASSPHRASE")]
     passphrase_env: String,
+    /// A remote signer (e.g. `byoc signer`; go-livepeer's remote-signer API) that signs jobs and pays
+    /// tickets instead of a key of the gateway's own: the gateway then holds no key.
+    #[arg(long, conflicts_with = "key")]
+    signer: Option<String>,
+    /// Environment variable holding the remote signer's API key (sent as `Authorization: Bearer`).
+    #[arg(long, default_value = "BYOC_SIGNER_API_KEY")]
+    signer_api_key_env: String,
+    /// More `NAME:VALUE` headers sent to the remote signer (repeat the flag).
+    #[arg(long = "signer-header")]
+    signer_headers: Vec<String>,
     /// Environment variable holding an API key that start and batch requests must present
     /// (`Authorization: Bearer`). No check when unset.
     #[arg(long, default_value = "BYOC_API_KEY")]
@@ -68,7 +78,32 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let (segment_min_duration, keyframe_request_every) = args.media.durations(&file)?;
     let server_limits = args.limits.server(&file.limits)?;
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8937)));
-    let key = crate::keygen::load_key(args.key.as_deref().or(file.key.as_deref()), &args.passphrase_env)?;
+    let signer_url = args.signer.or(file.signer);
+    let key = match signer_url {
+        Some(_) => None,
+        None => crate::keygen::load_key(args.key.as_deref().or(file.key.as_deref()), &args.passphrase_env)?,
+    };
+    let signer = match &signer_url {
+        Some(url) => {
+            let mut headers = Vec::new();
+            for h in &args.signer_headers {
+                let Some((k, v)) = h.split_once(':') else { bail!("--signer-header {h:?} is not NAME:VALUE") };
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            if let Ok(k) = std::env::var(&args.signer_api_key_env)
+                && !k.is_empty()
+            {
+                headers.push(("authorization".into(), format!("Bearer {k}")));
+            }
+            // Fail fast, as go-livepeer's gateway does: a signer that cannot be reached now would
+            // refuse every job later.
+            let s = byoc_gateway::RemoteSigner::connect(url, &headers)
+                .await
+                .map_err(|e| anyhow::anyhow!("--signer: {e}"))?;
+            Some(s)
+        }
+        None => None,
+    };
     let orchestrators = if args.orchestrators.is_empty() { file.orchestrators.clone() } else { args.orchestrators };
     let orchestrator_list = args.orchestrator_list.or(file.orchestrator_list);
     let webhook = args.orchestrator_webhook.clone().or(file.orchestrator_webhook.clone());
@@ -84,9 +119,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     }
     let chain = match &on_chain {
         Some((url, controller)) => {
-            let Some(k) = &key else { bail!("on-chain mode needs the gateway's funded key (--key FILE)") };
+            let payer = match (&signer, &key) {
+                (Some(s), _) => s.address(),
+                (None, Some(k)) => k.address(),
+                (None, None) => bail!("on-chain mode needs the gateway's funded key (--key FILE) or a --signer"),
+            };
             let chain = crate::chain::connect(url, *controller, None).await?;
-            let backing = crate::chain::backing(&chain, k.address()).await?;
+            let backing = crate::chain::backing(&chain, payer).await?;
             if let Err(why) = &backing {
                 bail!("{why}");
             }
@@ -110,6 +149,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         orchestrators: orchestrators.clone(),
         orchestrator_list,
         key,
+        signer,
         api_key: std::env::var(&args.api_key_env).ok().filter(|k| !k.is_empty()),
         auth_webhook,
         segment_min_duration,

@@ -5,21 +5,21 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use byoc_payment::SecretKey;
 use byoc_payment::job::{EthAddressCredential, JobRequest};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use crate::discovery::{Candidate, OrchestratorFilter, Token, discover, fetch_token};
 use crate::error::ApiError;
+use crate::signer::Signing;
 use byoc_protocol::headers;
 
 pub(crate) use crate::answer::{answer_body, refusal_text};
 
-/// The HTTP client and the signing key the gateway's jobs go out with.
+/// The HTTP client and the signer (own key or remote) the gateway's jobs go out with.
 pub(crate) struct OrchestratorClient {
     http: reqwest::Client,
-    key: SecretKey,
+    signing: Signing,
 }
 
 /// A job on its way to an orchestrator route (`url`); it is signed on sending.
@@ -96,10 +96,10 @@ pub(crate) fn answer_timeout(timeout_seconds: i64) -> Duration {
 }
 
 impl OrchestratorClient {
-    /// A client signing with `key`.
-    pub(crate) fn new(key: SecretKey) -> Result<OrchestratorClient, reqwest::Error> {
+    /// A client signing as `signing` says.
+    pub(crate) fn new(signing: Signing) -> Result<OrchestratorClient, reqwest::Error> {
         let http = byoc_trickle::http_client_builder().connect_timeout(Duration::from_secs(5)).build()?;
-        Ok(OrchestratorClient { http, key })
+        Ok(OrchestratorClient { http, signing })
     }
 
     /// The HTTP client (also for the trickle channels, the orchestrator list and the auth webhook).
@@ -107,28 +107,32 @@ impl OrchestratorClient {
         &self.http
     }
 
-    /// The signing key.
-    pub(crate) fn key(&self) -> &SecretKey {
-        &self.key
+    /// Who signs and pays.
+    pub(crate) fn signing(&self) -> &Signing {
+        &self.signing
     }
 
     /// The credential token requests carry.
     pub(crate) fn credential(&self) -> Result<EthAddressCredential, ApiError> {
-        EthAddressCredential::new(&self.key)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        self.signing.credential().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
     }
 
     /// Signs a job, stamped with the time (`request.issued_at`) so that an orchestrator can
-    /// refuse it once stale, or replayed after its stream ended.
-    pub(crate) fn sign(&self, mut job: JobRequest) -> Result<String, ApiError> {
+    /// refuse it once stale, or replayed after its stream ended. A remote signer that cannot sign
+    /// makes this a 502.
+    pub(crate) async fn sign(&self, mut job: JobRequest) -> Result<String, ApiError> {
         job.stamp_issued_at(byoc_protocol::now_ms()).map_err(|e| ApiError::bad_request(format!("invalid job: {e}")))?;
-        job.sign(&self.key).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let status = match self.signing {
+            Signing::Local(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Signing::Remote(_) => StatusCode::BAD_GATEWAY,
+        };
+        self.signing.sign(&mut job).await.map_err(|e| ApiError::new(status, format!("could not sign the job: {e}")))?;
         Ok(job.to_header())
     }
 
     /// Signs `post.job` and sends it; any answer is returned (its status is the caller's to judge).
     pub(crate) async fn post(&self, post: JobPost) -> Result<reqwest::Response, PostError> {
-        let signed = self.sign(post.job).map_err(PostError::Sign)?;
+        let signed = self.sign(post.job).await.map_err(PostError::Sign)?;
         let mut req = self.http.post(post.url).header(headers::LIVEPEER, signed).timeout(post.timeout).body(post.body);
         if let Some(ct) = post.content_type {
             req = req.header(http::header::CONTENT_TYPE, ct);

@@ -14,8 +14,11 @@ pub struct GatewayConfig {
     /// A refreshable list of more orchestrators: a file path or an `http(s)://` URL holding one
     /// URL per line (or a JSON array of URLs), read again at every discovery.
     pub orchestrator_list: Option<String>,
-    /// The gateway's signing key (a fresh one is generated when none is given).
+    /// The gateway's signing key (a fresh one is generated when none is given and there is no
+    /// `signer`).
     pub key: Option<SecretKey>,
+    /// A remote signer that signs the gateway's jobs and pays its tickets instead of `key`.
+    pub signer: Option<crate::signer::RemoteSigner>,
     /// If set, `start` and batch requests need `Authorization: Bearer <api_key>`.
     pub api_key: Option<String>,
     /// If set, every `start` and batch request is first `POST`ed (as JSON, see `auth::webhook`) to this
@@ -105,6 +108,7 @@ impl Default for GatewayConfig {
             orchestrators: Vec::new(),
             orchestrator_list: None,
             key: None,
+            signer: None,
             api_key: None,
             auth_webhook: None,
             token_timeout: Duration::from_secs(2),

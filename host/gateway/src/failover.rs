@@ -201,6 +201,7 @@ pub(crate) async fn start_on(
     // with a balance of its own starts from nothing there.
     let own = serde_json::from_str::<JobParameters>(parameters).is_ok_and(|p| p.per_stream_balance).then_some(0);
     let payment = crate::payments::payment_for(gw, &cand.token, capability, timeout_seconds.max(1).unsigned_abs(), own)
+        .await
         .map_err(|e| Refusal::other(format!("{orch}: cannot pay: {e}")))?;
     let job = stream_job(id, capability, parameters, timeout_seconds);
     let post = JobPost::new(format!("{orch}/ai/stream/start"), job, answer_timeout(timeout_seconds))

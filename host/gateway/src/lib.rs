@@ -12,7 +12,7 @@
 //! 1. The model: `error` (the API's error answer), `config`, `answer` (an orchestrator's answer read
 //!    with a bound), `discovery` (orchestrator tokens, sources, and the catalog of what they offer),
 //!    `model` (a stream, its attachment to an orchestrator, its SSE feeds).
-//! 2. The gateway: `client` (signed jobs to orchestrators), `state` (the `Gateway`: settings, client,
+//! 2. The gateway: `signer` (its own key or a remote signer), `client` (signed jobs to orchestrators), `state` (the `Gateway`: settings, client,
 //!    streams), `urls` (what `start` hands out), `payments`.
 //! 3. Work on a stream: `media` (the plumbing of the gateway's own media legs), `watchers` (the
 //!    background work of an attachment; they report a loss, never act on it), `failover` (start on
@@ -36,6 +36,7 @@ mod model;
 mod payments;
 mod request;
 mod rtmp;
+mod signer;
 mod start;
 mod state;
 #[cfg(test)]
@@ -53,6 +54,7 @@ use axum::routing::{delete, get, post};
 pub use config::{GatewayConfig, MediaLimits};
 pub use discovery::{Candidate, OrchestratorFilter, OrchestratorSource, Token, Webhook, discover};
 pub use rtmp::serve_rtmp;
+pub use signer::RemoteSigner;
 pub use state::Gateway;
 pub use webrtc::serve_webrtc;
 

@@ -3,7 +3,7 @@
 //! orchestrator's number wins", which also covers an orchestrator restart), and pays with
 //! probabilistic tickets when it runs low: at start, and for a running stream on a timer.
 
-use byoc_payment::{Address, Balance, BalanceKey, Ledger, create_payment, tickets_for_cost};
+use byoc_payment::{Address, Balance, BalanceKey, Ledger, tickets_for_cost};
 
 use crate::discovery::Token;
 use crate::error::PAYMENT_REFUSED;
@@ -24,7 +24,7 @@ pub(crate) fn sync(ledger: &Ledger, recipient: &Address, capability: &str, repor
 /// compute, and at least enough to bring the balance back to the minimum. The token must be
 /// fresh: its ticket params are good for one payment. `own_balance`: a stream paying from a
 /// balance of its own on the orchestrator, as last reported (the gateway's shared view is left alone).
-pub(crate) fn payment_for(
+pub(crate) async fn payment_for(
     gw: &Gateway,
     token: &Token,
     capability: &str,
@@ -60,16 +60,52 @@ pub(crate) fn payment_for(
     }
     // Enough for `seconds`, and at least back up to the minimum: go-livepeer pays only for the
     // job's timeout, which is refused when that is below the orchestrator's 60 s minimum.
-    let target = price.cost(seconds.max(gw.config.min_balance_secs).max(1)).map_err(|e| e.to_string())?;
-    let n = tickets_for_cost(&(&target - &have), &params.ev());
+    let seconds = seconds.max(gw.config.min_balance_secs).max(1);
+    let target = price.cost(seconds).map_err(|e| e.to_string())?;
+    let short = &target - &have;
+    let n = tickets_for_cost(&short, &params.ev());
     if n == 0 {
         return Ok(None);
     }
-    let payment = create_payment(gw.client.key(), params, price, n).map_err(|e| e.to_string())?;
+    // A remote signer is asked for the seconds the balance is short of (it picks the tickets).
+    let per_second = price.per_second().map_err(|e| e.to_string())?;
+    let short_secs = seconds_covering(&short, &per_second).min(seconds);
+    let payment = gw.client.signing().pay(params, price, capability, n, short_secs).await?;
+    let n = u32::try_from(payment.ticket_sender_params.len()).unwrap_or(u32::MAX);
     if own_balance.is_none() {
         let _ = ledger.credit(&BalanceKey::shared(params.recipient, capability), &params.ev().times(u64::from(n)));
     }
     metrics::counter!("byoc_gateway_tickets_sent_total").increment(u64::from(n));
     tracing::debug!(recipient = %params.recipient, capability, tickets = n, "paying");
     Ok(Some(payment.to_header()))
+}
+
+/// The whole seconds at `per_second` that cover `amount` (at least 1).
+fn seconds_covering(amount: &Balance, per_second: &Balance) -> u64 {
+    let mut lo = 1u64;
+    // Doubling then bisecting keeps this exact on fractional balances without a division API.
+    let mut hi = 1u64;
+    while per_second.times(hi) < *amount && hi < u64::MAX / 2 {
+        hi *= 2;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if per_second.times(mid) < *amount { lo = mid + 1 } else { hi = mid }
+    }
+    lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_covering_rounds_up() {
+        let p = Balance::from_i128(10);
+        assert_eq!(seconds_covering(&Balance::from_i128(0), &p), 1);
+        assert_eq!(seconds_covering(&Balance::from_i128(10), &p), 1);
+        assert_eq!(seconds_covering(&Balance::from_i128(11), &p), 2);
+        assert_eq!(seconds_covering(&Balance::from_i128(600), &p), 60);
+        assert_eq!(seconds_covering(&Balance::from_i128(601), &p), 61);
+    }
 }

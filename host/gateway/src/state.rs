@@ -11,6 +11,7 @@ use crate::config::GatewayConfig;
 use crate::discovery::{Candidate, Catalog, OrchestratorFilter, OrchestratorSource};
 use crate::error::ApiError;
 use crate::model::GwStream;
+use crate::signer::Signing;
 
 /// The gateway's shared state.
 pub struct Gateway {
@@ -75,11 +76,20 @@ impl Ended {
 impl Gateway {
     /// A gateway with these settings (its key generated when `config` has none).
     pub fn new(mut config: GatewayConfig) -> Result<Arc<Self>, reqwest::Error> {
-        let key = config.key.take().unwrap_or_else(SecretKey::generate);
-        tracing::info!(address = %key.address(), "gateway key");
+        let signing = match config.signer.take() {
+            Some(remote) => {
+                tracing::info!(address = %remote.address(), "gateway signs and pays through a remote signer");
+                Signing::Remote(remote)
+            }
+            None => {
+                let key = config.key.take().unwrap_or_else(SecretKey::generate);
+                tracing::info!(address = %key.address(), "gateway key");
+                Signing::Local(key)
+            }
+        };
         Ok(Arc::new(Gateway {
             config,
-            client: OrchestratorClient::new(key)?,
+            client: OrchestratorClient::new(signing)?,
             streams: Mutex::new(HashMap::new()),
             ledger: Default::default(),
             rtmp_public: Default::default(),
@@ -109,7 +119,7 @@ impl Gateway {
 
     /// The gateway's address (the `sender` of its jobs).
     pub fn address(&self) -> byoc_payment::Address {
-        self.client.key().address()
+        self.client.signing().address()
     }
 
     /// Ids of the running streams.

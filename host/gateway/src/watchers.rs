@@ -120,7 +120,8 @@ pub(crate) fn spawn_watchers(
 pub(crate) async fn top_up(gw: &Gateway, stream: &GwStream, att: &Attachment) -> Result<(), String> {
     let token = gw.client.token(&att.orchestrator, &stream.capability, gw.config.token_timeout).await?;
     let own = att.own_balance();
-    let Some(payment) = crate::payments::payment_for(gw, &token, &stream.capability, gw.config.top_up_secs, own)?
+    let Some(payment) =
+        crate::payments::payment_for(gw, &token, &stream.capability, gw.config.top_up_secs, own).await?
     else {
         return Ok(());
     };
