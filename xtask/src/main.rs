@@ -167,6 +167,7 @@ fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result
             plugins::build(root)?;
             exec(cargo(root).args(["bench", "-p", "byoc-gateway", "--bench", "media"]).env("BYOC_PYTHON", python))
         }
+        "webrtc" => exec(cargo(root).args(["bench", "-p", "byoc-media", "--bench", "webrtc"])),
         "frames" => {
             // The pipeline links FFmpeg's libraries; ffmpeg makes the input and is the CPU baseline.
             env::ensure_debian_library_packages(env::BUILD_LIBRARIES)?;
@@ -186,6 +187,6 @@ fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result
             }
             exec(&mut run)
         }
-        other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream, media, frames)"),
+        other => bail!("unknown benchmark {other:?} (known: trickle, runtime, stream, media, webrtc, frames)"),
     }
 }

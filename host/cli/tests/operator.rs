@@ -10,14 +10,16 @@ use std::time::Duration;
 
 use common::byoc_with_env;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `byoc ARGS` with `env` until stdout prints a line starting with `last`, then stops it:
 /// (stdout, stderr).
-async fn run_until(args: &[&str], env: &[(&str, &str)], last: &str) -> (String, String) {
+/// Runs `byoc args` until its stdout prints a line starting with `last` and, when `err_last` is given,
+/// its stderr a line containing it (the two pipes are read apart: one may run ahead of the other).
+async fn run_until(args: &[&str], env: &[(&str, &str)], last: &str, err_last: Option<&str>) -> (String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
         .args(args)
         .envs(env.iter().copied())
@@ -28,10 +30,18 @@ async fn run_until(args: &[&str], env: &[(&str, &str)], last: &str) -> (String, 
         .spawn()
         .expect("spawn byoc");
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stderr = child.stderr.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (err_seen_tx, mut err_seen) = tokio::sync::watch::channel(err_last.is_none());
+    let err_marker = err_last.map(str::to_string);
     let err = tokio::spawn(async move {
         let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if err_marker.as_deref().is_some_and(|m| line.contains(m)) {
+                let _ = err_seen_tx.send(true);
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
         text
     });
     let mut out = String::new();
@@ -47,6 +57,7 @@ async fn run_until(args: &[&str], env: &[(&str, &str)], last: &str) -> (String, 
     })
     .await
     .unwrap_or(false);
+    let _ = tokio::time::timeout(LIMIT, err_seen.wait_for(|seen| *seen)).await;
     // SIGTERM: the node shuts down as an operator's would.
     let _ = Command::new("kill").arg(child.id().unwrap().to_string()).status().await;
     let _ = tokio::time::timeout(LIMIT, child.wait()).await;
@@ -61,7 +72,7 @@ async fn a_gateway_without_ffmpeg_names_what_is_off_and_logs_to_a_pipe_without_c
     let path = empty.path().to_str().unwrap();
     let args = ["gateway", "--listen", "127.0.0.1:0", "--orchestrator", "http://127.0.0.1:9"];
     let env = [("PATH", path), ("RUST_LOG", "info")];
-    let (_, err) = run_until(&args, &env, "gateway listening on ").await;
+    let (_, err) = run_until(&args, &env, "gateway listening on ", None).await;
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("ffmpeg not found")).collect();
     assert_eq!(warnings.len(), 1, "said once: {err}");
     assert!(warnings[0].contains("WARN") && warnings[0].contains("RTMP output"), "{err}");
@@ -87,7 +98,7 @@ async fn byoc_dev_in_json_mode_logs_its_banner_and_says_how_to_get_plugins() {
         "--log-format",
         "json",
     ];
-    let (out, err) = run_until(&args, &[("RUST_LOG", "info")], "byoc dev: free mode").await;
+    let (out, err) = run_until(&args, &[("RUST_LOG", "info")], "byoc dev: free mode", Some("byoc dev ready")).await;
     assert!(
         out.contains("byoc dev: capabilities  none yet: build the bundled ones with `cargo xtask plugins`"),
         "{out}"

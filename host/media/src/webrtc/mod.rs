@@ -8,6 +8,7 @@
 //! [`WebRtcServer::whip_offer`]/[`WebRtcServer::whep_offer`] (answer 201, the SDP, and a `Location` naming
 //! the [`SessionId`]) and `DELETE` on [`WebRtcServer::close`].
 
+mod driver;
 mod egress;
 mod ingest;
 
@@ -17,14 +18,14 @@ use std::time::{Duration, Instant};
 
 use crate::Piece;
 use str0m::change::SdpOffer;
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{MediaError, SegmenterConfig};
+use driver::{Session, drive};
 use egress::{Egress, Paced};
 use ingest::Ingest;
 
@@ -74,7 +75,7 @@ impl Default for WebRtcConfig {
 }
 
 /// Names one WHIP/WHEP session (the resource a `Location` header points to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(u64);
 
 impl fmt::Display for SessionId {
@@ -232,7 +233,7 @@ impl WebRtcServer {
             invalid_offer()
         })?;
         let now = Instant::now();
-        let session = Session { id, rtc, role, owner, created: now, connected: false, next_pli: now };
+        let session = Session::new(id, rtc, role, owner, now);
         let (tx, accepted) = oneshot::channel();
         self.commands.send(Command::Add(Box::new(session), tx)).await.map_err(|_| MediaError::Closed)?;
         accepted.await.map_err(|_| MediaError::Closed)?.map_err(MediaError::Limit)?;
@@ -314,250 +315,12 @@ fn parse_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
     })
 }
 
-/// The cap a new session of `owner` would exceed, as a message naming it; `None` when it fits. Sessions
-/// already ended (awaiting removal) do not count; a session is pending until it is connected.
-fn over_cap(sessions: &[Session], owner: &SessionOwner, config: &WebRtcConfig) -> Option<String> {
-    let client = owner.client.map(crate::address::client_key);
-    let (mut total, mut stream, mut stream_pending, mut ip, mut ip_pending) = (0, 0, 0, 0, 0);
-    for s in sessions.iter().filter(|s| s.rtc.is_alive()) {
-        total += 1;
-        if s.owner.stream == owner.stream {
-            stream += 1;
-            stream_pending += usize::from(!s.connected);
-        }
-        if client.is_some() && s.owner.client.map(crate::address::client_key) == client {
-            ip += 1;
-            ip_pending += usize::from(!s.connected);
-        }
-    }
-    [
-        (total, config.max_sessions, "max_sessions", "WebRTC sessions on this server"),
-        (
-            stream_pending,
-            config.max_pending_per_stream,
-            "max_pending_per_stream",
-            "unconnected WebRTC sessions of this stream",
-        ),
-        (stream, config.max_sessions_per_stream, "max_sessions_per_stream", "WebRTC sessions of this stream"),
-        (ip_pending, config.max_pending_per_ip, "max_pending_per_ip", "unconnected WebRTC sessions from this address"),
-        (ip, config.max_sessions_per_ip, "max_sessions_per_ip", "WebRTC sessions from this address"),
-    ]
-    .into_iter()
-    .find(|(count, cap, ..)| count >= &(*cap).max(1))
-    .map(|(_, cap, name, what)| format!("too many {what} ({name} = {cap})"))
-}
-
 fn rand_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded randomly per process and per instance.
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
     h.finish()
-}
-
-struct Session {
-    id: SessionId,
-    rtc: Rtc,
-    role: Role,
-    owner: SessionOwner,
-    created: Instant,
-    connected: bool,
-    next_pli: Instant,
-}
-
-/// The one task that owns the socket and every `Rtc`: reads datagrams, routes them, writes what the
-/// sessions want sent, and fires their timers.
-async fn drive(
-    socket: UdpSocket,
-    advertised: SocketAddr,
-    config: WebRtcConfig,
-    mut commands: mpsc::Receiver<Command>,
-    mut paced: mpsc::Receiver<Paced>,
-    viewer_asks: broadcast::Sender<SessionId>,
-    cancel: CancellationToken,
-) {
-    let mut sessions: Vec<Session> = Vec::new();
-    let mut buf = vec![0u8; 2000];
-    loop {
-        let now = Instant::now();
-        let mut next = now + Duration::from_millis(100);
-        for s in &mut sessions {
-            if let Some(t) = s.poll(&socket, now, &config, &viewer_asks) {
-                next = next.min(t);
-            }
-        }
-        sessions.retain_mut(|s| {
-            let alive = s.rtc.is_alive() && (s.connected || s.created.elapsed() < config.connect_timeout);
-            if !alive {
-                tracing::info!(session = %s.id, "webrtc session ended");
-                if let Role::Ingest(ingest) = &mut s.role {
-                    ingest.finish();
-                }
-            }
-            alive
-        });
-        let wait = next.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            cmd = commands.recv() => match cmd {
-                None => break,
-                Some(Command::Admit(owner, reply)) => {
-                    let refused = over_cap(&sessions, &owner, &config);
-                    if let Some(cap) = &refused {
-                        let client = owner.client.map(tracing::field::display);
-                        tracing::info!(stream = %owner.stream, client, %cap, "webrtc offer refused");
-                    }
-                    let _ = reply.send(refused);
-                }
-                Some(Command::Add(session, reply)) => {
-                    let accepted = match over_cap(&sessions, &session.owner, &config) {
-                        None => {
-                            sessions.push(*session);
-                            Ok(())
-                        }
-                        Some(cap) => {
-                            let client = session.owner.client.map(tracing::field::display);
-                            tracing::info!(stream = %session.owner.stream, client, %cap, "webrtc offer refused");
-                            Err(cap)
-                        }
-                    };
-                    let _ = reply.send(accepted);
-                }
-                Some(Command::Close(id, stream, leg, reply)) => {
-                    // Only through its own stream and leg: another stream's secret closes nothing.
-                    let session = sessions.iter_mut().find(|s| s.id == id && s.owner.stream == stream && s.leg() == leg);
-                    let found = session.map(|s| s.rtc.disconnect()).is_some();
-                    let _ = reply.send(found);
-                }
-                Some(Command::Keyframe(id, reply)) => {
-                    let session = sessions.iter_mut().find(|s| s.id == id && s.rtc.is_alive());
-                    let found = match session {
-                        Some(Session { rtc, role: Role::Ingest(ingest), connected: true, .. }) => {
-                            ingest.keyframe_for_viewer(rtc);
-                            true
-                        }
-                        _ => false,
-                    };
-                    let _ = reply.send(found);
-                }
-                Some(Command::Count(reply)) => {
-                    let _ = reply.send(sessions.len());
-                }
-            },
-            received = socket.recv_from(&mut buf) => {
-                let Ok((n, source)) = received else { continue };
-                let Some(data) = buf.get(..n) else { continue };
-                let Ok(contents) = data.try_into() else { continue };
-                let input = Input::Receive(
-                    Instant::now(),
-                    Receive { proto: Protocol::Udp, source, destination: advertised, contents },
-                );
-                if let Some(s) = sessions.iter_mut().find(|s| s.rtc.accepts(&input))
-                    && let Err(e) = s.rtc.handle_input(input)
-                {
-                    tracing::info!(session = %s.id, error = %e, "webrtc input failed");
-                    s.rtc.disconnect();
-                }
-            }
-            Some(msg) = paced.recv() => match msg {
-                Paced::Frame { session, video, pts, data } => {
-                    if let Some(s) = sessions.iter_mut().find(|s| s.id == session)
-                        && let Role::Egress(egress) = &s.role
-                    {
-                        egress.write(&mut s.rtc, video, pts, data);
-                    }
-                }
-                Paced::End(session) => {
-                    if let Some(s) = sessions.iter_mut().find(|s| s.id == session) {
-                        s.rtc.disconnect();
-                    }
-                }
-            },
-            _ = tokio::time::sleep(wait) => {}
-        }
-        let now = Instant::now();
-        for s in &mut sessions {
-            if s.rtc.is_alive() && s.rtc.handle_input(Input::Timeout(now)).is_err() {
-                s.rtc.disconnect();
-            }
-        }
-    }
-    for mut s in sessions {
-        s.rtc.disconnect();
-        if let Role::Ingest(ingest) = &mut s.role {
-            ingest.finish();
-        }
-    }
-}
-
-impl Session {
-    fn leg(&self) -> Leg {
-        match self.role {
-            Role::Ingest(_) => Leg::Whip,
-            Role::Egress(_) => Leg::Whep,
-        }
-    }
-
-    /// Drains the session's output: datagrams out, events handled. Returns when it next needs a timeout.
-    fn poll(
-        &mut self,
-        socket: &UdpSocket,
-        now: Instant,
-        config: &WebRtcConfig,
-        viewer_asks: &broadcast::Sender<SessionId>,
-    ) -> Option<Instant> {
-        if self.connected
-            && now >= self.next_pli
-            && let Role::Ingest(ingest) = &mut self.role
-        {
-            ingest.request_keyframe(&mut self.rtc);
-            self.next_pli = now + config.pli_interval;
-        }
-        // Bounded: a session cannot starve the others.
-        for _ in 0..10_000 {
-            if !self.rtc.is_alive() {
-                return None;
-            }
-            match self.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => {
-                    // UDP: a full socket buffer drops the datagram, as the network would.
-                    let _ = socket.try_send_to(&t.contents, t.destination);
-                }
-                Ok(Output::Timeout(t)) => return Some(t.min(self.next_pli)),
-                Ok(Output::Event(event)) => match event {
-                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.rtc.disconnect(),
-                    Event::Connected => {
-                        tracing::info!(session = %self.id, "webrtc session connected");
-                        self.connected = true;
-                        if let Role::Egress(egress) = &mut self.role {
-                            egress.connected();
-                        }
-                    }
-                    Event::MediaAdded(added) => match &mut self.role {
-                        Role::Ingest(ingest) => ingest.media_added(added.mid, added.kind),
-                        Role::Egress(egress) => egress.media_added(added.mid, added.kind),
-                    },
-                    Event::KeyframeRequest(_) if matches!(self.role, Role::Egress(_)) => {
-                        let _ = viewer_asks.send(self.id);
-                    }
-                    Event::MediaData(data) => {
-                        if let Role::Ingest(ingest) = &mut self.role
-                            && !ingest.media(&data, &mut self.rtc)
-                        {
-                            self.rtc.disconnect();
-                        }
-                    }
-                    _ => {}
-                },
-                Err(e) => {
-                    tracing::info!(session = %self.id, error = %e, "webrtc session failed");
-                    self.rtc.disconnect();
-                    return None;
-                }
-            }
-        }
-        Some(now)
-    }
 }
 
 #[cfg(test)]
