@@ -165,6 +165,7 @@ pub struct GatewayFile {
     pub auth_webhook: Option<String>,
     pub segment_min_ms: Option<u64>,
     pub keyframe_request_ms: Option<u64>,
+    pub piece_window_ms: Option<u64>,
     #[serde(default)]
     pub limits: LimitsFile,
 }
@@ -181,6 +182,10 @@ pub struct MediaArgs {
     /// segments [default: 2000].
     #[arg(long)]
     pub keyframe_request_ms: Option<u64>,
+    /// Ingest pieces (RTMP, WHIP) span at least this much media time, in ms; 0: frame by frame
+    /// [default: 30].
+    #[arg(long)]
+    pub piece_window_ms: Option<u64>,
     /// Largest ingest segment in bytes (RTMP/WHIP segments are cut there, a bigger HTTP ingest
     /// body is cut off with 413) [default: 16 MiB].
     #[arg(long)]
@@ -286,6 +291,15 @@ impl MediaArgs {
             pick(self.segment_min_ms, file.segment_min_ms, 1000, "--segment-min-ms")?,
             pick(self.keyframe_request_ms, file.keyframe_request_ms, 2000, "--keyframe-request-ms")?,
         ))
+    }
+
+    /// How much media time an ingest piece spans at least (`--piece-window-ms`), checked: 0 to 500 ms.
+    pub fn piece_window(&self, file: &GatewayFile) -> anyhow::Result<std::time::Duration> {
+        let ms = layered(self.piece_window_ms, file.piece_window_ms, 30);
+        if ms > 500 {
+            bail!("--piece-window-ms must be between 0 and 500 ms (got {ms})");
+        }
+        Ok(std::time::Duration::from_millis(ms))
     }
 }
 
@@ -499,6 +513,11 @@ mod tests {
         assert!(bad.durations(&file).unwrap_err().to_string().contains("--segment-min-ms"));
         let bad = MediaArgs { keyframe_request_ms: Some(600_000), ..Default::default() };
         assert!(bad.durations(&file).is_err());
+        assert_eq!(none.piece_window(&GatewayFile::default()).unwrap().as_millis(), 30);
+        let window: GatewayFile = toml::from_str("piece_window_ms = 0").unwrap();
+        assert_eq!(none.piece_window(&window).unwrap().as_millis(), 0);
+        let wide = MediaArgs { piece_window_ms: Some(501), ..MediaArgs::default() };
+        assert!(wide.piece_window(&window).unwrap_err().to_string().contains("--piece-window-ms"));
     }
 
     #[test]

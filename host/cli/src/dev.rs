@@ -168,6 +168,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         orchestrators: vec![orch_url.clone()],
         segment_min_duration,
         keyframe_request_every,
+        piece_window: args.media.piece_window(&crate::config::GatewayFile::default())?,
         media_limits: args.media.limits(&limits_file),
         ..GatewayConfig::default()
     })?;

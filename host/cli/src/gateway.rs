@@ -76,6 +76,7 @@ pub struct GatewayArgs {
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let file = crate::config::GatewayFile::load(args.config.as_deref())?;
     let (segment_min_duration, keyframe_request_every) = args.media.durations(&file)?;
+    let piece_window = args.media.piece_window(&file)?;
     let server_limits = args.limits.server(&file.limits)?;
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8937)));
     let signer_url = args.signer.or(file.signer);
@@ -154,6 +155,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         auth_webhook,
         segment_min_duration,
         keyframe_request_every,
+        piece_window,
         media_limits: args.media.limits(&file.limits),
         ..GatewayConfig::default()
     };

@@ -14,6 +14,8 @@ fuzz_target!(|input: &[u8]| {
     let config = SegmenterConfig {
         min_duration: Duration::from_millis(u64::from(min) * 100),
         max_segment_bytes: (usize::from(kib) + 1) * 1024,
+        // Coalescing pieces never changes the segments they join into (0 to 140 ms).
+        piece_window: Duration::from_millis(u64::from(min % 8) * 20),
     };
     let chunks = byoc_fuzz::chunks(data, seed);
     let whole = segments(&config, &[data], false);

@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     pub segment_min_duration: Duration,
     /// How often WHIP publishers are asked for a keyframe (a PLI), i.e. how long WHIP segments are.
     pub keyframe_request_every: Duration,
+    /// The gateway's own ingest hands on pieces spanning at least this much media time (fewer, larger
+    /// trickle chunks and plugin calls); zero: frame by frame.
+    pub piece_window: Duration,
     /// Bounds of the media legs (RTMP, WebRTC, ingest segments).
     pub media_limits: MediaLimits,
 }
@@ -97,6 +100,7 @@ impl GatewayConfig {
         byoc_media::SegmenterConfig {
             min_duration: self.segment_min_duration,
             max_segment_bytes: self.media_limits.max_ingest_segment_bytes,
+            piece_window: self.piece_window,
         }
     }
 }
@@ -120,6 +124,7 @@ impl Default for GatewayConfig {
             top_up_secs: 70,
             segment_min_duration: Duration::from_secs(1),
             keyframe_request_every: Duration::from_secs(2),
+            piece_window: Duration::from_millis(30),
             media_limits: MediaLimits::default(),
         }
     }

@@ -18,11 +18,20 @@ pub struct SegmenterConfig {
     /// A segment that grows past this many bytes without a keyframe is cut anyway (the next one then
     /// starts mid-GOP); this bounds memory against streams without keyframes.
     pub max_segment_bytes: usize,
+    /// Pieces mode: the rest of a segment goes out in pieces spanning at least this much media time (by
+    /// the PTS of the frames of the keyframe stream) rather than frame by frame, so that fewer, larger
+    /// chunks cross the network and the plugin; a segment's first piece and its last always go out at
+    /// once. Zero: every frame as soon as it is known.
+    pub piece_window: Duration,
 }
 
 impl Default for SegmenterConfig {
     fn default() -> Self {
-        SegmenterConfig { min_duration: Duration::from_secs(1), max_segment_bytes: 32 << 20 }
+        SegmenterConfig {
+            min_duration: Duration::from_secs(1),
+            max_segment_bytes: 32 << 20,
+            piece_window: Duration::ZERO,
+        }
     }
 }
 
@@ -129,6 +138,11 @@ impl StartGate {
 pub struct TsSegmenter {
     config: SegmenterConfig,
     min_ticks: u64,
+    /// [`SegmenterConfig::piece_window`] in 90 kHz ticks.
+    window_ticks: u64,
+    /// The PTS of the first frame in `current` not handed out yet, and of the last one.
+    held_pts: Option<Timestamp>,
+    last_pts: Option<Timestamp>,
     packets: PacketReader,
     /// Bytes skipped to find a sync byte, so far.
     skipped: u64,
@@ -155,10 +169,14 @@ pub struct TsSegmenter {
 impl TsSegmenter {
     /// A segmenter with the given limits.
     pub fn new(config: SegmenterConfig) -> TsSegmenter {
-        let min_ticks = u64::try_from(config.min_duration.as_micros().saturating_mul(9) / 100).unwrap_or(u64::MAX);
+        let ticks = |d: Duration| u64::try_from(d.as_micros().saturating_mul(9) / 100).unwrap_or(u64::MAX);
+        let (min_ticks, window_ticks) = (ticks(config.min_duration), ticks(config.piece_window));
         TsSegmenter {
             config,
             min_ticks,
+            window_ticks,
+            held_pts: None,
+            last_pts: None,
             packets: PacketReader::default(),
             skipped: 0,
             pmt_pids: Vec::new(),
@@ -193,7 +211,7 @@ impl TsSegmenter {
             Err(_) => {}
         });
         self.packets = packets;
-        self.flush();
+        self.flush_due();
         std::mem::take(&mut self.out)
     }
 
@@ -355,6 +373,7 @@ impl TsSegmenter {
 
     fn resolve(&mut self, p: Pending, picture: Picture) {
         let pts = PesHeader::parse(&p.pes).ok().and_then(|h| h.pts);
+        self.note_frame(pts);
         if picture == Picture::Key && (self.should_cut(pts) || std::mem::take(&mut self.cut_asked)) {
             self.open(p.psi);
             self.current.extend_from_slice(&p.packets);
@@ -408,6 +427,15 @@ impl TsSegmenter {
         self.current_opened = false;
     }
 
+    /// A frame of the keyframe stream with this PTS joins the open segment (called before its bytes
+    /// are added, so a frame that opens a segment is counted in the new one).
+    fn note_frame(&mut self, pts: Option<Timestamp>) {
+        self.last_pts = pts;
+        if self.held_pts.is_none() {
+            self.held_pts = pts;
+        }
+    }
+
     /// Hands out what the open segment has that was not handed out yet.
     fn flush(&mut self) {
         if !self.started || self.current.is_empty() {
@@ -416,6 +444,23 @@ impl TsSegmenter {
         let bytes = Bytes::from(std::mem::take(&mut self.current));
         self.out.push(if self.current_opened { Piece::More(bytes) } else { Piece::Start(bytes) });
         self.current_opened = true;
+        self.held_pts = None;
+    }
+
+    /// At the end of a push: hands out the open segment's new bytes if they are its start, or span
+    /// the piece window, or there is no window; otherwise holds them for a later push.
+    fn flush_due(&mut self) {
+        if !self.started || self.current.is_empty() {
+            return;
+        }
+        let spanned = match (self.held_pts, self.last_pts) {
+            (Some(first), Some(last)) => last.signed_ticks_since(first).unsigned_abs() >= self.window_ticks,
+            // Without timestamps there is no window to measure.
+            _ => true,
+        };
+        if self.window_ticks == 0 || !self.current_opened || spanned {
+            self.flush();
+        }
     }
 }
 

@@ -197,6 +197,40 @@ fn the_gate_passes_from_a_start_and_closes_on_loss() {
     assert!(gate.pass(&start));
 }
 
+/// Pieces of `ts` pushed in 3-packet chunks with this piece window.
+fn pieces_with_window(ts: &[u8], window: Duration) -> Vec<Piece> {
+    let mut seg = TsSegmenter::new(SegmenterConfig { piece_window: window, ..SegmenterConfig::default() });
+    let mut pieces: Vec<Piece> = ts.chunks(188 * 3).flat_map(|c| seg.push_pieces(c)).collect();
+    pieces.extend(seg.finish_pieces());
+    pieces
+}
+
+#[test]
+fn a_piece_window_coalesces_frames_into_fewer_pieces_of_the_same_segments() {
+    // 90 frames at 30 fps, IDR every 15, cut at 1 s: 3 segments.
+    let ts = synthetic_ts(90, 15, false);
+    let whole = segment_all(&ts, ts.len(), SegmenterConfig::default());
+    let each = pieces_with_window(&ts, Duration::ZERO);
+    let coalesced = pieces_with_window(&ts, Duration::from_millis(100));
+    let join = |pieces: &[Piece]| -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for p in pieces {
+            if p.is_start() {
+                out.push(Vec::new());
+            }
+            out.last_mut().expect("starts with a start").extend_from_slice(p.bytes());
+        }
+        out
+    };
+    assert_eq!(join(&coalesced), whole.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), "the same bytes, cut alike");
+    assert_eq!(join(&each), join(&coalesced));
+    let more = |pieces: &[Piece]| pieces.iter().filter(|p| !p.is_start()).count();
+    // Frame by frame: about one piece a frame. With 100 ms (3 frames): about a third as many.
+    assert!(more(&each) >= 80, "{}", more(&each));
+    assert!(more(&coalesced) <= more(&each) / 3 + 3, "{} vs {}", more(&coalesced), more(&each));
+    assert_eq!(coalesced.iter().filter(|p| p.is_start()).count(), 3, "segment starts are not held");
+}
+
 #[test]
 fn cuts_on_random_access_indicator() {
     let config = SegmenterConfig { min_duration: Duration::from_millis(400), ..Default::default() };
@@ -218,7 +252,8 @@ fn drops_leading_bytes_before_first_keyframe_and_resyncs() {
 
 #[test]
 fn oversized_segment_is_cut_with_psi() {
-    let config = SegmenterConfig { min_duration: Duration::from_secs(60), max_segment_bytes: 188 * 50 };
+    let config =
+        SegmenterConfig { min_duration: Duration::from_secs(60), max_segment_bytes: 188 * 50, ..Default::default() };
     let segments = segment_all(&synthetic_ts(30, 30, false), 188, config);
     assert!(segments.len() > 2);
     for s in &segments {
@@ -233,7 +268,7 @@ proptest! {
         // Sprinkle sync bytes so that packet parsing paths are reached.
         let mut data = data;
         for i in (0..data.len()).step_by(188) { data[i] = SYNC_BYTE; }
-        let _ = segment_all(&data, chunk, SegmenterConfig { min_duration: Duration::ZERO, max_segment_bytes: 2000 });
+        let _ = segment_all(&data, chunk, SegmenterConfig { min_duration: Duration::ZERO, max_segment_bytes: 2000, ..Default::default() });
     }
 
     #[test]
@@ -241,7 +276,7 @@ proptest! {
         let mut ts = synthetic_ts(20, 5, true);
         let len = ts.len();
         for (at, byte) in flips { ts[at % len] = byte; }
-        let config = SegmenterConfig { min_duration: Duration::from_millis(100), max_segment_bytes: 188 * 30 };
+        let config = SegmenterConfig { min_duration: Duration::from_millis(100), max_segment_bytes: 188 * 30, ..Default::default() };
         for s in segment_all(&ts, 777, config) {
             prop_assert_eq!(s.len() % TS_PACKET_SIZE, 0);
         }
