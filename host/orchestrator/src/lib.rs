@@ -55,6 +55,7 @@ pub fn router(orch: Arc<Orchestrator>) -> Router {
         .route("/capability/unregister", post(capabilities::unregister))
         .route("/process/token", get(capabilities::token))
         .route("/capabilities", get(capabilities::list))
+        .route("/discovery", get(capabilities::discovery))
         .route("/process/request/{*path}", post(batch::process))
         .route("/ai/stream/start", any(stream::start))
         .route("/ai/stream/stop", any(stream::stop))

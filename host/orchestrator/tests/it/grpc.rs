@@ -191,6 +191,18 @@ async fn free_mode_answers_unsigned_requests_with_face_value_zero() {
     assert_eq!(v["price"], json!([0, 1]));
     assert_eq!(v["byoc"], json!({"toy": [0, 1], "cheap": [0, 1]}), "no key: every capability is free");
     assert_eq!(v["address"], "");
+    // The SDK's discovery (`discovery_url`) finds this node at its service URL.
+    let script = "import json, sys\nfrom livepeer_gateway.orchestrator import discover_orchestrators\n\
+        print(json.dumps(discover_orchestrators(discovery_url=sys.argv[1])))";
+    let out = tokio::process::Command::new(&py).args(["-c", script, &format!("{}/discovery", n.http())]).output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out).await.unwrap().unwrap();
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(found, json!([n.http()]));
+    for (query, listed) in [("?caps=byoc/toy", 1), ("?caps=toy&caps=cheap", 1), ("?caps=byoc/nope", 0)] {
+        let v: Value =
+            client().get(format!("{}/discovery{query}", n.http())).send().await.unwrap().json().await.unwrap();
+        assert_eq!(v.as_array().unwrap().len(), listed, "{query}: {v}");
+    }
     // The SDK's free path then posts the job without payment.
     let job = JobRequest {
         id: "j".into(),
