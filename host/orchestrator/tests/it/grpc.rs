@@ -245,7 +245,27 @@ async fn params_from_grpc_pay_for_jobs_and_segment_credentials_are_checked() {
     let (status, body, balance) = batch(&n.http(), &key, &headers).await;
     assert_eq!(status, 200, "{body}");
     assert!(balance.unwrap() > after_one);
-    let before = balance.unwrap();
+    // The stream payment route takes the same, credited to the same balance of (sender, toy).
+    let info = info_for(n.https()).await;
+    let seg = segcreds::seg_creds(&key, "manifest", 1, b"", info.auth_token.clone()).unwrap();
+    let job = JobRequest {
+        id: "p".into(),
+        request: "{}".into(),
+        capability: "toy".into(),
+        timeout_seconds: 10,
+        ..Default::default()
+    };
+    let r = client()
+        .post(format!("{}/ai/stream/payment", n.http()))
+        .header("Livepeer", byoc_e2e::nodes::signed_job(job, &key))
+        .header("Livepeer-Payment", payment(&key, &info))
+        .header("Livepeer-Segment", seg)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.headers());
+    let before: i64 = r.headers()["livepeer-balance"].to_str().unwrap().parse().unwrap();
+    assert!(before > balance.unwrap());
 
     // Refused segments: 400, nothing credited, nothing run.
     let forger = SecretKey::generate();
