@@ -113,15 +113,20 @@ fn client() -> reqwest::Client {
     byoc_trickle::http_client_builder().danger_accept_invalid_certs(true).build().unwrap()
 }
 
-/// A signed batch job on `toy` with `headers`: status, body, `Livepeer-Balance`.
-async fn batch(base: &str, key: &SecretKey, headers: &[(&str, &str)]) -> (u16, String, Option<i64>) {
-    let job = JobRequest {
-        id: random_hex(4),
-        request: "{}".into(),
+/// A job on `toy` (unsigned) with `request`.
+fn toy_job(id: &str, request: &str) -> JobRequest {
+    JobRequest {
+        id: id.into(),
+        request: request.into(),
         capability: "toy".into(),
         timeout_seconds: 10,
         ..Default::default()
-    };
+    }
+}
+
+/// A signed batch job on `toy` with `headers`: status, body, `Livepeer-Balance`.
+async fn batch(base: &str, key: &SecretKey, headers: &[(&str, &str)]) -> (u16, String, Option<i64>) {
+    let job = toy_job(&random_hex(4), "{}");
     let mut req =
         client().post(format!("{base}/process/request/echo")).header("Livepeer", byoc_e2e::nodes::signed_job(job, key));
     for (name, value) in headers {
@@ -204,13 +209,7 @@ async fn free_mode_answers_unsigned_requests_with_face_value_zero() {
         assert_eq!(v.as_array().unwrap().len(), listed, "{query}: {v}");
     }
     // The SDK's free path then posts the job without payment.
-    let job = JobRequest {
-        id: "j".into(),
-        request: "{}".into(),
-        capability: "toy".into(),
-        timeout_seconds: 10,
-        ..Default::default()
-    };
+    let job = toy_job("j", "{}");
     let r = client()
         .post(format!("{}/process/request/echo", n.http()))
         .header("Livepeer", job.to_header())
@@ -248,13 +247,7 @@ async fn params_from_grpc_pay_for_jobs_and_segment_credentials_are_checked() {
     // The stream payment route takes the same, credited to the same balance of (sender, toy).
     let info = info_for(n.https()).await;
     let seg = segcreds::seg_creds(&key, "manifest", 1, b"", info.auth_token.clone()).unwrap();
-    let job = JobRequest {
-        id: "p".into(),
-        request: "{}".into(),
-        capability: "toy".into(),
-        timeout_seconds: 10,
-        ..Default::default()
-    };
+    let job = toy_job("p", "{}");
     let r = client()
         .post(format!("{}/ai/stream/payment", n.http()))
         .header("Livepeer", byoc_e2e::nodes::signed_job(job, &key))
@@ -286,13 +279,7 @@ async fn params_from_grpc_pay_for_jobs_and_segment_credentials_are_checked() {
         assert_eq!(status, 400, "{what}: {body}");
         assert!(body.starts_with("invalid Livepeer-Segment: "), "{what}: {body}");
         for route in ["/ai/stream/payment", "/ai/stream/start"] {
-            let job = JobRequest {
-                id: "s1".into(),
-                request: r#"{"stream_id":"s1"}"#.into(),
-                capability: "toy".into(),
-                timeout_seconds: 10,
-                ..Default::default()
-            };
+            let job = toy_job("s1", r#"{"stream_id":"s1"}"#);
             let r = client()
                 .post(format!("{}{route}", n.http()))
                 .header("Livepeer", byoc_e2e::nodes::signed_job(job, &key))
