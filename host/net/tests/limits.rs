@@ -188,3 +188,40 @@ async fn shutdown_lets_a_response_in_flight_finish_and_refuses_new_connections()
     tokio::time::timeout(Duration::from_secs(5), served).await.unwrap().unwrap().unwrap();
     assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
+
+/// The `server` app on a port serving TLS beside plain HTTP.
+async fn sniffed_server(limits: Limits) -> SocketAddr {
+    let app = Router::new().route("/", get(|| async { "plain or tls" }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let tls = byoc_net::TlsConfig::self_signed(&["localhost".into()]).unwrap();
+    let transport = byoc_net::Transport::Sniffed(tls);
+    tokio::spawn(byoc_net::serve_with("test", l, app, limits, transport, std::future::pending()));
+    addr
+}
+
+#[tokio::test]
+async fn on_a_shared_port_plain_http_is_served_and_silent_or_stalled_handshakes_are_cut_off() {
+    let addr = sniffed_server(quick()).await;
+    let (status, text) = get_text("127.0.0.1", addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(text.ends_with("plain or tls"), "{text}");
+    // Nothing sent: the first byte never comes.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await, "a connection that never spoke");
+    // A TLS record header, then nothing: the handshake must finish within the header deadline.
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)).await, "a stalled TLS handshake");
+}
+
+#[tokio::test]
+async fn a_pending_tls_handshake_never_locks_out_a_request_at_the_cap() {
+    let addr = sniffed_server(Limits { max_connections_per_ip: 1, ..Limits::default() }).await;
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(&[0x16]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The handshaking connection has no request in flight: it makes room.
+    assert_eq!(get_from("127.0.0.1", addr, "/").await, 200);
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)).await, "the stalled one was evicted");
+}

@@ -1,4 +1,5 @@
-//! `POST /capability/register`, `POST /capability/unregister`, `GET /process/token`, `GET /capabilities`.
+//! `POST /capability/register`, `POST /capability/unregister`, `GET /process/token`, `GET /capabilities`,
+//! `GET /discovery`.
 
 use std::sync::Arc;
 
@@ -167,6 +168,33 @@ pub(crate) async fn list(State(orch): State<Arc<Orchestrator>>) -> Json<OfferedL
     let capabilities =
         orch.registry.names().iter().filter_map(|name| orch.registry.get(name)).map(|c| offered(&orch, &c)).collect();
     Json(OfferedList { capabilities })
+}
+
+/// One orchestrator in the discovery list the official Python SDK reads (`discovery_url`): it takes
+/// `address` (where it sends jobs); the capabilities are for people.
+#[derive(Serialize)]
+pub(crate) struct Discovered {
+    address: String,
+    capabilities: Vec<String>,
+}
+
+/// `GET /discovery[?caps=…]`: this orchestrator, as a one-entry JSON list, with its capabilities' names.
+/// Each `caps` value (the SDK's `pipeline/model` form, or a bare name) must name a capability here (its
+/// last `/` segment, or the whole value): otherwise the list is empty.
+pub(crate) async fn discovery(
+    State(orch): State<Arc<Orchestrator>>,
+    axum::extract::Query(query): axum::extract::Query<Vec<(String, String)>>,
+) -> Json<Vec<Discovered>> {
+    let names = orch.registry.names();
+    let offered = |cap: &str| {
+        let model = cap.rsplit('/').next().unwrap_or(cap);
+        names.iter().any(|n| n == cap || n == model)
+    };
+    let wanted = query.iter().filter(|(k, _)| k == "caps").map(|(_, v)| v.as_str());
+    if !wanted.clone().all(offered) {
+        return Json(Vec::new());
+    }
+    Json(vec![Discovered { address: orch.config.service_url.clone(), capabilities: names }])
 }
 
 pub(crate) async fn token(State(orch): State<Arc<Orchestrator>>, h: HeaderMap) -> Result<Response, ApiError> {
