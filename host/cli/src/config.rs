@@ -4,6 +4,9 @@
 //! ```toml
 //! listen = "127.0.0.1:8935"
 //! service_addr = "https://orch.example.com:8935"
+//! # grpc_listen = "0.0.0.0:8935"    # gRPC (and the API) over TLS only, with listen on another port; else TLS beside HTTP on `listen`
+//! tls_cert = "cert.pem"             # with tls_key; else a self-signed certificate made at start
+//! tls_key = "key.pem"
 //! allow_unsigned = false
 //! key = "node.json"                 # passphrase from BYOC_KEY_PASSPHRASE
 //! open_registration = false         # the secret comes from --secret / BYOC_ORCH_SECRET
@@ -95,6 +98,9 @@ impl PriceArgs {
 pub struct NodeConfig {
     pub listen: Option<SocketAddr>,
     pub service_addr: Option<String>,
+    pub grpc_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub allow_unsigned: Option<bool>,
     pub key: Option<PathBuf>,
     pub open_registration: Option<bool>,
@@ -525,6 +531,9 @@ mod tests {
         let c: NodeConfig = toml::from_str(
             r#"
             listen = "127.0.0.1:9"
+            grpc_listen = "127.0.0.2:8935"
+            tls_cert = "c.pem"
+            tls_key = "k.pem"
             plugin_capacity = 2
             [prices]
             a = 5
@@ -543,6 +552,8 @@ mod tests {
         assert_eq!((merged["a"], merged["b"], merged["c"]), (9, u128::MAX, 1));
         assert!(parse_price("a").is_err() && parse_price("a=-1").is_err() && parse_price("=5").is_err());
         assert_eq!(c.capacity["a"], 3);
+        assert_eq!(c.grpc_listen, Some(SocketAddr::from(([127, 0, 0, 2], 8935))));
+        assert_eq!((c.tls_cert.unwrap(), c.tls_key.unwrap()), (PathBuf::from("c.pem"), PathBuf::from("k.pem")));
         assert!(toml::from_str::<NodeConfig>("listne = \"x\"").is_err());
         assert!(WeiPerSecond::Text("1.5".into()).value().is_err());
     }

@@ -23,6 +23,16 @@ pub struct OrchestratorArgs {
     /// URL gateways and workers reach this node at (default: http://LISTEN).
     #[arg(long, alias = "service-url")]
     service_addr: Option<String>,
+    /// Serve gRPC `net.Orchestrator/GetOrchestrator` (and the HTTP API) over TLS on this address; without
+    /// it, TLS is served beside plain HTTP on --listen (told apart by each connection's first byte).
+    #[arg(long)]
+    grpc_listen: Option<SocketAddr>,
+    /// PEM certificate chain for TLS (with --tls-key) [default: a self-signed certificate made at start].
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// The secret workers must send to register (prefer the environment variable: command
     /// lines are visible to other users).
     #[arg(long, env = "BYOC_ORCH_SECRET", hide_env_values = true)]
@@ -170,6 +180,35 @@ pub async fn offer_plugins(
     })))
 }
 
+/// The TLS gRPC is served with: the operator's PEM files, else a self-signed certificate naming
+/// localhost, 127.0.0.1, the service URL's host and the gRPC address's IP (trust on first use, as
+/// go-livepeer's).
+fn tls_config(
+    args: &OrchestratorArgs,
+    file: &NodeConfig,
+    service_url: &str,
+    grpc: Option<SocketAddr>,
+) -> anyhow::Result<byoc_net::TlsConfig> {
+    let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
+    let key = args.tls_key.as_ref().or(file.tls_key.as_ref());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(byoc_net::TlsConfig::from_pem_files(cert, key)?),
+        (None, None) => {
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            let host = reqwest::Url::parse(service_url).ok().and_then(|u| u.host_str().map(str::to_string));
+            let grpc_ip = grpc.filter(|a| !a.ip().is_unspecified()).map(|a| a.ip().to_string());
+            for name in host.into_iter().chain(grpc_ip) {
+                let name = name.trim_start_matches('[').trim_end_matches(']').to_string();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            Ok(byoc_net::TlsConfig::self_signed(&names)?)
+        }
+        _ => bail!("give both tls_cert and tls_key (or neither, for a self-signed certificate)"),
+    }
+}
+
 /// The tickets asked for: expected value and face value (the win probability follows).
 fn ticket_settings(ev: Option<u128>, face_value: Option<u128>) -> anyhow::Result<byoc_payment::RecipientConfig> {
     if ev.is_none() && face_value.is_none() {
@@ -261,6 +300,14 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let service_url =
         args.service_addr.clone().or_else(|| file.service_addr.clone()).unwrap_or_else(|| format!("http://{bound}"));
+    let grpc_listen = args.grpc_listen.or(file.grpc_listen);
+    let tls = tls_config(&args, &file, &service_url, grpc_listen)?;
+    let grpc = match grpc_listen {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr} (--grpc-listen)"))?)
+        }
+        None => None,
+    };
     let config = OrchestratorConfig {
         service_url: service_url.clone(),
         secret,
@@ -312,8 +359,21 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
     if crate::tools::json_logs() {
         tracing::info!(url = %service_url, capabilities = %orch.registry.names().join(", "), "orchestrator listening");
     }
-    let served =
-        crate::trickle::serve_until_signal("orchestrator", listener, router(orch.clone()), server_limits).await;
+    let app = router(orch.clone());
+    let served = match grpc {
+        None => {
+            println!("TLS (gRPC and the API over https) on the same port");
+            let sniffed = byoc_net::Transport::Sniffed(tls);
+            crate::trickle::serve_until_signal_over("orchestrator", listener, app, server_limits, sniffed).await
+        }
+        Some(grpc) => {
+            println!("gRPC over TLS on {}", grpc.local_addr()?);
+            let tls = byoc_net::Transport::Tls(tls);
+            let plain = crate::trickle::serve_until_signal("orchestrator", listener, app.clone(), server_limits);
+            let secure = crate::trickle::serve_until_signal_over("orchestrator", grpc, app, server_limits, tls);
+            tokio::try_join!(plain, secure).map(|_| ())
+        }
+    };
     if let Some(w) = watcher {
         w.abort();
     }

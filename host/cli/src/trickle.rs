@@ -245,12 +245,23 @@ pub async fn serve_until_signal(
     app: axum::Router,
     limits: byoc_net::Limits,
 ) -> anyhow::Result<()> {
+    serve_until_signal_over(node, listener, app, limits, byoc_net::Transport::Plain).await
+}
+
+/// [`serve_until_signal`] over `transport` (plain, TLS, or both on the one port).
+pub async fn serve_until_signal_over(
+    node: &'static str,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: byoc_net::Limits,
+    transport: byoc_net::Transport,
+) -> anyhow::Result<()> {
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let graceful = {
         let stop = stop.clone();
         async move { stop.notified().await }
     };
-    let server = byoc_net::serve(node, listener, app, limits, graceful);
+    let server = byoc_net::serve_with(node, listener, app, limits, transport, graceful);
     tokio::select! {
         r = server => r?,
         _ = async {

@@ -12,7 +12,10 @@
 //!   ([`Limits::max_connections_per_ip`]). At a cap, the connection of that IP (or, at the node's
 //!   cap, of anyone) idle the longest is closed to make room; if none is idle, the new connection
 //!   is answered `503` and closed. So idle connections can never lock out a normal request;
-//! - hands handlers the peer address as `axum::extract::ConnectInfo<SocketAddr>`.
+//! - hands handlers the peer address as `axum::extract::ConnectInfo<SocketAddr>`;
+//! - with [`serve_with`], speaks TLS ([`Transport::Tls`]), or TLS and plain HTTP on one port
+//!   ([`Transport::Sniffed`]: a connection whose first byte opens a TLS handshake gets TLS). The
+//!   handshake counts as the request head: it must be done within [`Limits::header_read_timeout`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +35,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
+
+mod tls;
+
+pub use tls::{TlsConfig, TlsError, Transport};
 
 /// The bounds of one HTTP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +267,18 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    serve_with(node, listener, app, limits, Transport::Plain, shutdown).await
+}
+
+/// [`serve`] over `transport`: plain HTTP, TLS, or both on the one port.
+pub async fn serve_with(
+    node: &'static str,
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    transport: Transport,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
     let shared = Arc::new(Shared { node, limits, epoch: Instant::now(), table: Mutex::new(Table::default()) });
     let stopping = CancellationToken::new();
     tokio::pin!(shutdown);
@@ -282,7 +301,17 @@ pub async fn serve(
             let _ = stream.try_write(REFUSED);
             continue;
         };
-        tokio::spawn(connection(shared.clone(), conn, stream, peer, app.clone(), stopping.clone()));
+        let io = Watched { inner: stream, conn: conn.clone(), shared: shared.clone() };
+        let (shared, app, stopping, transport) = (shared.clone(), app.clone(), stopping.clone(), transport.clone());
+        tokio::spawn(async move {
+            let id = conn.id;
+            tokio::select! {
+                _ = handshake_then_serve(&shared, conn.clone(), io, peer, app, &stopping, transport) => {}
+                // Evicted, or the server stopped, before the handshake was done.
+                _ = conn.close.cancelled() => {}
+            }
+            shared.leave(id);
+        });
     }
     stopping.cancel();
     // Open connections finish their current response (the caller bounds how long it waits).
@@ -292,16 +321,61 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(
-    shared: Arc<Shared>,
+/// Whether the connection's first byte opens a TLS handshake (waits for that byte).
+async fn starts_with_tls(stream: &TcpStream) -> io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok(n == 1 && first[0] == tls::TLS_HANDSHAKE)
+}
+
+/// Finishes the TLS handshake if `transport` asks for one (within the header deadline), then serves.
+async fn handshake_then_serve(
+    shared: &Arc<Shared>,
     conn: Arc<Conn>,
-    stream: TcpStream,
+    io: Watched,
     peer: SocketAddr,
     app: Router,
-    stopping: CancellationToken,
+    stopping: &CancellationToken,
+    transport: Transport,
 ) {
-    let accepted = Accepted { nodelay: stream.nodelay().unwrap_or(false) };
-    let io = TokioIo::new(Watched { inner: stream, conn: conn.clone(), shared: shared.clone() });
+    let accepted = Accepted { nodelay: io.inner.nodelay().unwrap_or(false) };
+    let config = match transport {
+        Transport::Plain => None,
+        Transport::Tls(c) => Some(c),
+        Transport::Sniffed(c) => {
+            match tokio::time::timeout(shared.limits.header_read_timeout, starts_with_tls(&io.inner)).await {
+                Ok(Ok(true)) => Some(c),
+                Ok(Ok(false)) => None,
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    };
+    let Some(config) = config else {
+        return connection(shared, conn, TokioIo::new(io), peer, app, stopping, accepted).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.server);
+    match tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => connection(shared, conn, TokioIo::new(tls), peer, app, stopping, accepted).await,
+        Ok(Err(e)) => tracing::debug!(node = shared.node, ip = %conn.ip, error = %e, "TLS handshake failed"),
+        Err(_) => {
+            let node = shared.node;
+            metrics::counter!("byoc_http_connections_closed_total", "node" => node, "reason" => "header_timeout")
+                .increment(1);
+        }
+    }
+}
+
+async fn connection<I>(
+    shared: &Arc<Shared>,
+    conn: Arc<Conn>,
+    io: TokioIo<I>,
+    peer: SocketAddr,
+    app: Router,
+    stopping: &CancellationToken,
+    accepted: Accepted,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn({
         let (conn, shared) = (conn.clone(), shared.clone());
         move |mut req: http::Request<Incoming>| {
@@ -342,7 +416,6 @@ async fn connection(
             }
         }
     }
-    shared.leave(conn.id);
 }
 
 /// Holds a request "in flight" from the moment it is dispatched until its response body is

@@ -12,7 +12,8 @@
 //! 4. `payments`: priced mode; uses `error`, `registry`.
 //! 5. `streams`: the running streams; uses `backend`, `capacity`, `channels`, `payments`, `registry`.
 //! 6. `orchestrator`: the shared state and the job checks; uses everything above.
-//! 7. `capabilities`, `batch`, `stream`: the HTTP handlers; use everything above, not each other.
+//! 7. `capabilities`, `batch`, `stream`: the HTTP handlers; `grpc`: `net.Orchestrator/GetOrchestrator`
+//!    (every `application/grpc` request). They use everything above, not each other.
 //! 8. `lib.rs`: the router and the public re-exports.
 
 mod backend;
@@ -21,6 +22,7 @@ mod capabilities;
 mod capacity;
 mod channels;
 mod error;
+mod grpc;
 mod orchestrator;
 mod payments;
 mod registry;
@@ -45,7 +47,8 @@ pub use streams::StreamInfo;
 /// Header names of the BYOC protocol (see `byoc-protocol`).
 pub use byoc_protocol::headers;
 
-/// The orchestrator's routes, including its trickle server under `/ai/trickle`.
+/// The orchestrator's routes, including its trickle server under `/ai/trickle`, and gRPC
+/// `net.Orchestrator/GetOrchestrator` (any request whose content type is `application/grpc`).
 pub fn router(orch: Arc<Orchestrator>) -> Router {
     Router::new()
         .route("/capability/register", post(capabilities::register))
@@ -61,6 +64,7 @@ pub fn router(orch: Arc<Orchestrator>) -> Router {
         .route("/metrics", get(metrics))
         .with_state(orch.clone())
         .nest("/ai/trickle", byoc_trickle::router(orch.trickle.clone()))
+        .layer(axum::middleware::from_fn_with_state(orch, grpc::route))
 }
 
 /// `GET /metrics`, with the capacity of every capability read at the time of the scrape.

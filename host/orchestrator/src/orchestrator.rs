@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use byoc_payment::job::{JobError, JobRequest, SignaturePolicy};
-use byoc_payment::{Address, SecretKey};
+use byoc_payment::proto::AuthToken;
+use byoc_payment::{Address, SecretKey, segcreds};
 use byoc_protocol::headers;
 use byoc_trickle::TrickleStore;
 use http::HeaderMap;
@@ -48,6 +49,9 @@ pub struct OrchestratorConfig {
     /// Bounds on the encoder settings a frame plugin's stream may ask for in `params.encoder`
     /// (a stream asking beyond them is refused at start with 400).
     pub frame_encoding: byoc_frames::EncodeLimits,
+    /// How long a session token handed out over gRPC (`OrchestratorInfo.auth_token`) is valid, and so
+    /// the `Livepeer-Segment` credentials carrying it (go-livepeer: 30 minutes).
+    pub auth_token_ttl: Duration,
 }
 
 /// How far ahead of this node's clock a job's `issued_at` may be.
@@ -68,6 +72,7 @@ impl Default for OrchestratorConfig {
             signed_job_max_age: Duration::from_secs(120),
             accept_unstamped_jobs: false,
             frame_encoding: byoc_frames::EncodeLimits::default(),
+            auth_token_ttl: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -112,6 +117,9 @@ pub struct Orchestrator {
     pub(crate) payments: Option<Payments>,
     /// The plugins offered here, if any (for `POST /plugins/reload`).
     plugins: Mutex<Option<OfferedPlugins>>,
+    /// The key of the session tokens handed out over gRPC (and checked in `Livepeer-Segment`):
+    /// random per process, so a restart voids the tokens handed out before it.
+    session_secret: String,
 }
 
 impl Orchestrator {
@@ -135,6 +143,7 @@ impl Orchestrator {
             trickle,
             http,
             plugins: Mutex::new(None),
+            session_secret: byoc_payment::random_hex(32),
         });
         // Balances are saved every few seconds (winning tickets are saved at once).
         if orch.payments.is_some()
@@ -192,12 +201,40 @@ impl Orchestrator {
         if sender.is_some() {
             self.check_fresh(&job)?;
         }
+        self.check_segment(h, sender)?;
         // A payment is credited to the job's sender: an unsigned job's payment could only be
         // dropped, so it is refused rather than silently ignored.
         if sender.is_none() && self.payments.is_some() && h.contains_key(headers::PAYMENT) {
             return Err(ApiError::bad_request("a payment needs a signed job (the payer is its sender)"));
         }
         Ok(VerifiedJob { job, sender })
+    }
+
+    /// The session token for `session_id` valid until `expiration` (Unix seconds).
+    pub(crate) fn auth_token(&self, session_id: &str, expiration: i64) -> AuthToken {
+        segcreds::auth_token(self.session_secret.as_bytes(), session_id, expiration)
+    }
+
+    /// Checks a request's `Livepeer-Segment`, if it has one: signed by the job's `sender`, carrying an
+    /// unexpired session token of this node's (400 naming why not). None: nothing to check (go-livepeer's
+    /// BYOC routes do not require it).
+    pub(crate) fn check_segment(&self, h: &HeaderMap, sender: Option<Address>) -> Result<(), ApiError> {
+        let Some(value) = h.get(headers::SEGMENT) else { return Ok(()) };
+        let refused = |m: &dyn std::fmt::Display| ApiError::bad_request(format!("invalid Livepeer-Segment: {m}"));
+        let value = value.to_str().map_err(|e| refused(&e))?;
+        let sender = sender.ok_or_else(|| refused(&"segment credentials need a signed job (the sender signs them)"))?;
+        let now = i64::try_from(byoc_protocol::now_ms() / 1000).unwrap_or(i64::MAX);
+        segcreds::verify_seg_creds(value, &sender, self.session_secret.as_bytes(), now).map_err(|e| refused(&e))?;
+        Ok(())
+    }
+
+    /// The price a job pays for `cap` here, in the wire form: nothing without a key (free mode), whatever
+    /// the announced price.
+    pub(crate) fn charged_price(&self, cap: &Capability) -> byoc_payment::Price {
+        match &self.payments {
+            Some(_) => crate::payments::price_of(cap),
+            None => byoc_payment::Price { price_per_unit: 0, pixels_per_unit: 1 },
+        }
     }
 
     /// Takes a slot of a job's capability (503 if unknown or full).

@@ -36,6 +36,9 @@ pub mod headers {
     pub const BALANCE: &str = "Livepeer-Balance";
     /// The probabilistic micropayment, base64 protobuf.
     pub const PAYMENT: &str = "Livepeer-Payment";
+    /// Segment credentials: the sender's signature over a segment, carrying the orchestrator's
+    /// session token, base64 protobuf (`SegData`).
+    pub const SEGMENT: &str = "Livepeer-Segment";
     /// Free-form JSON metadata passed along with a job.
     pub const METADATA: &str = "X-Metadata";
     /// The orchestrator's id for a started stream.
