@@ -276,3 +276,82 @@ fn caps_are_percent_decoded() {
     assert_eq!(discovery::percent_decode("live-video-to-video%2Fsd+x"), "live-video-to-video/sd x");
     assert_eq!(discovery::percent_decode("a%zz%"), "a%zz%");
 }
+
+/// A webhook on loopback answering `answer` (status, JSON) and keeping what it was sent.
+async fn webhook(answer: (u16, Value)) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (log, answer) = (log.clone(), answer.clone());
+            async move {
+                log.lock().unwrap().push(serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+                (StatusCode::from_u16(answer.0).unwrap(), axum::Json(answer.1))
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, seen)
+}
+
+fn with_hook(url: &str) -> Arc<Signer> {
+    signer(|c| {
+        c.webhook = Some(WebhookConfig {
+            url: url.into(),
+            headers: vec![("x-hook-secret".into(), "h".into())],
+            timeout: Duration::from_secs(5),
+        })
+    })
+}
+
+#[tokio::test]
+async fn the_auth_webhook_decides_and_its_expiry_is_kept_in_the_state() {
+    let orch = Orch::new(1_000_000);
+    let far = 4_102_444_800i64;
+    let (url, seen) = webhook((200, json!({"status": 200, "expiry": far, "auth_id": "a-1"}))).await;
+    let s = with_hook(&url);
+    let (status, first) = post(&s, "/generate-live-payment", pay_request(&orch.info(&s), None)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let state = SignedState::open(&serde_json::from_value(first["state"].clone()).unwrap(), &s.address()).unwrap();
+    assert_eq!((state.auth_expiry, state.auth_id.as_str()), (far, "a-1"));
+    {
+        let sent = seen.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["state"]["SequenceNumber"], 1);
+        assert!(sent[0]["headers"].get("Authorization").is_none(), "the API key is not passed on: {}", sent[0]);
+        assert_eq!(sent[0]["headers"]["Content-Type"], json!(["application/json"]));
+    }
+    // Until the expiry, the webhook is not asked again.
+    let (status, _) = post(&s, "/generate-live-payment", pay_request(&orch.info(&s), Some(&first["state"]))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    let (url, _) = webhook((200, json!({"status": 403, "reason": "denied"}))).await;
+    let s = with_hook(&url);
+    let (status, body) = post(&s, "/generate-live-payment", pay_request(&orch.info(&s), None)).await;
+    assert_eq!((status, body["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "denied"));
+
+    for answer in [(500, json!({"status": 200})), (200, json!({"status": 0})), (200, json!("nonsense"))] {
+        let (url, _) = webhook(answer.clone()).await;
+        let s = with_hook(&url);
+        let (status, body) = post(&s, "/generate-live-payment", pay_request(&orch.info(&s), None)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_payment_leaves_the_state_usable() {
+    // A payment refused (over the request's ceiling) uses up nothing: the same state works after it.
+    let orch = Orch::new(1_000_000);
+    let s = signer(|_| {});
+    let (_, first) = post(&s, "/generate-live-payment", pay_request(&orch.info(&s), None)).await;
+    let mut req = pay_request(&orch.info(&s), Some(&first["state"]));
+    req["maxPrice"] = json!({"price": 1, "currency": "wei", "unit": "seconds"});
+    let (status, _) = post(&s, "/generate-live-payment", req).await;
+    assert_eq!(status.as_u16(), 481);
+    let (status, body) = post(&s, "/generate-live-payment", pay_request(&orch.info(&s), Some(&first["state"]))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
