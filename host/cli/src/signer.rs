@@ -182,3 +182,29 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
     let _ = discovery.await;
     served
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SignerFile;
+
+    #[test]
+    fn the_documented_file_parses_and_unknown_keys_are_refused() {
+        let text = r#"
+listen = "127.0.0.1:8940"
+key = "signer.json"
+opening_seconds = 60
+max_price = 2000000
+auth_webhook = "https://auth.example.com/signer"
+auth_webhook_headers = ["Authorization:Bearer s3cret"]
+orchestrators = ["https://orch.example.com:8935"]
+discovery_interval_secs = 60
+
+[max_prices]
+text-transform = 1000000
+"#;
+        let file: SignerFile = toml::from_str(text).unwrap();
+        assert_eq!(file.max_prices.get("text-transform"), Some(&1_000_000));
+        assert_eq!(file.orchestrators, ["https://orch.example.com:8935"]);
+        assert!(toml::from_str::<SignerFile>("api_key = \"no\"").is_err(), "the API key is never in a file");
+    }
+}
