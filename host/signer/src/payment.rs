@@ -201,7 +201,7 @@ async fn make(signer: &Signer, headers: &HeaderMap, body: &[u8]) -> Result<serde
     // the same state cannot both pass and no nonce is handed out twice.
     let at = Instant::now();
     let state_id = previous.as_ref().map_or_else(|| random_hex(16), |st| st.state_id.clone());
-    let sequence = previous.as_ref().map_or(0, |st| st.sequence_number) + 1;
+    let sequence = previous.as_ref().map_or(0, |st| st.sequence_number).saturating_add(1);
     {
         let mut sessions = signer.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(last) = sessions.get(&state_id, at)
@@ -220,7 +220,9 @@ async fn make(signer: &Signer, headers: &HeaderMap, body: &[u8]) -> Result<serde
             .get(&c.params.recipient_rand_hash, at)
             .unwrap_or(0)
             .max(previous.as_ref().map_or(0, |st| st.sender_nonce));
-        let Some(last) = used.checked_add(n) else {
+        let Some(last) = used.checked_add(n).filter(|last| *last < u32::MAX) else {
+            drop(nonces);
+            rollback(signer, &state_id, sequence, at);
             return Err(ApiError::input("ticket nonces exhausted for these params: get fresh ticket params"));
         };
         nonces.put(c.params.recipient_rand_hash, last, at);
@@ -287,7 +289,7 @@ async fn make(signer: &Signer, headers: &HeaderMap, body: &[u8]) -> Result<serde
     let key = &signer.config.key;
     let sender = signer.address;
     let mut senders = Vec::with_capacity(n as usize);
-    for nonce in first_nonce..first_nonce + n {
+    for nonce in first_nonce..=first_nonce + (n - 1) {
         let sig = Ticket::new(&c.params, c.params.expiration_params, sender, nonce).sign(key).map_err(|e| {
             tracing::error!(error = %e, "signing a ticket failed");
             ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "signing a ticket failed")
