@@ -7,6 +7,7 @@ mod gateway;
 mod keygen;
 mod orchestrator;
 mod plugin;
+mod signer;
 mod stream;
 mod tickets;
 mod tools;
@@ -47,6 +48,8 @@ enum Command {
     Plugin(plugin::PluginArgs),
     /// List or export the winning tickets an orchestrator stored.
     Tickets(tickets::TicketsArgs),
+    /// Run a remote signer: holds the paying key, signs jobs and makes payments for SDK clients.
+    Signer(signer::SignerArgs),
     /// Start, watch, feed and stop streams through a gateway (the client side).
     Stream(stream::StreamArgs),
     /// What a gateway's orchestrators offer.
@@ -101,6 +104,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(args) => dev::run(args).await,
         Command::Sender(args) => chain::run(args).await,
         Command::Tickets(args) => tickets::run(args),
+        Command::Signer(args) => signer::run(args).await,
         Command::Stream(args) => stream::run(args).await,
         Command::Capabilities(args) => stream::capabilities(args).await,
     };

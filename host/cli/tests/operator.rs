@@ -129,3 +129,31 @@ async fn an_invalid_rust_log_is_an_error_naming_it() {
     assert!(said[0].starts_with("error: RUST_LOG=\"byoc=loud\" is not a log filter"), "{err}");
     assert_eq!(said[0].matches("level filter").count(), 1, "the cause once: {err}");
 }
+
+#[tokio::test]
+async fn byoc_signer_logs_its_banner_never_its_key_and_wants_an_api_key_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let hex = byoc_payment::random_hex(32);
+    let key = dir.path().join("signer.hex");
+    byoc_payment::keyfile::write_private(&key, &hex).unwrap();
+    let key = key.to_str().unwrap();
+    let args = ["signer", "--key", key, "--listen", "127.0.0.1:0", "--log-format", "json"];
+    let env = [("RUST_LOG", "info"), ("BYOC_SIGNER_API_KEY", "")];
+    let (out, err) = run_until(&args, &env, "signer listening on ").await;
+    let address = byoc_payment::SecretKey::from_hex(&hex).unwrap().address().to_checksum();
+    assert!(out.contains(&address), "{out}");
+    let banner = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["fields"]["message"] == "signer listening")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(banner["fields"]["address"].as_str(), Some(address.as_str()), "{banner}");
+    assert!(banner["fields"]["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{banner}");
+    assert!(!out.contains(&hex) && !err.contains(&hex), "the key was shown");
+
+    let public = ["signer", "--key", key, "--listen", "0.0.0.0:0"];
+    let (ok, _, err) = byoc_with_env(&public, &env, LIMIT).await;
+    assert!(!ok && err.contains("without an API key: set BYOC_SIGNER_API_KEY"), "{err}");
+    let (ok, _, err) = byoc_with_env(&["signer", "--listen", "127.0.0.1:0"], &env, LIMIT).await;
+    assert!(!ok && err.contains("--key FILE"), "{err}");
+}

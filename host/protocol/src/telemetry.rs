@@ -40,6 +40,8 @@ pub enum Owner {
     Gateway,
     /// The orchestrator's (which hosts the trickle channels and the plugins).
     Orchestrator,
+    /// The remote signer's (`byoc signer`).
+    Signer,
     /// Both: recorded by code both run (the HTTP servers, the chain watcher). A sample with a `node`
     /// label shows only on that node's page.
     Both,
@@ -52,6 +54,8 @@ pub enum Node {
     Gateway,
     /// The orchestrator.
     Orchestrator,
+    /// The remote signer.
+    Signer,
 }
 
 impl Node {
@@ -60,13 +64,17 @@ impl Node {
         match self {
             Node::Gateway => "gateway",
             Node::Orchestrator => "orchestrator",
+            Node::Signer => "signer",
         }
     }
 
     fn shows(self, owner: Owner) -> bool {
         matches!(
             (self, owner),
-            (_, Owner::Both) | (Node::Gateway, Owner::Gateway) | (Node::Orchestrator, Owner::Orchestrator)
+            (_, Owner::Both)
+                | (Node::Gateway, Owner::Gateway)
+                | (Node::Orchestrator, Owner::Orchestrator)
+                | (Node::Signer, Owner::Signer)
         )
     }
 }

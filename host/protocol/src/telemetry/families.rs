@@ -3,7 +3,7 @@
 
 use super::Family;
 use super::Kind::{Counter, Gauge, Histogram};
-use super::Owner::{Both, Gateway, Orchestrator};
+use super::Owner::{Both, Gateway, Orchestrator, Signer};
 
 const fn family(name: &'static str, kind: super::Kind, owner: super::Owner, help: &'static str) -> Family {
     Family { name, kind, owner, error: false, help }
@@ -28,6 +28,21 @@ pub const FAMILIES: &[Family] = &[
         Both,
         "HTTP connections refused with 503 at a cap (reason: node_cap, per_ip_cap).",
     ),
+    // The remote signer (`byoc signer`).
+    family("byoc_signer_payments_total", Counter, Signer, "Payments the remote signer made (kind: first, session)."),
+    family("byoc_signer_tickets_total", Counter, Signer, "Tickets the remote signer signed."),
+    family(
+        "byoc_signer_jobs_signed_total",
+        Counter,
+        Signer,
+        "BYOC jobs and orchestrator-info requests the remote signer signed (route).",
+    ),
+    error(
+        "byoc_signer_refused_total",
+        Signer,
+        "Requests the remote signer refused (route; reason: auth, input, state, price, webhook, busy, internal).",
+    ),
+    family("byoc_signer_orchestrators", Gauge, Signer, "Orchestrators in the remote signer's last discovery snapshot."),
     // The gateway.
     family("byoc_gateway_streams_started_total", Counter, Gateway, "Streams started at the gateway, by capability."),
     family("byoc_gateway_streams_active", Gauge, Gateway, "Streams running at the gateway."),
