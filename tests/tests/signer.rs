@@ -2,7 +2,8 @@
 //! orchestrator through it (`submit_byoc_job(..., orch_url=..., signer_url=...)`), twice, and finds the
 //! orchestrator through its `/discover-orchestrators`; and payments the signer made are refused where
 //! they must be: a replayed state by the signer, a payment for orchestrator A by orchestrator B, with
-//! the balances unchanged.
+//! the balances unchanged. And our own gateway without a key of its own (`byoc gateway --signer`):
+//! its batch jobs are signed and paid by the signer.
 //!
 //! Orchestrators run in this process, priced, with the bundled `text-transform` plugin, each on a
 //! loopback address of its own at port 8935 (the SDK's fixed gRPC port), TLS and plain HTTP on the
@@ -252,5 +253,54 @@ async fn a_replayed_state_and_a_payment_for_another_orchestrator_are_refused_and
     let (status, body) = job(&http, &signer_url, &b, &for_a).await?;
     assert!((400..500).contains(&status), "B took A's payment: {status} {body}");
     assert_eq!(balance(&http, &b, &cred).await?, 0, "B credited nothing");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_with_a_remote_signer_holds_no_key_and_its_jobs_are_signed_and_paid_by_the_signer() -> Result<()> {
+    let plugins = tempfile::tempdir()?;
+    let (orch_url, _orch) = orchestrator("127.0.0.6:0", plugins.path()).await?;
+    let (signer_url, signer) = signer("127.0.0.6", vec![]).await?;
+    let http = reqwest::Client::new();
+
+    // A wrong API key: the gateway does not start (go-livepeer's gateway also fails fast).
+    let wrong = [("authorization".to_string(), "Bearer nope".to_string())];
+    let refused = byoc_gateway::RemoteSigner::connect(&signer_url, &wrong).await.expect_err("a wrong key");
+    assert!(refused.contains("401"), "{refused}");
+
+    let auth = [("authorization".to_string(), format!("Bearer {API_KEY}"))];
+    let remote = byoc_gateway::RemoteSigner::connect(&signer_url, &auth).await.map_err(anyhow::Error::msg)?;
+    assert_eq!(remote.address(), signer.address());
+    let gw = byoc_gateway::Gateway::new(byoc_gateway::GatewayConfig {
+        orchestrators: vec![orch_url.clone()],
+        signer: Some(remote),
+        ..byoc_gateway::GatewayConfig::default()
+    })?;
+    assert_eq!(gw.address(), signer.address(), "the gateway's jobs go out as the signer");
+    let l = tokio::net::TcpListener::bind("127.0.0.6:0").await?;
+    let gw_url = format!("http://{}", l.local_addr()?);
+    tokio::spawn(byoc_net::serve("gateway", l, byoc_gateway::router(gw), Limits::default(), std::future::pending()));
+
+    let cred = credential(&http, &signer_url).await?;
+    let mut balances = vec![balance(&http, &orch_url, &cred).await?];
+    for _ in 0..2 {
+        let resp = http
+            .post(format!("{gw_url}/process/request/text-transform"))
+            .header("Livepeer", byoc_e2e::nodes::job_header("text-transform", &json!({})))
+            .json(&json!({"text": "hello byoc", "mode": "upper"}))
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        ensure!(status == 200, "{status} {text}");
+        let body: Value = serde_json::from_str(&text).with_context(|| text.clone())?;
+        assert_eq!(body["text"], "HELLO BYOC", "{body}");
+        balances.push(balance(&http, &orch_url, &cred).await?);
+    }
+    // The first job found the balance empty and paid (through the signer, for the signer's address);
+    // the second found enough left (the gateway tops up below 120 s of price) or paid again.
+    assert_eq!(balances[0], 0, "{balances:?}");
+    assert!(balances[1] > 0, "the signer's payment was credited to its address: {balances:?}");
+    assert!(balances[2] > 0, "{balances:?}");
     Ok(())
 }

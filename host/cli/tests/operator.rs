@@ -139,7 +139,7 @@ async fn byoc_signer_logs_its_banner_never_its_key_and_wants_an_api_key_off_loop
     let key = key.to_str().unwrap();
     let args = ["signer", "--key", key, "--listen", "127.0.0.1:0", "--log-format", "json"];
     let env = [("RUST_LOG", "info"), ("BYOC_SIGNER_API_KEY", "")];
-    let (out, err) = run_until(&args, &env, "signer listening on ").await;
+    let (out, err) = run_until(&args, &env, "signer listening on ", None).await;
     let address = byoc_payment::SecretKey::from_hex(&hex).unwrap().address().to_checksum();
     assert!(out.contains(&address), "{out}");
     let banner = err

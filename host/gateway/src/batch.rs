@@ -38,23 +38,35 @@ pub(crate) async fn batch(
     for cand in candidates {
         let url = format!("{}/process/request/{}", cand.url, route.encoded());
         let signed = JobRequest { capability_url: String::new(), ..job.clone() };
+        // Priced: pay for the job's timeout when the balance is low, as go-livepeer's gateway does.
+        let seconds = job.timeout_seconds.max(1).unsigned_abs();
+        let payment = match crate::payments::payment_for(&gw, &cand.token, &job.capability, seconds, None).await {
+            Ok(p) => p,
+            Err(e) => {
+                reasons.push(format!("{}: cannot pay: {e}", cand.url));
+                continue;
+            }
+        };
         let post = JobPost {
             content_type: h.get(http::header::CONTENT_TYPE).cloned(),
             body: body.clone(),
+            payment,
             ..JobPost::new(url, signed, answer_timeout(job.timeout_seconds))
         };
         match gw.client.post(post).await {
-            Ok(r) if r.status().is_server_error() => reasons.push(format!("{}: {}", cand.url, refusal_text(r).await)),
             Ok(r) => {
-                let mut out = Response::builder().status(r.status()).header("X-Orchestrator-Url", cand.url.as_str());
-                for name in ["content-type", "x-metadata", "livepeer-balance"] {
-                    if let Some(v) = r.headers().get(name) {
-                        out = out.header(name, v);
-                    }
+                if let (Some(recipient), Some(b)) = (
+                    cand.token.ticket_params.as_ref().map(|p| p.recipient),
+                    r.headers().get(byoc_protocol::headers::BALANCE).and_then(|v| v.to_str().ok()?.parse::<i64>().ok()),
+                ) {
+                    crate::payments::sync(&gw.ledger, &recipient, &job.capability, b);
                 }
-                return Ok(out
-                    .body(Body::from_stream(r.bytes_stream()))
-                    .unwrap_or_else(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()).into_response()));
+                match r {
+                    r if r.status().is_server_error() => {
+                        reasons.push(format!("{}: {}", cand.url, refusal_text(r).await));
+                    }
+                    r => return Ok(answer(r, &cand.url)),
+                }
             }
             Err(PostError::Sign(e)) => return Err(e),
             Err(PostError::Unreachable(e)) => reasons.push(format!("{}: {e}", cand.url)),
@@ -62,4 +74,16 @@ pub(crate) async fn batch(
     }
     let why = format!("no orchestrator completed the job for capability {}", job.capability);
     Err(ApiError::no_orchestrator(why, reasons))
+}
+
+/// The orchestrator's answer passed on, streamed, with the headers a client reads.
+fn answer(r: reqwest::Response, orchestrator: &str) -> Response {
+    let mut out = Response::builder().status(r.status()).header("X-Orchestrator-Url", orchestrator);
+    for name in ["content-type", "x-metadata", "livepeer-balance"] {
+        if let Some(v) = r.headers().get(name) {
+            out = out.header(name, v);
+        }
+    }
+    out.body(Body::from_stream(r.bytes_stream()))
+        .unwrap_or_else(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()).into_response())
 }

@@ -35,15 +35,18 @@ struct PaymentRequest {
     state: Option<SignedState>,
     #[serde(rename = "ManifestID", default)]
     manifest_id: Option<String>,
-    /// Pixel-priced payments are not made by byoc (BYOC prices are per second); accepted and ignored.
+    /// With no `type`: the units to pay for at the price, as go-livepeer's signer bills them; BYOC prices
+    /// are per second, so these are seconds (a gateway asks for what its balance is short of).
     #[serde(rename = "inPixels", default)]
-    #[allow(dead_code, reason = "read so that the field's type is checked")]
     in_pixels: Option<i64>,
     #[serde(rename = "maxPrice", default)]
     max_price: Option<MaxPrice>,
     #[serde(default)]
     app: Option<String>,
 }
+
+/// The most seconds one payment pays for when the caller names them (`inPixels`): a day.
+const MAX_ASKED_SECONDS: u64 = 86_400;
 
 /// A client's ceiling: `{price, currency: "wei", unit: "seconds"}`.
 #[derive(Deserialize)]
@@ -175,10 +178,21 @@ async fn make(signer: &Signer, headers: &HeaderMap, body: &[u8]) -> Result<serde
         }
     }
 
-    // What to pay for: the opening seconds, or the time since the last payment.
-    let seconds = match &previous {
-        None => signer.config.opening_seconds,
-        Some(st) => {
+    // What to pay for: the units asked for (no `type`, `inPixels` > 0), else the opening seconds, or
+    // the time since the last payment.
+    let asked = req.in_pixels.filter(|n| *n > 0 && req.kind.as_deref().is_none_or(str::is_empty));
+    let seconds = match (asked, &previous) {
+        (Some(n), _) => {
+            let n = n.unsigned_abs();
+            if n > MAX_ASKED_SECONDS {
+                return Err(ApiError::input(format!(
+                    "inPixels asks for {n} s; at most {MAX_ASKED_SECONDS} s are paid at once"
+                )));
+            }
+            n
+        }
+        (None, None) => signer.config.opening_seconds,
+        (None, Some(st)) => {
             let last = parse_rfc3339(&st.last_update).ok_or_else(|| ApiError::state("invalid state: LastUpdate"))?;
             let ms = u64::try_from(now.saturating_sub(last)).unwrap_or(0);
             ms.div_ceil(1000).max(1)

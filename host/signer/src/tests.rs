@@ -176,6 +176,30 @@ async fn payments_pass_the_recipients_checks_with_fresh_nonces_even_for_the_same
 }
 
 #[tokio::test]
+async fn in_pixels_without_a_type_pays_for_that_many_seconds() {
+    // How `byoc gateway --signer` asks: the seconds its balance is short of, no type.
+    let s = signer(|_| {});
+    let orch = Orch::new(1_000_000);
+    for (secs, tickets) in [(7, 7), (90, 90)] {
+        let req = json!({"orchestrator": orch.info(&s), "capability": "text-transform", "inPixels": secs});
+        let (status, body) = post(&s, "/generate-live-payment", req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let payment = Payment::from_header(body["payment"].as_str().unwrap()).unwrap();
+        assert_eq!(orch.recipient.receive_payment(&payment, &s.address()).unwrap().tickets, tickets);
+    }
+    // With a type, inPixels is not the amount (the type's rule is); a day at most; negative is ignored.
+    let typed = json!({"orchestrator": orch.info(&s), "type": "lv2v", "capability": "text-transform", "inPixels": 7});
+    let (status, body) = post(&s, "/generate-live-payment", typed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let payment = Payment::from_header(body["payment"].as_str().unwrap()).unwrap();
+    assert_eq!(payment.ticket_sender_params.len(), 60, "the opening 60 s");
+    let huge = json!({"orchestrator": orch.info(&s), "capability": "text-transform", "inPixels": 90_000});
+    let (status, body) = post(&s, "/generate-live-payment", huge).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("inPixels"), "{body}");
+}
+
+#[tokio::test]
 async fn a_session_state_pays_for_the_time_since_and_a_replay_or_forgery_is_400() {
     let s = signer(|_| {});
     let orch = Orch::new(1_000_000);

@@ -235,3 +235,31 @@ async fn payments_are_checked_and_never_counted_twice() {
     let metrics = http().get(format!("{orch_url}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("byoc_orchestrator_balance_wei{capability=\"passthrough\"}"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_priced_batch_job_through_the_gateway_is_paid_for() {
+    // Before, the gateway paid for streams only: a batch job on a priced capability got the
+    // orchestrator's 402, whatever the gateway's funds.
+    let (orch_url, _orch) = orchestrator(Duration::from_secs(5)).await;
+    let (gw, _) = gateway(&orch_url, None).await;
+    let header =
+        JobRequest { request: "{}".into(), capability: "passthrough".into(), timeout_seconds: 2, ..Default::default() }
+            .to_header();
+    for _ in 0..2 {
+        let r = http()
+            .post(format!("{gw}/process/request/passthrough"))
+            .header("Livepeer", &header)
+            .header("content-type", "application/json")
+            .body(r#"{"hello":"byoc"}"#)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let balance = r.headers().get("livepeer-balance").and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("hello"), "{body}");
+        // Paid for min_balance_secs (3 s) of 1000 wei/s in 500 wei tickets, less what the job took.
+        assert!(balance.is_some_and(|b| b > 0), "{balance:?}");
+    }
+}
