@@ -1,7 +1,9 @@
 //! On-chain mode as an operator runs it: `byoc orchestrator` and `byoc gateway` processes on a real
 //! EVM (anvil with the test chain's contracts, `byoc_e2e::chain`), `byoc sender` funding the gateway's
 //! key, discovery from the chain's pool and from a webhook, priced streams paid with tickets that the
-//! orchestrators redeem on chain once their params expire, exactly once, across a SIGKILL.
+//! orchestrators redeem on chain once their params expire, exactly once, across a SIGKILL; and the
+//! official Python SDK paying an on-chain orchestrator through `byoc signer`, whose key holds the
+//! deposit.
 
 mod common;
 
@@ -88,19 +90,22 @@ struct Orch {
 
 impl Orch {
     fn new(dir: &Path, name: &str, key: SecretKey, tc: &TestChain, plugins: &Path) -> Orch {
+        Orch::with(dir, name, key, tc, plugins, "127.0.0.1", &["--price", "passthrough=1000"])
+    }
+
+    /// An orchestrator listening on `ip`, with `more` flags (prices among them).
+    fn with(dir: &Path, name: &str, key: SecretKey, tc: &TestChain, plugins: &Path, ip: &str, more: &[&str]) -> Orch {
         let port = free_port();
         let store = dir.join(format!("{name}.sqlite")).to_str().unwrap().to_string();
         let face = FACE.to_string();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "orchestrator",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &format!("{ip}:{port}"),
             "--key",
             &key_file(dir, &format!("{name}.key"), &key),
             "--plugins",
             plugins.to_str().unwrap(),
-            "--price",
-            "passthrough=1000",
             "--ticket-store",
             &store,
             "--ticket-ev",
@@ -119,7 +124,8 @@ impl Orch {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        Orch { node: None, args, store, url: format!("http://127.0.0.1:{port}"), key }
+        args.extend(more.iter().map(|s| s.to_string()));
+        Orch { node: None, args, store, url: format!("http://{ip}:{port}"), key }
     }
 
     async fn start(&mut self) {
@@ -300,4 +306,86 @@ async fn token_request(orch: &str, key: &SecretKey) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_pays_an_on_chain_orchestrator_through_byoc_signer_from_the_signers_deposit() {
+    let test = "the_python_sdk_pays_an_on_chain_orchestrator_through_byoc_signer_from_the_signers_deposit";
+    if !tools_available(test).unwrap() {
+        return;
+    }
+    let Some(py) = byoc_e2e::peers::python(test) else { return };
+    // Long rounds: the tickets stay redeemable while the test mines past their params' expiry.
+    let tc = TestChain::start_with(ChainOptions { round_length: 400, ..ChainOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let chain_flags =
+        ["--eth-url", tc.url.as_str(), "--eth-controller", &tc.controller.to_string(), "--chain-poll-ms", "200"]
+            .map(str::to_string);
+    // The orchestrator: text-transform priced, gRPC on the SDK's fixed port of its own loopback
+    // address, every ticket a winner worth FACE; the SDK does not stamp its jobs.
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("text-transform")).unwrap();
+    for file in ["text-transform.wasm", "manifest.toml"] {
+        std::fs::copy(plugins_dir().join("text-transform").join(file), plugins.join("text-transform").join(file))
+            .unwrap();
+    }
+    let more = [
+        "--grpc-listen",
+        "127.0.0.7:8935",
+        "--price",
+        "text-transform=1000000000000",
+        "--accept-unstamped-jobs",
+        "true",
+    ];
+    let mut orch = Orch::with(dir.path(), "orch", dev_key(5).unwrap(), &tc, &plugins, "127.0.0.7", &more);
+    tc.add_orchestrator(&orch.key, U256::from(100), &orch.url).await.unwrap();
+    orch.start().await;
+    let (orch_url, store) = (orch.url.clone(), orch.store.clone());
+
+    // The signer's key holds the deposit and the reserve (funded with `byoc sender`).
+    let signer_key = dev_key(6).unwrap();
+    let signer_file = key_file(dir.path(), "signer.key", &signer_key);
+    let fund = [
+        &["sender", "fund", "--key", signer_file.as_str(), "--deposit", "1eth", "--reserve", "1eth"][..],
+        &chain_flags.each_ref().map(String::as_str)[..4],
+    ]
+    .concat();
+    let (ok, out, err) = byoc_within(&fund, Duration::from_secs(60)).await;
+    assert!(ok, "{out}{err}");
+    let signer_args =
+        ["signer", "--listen", "127.0.0.7:0", "--key", signer_file.as_str(), "--orchestrator", orch_url.as_str()];
+    let signer =
+        Node::start_with_env(&signer_args, &[("BYOC_SIGNER_API_KEY", "chain-e2e")], "signer listening on ").await;
+
+    let driver = byoc_e2e::nodes::root().join("tests/peers/sdk_paid.py");
+    let run = tokio::process::Command::new(&py)
+        .arg("-u")
+        .arg(driver)
+        .args(["jobs", orch_url.as_str(), signer.url.as_str(), "chain-e2e"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), run).await.expect("the SDK finished").unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() == 3, "{stdout}\n{stderr}");
+    let mut balances = Vec::new();
+    for line in &lines[..2] {
+        assert_eq!(line["status"], 200, "{line}\n{stderr}");
+        assert_eq!(line["data"], json!({"mode": "upper", "text": "HELLO BYOC"}));
+        balances.push(line["balance"].as_str().unwrap().parse::<i128>().unwrap());
+    }
+    assert!(balances[0] > 0 && balances[1] > balances[0], "each call paid: {balances:?}");
+    // Every ticket wins: the signer's tickets are in the orchestrator's store, to redeem on chain
+    // from the signer's deposit.
+    let stored = tickets(&store).await;
+    let signer_address = address_of(&signer_key).to_string().to_lowercase();
+    let from_signer = stored.iter().filter(|t| t.to_string().to_lowercase().contains(&signer_address[2..])).count();
+    assert!(from_signer >= 2, "{stored:?}");
+    // Once their params expire the orchestrator redeems them, paid from the signer's deposit.
+    let deposit_before = tc.sender_info(address_of(&signer_key)).await.unwrap().deposit;
+    tc.mine(41).await.unwrap();
+    let redeemed = all_in_state(&store, "redeemed", Duration::from_secs(60)).await;
+    let deposit_after = tc.sender_info(address_of(&signer_key)).await.unwrap().deposit;
+    assert_eq!(deposit_after, deposit_before - U256::from(FACE) * U256::from(redeemed.len()));
 }

@@ -21,8 +21,14 @@ impl Node {
     /// orchestrator compiles every bundled plugin before it listens: with a cold cache, in a debug
     /// build, on a loaded 2-core machine, that is most of a minute.
     pub async fn start(args: &[&str], announce: &str) -> Node {
+        Node::start_with_env(args, &[], announce).await
+    }
+
+    /// [`Node::start`] with more environment variables.
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)], announce: &str) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", std::env::var("BYOC_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
