@@ -111,6 +111,8 @@ pub struct Run {
     /// Segment ends the plugin saw.
     pub segment_ends: Vec<u64>,
     pub stats: Arc<Stats>,
+    /// How long feeding the input took (longer than its pace when the machine is loaded).
+    pub fed_in: Duration,
 }
 
 /// The usual configuration: I420 at the input's size, audio passed through.
@@ -135,6 +137,7 @@ pub async fn run_paced(
     let pipeline = start(config).expect("pipeline starts");
     let (feeder, mut frames, sink, mut output, stats) =
         (pipeline.input, pipeline.frames, pipeline.processed, pipeline.output, pipeline.stats);
+    let began = std::time::Instant::now();
     let feed = tokio::spawn(async move {
         for (seq, segment) in input.iter().enumerate() {
             feeder.segment_start(seq as u64 + 100).await.expect("segment start");
@@ -156,6 +159,7 @@ pub async fn run_paced(
         } else {
             feeder.last_segment_end().await.expect("segment end");
         }
+        began.elapsed()
     });
     let plugin = tokio::spawn(async move {
         let (mut seen, mut audio_seen, mut ends) = (Vec::new(), 0, Vec::new());
@@ -210,11 +214,11 @@ pub async fn run_paced(
     });
     let all = async { (feed.await, plugin.await, collect.await) };
     let (fed, plugin, segments) = tokio::time::timeout(Duration::from_secs(180), all).await.expect("the run ends");
-    fed.expect("feeder");
+    let fed_in = fed.expect("feeder");
     let (seen, audio_seen, segment_ends) = plugin.expect("plugin");
     let segments = segments.expect("output");
     wait_stopped(&stats).await;
-    Run { segments, seen, audio_seen, segment_ends, stats }
+    Run { segments, seen, audio_seen, segment_ends, stats, fed_in }
 }
 
 /// Waits (bounded) until the pipeline's threads have ended.

@@ -31,8 +31,15 @@ async fn slow_plugin_drops_frames_and_output_stays_valid() {
     assert!(dropped > 0, "the plugin takes 100 ms a frame of 40");
     assert_eq!(out.seen.len() as u64 + dropped, decoded, "every frame is either handed out or counted");
     // Memory stays bounded: the decoder never runs more than the queue ahead of the plugin, so the plugin
-    // gets at most what its time allows plus one queue per segment (3 s at 100 ms a frame).
-    assert!(out.seen.len() <= 30 + 3 * queue, "{} frames handed out", out.seen.len());
+    // gets at most what its time allows plus one queue per segment (3 s at 100 ms a frame when the
+    // input keeps its pace; the time it really took when a loaded machine slowed the feeding down).
+    let allowed = (out.fed_in.as_millis() / delay.as_millis()) as usize + 1;
+    assert!(
+        out.seen.len() <= allowed.max(30) + 3 * queue,
+        "{} frames handed out in {:?} of feeding",
+        out.seen.len(),
+        out.fed_in
+    );
     let file = write(dir.path(), "out.ts", &out.segments.concat());
     let frames = video_frames(&file);
     assert_eq!(frames.len(), out.seen.len(), "every frame the plugin returned is in the output");
