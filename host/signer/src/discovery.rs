@@ -39,15 +39,7 @@ pub(crate) struct Entry {
 pub(crate) struct Snapshot(RwLock<Option<Vec<Entry>>>);
 
 pub(crate) async fn list(State(signer): State<Arc<Signer>>, RawQuery(query): RawQuery) -> Response {
-    let caps: Vec<String> = query
-        .as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.strip_prefix("caps="))
-        .map(percent_decode)
-        .filter(|c| !c.is_empty())
-        .take(MAX_CAPS)
-        .collect();
+    let caps = caps(query.as_deref().unwrap_or_default());
     let snapshot = signer.discovery.0.read().unwrap_or_else(|e| e.into_inner()).clone();
     let Some(entries) = snapshot else {
         let e = ApiError::new(
@@ -140,28 +132,12 @@ pub(crate) async fn read_limited(mut resp: reqwest::Response, max: usize) -> Res
     Ok(out)
 }
 
-/// `%XX` and `+` decoded (bad escapes kept as they are).
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b.get(i) {
-            Some(b'+') => out.push(b' '),
-            Some(b'%') => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            Some(&c) => out.push(c),
-            None => break,
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The `caps` values of a query string, form-decoded (`%XX` and `+`; bad escapes kept as they are),
+/// empty ones left out, at most [`MAX_CAPS`].
+pub(crate) fn caps(query: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, v)| k == "caps" && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
+        .take(MAX_CAPS)
+        .collect()
 }

@@ -297,8 +297,9 @@ async fn discovery_is_503_until_an_orchestrator_answers() {
 
 #[test]
 fn caps_are_percent_decoded() {
-    assert_eq!(discovery::percent_decode("live-video-to-video%2Fsd+x"), "live-video-to-video/sd x");
-    assert_eq!(discovery::percent_decode("a%zz%"), "a%zz%");
+    assert_eq!(discovery::caps("caps=live-video-to-video%2Fsd+x"), ["live-video-to-video/sd x"]);
+    assert_eq!(discovery::caps("caps=a%zz%"), ["a%zz%"]);
+    assert_eq!(discovery::caps("other=1&caps=&caps=b"), ["b"]);
 }
 
 /// A webhook on loopback answering `answer` (status, JSON) and keeping what it was sent.
