@@ -36,6 +36,11 @@ enum ClientCommand {
         /// Pause between segments, in milliseconds (e.g. a segment's duration, for real time).
         #[arg(long, default_value_t = 0)]
         interval_ms: u64,
+        /// Stay fewer than N segments ahead of the channel's slowest reader, as a byoc server
+        /// reports it: with N below the server's window, a reader that keeps reading loses nothing.
+        /// Without readers (or against another server) it does not wait.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_ahead: Option<u64>,
         /// Start at the server's live edge (`GET /next`) instead of seq 0.
         #[arg(long)]
         live_edge: bool,
@@ -108,9 +113,10 @@ fn base_path(base: Option<&str>) -> Option<String> {
 
 pub async fn run(args: TrickleArgs) -> anyhow::Result<()> {
     match args.client {
-        Some(ClientCommand::Publish { url, files, mime, interval_ms, live_edge, close, bearer }) => {
+        Some(ClientCommand::Publish { url, files, mime, interval_ms, max_ahead, live_edge, close, bearer }) => {
             let client = client(bearer.as_deref())?;
-            publish(client, &url, &files, &mime, Duration::from_millis(interval_ms), live_edge, close).await
+            let pace = Pace { interval: Duration::from_millis(interval_ms), max_ahead };
+            publish(client, &url, &files, &mime, pace, live_edge, close).await
         }
         Some(ClientCommand::Subscribe { url, start, count, out, ext, bearer }) => {
             subscribe(client(bearer.as_deref())?, &url, start, count, out.as_deref(), &ext).await
@@ -131,12 +137,20 @@ fn client(bearer: Option<&str>) -> anyhow::Result<reqwest::Client> {
     Ok(builder.build()?)
 }
 
+/// How `byoc trickle publish` paces itself.
+struct Pace {
+    /// Pause between segments.
+    interval: Duration,
+    /// Most segments ahead of the slowest reader.
+    max_ahead: Option<u64>,
+}
+
 async fn publish(
     client: reqwest::Client,
     url: &str,
     files: &[PathBuf],
     mime: &str,
-    interval: Duration,
+    pace: Pace,
     live_edge: bool,
     close: bool,
 ) -> anyhow::Result<()> {
@@ -146,8 +160,11 @@ async fn publish(
         eprintln!("starting at seq {seq}");
     }
     for (i, file) in files.iter().enumerate() {
-        if i > 0 && !interval.is_zero() {
-            tokio::time::sleep(interval).await;
+        if i > 0 && !pace.interval.is_zero() {
+            tokio::time::sleep(pace.interval).await;
+        }
+        if let Some(n) = pace.max_ahead {
+            publisher.keep_within(n).await.context("waiting for the channel's readers")?;
         }
         let data = tokio::fs::read(file).await.with_context(|| format!("reading {}", file.display()))?;
         let len = data.len();

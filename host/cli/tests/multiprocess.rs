@@ -199,24 +199,35 @@ async fn winning_tickets_survive_a_sigkill_and_balances_a_restart() {
     again.kill().await;
 }
 
+/// A `byoc trickle` server with autocreate, keeping `window` segments.
+async fn trickle_server(window: usize) -> Node {
+    let window = window.to_string();
+    Node::start(
+        &["trickle", "--listen", "127.0.0.1:0", "--autocreate", "--window", &window],
+        "trickle server listening on ",
+    )
+    .await
+}
+
+/// `n` files in `dir`, the i-th 1000 bytes of value i, as paths.
+fn segment_files(dir: &Path, n: u8) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let path = dir.join(format!("{i}.bin"));
+            std::fs::write(&path, vec![i; 1000]).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect()
+}
+
 /// `byoc trickle subscribe --count N` never waits for segments that are gone: those it skipped
 /// (fell out of the server's window) count, are reported on stderr, and it exits non-zero when it got
 /// fewer than N; so does a stream that ends early. With what it asked for, it exits zero.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickle_subscribe_reports_skipped_segments_and_a_short_stream() {
-    let server = Node::start(
-        &["trickle", "--listen", "127.0.0.1:0", "--autocreate", "--window", "2"],
-        "trickle server listening on ",
-    )
-    .await;
+    let server = trickle_server(2).await;
     let dir = tempfile::tempdir().unwrap();
-    let files: Vec<String> = (0..6)
-        .map(|i| {
-            let path = dir.path().join(format!("{i}.bin"));
-            std::fs::write(&path, vec![i as u8; 1000]).unwrap();
-            path.to_str().unwrap().to_string()
-        })
-        .collect();
+    let files = segment_files(dir.path(), 6);
     let limit = Duration::from_secs(30);
     // Six segments published, a window of two kept: a subscriber from seq 0 jumps ahead (to the
     // slot the publisher had preconnected when it left, which nobody will fill).
@@ -234,11 +245,7 @@ async fn trickle_subscribe_reports_skipped_segments_and_a_short_stream() {
     // Two segments, then the channel closes: asking for five ends short. They are published first,
     // on a server whose window keeps them, and the channel is closed once the subscriber has printed
     // both (a close deletes the channel: a subscriber that had not read them yet would see fewer).
-    let roomy = Node::start(
-        &["trickle", "--listen", "127.0.0.1:0", "--autocreate", "--window", "8"],
-        "trickle server listening on ",
-    )
-    .await;
+    let roomy = trickle_server(8).await;
     let url = format!("{}short", roomy.url);
     let mut args = vec!["trickle".to_string(), "publish".into(), url.clone()];
     args.extend(files[..2].iter().cloned());
@@ -276,4 +283,45 @@ async fn trickle_subscribe_reports_skipped_segments_and_a_short_stream() {
     let (ok, out, err) = byoc_within(&["trickle", "subscribe", &url, "--start", "5", "--count", "1"], limit).await;
     assert!(ok, "{out} {err}");
     assert!(out.contains("segment 5: 1000 bytes"), "{out}");
+}
+
+/// `byoc trickle publish --max-ahead N` keeps within N segments of the slowest reader the server
+/// reports: a reader far slower than the publisher, on a server keeping two segments, reads every
+/// one of twelve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickle_publish_max_ahead_keeps_a_slow_reader_whole() {
+    let server = trickle_server(2).await;
+    let url = format!("{}paced", server.url);
+    assert!(http().post(&url).send().await.unwrap().status().is_success());
+    let dir = tempfile::tempdir().unwrap();
+    let files = segment_files(dir.path(), 12);
+    // One request at a time, 50 ms after each segment: the publisher alone would be done long
+    // before this reader is at seq 2.
+    let reader = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let mut read = Vec::new();
+            for seq in 0..12u8 {
+                let resp = http().get(format!("{url}/{seq}")).send().await.unwrap();
+                if resp.status() != 200 {
+                    break;
+                }
+                assert_eq!(resp.bytes().await.unwrap().to_vec(), vec![seq; 1000]);
+                read.push(seq);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            read
+        }
+    });
+    byoc_e2e::wait::eventually("the server to see the reader", Duration::from_secs(10), || async {
+        let resp = http().get(format!("{url}/next")).send().await.unwrap();
+        resp.headers().contains_key("Lp-Trickle-Slowest-Reader").then_some(())
+    })
+    .await;
+    let mut args = vec!["trickle", "publish", &url, "--max-ahead", "1"];
+    args.extend(files.iter().map(String::as_str));
+    let (ok, out, err) = byoc_within(&args, Duration::from_secs(30)).await;
+    assert!(ok, "publish: {out} {err}");
+    let read = tokio::time::timeout(Duration::from_secs(30), reader).await.expect("reader done").unwrap();
+    assert_eq!(read, (0..12).collect::<Vec<u8>>());
 }

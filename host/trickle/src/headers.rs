@@ -8,6 +8,9 @@ pub const LATEST: &str = "Lp-Trickle-Latest";
 pub const CLOSED: &str = "Lp-Trickle-Closed";
 /// The value sent with [`CLOSED`].
 pub const CLOSED_VALUE: &str = "terminated";
+/// On `GET {ch}/next` (a byoc extension; other servers do not send it): the lowest seq a reader of
+/// the channel is reading or about to ask for. Absent when the channel has no reader.
+pub const SLOWEST_READER: &str = "Lp-Trickle-Slowest-Reader";
 /// Publisher request header: close every segment older than this one first.
 pub const RESET: &str = "Lp-Trickle-Reset";
 /// Mime type of a channel created over HTTP.

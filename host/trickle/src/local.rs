@@ -145,9 +145,12 @@ impl LocalSubscriber {
                     self.next = SeqRequest::At(latest);
                 }
                 ReadOutcome::Segment { seg, .. } => {
-                    let mut rh = ReadHandle::new(seg);
+                    let mut rh = ReadHandle::tracked(seg, &ch);
                     let seq = rh.seg.seq();
                     let first = rh.cursor.first().await;
+                    if first == First::Empty {
+                        rh.completed();
+                    }
                     if first == First::Empty && ch.is_closed() {
                         return Ok(None);
                     }
@@ -177,7 +180,10 @@ impl LocalSegmentReader {
         match self.rh.cursor.next().await {
             Some(Ok(b)) => Ok(Some(b)),
             Some(Err(_)) => Err(ClientError::Aborted(self.seq)),
-            None => Ok(None),
+            None => {
+                self.rh.completed();
+                Ok(None)
+            }
         }
     }
 

@@ -2,17 +2,19 @@
 //!
 //! Routes (relative to wherever the router is mounted):
 //! `POST {ch}` create, `DELETE {ch}` close, `POST {ch}/{seq}` publish, `GET {ch}/{seq}` subscribe,
-//! `GET {ch}/next` live edge, `DELETE {ch}/{seq}` end one segment. Status codes follow
+//! `GET {ch}/next` live edge (and, a byoc extension, the slowest reader: `?wait_reader=SEQ` waits for
+//! it to reach SEQ), `DELETE {ch}/{seq}` end one segment. Status codes follow
 //! go-livepeer's server, except that every refusal it would panic on is a 4xx here, and the
 //! limits it lacks have their own: 400 for a bad channel name or a publish a window or more
 //! ahead of the live edge, 413 for an oversized segment, 503 when the store's memory budget
 //! cannot take a segment (or the channel limit is reached).
 
 use std::io;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -206,16 +208,17 @@ fn ok_with_seq(ch: &Channel, seq: Seq) -> Response {
     resp
 }
 
-async fn subscribe(State(store): State<TrickleStore>, Path((name, seq)): Path<(String, String)>) -> Response {
+async fn subscribe(
+    State(store): State<TrickleStore>,
+    Path((name, seq)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let ch = match store.channel(&name) {
         Ok(ch) => ch,
         Err(e) => return refusal(e),
     };
     if seq == "next" {
-        let latest = ch.latest();
-        let mut resp = latest.to_string().into_response();
-        set(resp.headers_mut(), headers::LATEST, latest);
-        return resp;
+        return live_edge(&ch, query.as_deref()).await;
     }
     let req: SeqRequest = match seq.parse() {
         Ok(r) => r,
@@ -237,8 +240,31 @@ async fn subscribe(State(store): State<TrickleStore>, Path((name, seq)): Path<(S
             set(h, headers::SEQ, seq);
             resp
         }
-        ReadOutcome::Segment { seg, latest } => serve_segment(&ch, ReadHandle::new(seg), latest).await,
+        ReadOutcome::Segment { seg, latest } => serve_segment(&ch, ReadHandle::tracked(seg, &ch), latest).await,
     }
+}
+
+/// Longest a `GET {ch}/next?wait_reader=SEQ` waits before answering with the slowest reader as it
+/// is; the client asks again.
+const WAIT_READER_LIMIT: Duration = Duration::from_secs(5);
+
+/// `GET {ch}/next`: the live edge, and where the slowest reader is. With `?wait_reader=SEQ` it first
+/// waits (at most [`WAIT_READER_LIMIT`]) until no reader is behind SEQ, which is how a publisher
+/// keeps within reach of its readers (`byoc trickle publish --max-ahead N`).
+async fn live_edge(ch: &Channel, query: Option<&str>) -> Response {
+    let wait_for = query.into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("wait_reader="));
+    let slowest = match wait_for.map(str::parse::<u64>) {
+        None => ch.readers.slowest(),
+        Some(Ok(seq)) => ch.readers.wait_until_past(Seq(seq), WAIT_READER_LIMIT).await,
+        Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "wait_reader must be a seq (a non-negative integer)"),
+    };
+    let latest = ch.latest();
+    let mut resp = latest.to_string().into_response();
+    set(resp.headers_mut(), headers::LATEST, latest);
+    if let Some(slowest) = slowest {
+        set(resp.headers_mut(), headers::SLOWEST_READER, slowest);
+    }
+    resp
 }
 
 /// Streams one segment. Nothing, not even the status line, is sent before the first byte (or
@@ -254,7 +280,10 @@ async fn serve_segment(ch: &Channel, mut rh: ReadHandle, latest: Seq) -> Respons
                     Some(Ok(bytes)) => Some((Ok::<Bytes, io::Error>(bytes), Some(rh))),
                     // Cut the response short: the client sees a broken body, never a whole one.
                     Some(Err(e)) => Some((Err(io::Error::other(e)), None)),
-                    None => None,
+                    None => {
+                        rh.completed();
+                        None
+                    }
                 }
             })
             .boxed();
@@ -268,6 +297,7 @@ async fn serve_segment(ch: &Channel, mut rh: ReadHandle, latest: Seq) -> Respons
             resp
         }
         First::Empty => {
+            rh.completed();
             let mut resp = StatusCode::OK.into_response();
             set(resp.headers_mut(), headers::LATEST, ch.latest());
             if ch.is_closed() {

@@ -37,6 +37,8 @@ pub struct HttpPublisher {
     next: u64,
     reset_next: bool,
     pending: Option<HttpSegmentWriter>,
+    /// The slowest reader the server last reported, if any.
+    slowest_seen: Option<Seq>,
 }
 
 impl HttpPublisher {
@@ -47,7 +49,15 @@ impl HttpPublisher {
 
     /// A publisher using the given HTTP client (e.g. one that accepts a self-signed certificate).
     pub fn with_client(client: reqwest::Client, url: impl Into<String>, mime: impl Into<String>) -> Self {
-        HttpPublisher { client, url: trim_url(url), mime: mime.into(), next: 0, reset_next: false, pending: None }
+        HttpPublisher {
+            client,
+            url: trim_url(url),
+            mime: mime.into(),
+            next: 0,
+            reset_next: false,
+            pending: None,
+            slowest_seen: None,
+        }
     }
 
     /// Continues an existing channel: asks the server for its live edge (`GET {url}/next`) and
@@ -64,6 +74,35 @@ impl HttpPublisher {
         self.set_seq(latest);
         self.reset_next = true;
         Ok(latest)
+    }
+
+    /// Waits until the next segment is fewer than `max_ahead` (at least 1) segments ahead of the
+    /// channel's slowest reader, as the server reports it (`GET {url}/next?wait_reader=SEQ`, a byoc
+    /// extension). Call it before [`next_segment`](Self::next_segment): with `max_ahead` below the
+    /// server's window, a reader that keeps reading loses nothing to the window. Without readers, or
+    /// against a server that does not report them, it does not wait.
+    pub async fn keep_within(&mut self, max_ahead: u64) -> Result<(), ClientError> {
+        let max_ahead = max_ahead.max(1);
+        let within = |slowest: Seq, next: u64| next < slowest.0.saturating_add(max_ahead);
+        if self.slowest_seen.is_some_and(|s| within(s, self.next)) {
+            return Ok(());
+        }
+        loop {
+            let wanted = self.next.saturating_add(1).saturating_sub(max_ahead);
+            let resp = self.client.get(format!("{}/next?wait_reader={wanted}", self.url)).send().await?;
+            match resp.status().as_u16() {
+                200 => {}
+                404 => return Err(ClientError::NotFound),
+                status => {
+                    return Err(ClientError::Status { status, message: resp.text().await.unwrap_or_default() });
+                }
+            }
+            self.slowest_seen = header_seq(&resp, headers::SLOWEST_READER);
+            match self.slowest_seen {
+                Some(s) if !within(s, self.next) => continue,
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Publishes the next segment at `seq` (dropping any preconnected upload).

@@ -25,6 +25,10 @@ use crate::memory::{MemoryBudget, default_budget};
 use crate::segment::{AppendError, Cursor, End, Segment};
 use crate::seq::{MAX_SEQ, Seq, SeqRequest};
 
+mod readers;
+use readers::ReaderMark;
+pub(crate) use readers::Readers;
+
 /// Longest mime type a channel may have, in bytes.
 const MAX_MIME_LEN: usize = 255;
 
@@ -281,6 +285,8 @@ pub(crate) struct Channel {
     /// Milliseconds since `epoch` of the last activity; lock-free because every chunk touches it.
     activity_ms: AtomicU64,
     state: Mutex<ChannelState>,
+    /// Where its readers are (see [`Readers`]).
+    pub(crate) readers: Arc<Readers>,
 }
 
 struct ChannelState {
@@ -328,6 +334,7 @@ impl Channel {
             epoch: inner.epoch,
             activity_ms: AtomicU64::new(0),
             state: Mutex::new(ChannelState { next_write: 0, slots: vec![None; inner.config.window], closed: false }),
+            readers: Arc::default(),
         };
         ch.touch();
         ch
@@ -563,12 +570,30 @@ impl Drop for WriteHandle {
 pub(crate) struct ReadHandle {
     pub(crate) seg: Arc<Segment>,
     pub(crate) cursor: Cursor,
+    /// Counts this read among the channel's readers while it lasts.
+    mark: Option<ReaderMark>,
 }
 
 impl ReadHandle {
+    /// A read that the channel's [`Readers`] do not see.
+    #[cfg(test)]
     pub(crate) fn new(seg: Arc<Segment>) -> Self {
         let cursor = Cursor::new(&seg);
-        ReadHandle { seg, cursor }
+        ReadHandle { seg, cursor, mark: None }
+    }
+
+    /// A read of `ch`, counted among its readers until it is dropped.
+    pub(crate) fn tracked(seg: Arc<Segment>, ch: &Channel) -> Self {
+        let cursor = Cursor::new(&seg);
+        let mark = Some(ch.readers.start(seg.seq()));
+        ReadHandle { seg, cursor, mark }
+    }
+
+    /// The whole segment was delivered: its reader is expected at the next seq.
+    pub(crate) fn completed(&mut self) {
+        if let Some(mark) = &mut self.mark {
+            mark.complete();
+        }
     }
 }
 

@@ -563,3 +563,77 @@ async fn a_470_naming_the_asked_seq_as_latest_is_retried_then_an_error() {
     assert!(matches!(got, Err(ClientError::OutsideWindow { .. })), "{:?}", got.as_ref().err());
     assert_eq!(asked.load(Ordering::SeqCst), 4, "the first ask and max_retries (3) more");
 }
+
+/// A reader that asks for one seq at a time (no preconnection) and takes `pause` after each
+/// segment; returns the seqs it read whole, stopping at the first one it did not get.
+async fn slow_reader(url: String, segments: u64, pause: Duration) -> Vec<u64> {
+    let client = http();
+    let mut read = Vec::new();
+    for seq in 0..segments {
+        let resp = client.get(format!("{url}/{seq}")).send().await.unwrap();
+        if resp.status() != 200 {
+            break;
+        }
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(&body[..], seq.to_string().as_bytes(), "seq {seq}");
+        read.push(seq);
+        tokio::time::sleep(pause).await;
+    }
+    read
+}
+
+/// Publishes `segments` segments (each its seq as text), keeping within `max_ahead` of the slowest
+/// reader when given, once the server sees a reader.
+async fn publish_paced(srv: &common::Server, ch: &str, segments: u64, max_ahead: Option<u64>) {
+    within("the reader to be seen", async {
+        loop {
+            let resp = http().get(format!("{}/next", srv.url(ch))).send().await.unwrap();
+            if let Some(slowest) = header(&resp, byoc_trickle::headers::SLOWEST_READER) {
+                assert_eq!(slowest, "0");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let mut p = HttpPublisher::new(srv.url(ch), TS).unwrap();
+    for seq in 0..segments {
+        if let Some(n) = max_ahead {
+            p.keep_within(n).await.unwrap();
+        }
+        let mut seg = p.next_segment();
+        seg.write(Bytes::from(seq.to_string())).unwrap();
+        assert_eq!(seg.finish().await.unwrap(), Seq(seq));
+    }
+}
+
+/// `keep_within` (`byoc trickle publish --max-ahead N`): a publisher paced by the slowest reader
+/// the server reports loses that reader nothing, though the reader is far slower and the window
+/// holds three segments; the same publisher unpaced leaves the reader behind the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_kept_within_reach_of_the_slowest_reader_loses_it_nothing() {
+    let srv = serve(TrickleConfig { window: 3, ..Default::default() }).await;
+    let pause = Duration::from_millis(20);
+    for (ch, max_ahead) in [("paced", Some(2)), ("unpaced", None)] {
+        srv.store.create_channel(ch, TS).unwrap();
+        let reader = tokio::spawn(slow_reader(srv.url(ch), 25, pause));
+        within("the publisher", publish_paced(&srv, ch, 25, max_ahead)).await;
+        let read = within("the reader", reader).await.unwrap();
+        match max_ahead {
+            Some(_) => assert_eq!(read, (0..25).collect::<Vec<_>>(), "paced: every segment read"),
+            None => assert!(read.len() < 25, "unpaced, the reader falls behind the window: {read:?}"),
+        }
+    }
+    // Nobody reads: `keep_within` does not wait, and says so through the missing header.
+    srv.store.create_channel("alone", TS).unwrap();
+    let mut p = HttpPublisher::new(srv.url("alone"), TS).unwrap();
+    for _ in 0..5 {
+        within("a publish without readers", p.keep_within(1)).await.unwrap();
+        publish_one(&mut p, b"x").await;
+    }
+    let resp = http().get(format!("{}/next?wait_reader=3", srv.url("alone"))).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, byoc_trickle::headers::SLOWEST_READER), None);
+    let bad = http().get(format!("{}/next?wait_reader=soon", srv.url("alone"))).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+}
