@@ -61,9 +61,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 }
 
 /// The targets that need the fuzz crate's `runtime` feature (the plugin runtime: wasmtime and
-/// cranelift, most of a cold build). The smoke run leaves them out; the workspace's own tests cover
-/// manifest parsing, and `cargo xtask fuzz` runs them.
-const NEED_RUNTIME: &[&str] = &["manifest"];
+/// cranelift, most of a cold build) or its `frames` feature (libavcodec bindings). The smoke run
+/// leaves them out; the workspace's own tests cover the same code (manifest parsing, the host
+/// functions through `byoc_runtime::fuzzing`'s tests, garbage into the frame pipeline), and
+/// `cargo xtask fuzz` runs them.
+const NEED_RUNTIME: &[&str] = &["frames_decode", "host_calls", "manifest"];
 
 /// Builds every target but those of [`NEED_RUNTIME`] (unoptimised, without a sanitizer: the quickest
 /// build that still guides libFuzzer) and runs each from its seeds for a few seconds, so that targets
@@ -117,7 +119,7 @@ fn fuzz_command(root: &Path, cargo_fuzz: &Path, sub: &str, mode: Mode) -> Comman
     c.current_dir(root).args(["fuzz", sub, "--fuzz-dir", "host/fuzz", "--target-dir"]).arg(fuzz_dir(root));
     match mode {
         // cargo-fuzz's `-Zsanitizer` is a nightly flag: allowed on stable by RUSTC_BOOTSTRAP.
-        Mode::Release => c.args(["--features", "runtime"]).env("RUSTC_BOOTSTRAP", "1"),
+        Mode::Release => c.args(["--features", "runtime,frames"]).env("RUSTC_BOOTSTRAP", "1"),
         Mode::Smoke => c.args(["--dev", "--sanitizer", "none"]),
     };
     c

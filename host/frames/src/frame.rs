@@ -50,15 +50,18 @@ impl PixelFormat {
         match (self, plane) {
             (Self::I420, 0) => Some((w, h)),
             (Self::I420, 1 | 2) => Some((w.div_ceil(2), h.div_ceil(2))),
-            (Self::Rgb24, 0) => Some((w * 3, h)),
-            (Self::Rgba, 0) => Some((w * 4, h)),
+            (Self::Rgb24, 0) => Some((w.saturating_mul(3), h)),
+            (Self::Rgba, 0) => Some((w.saturating_mul(4), h)),
             _ => None,
         }
     }
 
-    /// Total bytes of a `width` × `height` frame.
+    /// Total bytes of a `width` × `height` frame (`usize::MAX` if that does not fit: any size a
+    /// plugin asks for must come out as a refusal, never an overflow).
     pub fn frame_bytes(self, width: u32, height: u32) -> usize {
-        (0..self.planes()).filter_map(|p| self.plane_size(width, height, p)).map(|(s, r)| s * r).sum()
+        (0..self.planes())
+            .filter_map(|p| self.plane_size(width, height, p))
+            .fold(0usize, |sum, (s, r)| sum.saturating_add(s.saturating_mul(r)))
     }
 }
 
@@ -366,4 +369,21 @@ pub struct StreamInfo {
     pub sample_rate: u32,
     /// Audio channels.
     pub channels: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `host_calls` fuzz target: `video-frame.create(u32::MAX, u32::MAX, rgba)` from a
+    /// plugin overflowed the size computation (a panic in debug builds, a wrapped size in release).
+    #[test]
+    fn any_size_a_plugin_asks_for_is_a_refusal_not_an_overflow() {
+        for format in [PixelFormat::I420, PixelFormat::Rgb24, PixelFormat::Rgba] {
+            assert_eq!(format.frame_bytes(u32::MAX, u32::MAX), usize::MAX, "{format:?}");
+            assert!(matches!(VideoFrame::black(u32::MAX, u32::MAX, format), Err(FrameError::TooLarge(_))));
+            assert!(matches!(VideoFrame::black(u32::MAX, 1, format), Err(FrameError::TooLarge(_))));
+        }
+        assert_eq!(PixelFormat::I420.frame_bytes(4, 2), 8 + 2 + 2);
+    }
 }

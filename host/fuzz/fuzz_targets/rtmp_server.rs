@@ -20,7 +20,11 @@ fuzz_target!(|input: &[u8]| {
     HOOK.call_once(|| byoc_fuzz::contain_panics_in(&["rml_rtmp", "rml_amf0"]));
     let config = RtmpConfig {
         // Small segments, so that short inputs are cut too.
-        segmenter: byoc_media::SegmenterConfig { min_duration: Duration::from_millis(100), max_segment_bytes: 1 << 20, ..Default::default() },
+        segmenter: byoc_media::SegmenterConfig {
+            min_duration: Duration::from_millis(100),
+            max_segment_bytes: 1 << 20,
+            ..Default::default()
+        },
         ..RtmpConfig::default()
     };
     let outcome = byoc_fuzz::paused_runtime().block_on(byoc_media::fuzzing::rtmp_connection(input, config));

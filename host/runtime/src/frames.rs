@@ -17,11 +17,11 @@ use crate::state::HostState;
 /// The least a frame counts against the budget, whatever its size.
 const MIN_FRAME_COST: usize = 1024;
 
-fn video_cost(frame: &VideoFrame) -> usize {
+pub(crate) fn video_cost(frame: &VideoFrame) -> usize {
     frame.byte_len().max(MIN_FRAME_COST)
 }
 
-fn audio_cost(frame: &AudioFrame) -> usize {
+pub(crate) fn audio_cost(frame: &AudioFrame) -> usize {
     samples_cost(frame.samples())
 }
 
@@ -39,6 +39,9 @@ impl HostState {
 
     /// Takes a video frame back from the guest's table.
     pub(crate) fn take_video(&mut self, handle: Resource<VideoFrame>) -> wasmtime::Result<VideoFrame> {
+        // Type first: the table's `delete` removes an entry of another type before refusing it,
+        // which would lose a frame from the count.
+        self.table.get(&handle)?;
         let frame = self.table.delete(handle)?;
         self.frame_bytes = self.frame_bytes.saturating_sub(video_cost(&frame));
         Ok(frame)
@@ -52,6 +55,7 @@ impl HostState {
 
     /// Takes an audio frame back from the guest's table.
     pub(crate) fn take_audio(&mut self, handle: Resource<AudioFrame>) -> wasmtime::Result<AudioFrame> {
+        self.table.get(&handle)?;
         let frame = self.table.delete(handle)?;
         self.frame_bytes = self.frame_bytes.saturating_sub(audio_cost(&frame));
         Ok(frame)

@@ -24,6 +24,9 @@ mod compat;
 mod engine;
 mod error;
 mod frames;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guest;
 mod instance;
 mod manifest;

@@ -65,7 +65,7 @@ pub(crate) struct HostState {
     /// Host resources the guest holds handles to: WASI's, and frames.
     pub table: ResourceTable,
     http: WasiHttpCtx,
-    hooks: OutboundHooks,
+    pub(crate) hooks: OutboundHooks,
     pub limiter: Limiter,
     pub out: OutputState,
     /// Deadline of the current call, checked at each epoch tick.
@@ -334,7 +334,7 @@ impl ResourceLimiter for Limiter {
 
 /// `wasi:http` hooks: requests go out only to granted authorities; everything else fails
 /// with `HTTP-request-denied` before any connection is made.
-struct OutboundHooks {
+pub(crate) struct OutboundHooks {
     plugin: String,
     allowed: Arc<Vec<HostPattern>>,
 }
@@ -349,7 +349,7 @@ type SendFuture = Box<
 >;
 
 impl OutboundHooks {
-    fn allows(&self, uri: &http::Uri) -> bool {
+    pub(crate) fn allows(&self, uri: &http::Uri) -> bool {
         let Some(host) = uri.host() else { return false };
         let scheme = uri.scheme_str().unwrap_or("https");
         let default_port = if scheme.eq_ignore_ascii_case("http") { 80 } else { 443 };

@@ -5,6 +5,7 @@
 
 mod attack;
 mod common;
+mod differential;
 mod rtmp_ingest;
 mod rtmp_play;
 mod rtmp_push;
