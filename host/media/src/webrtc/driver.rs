@@ -159,9 +159,9 @@ impl Table {
         }
     }
 
-    /// The ids of the sessions due at `now` (each once; stale heap entries are dropped).
-    fn due(&mut self, now: Instant) -> Vec<SessionId> {
-        let mut due = Vec::new();
+    /// Puts in `due` the ids of the sessions due at `now` (each once; stale heap entries are dropped).
+    fn due(&mut self, now: Instant, due: &mut Vec<SessionId>) {
+        due.clear();
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -171,7 +171,6 @@ impl Table {
                 due.push(id);
             }
         }
-        due
     }
 
     /// When the next session is due (stale entries at the top are dropped first).
@@ -263,9 +262,18 @@ pub(super) async fn drive(
 ) {
     let mut table = Table::default();
     let mut buf = vec![0u8; 2000];
+    // Reused across turns: the sessions due, and those a batch of datagrams touched.
+    let mut due = Vec::new();
+    let mut batch: Vec<SessionId> = Vec::with_capacity(RECEIVE_BATCH);
+    // One timer for the driver, moved when the next deadline moves (a new one per turn cost a
+    // timer-wheel insert and removal for every datagram).
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        for id in table.due(now) {
+        table.due(now, &mut due);
+        for &id in &due {
             if let Some(s) = table.sessions.get_mut(&id)
                 && s.rtc.is_alive()
                 && s.rtc.handle_input(Input::Timeout(now)).is_err()
@@ -274,8 +282,11 @@ pub(super) async fn drive(
             }
             table.service(id, now, &socket, &config, &viewer_asks);
         }
-        let wake = table.next_deadline().unwrap_or(now + Duration::from_millis(100));
-        let wait = wake.saturating_duration_since(Instant::now()).max(Duration::from_micros(100));
+        let wake = table.next_deadline().unwrap_or(now + Duration::from_millis(100)).max(now + MIN_WAIT);
+        if armed != Some(wake) {
+            sleep.as_mut().reset(tokio::time::Instant::from_std(wake));
+            armed = Some(wake);
+        }
         // The session this turn's event was for, serviced after it.
         let touched: Option<SessionId> = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -329,23 +340,25 @@ pub(super) async fn drive(
             },
             received = socket.recv_from(&mut buf) => {
                 let Ok((n, source)) = received else { continue };
-                let Some(data) = buf.get(..n) else { continue };
-                let Some(id) = table.route(source, data) else { continue };
-                let Ok(contents) = data.try_into() else { continue };
-                let input = Input::Receive(
-                    Instant::now(),
-                    Receive { proto: Protocol::Udp, source, destination: advertised, contents },
-                );
-                let Some(s) = table.sessions.get_mut(&id) else { continue };
-                if !s.rtc.accepts(&input) {
-                    continue;
+                // Then whatever else is waiting (a frame arrives as a burst of packets), up to a
+                // batch, each session serviced once after it: one wake-up for the burst.
+                batch.clear();
+                let mut next = Some((n, source));
+                while let Some((n, source)) = next.take() {
+                    if let Some(id) = receive(&mut table, advertised, source, buf.get(..n).unwrap_or_default())
+                        && !batch.contains(&id)
+                    {
+                        batch.push(id);
+                    }
+                    if batch.len() < RECEIVE_BATCH {
+                        next = socket.try_recv_from(&mut buf).ok();
+                    }
                 }
-                if let Err(e) = s.rtc.handle_input(input) {
-                    tracing::info!(session = %s.id, error = %e, "webrtc input failed");
-                    s.rtc.disconnect();
+                let now = Instant::now();
+                for &id in &batch {
+                    table.service(id, now, &socket, &config, &viewer_asks);
                 }
-                table.learn(id, source);
-                Some(id)
+                None
             }
             Some(msg) = paced.recv() => match msg {
                 Paced::Frame { session, video, pts, data } => {
@@ -363,7 +376,10 @@ pub(super) async fn drive(
                     Some(session)
                 }
             },
-            _ = tokio::time::sleep(wait) => None,
+            () = &mut sleep => {
+                armed = None;
+                None
+            }
         };
         if let Some(id) = touched {
             table.service(id, Instant::now(), &socket, &config, &viewer_asks);
@@ -375,6 +391,30 @@ pub(super) async fn drive(
             ingest.finish();
         }
     }
+}
+
+/// Most datagrams read in one wake-up before the sessions they touched are serviced.
+const RECEIVE_BATCH: usize = 32;
+
+/// The shortest the driver sleeps (a deadline already past is served on the next turn).
+const MIN_WAIT: Duration = Duration::from_micros(100);
+
+/// Hands one datagram to the session it is for; returns that session if it took it.
+fn receive(table: &mut Table, advertised: SocketAddr, source: SocketAddr, data: &[u8]) -> Option<SessionId> {
+    let id = table.route(source, data)?;
+    let contents = data.try_into().ok()?;
+    let input =
+        Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: advertised, contents });
+    let s = table.sessions.get_mut(&id)?;
+    if !s.rtc.accepts(&input) {
+        return None;
+    }
+    if let Err(e) = s.rtc.handle_input(input) {
+        tracing::info!(session = %s.id, error = %e, "webrtc input failed");
+        s.rtc.disconnect();
+    }
+    table.learn(id, source);
+    Some(id)
 }
 
 impl Session {
