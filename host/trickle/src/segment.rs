@@ -357,6 +357,9 @@ impl Segment {
 #[error("segment aborted by its publisher")]
 pub struct Aborted;
 
+/// Most bytes [`Cursor::next`] copies to merge waiting chunks into one.
+const MERGE_MAX: usize = 16 << 10;
+
 /// A reader's position in one segment.
 #[derive(Debug)]
 pub(crate) struct Cursor {
@@ -387,17 +390,26 @@ impl Cursor {
         }
     }
 
-    /// Returns every byte available after the cursor (merged into one `Bytes` when several chunks
-    /// are waiting, so a late joiner gets a small segment in one piece), waiting if there are none.
-    /// `None` at the end of a complete segment.
+    /// Returns the bytes available after the cursor, waiting if there are none: small chunks
+    /// waiting together are merged into one `Bytes` (so a late joiner gets a small segment in one
+    /// piece, and a reader is not handed packet-sized pieces one by one), up to [`MERGE_MAX`]; a
+    /// larger chunk is handed on as it is, never copied. `None` at the end of a complete segment.
     pub(crate) async fn next(&mut self) -> Option<Result<Bytes, Aborted>> {
         loop {
             {
                 let s = self.rx.borrow_and_update();
                 let waiting = s.chunks.get(self.next..).unwrap_or_default();
                 if !waiting.is_empty() {
-                    self.next = s.chunks.len();
-                    return Some(Ok(merge(waiting)));
+                    let mut take = 1;
+                    let mut len = waiting[0].len();
+                    while let Some(c) = waiting.get(take)
+                        && len + c.len() <= MERGE_MAX
+                    {
+                        len += c.len();
+                        take += 1;
+                    }
+                    self.next += take;
+                    return Some(Ok(merge(&waiting[..take])));
                 }
                 match s.end {
                     End::Complete => return None,
@@ -470,6 +482,32 @@ mod tests {
         assert_eq!(c.next().await, Some(Ok(Bytes::from_static(b"e"))));
         seg.finish(End::Complete);
         assert_eq!(c.next().await, None);
+    }
+
+    /// The fan-out never copies large chunks: a reader that is behind gets them one by one, as
+    /// they were published; small ones are merged up to the bound.
+    #[tokio::test]
+    async fn large_chunks_are_handed_on_uncopied_small_ones_merged_up_to_the_bound() {
+        let seg = Arc::new(Segment::new(Seq(0), MemoryBudget::unlimited()));
+        let big = Bytes::from(vec![7u8; 64 << 10]);
+        seg.append(0, Bytes::from_static(b"ab"), 1 << 20).unwrap();
+        seg.append(0, Bytes::from_static(b"cd"), 1 << 20).unwrap();
+        seg.append(0, big.clone(), 1 << 20).unwrap();
+        seg.append(0, big.clone(), 1 << 20).unwrap();
+        for _ in 0..10 {
+            seg.append(0, Bytes::from(vec![1u8; 4 << 10]), 1 << 20).unwrap();
+        }
+        seg.finish(End::Complete);
+        let mut c = Cursor::new(&seg);
+        assert_eq!(c.next().await, Some(Ok(Bytes::from_static(b"abcd"))));
+        for _ in 0..2 {
+            let chunk = c.next().await.unwrap().unwrap();
+            assert_eq!(chunk.as_ptr(), big.as_ptr(), "the published buffer itself, not a copy");
+        }
+        let merged: Vec<usize> = std::iter::from_fn(|| futures_util::FutureExt::now_or_never(c.next()).flatten())
+            .map(|r| r.unwrap().len())
+            .collect();
+        assert_eq!(merged, [16 << 10, 16 << 10, 8 << 10], "4 KiB chunks merged up to 16 KiB");
     }
 
     #[tokio::test]
