@@ -22,7 +22,7 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// Seconds each target runs by default.
 const DEFAULT_SECONDS: u64 = 60;
 /// Seconds each target runs in `cargo xtask test`.
-const SMOKE_SECONDS: u64 = 5;
+const SMOKE_SECONDS: u64 = 3;
 /// A single input taking longer than this (seconds) is reported as a hang.
 const INPUT_TIMEOUT: u64 = 10;
 
