@@ -106,6 +106,8 @@ const FRAMES_CODEC: &str = "byoc-frames/codec";
 fn test(root: &std::path::Path) -> Result<()> {
     let peers = env::install_all(root)?;
     exec(cargo(root).args(["fmt", "--all", "--check"]))?;
+    // The fuzz crate is a workspace of its own, which `--all` does not reach.
+    exec(cargo(root).args(["fmt", "--check", "--manifest-path", "host/fuzz/Cargo.toml"]))?;
     // The frame pipeline (byoc-frames' `codec` feature) is linted and tested whoever enables it.
     exec(cargo(root).args([
         "clippy",
