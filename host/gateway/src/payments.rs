@@ -80,19 +80,10 @@ pub(crate) async fn payment_for(
     Ok(Some(payment.to_header()))
 }
 
-/// The whole seconds at `per_second` that cover `amount` (at least 1).
+/// The whole seconds at `per_second` that cover `amount` (at least 1; `u64::MAX` for a price that
+/// is not positive, which the caller's cap then bounds).
 fn seconds_covering(amount: &Balance, per_second: &Balance) -> u64 {
-    let mut lo = 1u64;
-    // Doubling then bisecting keeps this exact on fractional balances without a division API.
-    let mut hi = 1u64;
-    while per_second.times(hi) < *amount && hi < u64::MAX / 2 {
-        hi *= 2;
-    }
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if per_second.times(mid) < *amount { lo = mid + 1 } else { hi = mid }
-    }
-    lo
+    amount.units_covering(per_second).map_or(u64::MAX, |n| n.max(1))
 }
 
 #[cfg(test)]

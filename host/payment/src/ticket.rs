@@ -287,12 +287,11 @@ pub fn ticket_ev(face_value: &Wei, win_prob: &WinProb) -> Balance {
 /// How many tickets of expected value `ev` pay for `cost`: `ceil(cost / ev)`, at most [`MAX_TICKETS`];
 /// 0 when either is zero or negative. Exact (go-livepeer goes through a float here).
 pub fn tickets_for_cost(cost: &Balance, ev: &Balance) -> u32 {
-    if !cost.is_positive() || !ev.is_positive() {
+    if !ev.is_positive() {
         return 0;
     }
-    let ratio = cost.as_rational() / ev.as_rational();
-    let n = ratio.ceil().to_integer();
-    n.to_u32().map_or(MAX_TICKETS as u32, |n| n.min(MAX_TICKETS as u32))
+    let max = MAX_TICKETS as u32;
+    cost.units_covering(ev).map_or(max, |n| u32::try_from(n).map_or(max, |n| n.min(max)))
 }
 
 /// Builds a `Livepeer-Payment` of `n_tickets` tickets signed by `key`, with sender nonces 1..=n like a fresh

@@ -177,10 +177,6 @@ impl Balance {
         Balance(r)
     }
 
-    pub(crate) fn as_rational(&self) -> &BigRational {
-        &self.0
-    }
-
     /// Whole wei, truncated toward zero (what go-livepeer reports as an integer).
     pub fn whole_wei(&self) -> BigInt {
         self.0.to_integer()
@@ -239,6 +235,18 @@ impl Balance {
     /// This amount times a whole number.
     pub fn times(&self, n: u64) -> Balance {
         Balance(&self.0 * BigRational::from_integer(BigInt::from(n)))
+    }
+
+    /// The fewest whole `unit`s that add up to at least this amount: 0 when it is not positive;
+    /// `None` when `unit` is not positive or the count does not fit a `u64`.
+    pub fn units_covering(&self, unit: &Balance) -> Option<u64> {
+        if !unit.is_positive() {
+            return None;
+        }
+        if !self.is_positive() {
+            return Some(0);
+        }
+        (&self.0 / &unit.0).ceil().to_integer().to_u64()
     }
 }
 
@@ -392,6 +400,18 @@ pub(crate) fn signed(v: &BigUint) -> BigInt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_covering_rounds_up_and_refuses_a_unit_that_is_not_positive() {
+        let third = Balance::from_ratio(1, 3).unwrap();
+        assert_eq!(Balance::from_i128(1).units_covering(&third), Some(3));
+        assert_eq!(Balance::from_ratio(10, 9).unwrap().units_covering(&third), Some(4));
+        assert_eq!(Balance::zero().units_covering(&third), Some(0));
+        assert_eq!(Balance::from_i128(-5).units_covering(&third), Some(0));
+        assert_eq!(Balance::from_i128(5).units_covering(&Balance::zero()), None);
+        assert_eq!(Balance::from_i128(5).units_covering(&Balance::from_i128(-1)), None);
+        assert_eq!(Balance::from_i128(i128::MAX).units_covering(&Balance::from_ratio(1, 2).unwrap()), None);
+    }
 
     #[test]
     fn wei_bytes_and_text_round_trip() {
