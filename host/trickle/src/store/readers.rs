@@ -25,7 +25,7 @@ use crate::seq::Seq;
 pub(crate) const GRACE: Duration = Duration::from_secs(1);
 
 /// Most readers expected between two requests, per channel; beyond it the oldest expectation is
-/// forgotten (a client re-reading one seg in a loop must not grow the book).
+/// forgotten (a client re-reading one segment in a loop must not grow the book).
 const MAX_BETWEEN: usize = 1024;
 
 /// A channel's readers.
@@ -40,9 +40,9 @@ pub(crate) struct Readers {
 struct Book {
     /// Requests being answered, by seq.
     reading: BTreeMap<u64, Reading>,
-    /// Readers between two requests: seq they are expected at, and until when.
-    between: BTreeMap<u64, Vec<Instant>>,
-    between_len: usize,
+    /// Readers between two requests: the seq each is expected at, and until when; oldest first
+    /// (every expectation lasts [`GRACE`], so the order of arrival is the order of expiry).
+    between: Vec<(u64, Instant)>,
 }
 
 #[derive(Default)]
@@ -54,33 +54,26 @@ struct Reading {
 
 impl Book {
     fn forget_expired(&mut self, now: Instant) {
-        if self.between_len == 0 {
-            return;
-        }
-        self.between.retain(|_, until| {
-            until.retain(|t| *t > now);
-            !until.is_empty()
-        });
-        self.between_len = self.between.values().map(Vec::len).sum();
+        let expired = self.between.iter().take_while(|(_, until)| *until <= now).count();
+        self.between.drain(..expired);
     }
 
     fn expect(&mut self, seq: u64, until: Instant) {
-        if self.between_len >= MAX_BETWEEN
-            && let Some(mut oldest) = self.between.first_entry()
-        {
-            oldest.get_mut().pop();
-            if oldest.get().is_empty() {
-                oldest.remove();
-            }
-            self.between_len -= 1;
+        if self.between.len() >= MAX_BETWEEN {
+            self.between.remove(0);
         }
-        self.between.entry(seq).or_default().push(until);
-        self.between_len += 1;
+        self.between.push((seq, until));
+    }
+
+    /// Takes the expectation of a reader at `seq`, if there is one.
+    fn take_expected(&mut self, seq: u64) -> bool {
+        let found = self.between.iter().position(|(s, _)| *s == seq);
+        found.map(|i| self.between.remove(i)).is_some()
     }
 
     fn slowest(&self) -> Option<u64> {
         let reading = self.reading.keys().next().copied();
-        let between = self.between.keys().next().copied();
+        let between = self.between.iter().map(|(s, _)| *s).min();
         match (reading, between) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -98,17 +91,7 @@ impl Readers {
         let now = Instant::now();
         let mut book = self.lock();
         book.forget_expired(now);
-        let returning = match book.between.get_mut(&seq.0) {
-            Some(until) => {
-                until.pop();
-                if until.is_empty() {
-                    book.between.remove(&seq.0);
-                }
-                book.between_len -= 1;
-                true
-            }
-            None => false,
-        };
+        let returning = book.take_expected(seq.0);
         let r = book.reading.entry(seq.0).or_default();
         r.requests += 1;
         if !returning {
@@ -160,7 +143,7 @@ impl Readers {
                 let now = Instant::now();
                 let mut book = self.lock();
                 book.forget_expired(now);
-                (book.slowest(), book.between.values().flatten().min().copied())
+                (book.slowest(), book.between.first().map(|(_, until)| *until))
             };
             let now = Instant::now();
             if slowest.is_none_or(|s| s >= seq.0) || now >= deadline {
@@ -284,7 +267,7 @@ mod tests {
             let mut m = r.start(Seq(7));
             m.complete();
         }
-        assert_eq!(r.lock().between_len, MAX_BETWEEN);
+        assert_eq!(r.lock().between.len(), MAX_BETWEEN);
         assert_eq!(r.slowest(), Some(Seq(8)));
     }
 }
