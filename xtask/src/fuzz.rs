@@ -65,9 +65,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 /// leaves them out; the workspace's own tests cover the same code (manifest parsing, the host
 /// functions through `byoc_runtime::fuzzing`'s tests, garbage into the frame pipeline), and
 /// `cargo xtask fuzz` runs them.
-const NEED_RUNTIME: &[&str] = &["frames_decode", "host_calls", "manifest"];
+const NOT_IN_SMOKE: &[&str] = &["frames_decode", "host_calls", "manifest"];
 
-/// Builds every target but those of [`NEED_RUNTIME`] (unoptimised, without a sanitizer: the quickest
+/// Builds every target but those of [`NOT_IN_SMOKE`] (unoptimised, without a sanitizer: the quickest
 /// build that still guides libFuzzer) and runs each from its seeds for a few seconds, so that targets
 /// keep building and a shallow crash fails the tests.
 pub fn smoke(root: &Path) -> Result<()> {
@@ -75,7 +75,7 @@ pub fn smoke(root: &Path) -> Result<()> {
     let fuzz = ensure_cargo_fuzz(root)?;
     exec(&mut fuzz_command(root, &fuzz, "build", Mode::Smoke))?;
     let built = began.elapsed();
-    let all: Vec<String> = targets(root)?.into_iter().filter(|t| !NEED_RUNTIME.contains(&t.as_str())).collect();
+    let all: Vec<String> = targets(root)?.into_iter().filter(|t| !NOT_IN_SMOKE.contains(&t.as_str())).collect();
     for target in &all {
         run_target(root, &fuzz, target, SMOKE_SECONDS, Mode::Smoke)?;
     }

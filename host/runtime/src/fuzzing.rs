@@ -104,24 +104,19 @@ pub fn run(script: Script) {
     rt.block_on(drive(script));
 }
 
-/// A frame the script holds, by the host's handle number.
-struct Held<T> {
-    rep: u32,
-    _kind: std::marker::PhantomData<T>,
-}
-
-fn handle<T: 'static>(held: &[Held<T>], pick: Option<u8>) -> Resource<T> {
+/// The frames of one type the script holds are their handle numbers (`rep`s) in the host's table.
+fn handle<T: 'static>(held: &[u32], pick: Option<u8>) -> Resource<T> {
     match pick.and_then(|i| held.get(usize::from(i))) {
-        Some(h) => Resource::new_borrow(h.rep),
+        Some(&rep) => Resource::new_borrow(rep),
         // A handle the plugin never held (or of another type): wasmtime would refuse a guest's
         // unknown handle before the host sees it, but a stale or mistyped rep must still fail.
         None => Resource::new_borrow(pick.map_or(u32::MAX, u32::from)),
     }
 }
 
-fn owned<T: 'static>(held: &mut Vec<Held<T>>, pick: Option<u8>) -> Resource<T> {
+fn owned<T: 'static>(held: &mut Vec<u32>, pick: Option<u8>) -> Resource<T> {
     match pick.map(usize::from).filter(|i| *i < held.len()) {
-        Some(i) => Resource::new_own(held.swap_remove(i).rep),
+        Some(i) => Resource::new_own(held.swap_remove(i)),
         None => Resource::new_own(pick.map_or(u32::MAX, u32::from)),
     }
 }
@@ -161,8 +156,8 @@ async fn drive(script: Script) {
     let (sink, mut outputs) = mpsc::channel(4);
     let mut state = HostState::new(grant.clone(), wasmtime_wasi::WasiCtx::builder().build(), Some(sink), 0);
     state.frame_session = script.frame_session;
-    let mut videos: Vec<Held<VideoFrame>> = Vec::new();
-    let mut audios: Vec<Held<AudioFrame>> = Vec::new();
+    let mut videos: Vec<u32> = Vec::new();
+    let mut audios: Vec<u32> = Vec::new();
     let mut stream = StreamCheck::default();
 
     for call in script.calls.into_iter().take(MAX_CALLS) {
@@ -209,11 +204,11 @@ async fn drive(script: Script) {
             }
             HostCall::VideoCreate { width, height, format } => {
                 if let Ok(Ok(r)) = HostVideoFrame::create(&mut state, width, height, pixel_format(format)).await {
-                    videos.push(Held { rep: r.rep(), _kind: Default::default() });
+                    videos.push(r.rep());
                 }
             }
             HostCall::VideoRead { frame, plane } => {
-                let h = || handle(&videos, frame);
+                let h = || handle::<VideoFrame>(&videos, frame);
                 let _ = HostVideoFrame::width(&mut state, h()).await;
                 let _ = HostVideoFrame::height(&mut state, h()).await;
                 let _ = HostVideoFrame::format(&mut state, h()).await;
@@ -239,11 +234,11 @@ async fn drive(script: Script) {
             }
             HostCall::AudioCreate { sample_rate, channels, samples, pts } => {
                 if let Ok(Ok(r)) = HostAudioFrame::create(&mut state, sample_rate, channels, samples, pts).await {
-                    audios.push(Held { rep: r.rep(), _kind: Default::default() });
+                    audios.push(r.rep());
                 }
             }
             HostCall::AudioRead(frame) => {
-                let h = || handle(&audios, frame);
+                let h = || handle::<AudioFrame>(&audios, frame);
                 let _ = HostAudioFrame::sample_rate(&mut state, h()).await;
                 let _ = HostAudioFrame::channels(&mut state, h()).await;
                 let _ = HostAudioFrame::pts(&mut state, h()).await;
@@ -277,12 +272,12 @@ async fn drive(script: Script) {
         );
         let held: usize = videos
             .iter()
-            .filter_map(|h| state.table.get(&Resource::<VideoFrame>::new_borrow(h.rep)).ok())
+            .filter_map(|&rep| state.table.get(&Resource::<VideoFrame>::new_borrow(rep)).ok())
             .map(crate::frames::video_cost)
             .chain(
                 audios
                     .iter()
-                    .filter_map(|h| state.table.get(&Resource::<AudioFrame>::new_borrow(h.rep)).ok())
+                    .filter_map(|&rep| state.table.get(&Resource::<AudioFrame>::new_borrow(rep)).ok())
                     .map(crate::frames::audio_cost),
             )
             .sum();

@@ -136,7 +136,7 @@ impl Table {
             deadline = deadline.min(connect_by);
         }
         // Never due in the past: a session asking for `now` again is served on the next turn.
-        let deadline = deadline.max(now + Duration::from_micros(100));
+        let deadline = deadline.max(now + MIN_WAIT);
         if deadline != s.deadline {
             s.deadline = deadline;
             self.timers.push(Reverse((deadline, id)));
@@ -396,7 +396,8 @@ pub(super) async fn drive(
 /// Most datagrams read in one wake-up before the sessions they touched are serviced.
 const RECEIVE_BATCH: usize = 32;
 
-/// The shortest the driver sleeps (a deadline already past is served on the next turn).
+/// The shortest the driver sleeps, and the soonest a session is due again after a turn (a deadline
+/// already past is served on the next turn).
 const MIN_WAIT: Duration = Duration::from_micros(100);
 
 /// Hands one datagram to the session it is for; returns that session if it took it.
