@@ -51,7 +51,8 @@ const RECORDED: usize = 3;
 /// WHIP ingest's CPU on top of HTTP ingest, per stream, when media moved in whole segments (% of a
 /// core): the goal for piece-by-piece media.
 const WHIP_GOAL_PERCENT: f64 = 0.9;
-/// The goal's allowance on top of one segment.
+/// What the gateway may add to glass-to-glass latency over the direct baseline now that media moves
+/// in pieces (the older goal allowed this on top of one segment).
 const GOAL_SLACK_MS: f64 = 100.0;
 
 type Res<T> = Result<T, String>;
@@ -305,6 +306,9 @@ async fn glass_to_glass(python: &str, http: &reqwest::Client, gw: &str) -> Res<(
          keyframes; gaps [{}] s)",
         gaps.join(", ")
     );
+    // Media moves in pieces: what the gateway adds is held to a fixed allowance, not to a segment.
+    let pieces = if added <= GOAL_SLACK_MS { "met" } else { "NOT met" };
+    println!("  goal: added latency <= {GOAL_SLACK_MS} ms over the direct baseline: {pieces} ({added:.0} ms)");
     let goal = segment * 1000.0 + GOAL_SLACK_MS;
     if added <= goal {
         println!(

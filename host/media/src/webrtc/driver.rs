@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Event, IceConnectionState, Input, Output, Reason, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -400,6 +400,18 @@ const RECEIVE_BATCH: usize = 32;
 /// already past is served on the next turn).
 const MIN_WAIT: Duration = Duration::from_micros(100);
 
+/// How late a session's housekeeping timer may fire ([`may_wait`]). str0m checks for lost packets to
+/// NACK every ~33 ms and sends TWCC feedback on a similar beat, which woke the driver ~40 times a
+/// second per receiving session whatever its media rate; most of those now ride on the next datagram.
+const HOUSEKEEPING_SLACK: Duration = Duration::from_millis(10);
+
+/// Whether a timeout for this reason may fire [`HOUSEKEEPING_SLACK`] late: RTCP reports, NACKs,
+/// TWCC feedback, stats and the paused-stream check, whose timing is not media timing. Handshakes
+/// (ICE, DTLS, SCTP), pacing and sending, and frames waiting on reordering keep their deadlines.
+pub(super) fn may_wait(reason: Reason) -> bool {
+    matches!(reason, Reason::Feedback | Reason::Nack | Reason::Twcc | Reason::Stats | Reason::PauseCheck)
+}
+
 /// Hands one datagram to the session it is for; returns that session if it took it.
 fn receive(table: &mut Table, advertised: SocketAddr, source: SocketAddr, data: &[u8]) -> Option<SessionId> {
     let id = table.route(source, data)?;
@@ -445,6 +457,9 @@ impl Session {
                     let _ = socket.try_send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Timeout(t)) => {
+                    // Housekeeping may wait a little: a datagram for the session in the meantime
+                    // serves it (str0m runs its due timers on every input), so the wake-up is saved.
+                    let t = if may_wait(self.rtc.last_timeout_reason()) { t + HOUSEKEEPING_SLACK } else { t };
                     let pli =
                         if self.connected && matches!(self.role, Role::Ingest(_)) { Some(self.next_pli) } else { None };
                     return Some(pli.map_or(t, |p| t.min(p)));

@@ -148,3 +148,29 @@ async fn many_peers_connect_at_once_and_strangers_reach_no_session() {
     }
     server.shutdown().await;
 }
+
+#[test]
+fn only_housekeeping_timers_may_fire_late() {
+    use str0m::Reason;
+    for late in [Reason::Feedback, Reason::Nack, Reason::Twcc, Reason::Stats, Reason::PauseCheck] {
+        assert!(driver::may_wait(late), "{late:?} is housekeeping");
+    }
+    // Handshakes, and anything that times media a peer sees (pacing, packetizing, a frame held for
+    // reordering, bandwidth estimation), keep their deadlines.
+    for on_time in [
+        Reason::NotHappening,
+        Reason::DTLS,
+        Reason::Ice,
+        Reason::Sctp,
+        Reason::Channel,
+        Reason::Pacer(str0m::PacerReason::Paced),
+        Reason::SendStream,
+        Reason::Packetize,
+        Reason::ReceiveReorder,
+        Reason::BweDelayControl,
+        Reason::BweProbeControl,
+        Reason::BweProbeEstimator,
+    ] {
+        assert!(!driver::may_wait(on_time), "{on_time:?} keeps its deadline");
+    }
+}
