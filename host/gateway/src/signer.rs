@@ -189,16 +189,37 @@ impl RemoteSigner {
 /// How the gateway signs and pays.
 pub(crate) enum Signing {
     /// With its own key.
-    Local(SecretKey),
+    Local(LocalKey),
     /// Through a remote signer.
     Remote(RemoteSigner),
+}
+
+/// The gateway's own key, and its `Livepeer-Eth-Address` credential, signed once (the signature of
+/// the address is deterministic, and every token request carries it).
+pub(crate) struct LocalKey {
+    key: SecretKey,
+    credential: std::sync::OnceLock<EthAddressCredential>,
+}
+
+impl LocalKey {
+    pub(crate) fn new(key: SecretKey) -> LocalKey {
+        LocalKey { key, credential: std::sync::OnceLock::new() }
+    }
+
+    fn credential(&self) -> Result<EthAddressCredential, String> {
+        if let Some(c) = self.credential.get() {
+            return Ok(c.clone());
+        }
+        let c = EthAddressCredential::new(&self.key).map_err(|e| e.to_string())?;
+        Ok(self.credential.get_or_init(|| c).clone())
+    }
 }
 
 impl Signing {
     /// The sender of the gateway's jobs and payments.
     pub(crate) fn address(&self) -> Address {
         match self {
-            Signing::Local(key) => key.address(),
+            Signing::Local(local) => local.key.address(),
             Signing::Remote(r) => r.address,
         }
     }
@@ -206,7 +227,7 @@ impl Signing {
     /// The `Livepeer-Eth-Address` credential token requests carry.
     pub(crate) fn credential(&self) -> Result<EthAddressCredential, String> {
         match self {
-            Signing::Local(key) => EthAddressCredential::new(key).map_err(|e| e.to_string()),
+            Signing::Local(local) => local.credential(),
             Signing::Remote(r) => Ok(r.credential.clone()),
         }
     }
@@ -214,7 +235,7 @@ impl Signing {
     /// Sets `job`'s `sender` and `sig`.
     pub(crate) async fn sign(&self, job: &mut JobRequest) -> Result<(), String> {
         match self {
-            Signing::Local(key) => job.sign(key).map_err(|e| e.to_string()),
+            Signing::Local(local) => job.sign(&local.key).map_err(|e| e.to_string()),
             Signing::Remote(r) => r.sign_job(job).await,
         }
     }
@@ -230,7 +251,7 @@ impl Signing {
         seconds: u64,
     ) -> Result<Payment, String> {
         match self {
-            Signing::Local(key) => create_payment(key, params, price, n).map_err(|e| e.to_string()),
+            Signing::Local(local) => create_payment(&local.key, params, price, n).map_err(|e| e.to_string()),
             Signing::Remote(r) => r.payment(params, price, capability, seconds).await,
         }
     }

@@ -84,7 +84,7 @@ impl Gateway {
             None => {
                 let key = config.key.take().unwrap_or_else(SecretKey::generate);
                 tracing::info!(address = %key.address(), "gateway key");
-                Signing::Local(key)
+                Signing::Local(crate::signer::LocalKey::new(key))
             }
         };
         Ok(Arc::new(Gateway {
