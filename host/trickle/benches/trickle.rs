@@ -18,6 +18,10 @@
 //!   `cargo xtask bench trickle`), else `target/peers-venv/bin/python`; without it those rows
 //!   say `skipped: …`.
 //!
+//! With `BYOC_BENCH_OTHER_SERVER` set to another trickle server's base URL (e.g. go-livepeer's, where
+//! `POST {base}/{channel}` creates a channel), our clients also run the 1 MiB and 4 KiB workloads
+//! against it, and each row says how many times that server's figure ours is.
+//!
 //! Ends with the data-plane goals, each met / NOT met with the measured figure.
 
 use std::path::PathBuf;
@@ -148,7 +152,7 @@ async fn run() {
 
     let mut goal_small = Goal { what: "4 KiB segments, one channel, our clients >= 5000 segments/s", outcome: None };
     let name = "ours 4 KiB segments, 1 subscriber";
-    match small {
+    match &small {
         Ok(t) => {
             let sps = t.segments as f64 / t.secs;
             row(
@@ -158,7 +162,12 @@ async fn run() {
             );
             goal_small.outcome = Some((sps >= 5000.0, format!("{sps:.0} segments/s")));
         }
-        Err(e) => failed(name, &e),
+        Err(e) => failed(name, e),
+    }
+
+    // ---- the same clients against another trickle server ----
+    if let Ok(other) = std::env::var("BYOC_BENCH_OTHER_SERVER") {
+        other_server(other.trim_end_matches('/'), &ours, small.as_ref().ok()).await;
     }
 
     // ---- first-byte latency ----
@@ -245,6 +254,37 @@ async fn run() {
         }
     }
     println!("bench took {:.1} s", t_run.elapsed().as_secs_f64());
+}
+
+/// Our clients, the same workloads, against another trickle server (`BYOC_BENCH_OTHER_SERVER`, a base
+/// URL under which `POST {base}/{channel}` creates a channel, e.g. go-livepeer's trickle server): ours
+/// against it, side by side in one run.
+async fn other_server(base: &str, ours: &[(usize, f64)], ours_small: Option<&Throughput>) {
+    println!();
+    row(&format!("our clients through {base}"), "result", "ours / that server");
+    for (subs, segments) in [(1usize, 1000u64), (4, 400), (10, 200)] {
+        let load = Load { segments, size: MIB, chunk: 64 << 10, subs, max: Duration::from_secs(20) };
+        let name = format!("1 MiB segments, {subs} subscriber{}", if subs == 1 { "" } else { "s" });
+        let r = bounded(Duration::from_secs(40), channel_throughput(base, &format!("other-mib-{subs}"), load)).await;
+        match r {
+            Ok(t) => {
+                let ratio =
+                    ours.iter().find(|(s, _)| *s == subs).map_or("-".into(), |(_, o)| format!("{:.2}x", o / t.mib_s()));
+                row(&name, &format!("{:8.1} MiB/s each", t.mib_s()), &ratio);
+            }
+            Err(e) => failed(&name, &e),
+        }
+    }
+    let load = Load { segments: 20_000, size: 4 << 10, chunk: 4 << 10, subs: 1, max: Duration::from_secs(8) };
+    let name = "4 KiB segments, 1 subscriber";
+    match bounded(Duration::from_secs(30), channel_throughput(base, "other-small", load)).await {
+        Ok(t) => {
+            let sps = t.segments as f64 / t.secs;
+            let ratio = ours_small.map_or("-".into(), |o| format!("{:.2}x", o.segments as f64 / o.secs / sps));
+            row(name, &format!("{sps:8.0} segments/s"), &ratio);
+        }
+        Err(e) => failed(name, &e),
+    }
 }
 
 fn third_party_row(name: &str, r: R<Throughput>, subs: usize, ours_per: Option<f64>) {
