@@ -12,7 +12,7 @@
 //! With several readers on one seq the matching is by count, not by reader, which is exact for the
 //! question asked: the lowest seq any reader still needs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ struct Book {
     reading: BTreeMap<u64, Reading>,
     /// Readers between two requests: the seq each is expected at, and until when; oldest first
     /// (every expectation lasts [`GRACE`], so the order of arrival is the order of expiry).
-    between: Vec<(u64, Instant)>,
+    between: VecDeque<(u64, Instant)>,
 }
 
 #[derive(Default)]
@@ -60,15 +60,15 @@ impl Book {
 
     fn expect(&mut self, seq: u64, until: Instant) {
         if self.between.len() >= MAX_BETWEEN {
-            self.between.remove(0);
+            self.between.pop_front();
         }
-        self.between.push((seq, until));
+        self.between.push_back((seq, until));
     }
 
     /// Takes the expectation of a reader at `seq`, if there is one.
     fn take_expected(&mut self, seq: u64) -> bool {
         let found = self.between.iter().position(|(s, _)| *s == seq);
-        found.map(|i| self.between.remove(i)).is_some()
+        found.and_then(|i| self.between.remove(i)).is_some()
     }
 
     fn slowest(&self) -> Option<u64> {
@@ -143,7 +143,7 @@ impl Readers {
                 let now = Instant::now();
                 let mut book = self.lock();
                 book.forget_expired(now);
-                (book.slowest(), book.between.first().map(|(_, until)| *until))
+                (book.slowest(), book.between.front().map(|(_, until)| *until))
             };
             let now = Instant::now();
             if slowest.is_none_or(|s| s >= seq.0) || now >= deadline {
