@@ -87,26 +87,21 @@ async fn run() {
     let mut tcps = vec![raw_tcp(1024).await];
     let (base, _server) = serve(true).await;
     let mut fan = Vec::new();
-    for (subs, segments) in [(1usize, 1000u64), (4, 400), (10, 200)] {
-        let load = Load { segments, size: MIB, chunk: 64 << 10, subs, max: Duration::from_secs(20) };
+    for (subs, segments) in FAN_OUT {
+        let load = Load::mib(subs, segments);
         fan.push((
             subs,
             bounded(Duration::from_secs(40), channel_throughput(&base, &format!("mib-{subs}"), load)).await,
         ));
     }
     tcps.push(raw_tcp(1024).await);
-    let load = Load { segments: 20_000, size: 4 << 10, chunk: 4 << 10, subs: 1, max: Duration::from_secs(8) };
-    let small = bounded(Duration::from_secs(30), channel_throughput(&base, "small", load)).await;
+    let small = bounded(Duration::from_secs(30), channel_throughput(&base, "small", Load::SMALL)).await;
     tcps.push(raw_tcp(1024).await);
     let mut relays = Vec::new();
     for _ in 0..3 {
         relays.push(raw_tcp_relay(1024).await);
     }
-    relays.sort_by(|a, b| a.total_cmp(b));
-    let relay = relays[1];
-    let mut sorted = tcps.clone();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let tcp = sorted[1];
+    let (tcp, relay) = (median(&tcps), median(&relays));
     let spread = tcps.iter().map(|t| format!("{t:.0}")).collect::<Vec<_>>().join(", ");
     row(
         "raw TCP, 1 MiB writes, one connection",
@@ -262,9 +257,9 @@ async fn run() {
 async fn other_server(base: &str, ours: &[(usize, f64)], ours_small: Option<&Throughput>) {
     println!();
     row(&format!("our clients through {base}"), "result", "ours / that server");
-    for (subs, segments) in [(1usize, 1000u64), (4, 400), (10, 200)] {
-        let load = Load { segments, size: MIB, chunk: 64 << 10, subs, max: Duration::from_secs(20) };
+    for (subs, segments) in FAN_OUT {
         let name = format!("1 MiB segments, {subs} subscriber{}", if subs == 1 { "" } else { "s" });
+        let load = Load::mib(subs, segments);
         let r = bounded(Duration::from_secs(40), channel_throughput(base, &format!("other-mib-{subs}"), load)).await;
         match r {
             Ok(t) => {
@@ -275,9 +270,8 @@ async fn other_server(base: &str, ours: &[(usize, f64)], ours_small: Option<&Thr
             Err(e) => failed(&name, &e),
         }
     }
-    let load = Load { segments: 20_000, size: 4 << 10, chunk: 4 << 10, subs: 1, max: Duration::from_secs(8) };
     let name = "4 KiB segments, 1 subscriber";
-    match bounded(Duration::from_secs(30), channel_throughput(base, "other-small", load)).await {
+    match bounded(Duration::from_secs(30), channel_throughput(base, "other-small", Load::SMALL)).await {
         Ok(t) => {
             let sps = t.segments as f64 / t.secs;
             let ratio = ours_small.map_or("-".into(), |o| format!("{:.2}x", o.segments as f64 / o.secs / sps));
@@ -439,6 +433,27 @@ struct Load {
     chunk: usize,
     subs: usize,
     max: Duration,
+}
+
+/// The 1 MiB workloads: subscribers, and segments published (fewer with more subscribers, so that
+/// each takes a second or so here).
+const FAN_OUT: [(usize, u64); 3] = [(1, 1000), (4, 400), (10, 200)];
+
+impl Load {
+    /// 1 MiB segments in 64 KiB chunks to `subs` subscribers.
+    fn mib(subs: usize, segments: u64) -> Load {
+        Load { segments, size: MIB, chunk: 64 << 10, subs, max: Duration::from_secs(20) }
+    }
+
+    /// 4 KiB segments, each one chunk, to one subscriber (segments/s).
+    const SMALL: Load = Load { segments: 20_000, size: 4 << 10, chunk: 4 << 10, subs: 1, max: Duration::from_secs(8) };
+}
+
+/// The median of some measurements (the upper one of an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Segments every subscriber read in full, in how long (end to end: first write to last byte
