@@ -152,6 +152,12 @@ fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result
                 }
                 Err(e) => eprintln!("xtask: no Python peers ({e:#}); the third-party rows will be skipped"),
             }
+            // Side by side with another trickle server, ours runs as `byoc trickle` in its own
+            // process too, so that each server's CPU time is its own.
+            if std::env::var_os("BYOC_BENCH_OTHER_SERVER").is_some() {
+                exec(cargo(root).args(["build", "--release", "-p", "byoc-cli"]))?;
+                run.env("BYOC_BIN", root.join("target/release/byoc"));
+            }
             exec(&mut run)
         }
         "runtime" => {

@@ -20,7 +20,10 @@
 //!
 //! With `BYOC_BENCH_OTHER_SERVER` set to another trickle server's base URL (e.g. go-livepeer's, where
 //! `POST {base}/{channel}` creates a channel), our clients also run the 1 MiB and 4 KiB workloads
-//! against it, and each row says how many times that server's figure ours is.
+//! against it and against `byoc trickle` in its own process (`BYOC_BIN`, which `cargo xtask bench
+//! trickle` builds and sets), interleaved, and each row says how many times that server's figure
+//! ours is: throughput, and with `BYOC_BENCH_OTHER_SERVER_PID` each server's own CPU time per byte
+//! delivered.
 //!
 //! Ends with the data-plane goals, each met / NOT met with the measured figure.
 
@@ -162,7 +165,7 @@ async fn run() {
 
     // ---- the same clients against another trickle server ----
     if let Ok(other) = std::env::var("BYOC_BENCH_OTHER_SERVER") {
-        other_server(other.trim_end_matches('/'), &ours, small.as_ref().ok()).await;
+        other_server(&base, other.trim_end_matches('/')).await;
     }
 
     // ---- first-byte latency ----
@@ -252,34 +255,144 @@ async fn run() {
 }
 
 /// Our clients, the same workloads, against another trickle server (`BYOC_BENCH_OTHER_SERVER`, a base
-/// URL under which `POST {base}/{channel}` creates a channel, e.g. go-livepeer's trickle server): ours
-/// against it, side by side in one run.
-async fn other_server(base: &str, ours: &[(usize, f64)], ours_small: Option<&Throughput>) {
-    println!();
-    row(&format!("our clients through {base}"), "result", "ours / that server");
-    for (subs, segments) in FAN_OUT {
-        let name = format!("1 MiB segments, {subs} subscriber{}", if subs == 1 { "" } else { "s" });
-        let load = Load::mib(subs, segments);
-        let r = bounded(Duration::from_secs(40), channel_throughput(base, &format!("other-mib-{subs}"), load)).await;
-        match r {
-            Ok(t) => {
-                let ratio =
-                    ours.iter().find(|(s, _)| *s == subs).map_or("-".into(), |(_, o)| format!("{:.2}x", o / t.mib_s()));
-                row(&name, &format!("{:8.1} MiB/s each", t.mib_s()), &ratio);
+/// URL under which `POST {base}/{channel}` creates a channel, e.g. go-livepeer's trickle server) and
+/// against ours, side by side: [`SIDE_BY_SIDE`] interleaved repetitions, medians. The publisher
+/// keeps one upload at a time on both servers ([`Load::one_upload`]), so the two serve the same
+/// requests.
+///
+/// Ours runs as `byoc trickle` in its own process (`BYOC_BIN`, set by `cargo xtask bench
+/// trickle`), so that besides throughput, which the clients sharing the cores bound as well, each
+/// server's own CPU time per byte (or segment) delivered is compared: read from `/proc`, for the
+/// other server when `BYOC_BENCH_OTHER_SERVER_PID` names its process.
+async fn other_server(in_process: &str, other: &str) {
+    let ours = match std::env::var_os("BYOC_BIN") {
+        Some(bin) => match ServerProcess::byoc_trickle(&bin).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                println!("(could not start {}: {e}; ours runs in this process)", bin.to_string_lossy());
+                None
             }
-            Err(e) => failed(&name, &e),
+        },
+        None => None,
+    };
+    let ours_pid = ours.as_ref().map(|p| p.pid);
+    let ours_base = ours.as_ref().map_or(in_process, |p| p.base.as_str());
+    let other_pid = std::env::var("BYOC_BENCH_OTHER_SERVER_PID").ok().and_then(|p| p.trim().parse::<u32>().ok());
+    println!();
+    let what = if ours.is_some() { "`byoc trickle`" } else { "ours in this process" };
+    println!("our clients, {what} vs {other}, {SIDE_BY_SIDE} interleaved runs each, medians:");
+    row("workload", "ours / that server", "ours / that server");
+    let mut loads: Vec<(String, Load)> = FAN_OUT
+        .iter()
+        .map(|&(subs, segments)| {
+            let s = if subs == 1 { "" } else { "s" };
+            (format!("1 MiB segments, {subs} subscriber{s}"), Load::mib(subs, segments).one_upload())
+        })
+        .collect();
+    loads.push(("4 KiB segments, 1 subscriber".into(), Load::SMALL.one_upload()));
+    for (k, (name, load)) in loads.iter().enumerate() {
+        let large = load.size >= MIB;
+        // Per subscriber: MiB/s for 1 MiB segments, segments/s for small ones.
+        let figure = |t: &Throughput| if large { t.mib_s() } else { t.segments as f64 / t.secs };
+        // Server CPU for what it delivered: ms per GiB, or us per segment.
+        let cost = |t: &Throughput, cpu: f64| {
+            let delivered = (t.segments * load.subs as u64) as f64;
+            if large { cpu * 1e3 / (delivered * t.size as f64 / (1u64 << 30) as f64) } else { cpu * 1e6 / delivered }
+        };
+        let (mut speed, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        let mut errors = Vec::new();
+        for rep in 0..SIDE_BY_SIDE {
+            for (i, (base, pid)) in [(ours_base, ours_pid), (other, other_pid)].into_iter().enumerate() {
+                let before = pid.and_then(cpu_secs);
+                let ch = format!("side-{k}-{rep}");
+                match bounded(Duration::from_secs(40), channel_throughput(base, &ch, *load)).await {
+                    Ok(t) => {
+                        speed[i].push(figure(&t));
+                        if let (Some(b), Some(a)) = (before, pid.and_then(cpu_secs)) {
+                            cpu[i].push(cost(&t, a - b));
+                        }
+                    }
+                    Err(e) => errors.push(format!("{base}: {e}")),
+                }
+            }
+        }
+        if let Some(e) = errors.first() {
+            failed(name, &format!("{} of {} runs: {e}", errors.len(), 2 * SIDE_BY_SIDE));
+        }
+        let [a, b] = &speed;
+        if a.is_empty() || b.is_empty() {
+            continue;
+        }
+        let unit = if large { "MiB/s each" } else { "segments/s" };
+        let (ma, mb) = (median(a), median(b));
+        let each = a.iter().zip(b).map(|(x, y)| format!("{:.2}", x / y)).collect::<Vec<_>>().join(", ");
+        row(name, &format!("{ma:.0} / {mb:.0} {unit}"), &format!("{:.2}x as fast (runs {each})", ma / mb));
+        let [a, b] = &cpu;
+        if !a.is_empty() && !b.is_empty() {
+            let unit = if large { "ms CPU per GiB" } else { "us CPU per segment" };
+            let (ma, mb) = (median(a), median(b));
+            let each = a.iter().zip(b).map(|(x, y)| format!("{:.2}", y / x)).collect::<Vec<_>>().join(", ");
+            row(
+                "  server CPU per delivered",
+                &format!("{ma:.1} / {mb:.1} {unit}"),
+                &format!("{:.2}x less CPU (runs {each})", mb / ma),
+            );
         }
     }
-    let name = "4 KiB segments, 1 subscriber";
-    match bounded(Duration::from_secs(30), channel_throughput(base, "other-small", Load::SMALL)).await {
-        Ok(t) => {
-            let sps = t.segments as f64 / t.secs;
-            let ratio = ours_small.map_or("-".into(), |o| format!("{:.2}x", o.segments as f64 / o.secs / sps));
-            row(name, &format!("{sps:8.0} segments/s"), &ratio);
-        }
-        Err(e) => failed(name, &e),
+    if other_pid.is_none() {
+        println!("(set BYOC_BENCH_OTHER_SERVER_PID to that server's process id to compare CPU per byte)");
     }
 }
+
+/// A trickle server in a process of its own: where it serves, and its pid for [`cpu_secs`].
+struct ServerProcess {
+    base: String,
+    pid: u32,
+    _child: tokio::process::Child,
+}
+
+impl ServerProcess {
+    /// `byoc trickle --listen 127.0.0.1:0 --autocreate`, once it says where it listens.
+    async fn byoc_trickle(bin: &std::ffi::OsStr) -> R<ServerProcess> {
+        let mut child = tokio::process::Command::new(bin)
+            .args(["trickle", "--listen", "127.0.0.1:0", "--autocreate"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let pid = child.id().ok_or("no pid")?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(out).lines();
+        let base = bounded(Duration::from_secs(10), async {
+            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                if let Some(url) = line.strip_prefix("trickle server listening on ") {
+                    return Ok(url.trim_end_matches('/').to_string());
+                }
+            }
+            Err("exited before it listened".to_string())
+        })
+        .await?;
+        // Whatever it prints later is read and dropped: a closed pipe would fail its writes.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(ServerProcess { base, pid, _child: child })
+    }
+}
+
+/// User plus system CPU time a process has used, all its threads (ended ones included), from
+/// `/proc/{pid}/stat` (in the kernel's 1/100 s ticks).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) start with the state (field 3);
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Interleaved repetitions of each workload in the side-by-side against another server.
+const SIDE_BY_SIDE: usize = 3;
 
 fn third_party_row(name: &str, r: R<Throughput>, subs: usize, ours_per: Option<f64>) {
     match r {
@@ -425,7 +538,8 @@ async fn delete(url: &str) {
 }
 
 /// One throughput workload: `segments` segments of `size` bytes, written as `chunk`-byte
-/// chunks, to `subs` subscribers, for at most `max` of publishing.
+/// chunks, to `subs` subscribers, for at most `max` of publishing, with at most `uploads`
+/// segments' uploads unanswered at once.
 #[derive(Clone, Copy)]
 struct Load {
     segments: u64,
@@ -433,6 +547,7 @@ struct Load {
     chunk: usize,
     subs: usize,
     max: Duration,
+    uploads: usize,
 }
 
 /// The 1 MiB workloads: subscribers, and segments published (fewer with more subscribers, so that
@@ -442,11 +557,19 @@ const FAN_OUT: [(usize, u64); 3] = [(1, 1000), (4, 400), (10, 200)];
 impl Load {
     /// 1 MiB segments in 64 KiB chunks to `subs` subscribers.
     fn mib(subs: usize, segments: u64) -> Load {
-        Load { segments, size: MIB, chunk: 64 << 10, subs, max: Duration::from_secs(20) }
+        Load { segments, size: MIB, chunk: 64 << 10, subs, max: Duration::from_secs(20), uploads: 3 }
+    }
+
+    /// The same workload with one upload at a time: a segment's bytes go out only once the one
+    /// before it is answered, as a live encoder's segments come one after another. A server that
+    /// takes its live edge from whichever upload sent a byte last (go-livepeer's) needs this.
+    fn one_upload(self) -> Load {
+        Load { uploads: 1, ..self }
     }
 
     /// 4 KiB segments, each one chunk, to one subscriber (segments/s).
-    const SMALL: Load = Load { segments: 20_000, size: 4 << 10, chunk: 4 << 10, subs: 1, max: Duration::from_secs(8) };
+    const SMALL: Load =
+        Load { segments: 20_000, size: 4 << 10, chunk: 4 << 10, subs: 1, max: Duration::from_secs(8), uploads: 3 };
 }
 
 /// The median of some measurements (the upper one of an even count).
@@ -555,10 +678,11 @@ async fn join_all(tasks: Vec<tokio::task::JoinHandle<R<()>>>) -> R<()> {
 /// Our HTTP publisher: segment `i` is `chunks(i)`. Like a live encoder it does not wait for one
 /// upload's answer before it starts the next segment (already preconnected); it stays at most
 /// [`LEAD`] segments ahead of the slowest subscriber so nothing falls out of the window, and
-/// keeps at most 3 uploads unanswered. Stops at `deadline`. Returns the segments published.
+/// keeps at most `uploads` uploads unanswered. Stops at `deadline`. Returns the segments published.
 async fn publish_segments(
     url: &str,
     segments: u64,
+    uploads_max: usize,
     progress: &mut [watch::Receiver<u64>],
     chunks: impl Fn(u64) -> Vec<Bytes>,
     deadline: Instant,
@@ -585,7 +709,7 @@ async fn publish_segments(
             seg.write(c).map_err(|e| format!("write segment {i}: {e}"))?;
         }
         uploads.spawn(seg.finish());
-        while uploads.len() > 2 {
+        while uploads.len() >= uploads_max {
             finished(uploads.join_next().await)?;
         }
         published += 1;
@@ -624,7 +748,7 @@ async fn channel_throughput(base: &str, name: &str, load: Load) -> R<Throughput>
     tokio::time::sleep(Duration::from_millis(100)).await;
     let t0 = Instant::now();
     let chunks = |i| tagged_chunks(i, load.size, load.chunk, &filler);
-    let published = publish_segments(&url, load.segments, &mut progress, chunks, t0 + load.max).await;
+    let published = publish_segments(&url, load.segments, load.uploads, &mut progress, chunks, t0 + load.max).await;
     let published = match published {
         Ok(p) => p,
         Err(e) => {

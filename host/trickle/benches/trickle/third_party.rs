@@ -210,7 +210,7 @@ pub(super) async fn py_subscribers(
         let mut progress = [peer.done.clone()];
         let chunks = |i: u64| payloads[i as usize].clone();
         let deadline = t0 + Duration::from_secs(60);
-        let published = publish_segments(&url, segments, &mut progress, chunks, deadline).await?;
+        let published = publish_segments(&url, segments, 3, &mut progress, chunks, deadline).await?;
         if published != segments {
             return Err(format!("published only {published} of {segments} segments in time"));
         }
