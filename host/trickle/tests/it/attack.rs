@@ -365,6 +365,86 @@ fn tokio_stream<T: Send + 'static>(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// One request over a fresh connection from `from` (an address on 127.0.0.0/8), left open: the
+/// connection, to read its answer from later or to hold.
+async fn request_from(from: &str, addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s
+}
+
+/// The status code of the answer on `s` (0: none within `within`).
+async fn status_within(s: &mut tokio::net::TcpStream, within: Duration) -> u16 {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(within, s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// `GET {ch}/next?wait_reader=SEQ` holds its connection while a reader is behind SEQ (up to 5 s):
+/// one client holding many such waits reaches its per-IP connection cap and gets a clean 503,
+/// while another client is served, and every wait it held is still answered once the reader
+/// moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_reader_waits_is_capped_per_ip_and_others_are_served() {
+    let store = byoc_trickle::TrickleStore::new(TrickleConfig::default());
+    store.create_channel("held", TS).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = byoc_net::Limits {
+        header_read_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(10),
+        max_connections: 100,
+        max_connections_per_ip: 4,
+    };
+    let app = byoc_trickle::router(store);
+    let server = tokio::spawn(byoc_net::serve("trickle", listener, app, limits, std::future::pending()));
+
+    // A reader from another address waits at seq 0: every `wait_reader=1` now waits for it.
+    let mut reader = request_from("127.0.0.2", addr, "/held/0").await;
+    within("the reader to be seen", async {
+        loop {
+            let mut s = request_from("127.0.0.3", addr, "/held/next").await;
+            let mut head = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut head)).await;
+            if String::from_utf8_lossy(&head).to_ascii_lowercase().contains("lp-trickle-slowest-reader: 0") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        waits.push(request_from("127.0.0.1", addr, "/held/next?wait_reader=1").await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for w in &mut waits {
+        assert_eq!(status_within(w, Duration::from_millis(20)).await, 0, "a wait answered while the reader is behind");
+    }
+    let mut fifth = request_from("127.0.0.1", addr, "/held/next?wait_reader=1").await;
+    assert_eq!(status_within(&mut fifth, Duration::from_secs(2)).await, 503, "a fifth connection from the same IP");
+    let mut other = request_from("127.0.0.3", addr, "/held/next").await;
+    assert_eq!(status_within(&mut other, Duration::from_secs(2)).await, 200, "another IP is served");
+
+    // The reader reads seq 0 whole and moves on: the waits are answered, none lost.
+    let publish = tokio::net::TcpSocket::new_v4().unwrap();
+    publish.bind("127.0.0.4:0".parse().unwrap()).unwrap();
+    let mut publish = publish.connect(addr).await.unwrap();
+    publish
+        .write_all(b"POST /held/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\nsegment 0")
+        .await
+        .unwrap();
+    assert_eq!(status_within(&mut publish, Duration::from_secs(5)).await, 200, "the publish");
+    assert_eq!(status_within(&mut reader, Duration::from_secs(5)).await, 200);
+    for w in &mut waits {
+        assert_eq!(status_within(w, Duration::from_secs(7)).await, 200, "a held wait is answered");
+    }
+    server.abort();
+}
+
 // ---- Our clients facing a hostile server ---------------------------------------------------
 
 /// A server that answers every request with status 200 and `Lp-Trickle-Seq` /
