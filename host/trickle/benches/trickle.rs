@@ -73,7 +73,7 @@ fn failed(workload: &str, err: &str) {
 
 /// A goal line: what it asks, and the measured figure with whether it was met.
 struct Goal {
-    what: &'static str,
+    what: String,
     outcome: Option<(bool, String)>,
 }
 
@@ -120,8 +120,9 @@ async fn run() {
 
     // Per-subscriber MiB/s of our clients, by subscriber count (for the third-party ratios).
     let mut ours: Vec<(usize, f64)> = Vec::new();
-    let mut goal_one = Goal { what: "one channel, 1 MiB segments, our clients >= 0.50x raw TCP", outcome: None };
-    let mut goal_fan = Goal { what: "10 subscribers, 1 MiB segments: aggregate >= 0.60x raw TCP", outcome: None };
+    let mut goal_one = Goal { what: "one channel, 1 MiB segments, our clients >= 0.50x raw TCP".into(), outcome: None };
+    let mut goal_fan =
+        Goal { what: "10 subscribers, 1 MiB segments: aggregate >= 0.60x raw TCP".into(), outcome: None };
     for (subs, result) in fan {
         let name = format!("ours 1 MiB segments, {subs} subscriber{}", if subs == 1 { "" } else { "s" });
         match result {
@@ -148,7 +149,8 @@ async fn run() {
         }
     }
 
-    let mut goal_small = Goal { what: "4 KiB segments, one channel, our clients >= 5000 segments/s", outcome: None };
+    let mut goal_small =
+        Goal { what: "4 KiB segments, one channel, our clients >= 5000 segments/s".into(), outcome: None };
     let name = "ours 4 KiB segments, 1 subscriber";
     match &small {
         Ok(t) => {
@@ -164,8 +166,9 @@ async fn run() {
     }
 
     // ---- the same clients against another trickle server ----
+    let mut goals_other = Vec::new();
     if let Ok(other) = std::env::var("BYOC_BENCH_OTHER_SERVER") {
-        other_server(&base, other.trim_end_matches('/')).await;
+        goals_other = other_server(&base, other.trim_end_matches('/')).await;
     }
 
     // ---- first-byte latency ----
@@ -178,7 +181,8 @@ async fn run() {
         Ok(lat) => row("raw TCP (nodelay), 1 chunk every 500 us", &lat.show(), ""),
         Err(e) => failed("raw TCP (nodelay), 1 chunk every 500 us", &e),
     }
-    let mut goal_lat = Goal { what: "p99 first byte, pipelined publisher, our clients < 1000 us", outcome: None };
+    let mut goal_lat =
+        Goal { what: "p99 first byte, pipelined publisher, our clients < 1000 us".into(), outcome: None };
     let mut worst: Option<f64> = None;
     for (name, ch, pace) in [
         ("ours pipelined, 1 chunk every 500 us", "lat-paced", paced),
@@ -243,12 +247,12 @@ async fn run() {
 
     println!();
     println!("goals (data plane):");
-    for g in [goal_one, goal_fan, goal_small, goal_lat] {
+    for g in [goal_one, goal_fan, goal_small, goal_lat].into_iter().chain(goals_other) {
         match g.outcome {
             Some((met, figure)) => {
-                println!("  {:<9} {:<62} {figure}", if met { "met" } else { "NOT met" }, g.what)
+                println!("  {:<9} {:<70} {figure}", if met { "met" } else { "NOT met" }, g.what)
             }
-            None => println!("  {:<9} {:<62} (workload failed)", "NOT met", g.what),
+            None => println!("  {:<9} {:<70} (workload failed)", "NOT met", g.what),
         }
     }
     println!("bench took {:.1} s", t_run.elapsed().as_secs_f64());
@@ -264,7 +268,7 @@ async fn run() {
 /// trickle`), so that besides throughput, which the clients sharing the cores bound as well, each
 /// server's own CPU time per byte (or segment) delivered is compared: read from `/proc`, for the
 /// other server when `BYOC_BENCH_OTHER_SERVER_PID` names its process.
-async fn other_server(in_process: &str, other: &str) {
+async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
     let ours = match std::env::var_os("BYOC_BIN") {
         Some(bin) => match ServerProcess::byoc_trickle(&bin).await {
             Ok(p) => Some(p),
@@ -290,7 +294,9 @@ async fn other_server(in_process: &str, other: &str) {
         })
         .collect();
     loads.push(("4 KiB segments, 1 subscriber".into(), Load::SMALL.one_upload()));
+    let mut goals = Vec::new();
     for (k, (name, load)) in loads.iter().enumerate() {
+        let mut goal = Goal { what: format!("{name}: ours >= 2x that server's throughput"), outcome: None };
         let large = load.size >= MIB;
         // Per subscriber: MiB/s for 1 MiB segments, segments/s for small ones.
         let figure = |t: &Throughput| if large { t.mib_s() } else { t.segments as f64 / t.secs };
@@ -321,12 +327,15 @@ async fn other_server(in_process: &str, other: &str) {
         }
         let [a, b] = &speed;
         if a.is_empty() || b.is_empty() {
+            goals.push(goal);
             continue;
         }
         let unit = if large { "MiB/s each" } else { "segments/s" };
         let (ma, mb) = (median(a), median(b));
         let each = a.iter().zip(b).map(|(x, y)| format!("{:.2}", x / y)).collect::<Vec<_>>().join(", ");
         row(name, &format!("{ma:.0} / {mb:.0} {unit}"), &format!("{:.2}x as fast (runs {each})", ma / mb));
+        let mut figure = format!("{:.2}x", ma / mb);
+        let met = ma >= 2.0 * mb;
         let [a, b] = &cpu;
         if !a.is_empty() && !b.is_empty() {
             let unit = if large { "ms CPU per GiB" } else { "us CPU per segment" };
@@ -337,11 +346,15 @@ async fn other_server(in_process: &str, other: &str) {
                 &format!("{ma:.1} / {mb:.1} {unit}"),
                 &format!("{:.2}x less CPU (runs {each})", mb / ma),
             );
+            figure.push_str(&format!(" (server CPU per delivered: {:.2}x less)", mb / ma));
         }
+        goal.outcome = Some((met, figure));
+        goals.push(goal);
     }
     if other_pid.is_none() {
         println!("(set BYOC_BENCH_OTHER_SERVER_PID to that server's process id to compare CPU per byte)");
     }
+    goals
 }
 
 /// A trickle server in a process of its own: where it serves, and its pid for [`cpu_secs`].
