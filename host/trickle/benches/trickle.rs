@@ -308,17 +308,25 @@ async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
         let (mut speed, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
         let mut errors = Vec::new();
         for rep in 0..SIDE_BY_SIDE {
-            for (i, (base, pid)) in [(ours_base, ours_pid), (other, other_pid)].into_iter().enumerate() {
+            // A repetition counts only if both servers completed it, so that runs compare in pairs.
+            let mut pair = Vec::new();
+            for (base, pid) in [(ours_base, ours_pid), (other, other_pid)] {
                 let before = pid.and_then(cpu_secs);
                 let ch = format!("side-{k}-{rep}");
                 match bounded(Duration::from_secs(40), channel_throughput(base, &ch, *load)).await {
                     Ok(t) => {
-                        speed[i].push(figure(&t));
-                        if let (Some(b), Some(a)) = (before, pid.and_then(cpu_secs)) {
-                            cpu[i].push(cost(&t, a - b));
-                        }
+                        let used = before.zip(pid.and_then(cpu_secs)).map(|(b, a)| cost(&t, a - b));
+                        pair.push((figure(&t), used));
                     }
                     Err(e) => errors.push(format!("{base}: {e}")),
+                }
+            }
+            if let [(s0, c0), (s1, c1)] = pair[..] {
+                speed[0].push(s0);
+                speed[1].push(s1);
+                if let (Some(c0), Some(c1)) = (c0, c1) {
+                    cpu[0].push(c0);
+                    cpu[1].push(c1);
                 }
             }
         }
