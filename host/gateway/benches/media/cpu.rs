@@ -46,9 +46,23 @@ fn gateway_children(exclude: &[u32]) -> HashMap<u32, Duration> {
     out
 }
 
+/// Times this process's threads went to sleep and were woken (voluntary context switches, summed
+/// over `/proc/self/task/*/status`; a thread that ended takes its count with it).
+fn own_wakeups() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(|s| s.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// CPU used over a window, in % of one core.
 #[derive(Clone, Copy)]
 pub(crate) struct Usage {
+    /// This process's threads woken per second (each costs a context switch and, across cores, an
+    /// interrupt): what many small hand-offs between tasks cost beyond their own work.
+    pub wakeups: f64,
     /// This process (the gateway, the orchestrator and the plugin).
     pub own: f64,
     /// The gateway's child processes.
@@ -59,14 +73,15 @@ pub(crate) struct Usage {
 
 /// The CPU this process and its children (not `exclude`) use over `window`.
 pub(crate) async fn measure(window: Duration, exclude: &[u32]) -> Usage {
-    let (t0, own0, kids0) = (Instant::now(), own_cpu(), gateway_children(exclude));
+    let (t0, own0, kids0, woken0) = (Instant::now(), own_cpu(), gateway_children(exclude), own_wakeups());
     tokio::time::sleep(window).await;
-    let (own1, kids1) = (own_cpu(), gateway_children(exclude));
+    let (own1, kids1, woken1) = (own_cpu(), gateway_children(exclude), own_wakeups());
     let secs = t0.elapsed().as_secs_f64();
     // A child that started during the window counts from zero; one that ended during it is lost.
     let kids: Duration =
         kids1.iter().map(|(pid, t)| t.saturating_sub(kids0.get(pid).copied().unwrap_or_default())).sum();
     Usage {
+        wakeups: woken1.saturating_sub(woken0) as f64 / secs,
         own: own1.saturating_sub(own0).as_secs_f64() / secs * 100.0,
         children: kids.as_secs_f64() / secs * 100.0,
         processes: kids1.len(),
