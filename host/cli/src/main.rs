@@ -86,6 +86,13 @@ fn log_filter(rust_log: Option<&str>) -> anyhow::Result<tracing_subscriber::EnvF
     }
 }
 
+/// An allocator that keeps freed memory for reuse. With the system's, the buffers that trickle
+/// segments and media arrive in went back to the kernel when the window let them go, and new ones
+/// were faulted in (and zeroed) page by page: about one page fault per 30 KB received, some 5–15 %
+/// of a trickle server's CPU (`cargo xtask bench trickle`, docs/src/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
