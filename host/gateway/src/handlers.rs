@@ -159,10 +159,15 @@ pub(crate) async fn ingest(
     // then sees an aborted segment), so one client cannot park 64 MiB segments in its window.
     let max = gw.config.media_limits.max_ingest_segment_bytes;
     let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The client's own upload failing (it went away mid-body) is not the orchestrator's doing.
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let capped = {
-        let (cut, mut seen) = (cut.clone(), 0usize);
+        let (cut, broken, mut seen) = (cut.clone(), broken.clone(), 0usize);
         body.into_data_stream().map(move |chunk| {
-            let chunk = chunk.map_err(std::io::Error::other)?;
+            let chunk = chunk.map_err(|e| {
+                broken.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::io::Error::other(e)
+            })?;
             seen = seen.saturating_add(chunk.len());
             if seen > max {
                 cut.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -182,6 +187,9 @@ pub(crate) async fn ingest(
         }
         Err(_) if cut.load(std::sync::atomic::Ordering::SeqCst) => {
             Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("ingest segment over {max} bytes: cut off")))
+        }
+        Err(_) if broken.load(std::sync::atomic::Ordering::SeqCst) => {
+            Err(ApiError::bad_request("the upload ended before its body was complete"))
         }
         Err(e) => Err(ApiError::unreachable(e)),
     }

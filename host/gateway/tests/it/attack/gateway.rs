@@ -169,6 +169,33 @@ async fn an_ended_stream_answers_its_owner_410_and_tells_no_one_else() {
     );
 }
 
+/// A client whose upload ends before its body is complete (it went away, or half-closed) is told
+/// so with a 400, and it is not counted or logged as the orchestrator being unreachable: a client
+/// must not be able to raise an operator's alarm about a healthy orchestrator.
+#[tokio::test]
+async fn an_ingest_upload_cut_short_by_the_client_is_400_not_an_unreachable_orchestrator() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (orch_url, _orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let (gw, _) = serve_gateway_with(vec![orch_url], |c| c.events_timeout = None).await;
+    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", toy_job(all_legs())).body("{}");
+    let urls: Value = r.send().await.unwrap().json().await.unwrap();
+    let secret = urls["stream_secret"].as_str().unwrap();
+    let path = urls["ingest_url"].as_str().unwrap().trim_start_matches(&gw).to_string();
+    let addr = gw.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path}/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\nContent-Length: 100000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&[0x47u8; 1000]).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(!answer.contains("unreachable"), "{answer}");
+}
+
 #[tokio::test]
 async fn an_ingest_segment_cannot_exceed_the_cap() {
     let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
