@@ -12,14 +12,22 @@ fn own_cpu() -> Duration {
     Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0).min(999_999_999))
 }
 
+/// The sum over a process's threads (`proc`: a pid, or `self`) of a number read from each thread's
+/// `/proc/{proc}/task/*/{file}` by `read`; `None` if the process is gone.
+fn sum_over_threads(proc: &str, file: &str, read: impl Fn(&str) -> Option<u64>) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{proc}/task")).ok()?;
+    Some(
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join(file)).ok())
+            .filter_map(|s| read(&s))
+            .sum(),
+    )
+}
+
 /// CPU time of another process: the sum over its threads of `/proc/{pid}/task/*/schedstat` (ns on CPU).
 fn process_cpu(pid: u32) -> Option<Duration> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
+    let ns = sum_over_threads(&pid.to_string(), "schedstat", |s| s.split_whitespace().next()?.parse().ok())?;
     Some(Duration::from_nanos(ns))
 }
 
@@ -49,12 +57,8 @@ fn gateway_children(exclude: &[u32]) -> HashMap<u32, Duration> {
 /// Times this process's threads went to sleep and were woken (voluntary context switches, summed
 /// over `/proc/self/task/*/status`; a thread that ended takes its count with it).
 fn own_wakeups() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .filter_map(|s| s.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?.trim().parse::<u64>().ok())
-        .sum()
+    let switches = |s: &str| s.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?.trim().parse().ok();
+    sum_over_threads("self", "status", switches).unwrap_or(0)
 }
 
 /// CPU used over a window, in % of one core.

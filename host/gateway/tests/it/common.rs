@@ -208,10 +208,19 @@ pub fn all_legs() -> Value {
 /// Sends `request` (raw HTTP/1.1 text, sent as is: no path normalisation) to `base`
 /// (`http://host:port`) and returns the status and body of the answer.
 pub async fn raw_http(base: &str, request: &str) -> (u16, String) {
+    raw_exchange(base, request.as_bytes(), false).await
+}
+
+/// [`raw_http`] with raw bytes; with `close_write` the client then shuts its side for writing, as a
+/// client that goes away mid-request does (a body shorter than its `Content-Length` ends there).
+pub async fn raw_exchange(base: &str, request: &[u8], close_write: bool) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
+    s.write_all(request).await.unwrap();
+    if close_write {
+        s.shutdown().await.unwrap();
+    }
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap().unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();

@@ -5,7 +5,9 @@ use std::time::Duration;
 use byoc_payment::job::JobRequest;
 use serde_json::{Value, json};
 
-use crate::common::{all_legs, http, post_job, raw_http, serve_gateway_with, toy_job, toy_orchestrator, toy_request};
+use crate::common::{
+    all_legs, http, post_job, raw_exchange, raw_http, serve_gateway_with, toy_job, toy_orchestrator, toy_request,
+};
 
 /// A victim's stream on a gateway in front of a toy orchestrator: (gateway URL, orchestrator,
 /// worker calls, victim stream id).
@@ -22,6 +24,22 @@ async fn victim() -> (String, std::sync::Arc<byoc_orchestrator::Orchestrator>, c
     assert_eq!(r.status(), 200);
     let id = r.json::<Value>().await.unwrap()["stream_id"].as_str().unwrap().to_string();
     (gw, orch, calls, id)
+}
+
+/// A stream with every leg on, started on a gateway (without an events timeout, `config` adjusting
+/// the rest) in front of a toy orchestrator: (gateway URL, orchestrator, the start's answer).
+async fn toy_stream(
+    config: impl FnOnce(&mut byoc_gateway::GatewayConfig),
+) -> (String, std::sync::Arc<byoc_orchestrator::Orchestrator>, Value) {
+    let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
+    let (gw, _) = serve_gateway_with(vec![orch_url], |c| {
+        c.events_timeout = None;
+        config(c);
+    })
+    .await;
+    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", toy_job(all_legs())).body("{}");
+    let urls: Value = r.send().await.unwrap().json().await.unwrap();
+    (gw, orch, urls)
 }
 
 /// A batch job header naming the victim's stream in its `request`.
@@ -150,10 +168,7 @@ async fn malformed_starts_are_400_and_start_nothing() {
 
 #[tokio::test]
 async fn an_ended_stream_answers_its_owner_410_and_tells_no_one_else() {
-    let (orch_url, _, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
-    let (gw, _) = serve_gateway_with(vec![orch_url], |c| c.events_timeout = None).await;
-    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", toy_job(all_legs())).body("{}");
-    let urls: Value = r.send().await.unwrap().json().await.unwrap();
+    let (gw, _, urls) = toy_stream(|_| {}).await;
     let (id, secret) = (urls["stream_id"].as_str().unwrap(), urls["stream_secret"].as_str().unwrap());
     assert_eq!(http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
     let status = format!("{gw}/process/stream/{id}/status");
@@ -174,38 +189,23 @@ async fn an_ended_stream_answers_its_owner_410_and_tells_no_one_else() {
 /// must not be able to raise an operator's alarm about a healthy orchestrator.
 #[tokio::test]
 async fn an_ingest_upload_cut_short_by_the_client_is_400_not_an_unreachable_orchestrator() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (orch_url, _orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
-    let (gw, _) = serve_gateway_with(vec![orch_url], |c| c.events_timeout = None).await;
-    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", toy_job(all_legs())).body("{}");
-    let urls: Value = r.send().await.unwrap().json().await.unwrap();
+    let (gw, _, urls) = toy_stream(|_| {}).await;
     let secret = urls["stream_secret"].as_str().unwrap();
     let path = urls["ingest_url"].as_str().unwrap().trim_start_matches(&gw).to_string();
-    let addr = gw.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
+    // 1000 bytes of the 100,000 announced, then the client goes away.
+    let mut request = format!(
         "POST {path}/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\nContent-Length: 100000\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(&[0x47u8; 1000]).await.unwrap();
-    s.shutdown().await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(!answer.contains("unreachable"), "{answer}");
+    )
+    .into_bytes();
+    request.extend_from_slice(&[0x47u8; 1000]);
+    let (status, body) = raw_exchange(&gw, &request, true).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.contains("unreachable"), "{body}");
 }
 
 #[tokio::test]
 async fn an_ingest_segment_cannot_exceed_the_cap() {
-    let (orch_url, orch, _) = toy_orchestrator(200, Duration::from_secs(60)).await;
-    let (gw, _) = serve_gateway_with(vec![orch_url], |c| {
-        c.events_timeout = None;
-        c.media_limits.max_ingest_segment_bytes = 1 << 20;
-    })
-    .await;
-    let r = http().post(format!("{gw}/process/stream/start")).header("Livepeer", toy_job(all_legs())).body("{}");
-    let urls: Value = r.send().await.unwrap().json().await.unwrap();
+    let (_, orch, urls) = toy_stream(|c| c.media_limits.max_ingest_segment_bytes = 1 << 20).await;
     let secret = urls["stream_secret"].as_str().unwrap();
     let input = orch.streams()[0].channels.input.clone().unwrap();
     let mut sub =
