@@ -23,7 +23,7 @@
 //! against it and against `byoc trickle` in its own process (`BYOC_BIN`, which `cargo xtask bench
 //! trickle` builds and sets), interleaved, and each row says how many times that server's figure
 //! ours is: throughput, and with `BYOC_BENCH_OTHER_SERVER_PID` each server's own CPU time per byte
-//! delivered.
+//! delivered. For those runs the servers have CPUs of their own (see `side_by_side`).
 //!
 //! Ends with the data-plane goals, each met / NOT met with the measured figure.
 
@@ -44,10 +44,13 @@ use tokio::time::timeout;
 
 #[path = "trickle/latency.rs"]
 mod latency;
+#[path = "trickle/side_by_side.rs"]
+mod side_by_side;
 #[path = "trickle/third_party.rs"]
 mod third_party;
 
 use latency::*;
+use side_by_side::other_server;
 use third_party::*;
 
 const MIB: usize = 1 << 20;
@@ -257,163 +260,6 @@ async fn run() {
     }
     println!("bench took {:.1} s", t_run.elapsed().as_secs_f64());
 }
-
-/// Our clients, the same workloads, against another trickle server (`BYOC_BENCH_OTHER_SERVER`, a base
-/// URL under which `POST {base}/{channel}` creates a channel, e.g. go-livepeer's trickle server) and
-/// against ours, side by side: [`SIDE_BY_SIDE`] interleaved repetitions, medians. The publisher
-/// keeps one upload at a time on both servers ([`Load::one_upload`]), so the two serve the same
-/// requests.
-///
-/// Ours runs as `byoc trickle` in its own process (`BYOC_BIN`, set by `cargo xtask bench
-/// trickle`), so that besides throughput, which the clients sharing the cores bound as well, each
-/// server's own CPU time per byte (or segment) delivered is compared: read from `/proc`, for the
-/// other server when `BYOC_BENCH_OTHER_SERVER_PID` names its process.
-async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
-    let ours = match std::env::var_os("BYOC_BIN") {
-        Some(bin) => match ServerProcess::byoc_trickle(&bin).await {
-            Ok(p) => Some(p),
-            Err(e) => {
-                println!("(could not start {}: {e}; ours runs in this process)", bin.to_string_lossy());
-                None
-            }
-        },
-        None => None,
-    };
-    let ours_pid = ours.as_ref().map(|p| p.pid);
-    let ours_base = ours.as_ref().map_or(in_process, |p| p.base.as_str());
-    let other_pid = std::env::var("BYOC_BENCH_OTHER_SERVER_PID").ok().and_then(|p| p.trim().parse::<u32>().ok());
-    println!();
-    let what = if ours.is_some() { "`byoc trickle`" } else { "ours in this process" };
-    println!("our clients, {what} vs {other}, {SIDE_BY_SIDE} interleaved runs each, medians:");
-    row("workload", "ours / that server", "ours / that server");
-    let mut loads: Vec<(String, Load)> = FAN_OUT
-        .iter()
-        .map(|&(subs, segments)| {
-            let s = if subs == 1 { "" } else { "s" };
-            (format!("1 MiB segments, {subs} subscriber{s}"), Load::mib(subs, segments).one_upload())
-        })
-        .collect();
-    loads.push(("4 KiB segments, 1 subscriber".into(), Load::SMALL.one_upload()));
-    let mut goals = Vec::new();
-    for (k, (name, load)) in loads.iter().enumerate() {
-        let mut goal = Goal { what: format!("{name}: ours >= 2x that server's throughput"), outcome: None };
-        let large = load.size >= MIB;
-        // Per subscriber: MiB/s for 1 MiB segments, segments/s for small ones.
-        let figure = |t: &Throughput| if large { t.mib_s() } else { t.segments as f64 / t.secs };
-        // Server CPU for what it delivered: ms per GiB, or us per segment.
-        let cost = |t: &Throughput, cpu: f64| {
-            let delivered = (t.segments * load.subs as u64) as f64;
-            if large { cpu * 1e3 / (delivered * t.size as f64 / (1u64 << 30) as f64) } else { cpu * 1e6 / delivered }
-        };
-        let (mut speed, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
-        let mut errors = Vec::new();
-        for rep in 0..SIDE_BY_SIDE {
-            // A repetition counts only if both servers completed it, so that runs compare in pairs.
-            let mut pair = Vec::new();
-            for (base, pid) in [(ours_base, ours_pid), (other, other_pid)] {
-                let before = pid.and_then(cpu_secs);
-                let ch = format!("side-{k}-{rep}");
-                match bounded(Duration::from_secs(40), channel_throughput(base, &ch, *load)).await {
-                    Ok(t) => {
-                        let used = before.zip(pid.and_then(cpu_secs)).map(|(b, a)| cost(&t, a - b));
-                        pair.push((figure(&t), used));
-                    }
-                    Err(e) => errors.push(format!("{base}: {e}")),
-                }
-            }
-            if let [(s0, c0), (s1, c1)] = pair[..] {
-                speed[0].push(s0);
-                speed[1].push(s1);
-                if let (Some(c0), Some(c1)) = (c0, c1) {
-                    cpu[0].push(c0);
-                    cpu[1].push(c1);
-                }
-            }
-        }
-        if let Some(e) = errors.first() {
-            failed(name, &format!("{} of {} runs: {e}", errors.len(), 2 * SIDE_BY_SIDE));
-        }
-        let [a, b] = &speed;
-        if a.is_empty() || b.is_empty() {
-            goals.push(goal);
-            continue;
-        }
-        let unit = if large { "MiB/s each" } else { "segments/s" };
-        let (ma, mb) = (median(a), median(b));
-        let each = a.iter().zip(b).map(|(x, y)| format!("{:.2}", x / y)).collect::<Vec<_>>().join(", ");
-        row(name, &format!("{ma:.0} / {mb:.0} {unit}"), &format!("{:.2}x as fast (runs {each})", ma / mb));
-        let mut figure = format!("{:.2}x", ma / mb);
-        let met = ma >= 2.0 * mb;
-        let [a, b] = &cpu;
-        if !a.is_empty() && !b.is_empty() {
-            let unit = if large { "ms CPU per GiB" } else { "us CPU per segment" };
-            let (ma, mb) = (median(a), median(b));
-            let each = a.iter().zip(b).map(|(x, y)| format!("{:.2}", y / x)).collect::<Vec<_>>().join(", ");
-            row(
-                "  server CPU per delivered",
-                &format!("{ma:.1} / {mb:.1} {unit}"),
-                &format!("{:.2}x less CPU (runs {each})", mb / ma),
-            );
-            figure.push_str(&format!(" (server CPU per delivered: {:.2}x less)", mb / ma));
-        }
-        goal.outcome = Some((met, figure));
-        goals.push(goal);
-    }
-    if other_pid.is_none() {
-        println!("(set BYOC_BENCH_OTHER_SERVER_PID to that server's process id to compare CPU per byte)");
-    }
-    goals
-}
-
-/// A trickle server in a process of its own: where it serves, and its pid for [`cpu_secs`].
-struct ServerProcess {
-    base: String,
-    pid: u32,
-    _child: tokio::process::Child,
-}
-
-impl ServerProcess {
-    /// `byoc trickle --listen 127.0.0.1:0 --autocreate`, once it says where it listens.
-    async fn byoc_trickle(bin: &std::ffi::OsStr) -> R<ServerProcess> {
-        let mut child = tokio::process::Command::new(bin)
-            .args(["trickle", "--listen", "127.0.0.1:0", "--autocreate"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let pid = child.id().ok_or("no pid")?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(out).lines();
-        let base = bounded(Duration::from_secs(10), async {
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                if let Some(url) = line.strip_prefix("trickle server listening on ") {
-                    return Ok(url.trim_end_matches('/').to_string());
-                }
-            }
-            Err("exited before it listened".to_string())
-        })
-        .await?;
-        // Whatever it prints later is read and dropped: a closed pipe would fail its writes.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(ServerProcess { base, pid, _child: child })
-    }
-}
-
-/// User plus system CPU time a process has used, all its threads (ended ones included), from
-/// `/proc/{pid}/stat` (in the kernel's 1/100 s ticks).
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name (which may hold spaces) start with the state (field 3);
-    // utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
-
-/// Interleaved repetitions of each workload in the side-by-side against another server.
-const SIDE_BY_SIDE: usize = 3;
 
 fn third_party_row(name: &str, r: R<Throughput>, subs: usize, ours_per: Option<f64>) {
     match r {
