@@ -9,6 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
+use crate::engine::{Ticker, Ticking};
 use crate::error::CallError;
 use crate::guest::{Guest, Pre};
 use crate::state::{Fault, Grant, HostState};
@@ -55,6 +56,8 @@ pub(crate) struct Template {
     pub preopens: Vec<(std::path::PathBuf, String)>,
     pub call_timeout: Duration,
     pub semaphore: Arc<tokio::sync::Semaphore>,
+    /// The engine's epoch ticker, which every call enters.
+    pub ticker: Arc<Ticker>,
 }
 
 /// A deny-all WASI context: no env, args, stdin, network or clocks beyond the defaults;
@@ -75,6 +78,10 @@ pub(crate) struct Instance {
     pub store: Store<HostState>,
     pub guest: Guest,
     call_timeout: Duration,
+    ticker: Arc<Ticker>,
+    /// The call under way, from [`arm`](Self::arm) to [`settle`](Self::settle): the epoch moves
+    /// meanwhile.
+    ticking: Option<Ticking>,
     /// Holds one slot of the runtime's instance budget for the instance's lifetime.
     _permit: OwnedSemaphorePermit,
 }
@@ -106,25 +113,36 @@ impl Instance {
             }
         });
         let limit = arm(&mut store, template.call_timeout);
+        let ticking = template.ticker.enter();
         let outcome = tokio::time::timeout(limit, template.pre.instantiate_async(&mut store)).await;
+        drop(ticking);
         let guest = settle(&store, outcome, limit).map_err(|e| match e {
             CallError::Trap(m) => CallError::Instantiate(m),
             other => other,
         })?;
-        Ok(Self { store, guest, call_timeout: template.call_timeout, _permit: permit })
+        Ok(Self {
+            store,
+            guest,
+            call_timeout: template.call_timeout,
+            ticker: template.ticker.clone(),
+            ticking: None,
+            _permit: permit,
+        })
     }
 
-    /// Prepares a call; see [`arm`].
+    /// Prepares a call; see [`arm`]. The epoch ticker runs until [`settle`](Self::settle).
     pub(crate) fn arm(&mut self) -> Duration {
+        self.ticking = Some(self.ticker.enter());
         arm(&mut self.store, self.call_timeout)
     }
 
     /// Classifies a call's outcome; see [`settle`].
     pub(crate) fn settle<R>(
-        &self,
+        &mut self,
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
         limit: Duration,
     ) -> Result<R, CallError> {
+        self.ticking = None;
         settle(&self.store, outcome, limit)
     }
 

@@ -32,6 +32,7 @@ pub(crate) struct LoadContext<'a> {
     pub cache: &'a Arc<AotCache>,
     pub operator: &'a OperatorConfig,
     pub semaphore: &'a Arc<tokio::sync::Semaphore>,
+    pub ticker: &'a Arc<crate::engine::Ticker>,
     pub max_memory_bytes: u64,
     pub output_buffer: usize,
 }
@@ -194,6 +195,7 @@ pub(crate) async fn load(ctx: &LoadContext<'_>, path: &Path) -> Result<Plugin, L
         preopens: Vec::new(),
         call_timeout: Duration::from_millis(manifest.limits.call_timeout_ms),
         semaphore: ctx.semaphore.clone(),
+        ticker: ctx.ticker.clone(),
     };
     let info = describe(&template, &dir).await?;
     crate::manifest::valid_name(&info.name).map_err(|reason| LoadError::Describe { path: dir.clone(), reason })?;

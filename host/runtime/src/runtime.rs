@@ -278,6 +278,7 @@ impl Runtime {
             cache: &inner.cache,
             operator: &inner.config.operator,
             semaphore: &inner.semaphore,
+            ticker: &inner.engine.ticker,
             max_memory_bytes: u64::from(inner.config.max_memory_mib.max(1)) * 1024 * 1024,
             output_buffer: inner.config.output_buffer,
         }

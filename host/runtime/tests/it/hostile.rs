@@ -53,6 +53,25 @@ async fn an_infinite_loop_hits_the_call_deadline() {
     assert_eq!(error, CallError::Timeout(Duration::from_millis(500)));
 }
 
+/// With no call for a second the epoch ticker sleeps (an idle node should not wake 100 times a
+/// second); the next call must wake it, or a spinning guest would never be stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_after_an_idle_spell_still_hits_the_call_deadline() {
+    let (runtime, plugin) = hostile().await;
+    let (mut session, _outputs) = plugin.open_session("").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // On a task of its own: if the guest were never stopped, this task's thread would spin for
+    // ever, and the test still ends (failing) on the other one.
+    let call = tokio::spawn(async move { session.on_control("loop").await });
+    let error = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the spinning guest was never stopped")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error, CallError::Timeout(Duration::from_millis(500)));
+    still_serves(&runtime).await;
+}
+
 #[tokio::test]
 async fn a_memory_bomb_hits_the_memory_cap() {
     let error = contained("memory").await;
