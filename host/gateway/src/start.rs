@@ -18,7 +18,7 @@ use crate::model::{Attachment, GwStream};
 use crate::request::{job_from, read_body};
 use crate::state::Gateway;
 use crate::urls::{Served, rtmp_destinations, stream_urls};
-use byoc_protocol::{JobParameters, with_default_legs};
+use byoc_protocol::{JobParameters, valid_id_part, with_default_legs};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct StartRequest {
@@ -31,14 +31,6 @@ pub(crate) struct StartRequest {
     /// go-livepeer clients send a string holding a JSON object; an object is accepted too.
     #[serde(default)]
     pub(crate) params: Value,
-}
-
-pub(crate) fn valid_id_part(s: &str) -> bool {
-    !s.is_empty()
-        && s != "."
-        && s != ".."
-        && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// `POST /process/stream/start`: the stream's URLs once an orchestrator has accepted it.
@@ -150,19 +142,4 @@ pub(crate) async fn capabilities(State(gw): State<Arc<Gateway>>, h: HeaderMap) -
         "orchestrators_answered": catalog.answered,
         "unanswered": catalog.unanswered,
     })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_id_part;
-
-    #[test]
-    fn a_stream_id_part_is_a_short_name_that_cannot_climb() {
-        for ok in ["a", "my-stream_1.2", &"x".repeat(64)] {
-            assert!(valid_id_part(ok), "{ok}");
-        }
-        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(65)] {
-            assert!(!valid_id_part(bad), "{bad}");
-        }
-    }
 }

@@ -10,10 +10,12 @@
 //! - [`messages`]: splitting a message channel's segment into messages.
 //! - [`params`]: a stream's params across updates (the keys only its start sets).
 //! - [`telemetry`]: the process-wide Prometheus recorder and `GET /metrics`.
+//! - [`valid_id_part`] / [`valid_stream_id`]: what a stream id may be (never a path that climbs).
 //! - Small shared rules: [`same_secret`] (constant time), [`read_limited`] bodies, job timeouts
 //!   ([`check_timeout`]), [`now_ms`].
 
 mod batch_path;
+mod ids;
 mod job;
 pub mod messages;
 mod offered;
@@ -21,6 +23,7 @@ pub mod params;
 pub mod telemetry;
 
 pub use batch_path::BatchPath;
+pub use ids::{ID_PART_MAX, valid_id_part, valid_stream_id};
 pub use job::{JobParameters, OrchestratorFilter};
 pub use offered::{Offered, OfferedList, OfferedPrice, StreamLegs, with_default_legs};
 
