@@ -18,7 +18,7 @@ use crate::model::{Attachment, GwStream};
 use crate::request::{job_from, read_body};
 use crate::state::Gateway;
 use crate::urls::{Served, rtmp_destinations, stream_urls};
-use byoc_protocol::{JobParameters, valid_id_part, with_default_legs};
+use byoc_protocol::{ID_PART_MAX, JobParameters, valid_id_part, with_default_legs};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct StartRequest {
@@ -62,9 +62,9 @@ pub(crate) async fn start(State(gw): State<Arc<Gateway>>, h: HeaderMap, body: Bo
     let base = if req.stream_id.is_empty() { byoc_payment::random_hex(8) } else { req.stream_id.clone() };
     let id = if req.stream_name.is_empty() { base.clone() } else { format!("{}-{base}", req.stream_name) };
     if !valid_id_part(&base) || (!req.stream_name.is_empty() && !valid_id_part(&req.stream_name)) {
-        return Err(ApiError::bad_request(
-            "stream_name and stream_id may use letters, digits, '-', '_' and '.' (at most 64 each; not '.' or '..')",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "stream_name and stream_id may use letters, digits, '-', '_' and '.' (at most {ID_PART_MAX} each; not '.' or '..')"
+        )));
     }
     if gw.lock().contains_key(&id) {
         return Err(ApiError::new(http::StatusCode::CONFLICT, format!("stream already exists: {id}")));
