@@ -13,6 +13,9 @@
 //!   cap, of anyone) idle the longest is closed to make room; if none is idle, the new connection
 //!   is answered `503` and closed. So idle connections can never lock out a normal request;
 //! - hands handlers the peer address as `axum::extract::ConnectInfo<SocketAddr>`;
+//! - runs each connection as one task whose wake-ups of itself while it runs (hyper makes one per
+//!   request body chunk it hands to the handler) are answered in the same poll, not as a yield
+//!   through the runtime (`unyielding.rs`);
 //! - with [`serve_with`], speaks TLS ([`Transport::Tls`]), or TLS and plain HTTP on one port
 //!   ([`Transport::Sniffed`]: a connection whose first byte opens a TLS handshake gets TLS). The
 //!   handshake counts as the request head: it must be done within [`Limits::header_read_timeout`].
@@ -37,8 +40,10 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 mod tls;
+mod unyielding;
 
 pub use tls::{TlsConfig, TlsError, Transport};
+use unyielding::Unyielding;
 
 /// The bounds of one HTTP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +308,9 @@ pub async fn serve_with(
         };
         let io = Watched { inner: stream, conn: conn.clone(), shared: shared.clone() };
         let (shared, app, stopping, transport) = (shared.clone(), app.clone(), stopping.clone(), transport.clone());
-        tokio::spawn(async move {
+        // Each connection is one task; hyper's wake-ups of it during its own poll (one per request
+        // body chunk) are answered in that poll ([`Unyielding`]).
+        tokio::spawn(Unyielding::new(async move {
             let id = conn.id;
             tokio::select! {
                 _ = handshake_then_serve(&shared, conn.clone(), io, peer, app, &stopping, transport) => {}
@@ -311,7 +318,7 @@ pub async fn serve_with(
                 _ = conn.close.cancelled() => {}
             }
             shared.leave(id);
-        });
+        }));
     }
     stopping.cancel();
     // Open connections finish their current response (the caller bounds how long it waits).
