@@ -6,7 +6,7 @@
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
 //! - `cargo xtask bench [trickle|runtime|stream|media|frames]` — benchmarks, printed as ratios against a
 //!   same-run baseline (`media` also installs the Python peers: its WebRTC peers are aiortc; `frames`
-//!   the pytrickle worker, its second baseline; `frames crossing` runs only the plugin crossing figure).
+//!   the pytrickle worker, its second baseline; `frames crossing` runs only the plugin crossing figure, `media latency` only the glass-to-glass latency).
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
 //! - `cargo xtask fuzz [TARGET] [--seconds N]` — run the libFuzzer targets of `host/fuzz`, one or all,
 //!   N seconds each (60 by default; installs cargo-fuzz into `target/tools/` once).
@@ -138,7 +138,7 @@ fn test(root: &std::path::Path) -> Result<()> {
 }
 
 /// `rest`: arguments after the benchmark's name, handed to it (`frames crossing` runs only the
-/// crossing figure).
+/// crossing figure, `media latency` only the glass-to-glass latency).
 fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result<()> {
     match which.unwrap_or("trickle") {
         "trickle" => {
@@ -173,7 +173,12 @@ fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result
             env::ensure_debian_packages(&[("ffmpeg", "ffmpeg")])?;
             let python = env::ensure_peers(root)?;
             plugins::build(root)?;
-            exec(cargo(root).args(["bench", "-p", "byoc-gateway", "--bench", "media"]).env("BYOC_PYTHON", python))
+            let mut run = cargo(root);
+            run.args(["bench", "-p", "byoc-gateway", "--bench", "media"]).env("BYOC_PYTHON", python);
+            if !rest.is_empty() {
+                run.arg("--").args(rest);
+            }
+            exec(&mut run)
         }
         "webrtc" => exec(cargo(root).args(["bench", "-p", "byoc-media", "--bench", "webrtc"])),
         "frames" => {

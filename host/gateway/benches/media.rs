@@ -650,5 +650,8 @@ async fn run() -> Res<()> {
     let nodes = nodes().await;
     let http = http();
     glass_to_glass(&python, &http, &nodes.gw).await?;
+    if std::env::args().any(|a| a == "latency") {
+        return Ok(());
+    }
     cpu(&python, &http, &nodes).await
 }

@@ -21,7 +21,9 @@ pub struct SegmenterConfig {
     /// Pieces mode: the rest of a segment goes out in pieces spanning at least this much media time (by
     /// the PTS of the frames of the keyframe stream) rather than frame by frame, so that fewer, larger
     /// chunks cross the network and the plugin; a segment's first piece and its last always go out at
-    /// once. Zero: every frame as soon as it is known.
+    /// once. A piece ends with a frame of the keyframe stream (video): the other streams' frames
+    /// (audio) wait for the next one, unless they have waited three windows (the video stalled). Zero:
+    /// every frame as soon as it is known.
     pub piece_window: Duration,
 }
 
@@ -140,8 +142,10 @@ pub struct TsSegmenter {
     min_ticks: u64,
     /// [`SegmenterConfig::piece_window`] in 90 kHz ticks.
     window_ticks: u64,
-    /// The PTS of the first frame in `current` not handed out yet, and of the last one.
-    held_pts: Option<Timestamp>,
+    /// What `current` holds that was not handed out yet.
+    held: Held,
+    /// The PTS of the last frame of the keyframe stream, and of any stream.
+    last_key_pts: Option<Timestamp>,
     last_pts: Option<Timestamp>,
     packets: PacketReader,
     /// Bytes skipped to find a sync byte, so far.
@@ -175,7 +179,8 @@ impl TsSegmenter {
             config,
             min_ticks,
             window_ticks,
-            held_pts: None,
+            held: Held::default(),
+            last_key_pts: None,
             last_pts: None,
             packets: PacketReader::default(),
             skipped: 0,
@@ -274,6 +279,12 @@ impl TsSegmenter {
         }
 
         let is_key_pid = self.key.is_some_and(|k| k.pid == pid);
+        if pusi && !is_key_pid && pid != 0 && !self.pmt_pids.contains(&pid) {
+            // A frame of another stream (audio): its PTS counts for how long held bytes waited.
+            if let Some(pts) = PesHeader::parse(payload).ok().and_then(|h| h.pts) {
+                self.note_pts(pts);
+            }
+        }
         if is_key_pid && pusi {
             if let Some(p) = self.pending.take() {
                 self.resolve(p, Picture::Delta);
@@ -308,6 +319,8 @@ impl TsSegmenter {
             }
             return;
         }
+        // The rest of a keyframe-stream frame whose start is in `current` or already went out.
+        self.held.key_bytes |= is_key_pid;
         self.append(pkt);
     }
 
@@ -430,21 +443,32 @@ impl TsSegmenter {
     /// A frame of the keyframe stream with this PTS joins the open segment (called before its bytes
     /// are added, so a frame that opens a segment is counted in the new one).
     fn note_frame(&mut self, pts: Option<Timestamp>) {
-        self.last_pts = pts;
-        if self.held_pts.is_none() {
-            self.held_pts = pts;
+        self.last_key_pts = pts;
+        if !self.held.key {
+            self.held.key = true;
+            self.held.key_from = pts;
         }
+        self.held.key_bytes = true;
+        if let Some(pts) = pts {
+            self.note_pts(pts);
+        }
+    }
+
+    /// A frame of any stream with this PTS joins the open segment.
+    fn note_pts(&mut self, pts: Timestamp) {
+        self.last_pts = Some(pts);
+        self.held.from.get_or_insert(pts);
     }
 
     /// Hands out what the open segment has that was not handed out yet.
     fn flush(&mut self) {
+        self.held = Held::default();
         if !self.started || self.current.is_empty() {
             return;
         }
         let bytes = Bytes::from(std::mem::take(&mut self.current));
         self.out.push(if self.current_opened { Piece::More(bytes) } else { Piece::Start(bytes) });
         self.current_opened = true;
-        self.held_pts = None;
     }
 
     /// At the end of a push: hands out the open segment's new bytes if they are its start, or span
@@ -453,15 +477,44 @@ impl TsSegmenter {
         if !self.started || self.current.is_empty() {
             return;
         }
-        let spanned = match (self.held_pts, self.last_pts) {
-            (Some(first), Some(last)) => last.signed_ticks_since(first).unsigned_abs() >= self.window_ticks,
+        let spans = |from: Option<Timestamp>, to: Option<Timestamp>, ticks: u64| match (from, to) {
+            (Some(from), Some(to)) => to.signed_ticks_since(from).unsigned_abs() >= ticks,
             // Without timestamps there is no window to measure.
             _ => true,
         };
-        if self.window_ticks == 0 || !self.current_opened || spanned {
+        let held = &self.held;
+        // A piece ends with a frame of the keyframe stream once the window is spanned, or with the
+        // rest of one whose start went out already.
+        let key_due =
+            if held.key { spans(held.key_from, self.last_key_pts, self.window_ticks) } else { held.key_bytes };
+        // Other streams' frames wait for the keyframe stream's piece, [`STALL_WINDOWS`] windows at most.
+        let any_due = if held.key || held.from.is_some() {
+            spans(held.from, self.last_pts, self.window_ticks.saturating_mul(STALL_WINDOWS))
+        } else {
+            true
+        };
+        if self.window_ticks == 0 || !self.current_opened || key_due || any_due {
             self.flush();
         }
     }
+}
+
+/// Held bytes go out once they span this many piece windows, whatever the keyframe stream does: a
+/// frame of another stream that arrives just after a piece waits for the next two video frames (at
+/// 30 fps and a 30 ms window, 67 ms), and must not be cut off from them in the normal flow; if the
+/// video stalls, the audio goes on at this pace.
+const STALL_WINDOWS: u64 = 3;
+
+/// What the open segment holds that was not handed out yet (for the piece window).
+#[derive(Debug, Default)]
+struct Held {
+    /// A frame of the keyframe stream starts in the held bytes; the PTS of the first one.
+    key: bool,
+    key_from: Option<Timestamp>,
+    /// Bytes of the keyframe stream are held (a frame, or the rest of one).
+    key_bytes: bool,
+    /// The PTS of the first frame of any stream held.
+    from: Option<Timestamp>,
 }
 
 #[cfg(test)]

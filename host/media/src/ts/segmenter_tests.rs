@@ -290,3 +290,86 @@ proptest! {
         prop_assert_eq!(whole, split);
     }
 }
+
+/// 3 s as live ingest pushes it (WHIP, RTMP): one push per frame, in time order, H.264 at 30 fps
+/// (a keyframe a second) and an audio frame every 20 ms. Each push: its PTS, whether it is video.
+fn live_pushes() -> Vec<(u64, bool, Vec<u8>)> {
+    let (mut vcc, mut acc) = (0u8, 0u8);
+    let mut pushes = Vec::new();
+    for f in 0..90u64 {
+        let mut out = Vec::new();
+        if f % 15 == 0 {
+            out.extend(pat_pmt());
+        }
+        let key = f % 30 == 0;
+        let mut es = vec![0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x06];
+        es.extend(std::iter::repeat_n(0x55, 400));
+        es.extend([0, 0, 0, 1, if key { 0x65 } else { 0x41 }]);
+        es.extend(std::iter::repeat_n(f as u8 | 0x80, 300));
+        let pts = 900_000 + f * 3000;
+        out.extend(pes_packets(VIDEO_PID, &pes(0xe0, pts, &es), false, &mut vcc));
+        pushes.push((pts, true, out));
+    }
+    for a in 0..150u64 {
+        let pts = 900_000 + a * 1800 + 1;
+        pushes.push((pts, false, pes_packets(AUDIO_PID, &pes(0xc0, pts, &[0xaa; 50]), false, &mut acc)));
+    }
+    pushes.sort_by_key(|p| p.0);
+    pushes
+}
+
+/// Pushes [`live_pushes`] with this window: the pieces, and for each video frame how long (ms of
+/// media time) it was held before the piece that carries it went out, sorted.
+fn live_pieces(window: Duration) -> (Vec<Piece>, Vec<u64>) {
+    let mut seg = TsSegmenter::new(SegmenterConfig { piece_window: window, ..SegmenterConfig::default() });
+    let (mut pieces, mut held, mut waits) = (Vec::new(), Vec::new(), Vec::new());
+    for (pts, video, bytes) in live_pushes() {
+        if video {
+            held.push(pts);
+        }
+        let out = seg.push_pieces(&bytes);
+        if !out.is_empty() {
+            waits.extend(held.drain(..).map(|v| (pts - v) / 90));
+            pieces.extend(out);
+        }
+    }
+    pieces.extend(seg.finish_pieces());
+    waits.sort_unstable();
+    (pieces, waits)
+}
+
+#[test]
+fn audio_between_video_frames_joins_the_next_video_piece_instead_of_going_alone() {
+    let (each, waits) = live_pieces(Duration::ZERO);
+    assert_eq!(waits.last(), Some(&0), "without a window nothing waits");
+    assert!(each.len() >= 230, "a piece per frame, audio and video: {}", each.len());
+
+    // 30 ms at 30 fps: two video frames a piece (the first waits one frame), and the audio frames
+    // between them in the same piece, not in pieces of their own (there were 122 pieces in 3 s).
+    let (pieces, waits) = live_pieces(Duration::from_millis(30));
+    assert!(pieces.len() <= 48, "about 15 pieces a second: {}", pieces.len());
+    assert_eq!((waits[waits.len() / 2], *waits.last().unwrap()), (0, 33), "video waits at most one frame");
+
+    let bytes = |pieces: &[Piece]| pieces.iter().flat_map(|p| p.bytes().to_vec()).collect::<Vec<u8>>();
+    assert_eq!(bytes(&pieces), bytes(&each), "the same bytes");
+    assert_eq!(pieces.iter().filter(|p| p.is_start()).count(), 3, "segment starts are not held");
+}
+
+#[test]
+fn audio_alone_goes_out_once_it_spans_three_windows() {
+    // Video stops after 10 frames; the audio goes on.
+    let mut seg =
+        TsSegmenter::new(SegmenterConfig { piece_window: Duration::from_millis(30), ..SegmenterConfig::default() });
+    let mut flushed_at = Vec::new();
+    for (pts, video, bytes) in live_pushes().into_iter().filter(|(pts, video, _)| !video || *pts < 900_000 + 10 * 3000)
+    {
+        if !seg.push_pieces(&bytes).is_empty() && !video && pts > 900_000 + 10 * 3000 {
+            flushed_at.push(pts);
+        }
+    }
+    assert!(flushed_at.len() >= 20, "audio still goes out: {flushed_at:?}");
+    assert!(
+        flushed_at.windows(2).all(|w| w[1] - w[0] <= 90 * 90 + 2 * 1800),
+        "three windows, and up to a frame on each side: {flushed_at:?}"
+    );
+}
