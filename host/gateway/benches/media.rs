@@ -116,6 +116,18 @@ struct Nodes {
     _rtmp: byoc_media::RtmpServer,
 }
 
+/// The main gateway's piece window: `BYOC_BENCH_PIECE_WINDOW_MS`, else the gateway's default.
+fn piece_window() -> Option<Duration> {
+    let ms = std::env::var("BYOC_BENCH_PIECE_WINDOW_MS").ok()?;
+    match ms.trim().parse::<u64>() {
+        Ok(ms) => Some(Duration::from_millis(ms)),
+        Err(_) => {
+            println!("BYOC_BENCH_PIECE_WINDOW_MS={ms:?} is not a number of ms; the default window is used");
+            None
+        }
+    }
+}
+
 /// A piece window no segment reaches: each segment travels as one piece, whole.
 const WHOLE_SEGMENTS: Duration = Duration::from_secs(60);
 
@@ -124,7 +136,13 @@ async fn nodes() -> Nodes {
     let runtime =
         common::bundled_plugins(RuntimeConfig { cache_dir, max_instances: 64, ..RuntimeConfig::default() }).await;
     let (orch_url, _) = common::serve_orchestrator(&runtime, 16, |_| {}).await;
-    let (gw, gateway) = common::serve_gateway(vec![orch_url.clone()]).await;
+    let window = piece_window();
+    let (gw, gateway) = common::serve_gateway_with(vec![orch_url.clone()], |c| {
+        if let Some(w) = window {
+            c.piece_window = w;
+        }
+    })
+    .await;
     let rtmp = byoc_gateway::serve_rtmp(&gateway, "127.0.0.1:0".parse().expect("addr"), None).await.expect("rtmp");
     byoc_gateway::serve_webrtc(&gateway, "127.0.0.1:0".parse().expect("addr"), None).await.expect("webrtc");
     let (whole, whole_gateway) = common::serve_gateway_with(vec![orch_url], |c| c.piece_window = WHOLE_SEGMENTS).await;
@@ -647,6 +665,9 @@ async fn run() -> Res<()> {
         "media benchmark (loopback, {} cores; gateway + orchestrator + passthrough plugin in this process)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if let Some(w) = piece_window() {
+        println!("piece window {} ms (BYOC_BENCH_PIECE_WINDOW_MS)", w.as_millis());
+    }
     let nodes = nodes().await;
     let http = http();
     glass_to_glass(&python, &http, &nodes.gw).await?;
