@@ -137,6 +137,14 @@ fn test(root: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Hands `rest` (arguments after a benchmark's name) on to the benchmark's own binary.
+fn hand_on<'a>(run: &'a mut Command, rest: &[String]) -> &'a mut Command {
+    if !rest.is_empty() {
+        run.arg("--").args(rest);
+    }
+    run
+}
+
 /// `rest`: arguments after the benchmark's name, handed to it (`frames crossing` runs only the
 /// crossing figure, `media latency` only the glass-to-glass latency).
 fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result<()> {
@@ -175,10 +183,7 @@ fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result
             plugins::build(root)?;
             let mut run = cargo(root);
             run.args(["bench", "-p", "byoc-gateway", "--bench", "media"]).env("BYOC_PYTHON", python);
-            if !rest.is_empty() {
-                run.arg("--").args(rest);
-            }
-            exec(&mut run)
+            exec(hand_on(&mut run, rest))
         }
         "webrtc" => exec(cargo(root).args(["bench", "-p", "byoc-media", "--bench", "webrtc"])),
         "frames" => {
@@ -188,9 +193,7 @@ fn bench(root: &std::path::Path, which: Option<&str>, rest: &[String]) -> Result
             plugins::build(root)?;
             let mut run = cargo(root);
             run.args(["bench", "-p", "byoc-orchestrator", "--bench", "frames"]);
-            if !rest.is_empty() {
-                run.arg("--").args(rest);
-            }
+            hand_on(&mut run, rest);
             // pytrickle's worker is the second baseline; without its venv that row says why.
             match env::ensure_worker(root) {
                 Ok(python) => {

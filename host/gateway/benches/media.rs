@@ -131,12 +131,11 @@ fn piece_window() -> Option<Duration> {
 /// A piece window no segment reaches: each segment travels as one piece, whole.
 const WHOLE_SEGMENTS: Duration = Duration::from_secs(60);
 
-async fn nodes() -> Nodes {
+async fn nodes(window: Option<Duration>) -> Nodes {
     let cache_dir = CacheDir::At(root().join("target/runtime-bench-cache"));
     let runtime =
         common::bundled_plugins(RuntimeConfig { cache_dir, max_instances: 64, ..RuntimeConfig::default() }).await;
     let (orch_url, _) = common::serve_orchestrator(&runtime, 16, |_| {}).await;
-    let window = piece_window();
     let (gw, gateway) = common::serve_gateway_with(vec![orch_url.clone()], |c| {
         if let Some(w) = window {
             c.piece_window = w;
@@ -665,10 +664,11 @@ async fn run() -> Res<()> {
         "media benchmark (loopback, {} cores; gateway + orchestrator + passthrough plugin in this process)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    if let Some(w) = piece_window() {
+    let window = piece_window();
+    if let Some(w) = window {
         println!("piece window {} ms (BYOC_BENCH_PIECE_WINDOW_MS)", w.as_millis());
     }
-    let nodes = nodes().await;
+    let nodes = nodes(window).await;
     let http = http();
     glass_to_glass(&python, &http, &nodes.gw).await?;
     if std::env::args().any(|a| a == "latency") {
