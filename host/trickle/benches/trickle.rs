@@ -42,6 +42,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
+#[path = "trickle/bare_relay.rs"]
+mod bare_relay;
 #[path = "trickle/latency.rs"]
 mod latency;
 #[path = "trickle/side_by_side.rs"]
@@ -363,22 +365,22 @@ async fn write_timed(addr: std::net::SocketAddr, mib: usize, reader: tokio::task
     total as f64 / MIB as f64 / t0.elapsed().as_secs_f64()
 }
 
-/// Our trickle server in process. `nodelay`: set TCP_NODELAY on every accepted socket, as the
-/// gateway's and orchestrator's listeners do (`byoc_net::tune_accepted`); without it, a
-/// response written in small pieces waits on Nagle's algorithm.
+/// Our trickle server in process. With `nodelay` it is served as `byoc trickle` and every byoc node
+/// serve (`byoc_net::serve`: `TCP_NODELAY` on every accepted socket, connection caps, a connection's
+/// wake-ups of itself answered in place); without, as plain `axum::serve` leaves it, where a response
+/// written in small pieces waits on Nagle's algorithm.
 async fn serve(nodelay: bool) -> (String, tokio::task::JoinHandle<()>) {
-    use axum::serve::ListenerExt;
     let store = TrickleStore::new(TrickleConfig { autocreate: true, ..TrickleConfig::default() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = axum::Router::new().nest("/ai/trickle", router(store));
     let task = tokio::spawn(async move {
-        let listener = listener.tap_io(move |tcp| {
-            if nodelay {
-                let _ = tcp.set_nodelay(true);
-            }
-        });
-        let _ = axum::serve(listener, app).await;
+        if nodelay {
+            let limits = byoc_net::Limits::default();
+            let _ = byoc_net::serve("trickle", listener, app, limits, std::future::pending()).await;
+        } else {
+            let _ = axum::serve(listener, app).await;
+        }
     });
     (format!("http://{addr}/ai/trickle"), task)
 }

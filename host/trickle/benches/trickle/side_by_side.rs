@@ -10,6 +10,7 @@
 //! started the same way (`taskset -c 1 ...`), which the bench checks when it knows its pid.
 
 use super::*;
+use crate::bare_relay::bare_relay;
 
 /// Our clients, the same workloads, against another trickle server (`BYOC_BENCH_OTHER_SERVER`, a base
 /// URL under which `POST {base}/{channel}` creates a channel, e.g. go-livepeer's trickle server) and
@@ -85,6 +86,7 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
         };
         let (mut speed, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
         let mut errors = Vec::new();
+        let mut ceiling = Vec::new();
         for rep in 0..SIDE_BY_SIDE {
             // A repetition counts only if both servers completed it, so that runs compare in pairs.
             let mut pair = Vec::new();
@@ -99,6 +101,13 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
                     Err(e) => errors.push(format!("{base}: {e}")),
                 }
             }
+            if large {
+                let cpus = layout.as_ref().map(|l| l.servers.to_string());
+                match bounded(Duration::from_secs(40), bare_relay(cpus, load.subs, load.segments as usize)).await {
+                    Ok(r) => ceiling.push(r),
+                    Err(e) => errors.push(format!("the bare relay: {e}")),
+                }
+            }
             if let [(s0, c0), (s1, c1)] = pair[..] {
                 speed[0].push(s0);
                 speed[1].push(s1);
@@ -109,7 +118,7 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
             }
         }
         if let Some(e) = errors.first() {
-            failed(name, &format!("{} of {} runs: {e}", errors.len(), 2 * SIDE_BY_SIDE));
+            failed(name, &format!("{} failed runs: {e}", errors.len()));
         }
         let [a, b] = &speed;
         if a.is_empty() || b.is_empty() {
@@ -125,14 +134,46 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
         let [a, b] = &cpu;
         if !a.is_empty() && !b.is_empty() {
             let unit = if large { "ms CPU per GiB" } else { "us CPU per segment" };
-            let (ma, mb) = (median(a), median(b));
+            let (ca, cb) = (median(a), median(b));
             let each = a.iter().zip(b).map(|(x, y)| format!("{:.2}", y / x)).collect::<Vec<_>>().join(", ");
+            // How much of its CPU each server kept busy: what it delivered per second times what
+            // each unit cost it. Well under 100 %, the clients set the pace, not the server.
+            let busy = |rate: f64, cost: f64| {
+                if large { rate * load.subs as f64 / 1024.0 * cost / 1e3 } else { rate * cost / 1e6 }
+            };
+            let (busy_a, busy_b) = (busy(ma, ca), busy(mb, cb));
             row(
                 "  server CPU per delivered",
-                &format!("{ma:.1} / {mb:.1} {unit}"),
-                &format!("{:.2}x less CPU (runs {each})", mb / ma),
+                &format!("{ca:.1} / {cb:.1} {unit}"),
+                &format!(
+                    "{:.2}x less CPU (runs {each}); CPU busy {:.0} % / {:.0} %",
+                    cb / ca,
+                    busy_a * 100.0,
+                    busy_b * 100.0
+                ),
             );
-            figure.push_str(&format!(" (server CPU per delivered: {:.2}x less)", mb / ma));
+            figure.push_str(&format!(" (server CPU per delivered: {:.2}x less)", cb / ca));
+            if busy_a < RELAY_IDLE {
+                figure.push_str(&format!("; ours {:.0} % busy: the clients set the pace", busy_a * 100.0));
+            }
+        }
+        if !ceiling.is_empty() {
+            let relay = median(&ceiling.iter().map(|r| r.mib_s).collect::<Vec<_>>());
+            let busy = median(&ceiling.iter().map(|r| r.busy).collect::<Vec<_>>());
+            row(
+                "  a bare relay on the servers' CPU (no HTTP)",
+                &format!("{relay:.0} MiB/s each, its CPU {:.0} % busy", busy * 100.0),
+                &format!("{:.2}x that server; ours {:.2}x the relay", relay / mb, ma / relay),
+            );
+            // A relay that copies and nothing else, left idle, waited on the clients: no server
+            // delivers more here than it did.
+            if busy < RELAY_IDLE && relay < 2.0 * mb {
+                figure.push_str(&format!(
+                    "; the clients' CPU bounds this workload: a bare relay, its CPU {:.0} % busy, reaches {:.2}x that server",
+                    busy * 100.0,
+                    relay / mb
+                ));
+            }
         }
         goal.outcome = Some((met, figure));
         goals.push(goal);
@@ -198,6 +239,9 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
 }
+
+/// Below this share of its CPU, a server (or the bare relay) spent its time waiting on the clients.
+const RELAY_IDLE: f64 = 0.9;
 
 /// Interleaved repetitions of each workload in the side-by-side against another server.
 const SIDE_BY_SIDE: usize = 3;
