@@ -1,12 +1,14 @@
-//! The ceiling of the side by side: what the servers' CPU can relay with nothing but the copies.
+//! A bare relay on the servers' CPU, for the side by side: what that CPU moves with nothing but the
+//! copies.
 //!
 //! Any trickle server receives each byte from the publisher and writes it to every subscriber; on
 //! loopback the kernel's share of that (copies, TCP, waking the reader) dwarfs what a server adds.
-//! So the most any server could deliver here is bounded by a bare relay on the same CPU, fed and
-//! drained by clients on the same other CPUs: one thread, blocking sockets, reads of up to 1 MiB
-//! written whole to each subscriber in turn: the fewest system calls and wake-ups per byte a
-//! server that copies can make, and no HTTP, no runtime, no store. When that relay is not 2× a
-//! server, no server is, on this machine.
+//! The relay does only that: one thread, blocking sockets, reads of up to 1 MiB written whole to
+//! each subscriber in turn, no HTTP, no runtime, no store, fed and drained by raw TCP clients on the
+//! clients' CPUs. How busy it keeps its CPU says what bounds a workload: left idle, it was waiting
+//! on the clients, and no server goes faster than the clients let it. It is not a ceiling with
+//! fan-out: there a full subscriber socket costs it a sleep and a wake-up, which a server that
+//! writes to whichever subscriber is ready does not pay (ours delivers more than it there).
 
 use super::*;
 

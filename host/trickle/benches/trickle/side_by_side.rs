@@ -86,7 +86,7 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
         };
         let (mut speed, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
         let mut errors = Vec::new();
-        let mut ceiling = Vec::new();
+        let mut relays = Vec::new();
         for rep in 0..SIDE_BY_SIDE {
             // A repetition counts only if both servers completed it, so that runs compare in pairs.
             let mut pair = Vec::new();
@@ -104,7 +104,7 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
             if large {
                 let cpus = layout.as_ref().map(|l| l.servers.to_string());
                 match bounded(Duration::from_secs(40), bare_relay(cpus, load.subs, load.segments as usize)).await {
-                    Ok(r) => ceiling.push(r),
+                    Ok(r) => relays.push(r),
                     Err(e) => errors.push(format!("the bare relay: {e}")),
                 }
             }
@@ -153,21 +153,21 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
                 ),
             );
             figure.push_str(&format!(" (server CPU per delivered: {:.2}x less)", cb / ca));
-            if busy_a < RELAY_IDLE {
+            if busy_a < CLIENT_BOUND {
                 figure.push_str(&format!("; ours {:.0} % busy: the clients set the pace", busy_a * 100.0));
             }
         }
-        if !ceiling.is_empty() {
-            let relay = median(&ceiling.iter().map(|r| r.mib_s).collect::<Vec<_>>());
-            let busy = median(&ceiling.iter().map(|r| r.busy).collect::<Vec<_>>());
+        if !relays.is_empty() {
+            let relay = median(&relays.iter().map(|r| r.mib_s).collect::<Vec<_>>());
+            let busy = median(&relays.iter().map(|r| r.busy).collect::<Vec<_>>());
             row(
                 "  a bare relay on the servers' CPU (no HTTP)",
                 &format!("{relay:.0} MiB/s each, its CPU {:.0} % busy", busy * 100.0),
                 &format!("{:.2}x that server; ours {:.2}x the relay", relay / mb, ma / relay),
             );
-            // A relay that copies and nothing else, left idle, waited on the clients: no server
-            // delivers more here than it did.
-            if busy < RELAY_IDLE && relay < 2.0 * mb {
+            // A relay that copies and nothing else, left idle, was waiting on the clients: their
+            // CPU, not the server's, sets the pace of this workload.
+            if busy < CLIENT_BOUND && relay < 2.0 * mb {
                 figure.push_str(&format!(
                     "; the clients' CPU bounds this workload: a bare relay, its CPU {:.0} % busy, reaches {:.2}x that server",
                     busy * 100.0,
@@ -241,7 +241,7 @@ fn cpu_secs(pid: u32) -> Option<f64> {
 }
 
 /// Below this share of its CPU, a server (or the bare relay) spent its time waiting on the clients.
-const RELAY_IDLE: f64 = 0.9;
+const CLIENT_BOUND: f64 = 0.9;
 
 /// Interleaved repetitions of each workload in the side-by-side against another server.
 const SIDE_BY_SIDE: usize = 3;
