@@ -244,7 +244,7 @@ fn cpu_secs(pid: u32) -> Option<f64> {
 const CLIENT_BOUND: f64 = 0.9;
 
 /// Interleaved repetitions of each workload in the side-by-side against another server.
-const SIDE_BY_SIDE: usize = 3;
+const SIDE_BY_SIDE: usize = 5;
 
 /// A set of CPU numbers, read from and shown as a kernel CPU list (`0-2,5`).
 #[derive(Debug, Clone, PartialEq, Eq)]
