@@ -42,7 +42,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-const DEADLINE: Duration = Duration::from_secs(720);
+const DEADLINE: Duration = Duration::from_secs(900);
 /// Seconds measured by each latency run, after its warm-up.
 const LATENCY_SECONDS: u32 = 12;
 const LATENCY_WARMUP: u32 = 2;
@@ -55,7 +55,9 @@ const CPU_WINDOW: Duration = Duration::from_secs(8);
 /// Rounds of a WHIP run then an HTTP run per N. The machine's speed drifts over minutes (on the
 /// development VM every ingest kind's figure moved by up to 2× between whole runs of this bench), so
 /// WHIP's cost on top of HTTP is taken within each round, and the median over the rounds is the figure.
-const CPU_ROUNDS: usize = 3;
+/// Five, not three (until 2026-12-05): at N=1 single rounds of pieces − whole spread 0.3–0.5 points,
+/// more than the 0.1 % goal itself.
+const CPU_ROUNDS: usize = 5;
 /// Ingest segments recorded (after the first) as the media of the HTTP and RTMP runs.
 const RECORDED: usize = 3;
 /// WHIP ingest's CPU on top of HTTP ingest, per stream, when media moved in whole segments (% of a
