@@ -23,7 +23,9 @@
 //! against it and against `byoc trickle` in its own process (`BYOC_BIN`, which `cargo xtask bench
 //! trickle` builds and sets), interleaved, and each row says how many times that server's figure
 //! ours is: throughput, and with `BYOC_BENCH_OTHER_SERVER_PID` each server's own CPU time per byte
-//! delivered. For those runs the servers have CPUs of their own (see `side_by_side`).
+//! delivered. For those runs the servers have CPUs of their own (see `side_by_side`), and a bare
+//! relay on the servers' CPU (see `bare_relay`) shows, with each server's CPU busy share, whether the
+//! servers or the clients set the pace of each workload.
 //!
 //! Ends with the data-plane goals, each met / NOT met with the measured figure.
 
