@@ -160,8 +160,12 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
         if !relays.is_empty() {
             let relay = median(&relays.iter().map(|r| r.mib_s).collect::<Vec<_>>());
             let busy = median(&relays.iter().map(|r| r.busy).collect::<Vec<_>>());
+            let label = match layout {
+                Some(_) => "  a bare relay on the servers' CPU (no HTTP)",
+                None => "  a bare relay, sharing every CPU (no HTTP)",
+            };
             row(
-                "  a bare relay on the servers' CPU (no HTTP)",
+                label,
                 &format!("{relay:.0} MiB/s each, its CPU {:.0} % busy", busy * 100.0),
                 &format!("{:.2}x that server; ours {:.2}x the relay", relay / mb, ma / relay),
             );
