@@ -6,7 +6,8 @@
 //! - `cargo xtask demo`  — build everything and run a real stream, printing the URLs to open.
 //! - `cargo xtask bench [trickle|runtime|stream|media|frames]` — benchmarks, printed as ratios against a
 //!   same-run baseline (`media` also installs the Python peers: its WebRTC peers are aiortc; `frames`
-//!   the pytrickle worker, its second baseline; `frames crossing` runs only the plugin crossing figure, `media latency` only the glass-to-glass latency).
+//!   the pytrickle worker, its second baseline; `frames crossing` runs only the plugin crossing figure,
+//!   `media latency` only the glass-to-glass latency).
 //! - `cargo xtask plugins` — build the wasm plugins into `target/plugins/`.
 //! - `cargo xtask fuzz [TARGET] [--seconds N]` — run the libFuzzer targets of `host/fuzz`, one or all,
 //!   N seconds each (60 by default; installs cargo-fuzz into `target/tools/` once).

@@ -11,6 +11,7 @@
 //! writes to whichever subscriber is ready does not pay (ours delivers more than it there).
 
 use super::*;
+use crate::side_by_side::{Cpus, pin_this_thread};
 
 /// A bare relay run: MiB/s each subscriber read, and how busy the relay kept its CPU.
 pub(crate) struct Relayed {
@@ -21,7 +22,7 @@ pub(crate) struct Relayed {
 
 /// `mib` MiB written in 64 KiB writes (as our publisher writes its chunks) through a bare relay
 /// pinned to `cpus` (when given) to `subs` readers. The clients run on this runtime.
-pub(crate) async fn bare_relay(cpus: Option<String>, subs: usize, mib: usize) -> R<Relayed> {
+pub(crate) async fn bare_relay(cpus: Option<Cpus>, subs: usize, mib: usize) -> R<Relayed> {
     let err = |e: std::io::Error| e.to_string();
     let front = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
     let back = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
@@ -30,7 +31,7 @@ pub(crate) async fn bare_relay(cpus: Option<String>, subs: usize, mib: usize) ->
     std::thread::Builder::new()
         .name("bare-relay".into())
         .spawn(move || {
-            let _ = done_tx.send(relay(cpus.as_deref(), front, back, subs));
+            let _ = done_tx.send(relay(cpus.as_ref(), front, back, subs));
         })
         .map_err(err)?;
     // The readers connect first, so the relay has them all before the writer's first byte.
@@ -71,7 +72,7 @@ pub(crate) async fn bare_relay(cpus: Option<String>, subs: usize, mib: usize) ->
 
 /// The relay thread: pins itself, takes the readers and then the writer, relays until the writer
 /// closes, and says how much CPU it used while relaying (seconds).
-fn relay(cpus: Option<&str>, front: std::net::TcpListener, back: std::net::TcpListener, subs: usize) -> R<f64> {
+fn relay(cpus: Option<&Cpus>, front: std::net::TcpListener, back: std::net::TcpListener, subs: usize) -> R<f64> {
     use std::io::{Read, Write};
     let err = |e: std::io::Error| e.to_string();
     if let Some(cpus) = cpus {
@@ -100,19 +101,6 @@ fn relay(cpus: Option<&str>, front: std::net::TcpListener, back: std::net::TcpLi
     }
     let used = thread_cpu_secs().ok_or("no CPU time for this thread")? - before;
     Ok(used)
-}
-
-/// Moves the calling thread (only) to `cpus`: `taskset -p -c CPUS TID`.
-fn pin_this_thread(cpus: &str) -> R<()> {
-    // `/proc/thread-self` links to `PID/task/TID`.
-    let link = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
-    let tid = link.file_name().and_then(|t| t.to_str()).ok_or("no thread id in /proc/thread-self")?.to_string();
-    let out = std::process::Command::new("taskset")
-        .args(["-p", "-c", cpus, &tid])
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|e| format!("taskset: {e}"))?;
-    if out.status.success() { Ok(()) } else { Err(format!("taskset: {}", String::from_utf8_lossy(&out.stderr).trim())) }
 }
 
 /// The time the calling thread has spent on a CPU, in seconds, from `/proc/thread-self/schedstat`

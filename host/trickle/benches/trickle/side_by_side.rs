@@ -102,7 +102,7 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
                 }
             }
             if large {
-                let cpus = layout.as_ref().map(|l| l.servers.to_string());
+                let cpus = layout.as_ref().map(|l| l.servers.clone());
                 match bounded(Duration::from_secs(40), bare_relay(cpus, load.subs, load.segments as usize)).await {
                     Ok(r) => relays.push(r),
                     Err(e) => errors.push(format!("the bare relay: {e}")),
@@ -252,7 +252,7 @@ const SIDE_BY_SIDE: usize = 5;
 
 /// A set of CPU numbers, read from and shown as a kernel CPU list (`0-2,5`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Cpus(std::collections::BTreeSet<u32>);
+pub(crate) struct Cpus(std::collections::BTreeSet<u32>);
 
 impl Cpus {
     fn parse(list: &str) -> R<Cpus> {
@@ -357,8 +357,21 @@ impl Drop for Pinned {
 /// `taskset -a -p -c CPUS {this pid}`: every thread of this process (threads started later inherit
 /// it from the thread that starts them).
 fn taskset_all(cpus: &Cpus) -> R<()> {
+    taskset(&["-a", "-p", "-c", &cpus.to_string(), &std::process::id().to_string()])
+}
+
+/// Moves the calling thread (only) to `cpus`: `taskset -p -c CPUS {its thread id}`.
+pub(crate) fn pin_this_thread(cpus: &Cpus) -> R<()> {
+    // `/proc/thread-self` links to `PID/task/TID`.
+    let link = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
+    let tid = link.file_name().and_then(|t| t.to_str()).ok_or("no thread id in /proc/thread-self")?;
+    taskset(&["-p", "-c", &cpus.to_string(), tid])
+}
+
+/// `taskset ARGS`, its refusal as the error.
+fn taskset(args: &[&str]) -> R<()> {
     let out = std::process::Command::new("taskset")
-        .args(["-a", "-p", "-c", &cpus.to_string(), &std::process::id().to_string()])
+        .args(args)
         .stdout(Stdio::null())
         .output()
         .map_err(|e| format!("taskset: {e}"))?;
