@@ -185,6 +185,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     crate::tools::warn_missing_for_gateway();
     let capabilities = orch.registry.names().join(", ");
     let rtmp_ingest = format!("rtmp://{}/live/{{stream_id}}-{{stream_secret}}", rtmp.local_addr());
+    let shutdown = crate::trickle::Shutdown::listen();
     println!("byoc dev: gateway       {gw_url}   (start streams: POST {gw_url}/process/stream/start)");
     println!("byoc dev: console       {gw_url}/   (open it in a browser: start, publish, watch, stop)");
     println!(
@@ -237,9 +238,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             "byoc dev ready"
         );
     }
-    let served =
-        crate::trickle::serve_until_signal("gateway", gw_listener, byoc_gateway::router(gw.clone()), server_limits)
-            .await;
+    let served = crate::trickle::serve_until_signal(
+        "gateway",
+        gw_listener,
+        byoc_gateway::router(gw.clone()),
+        server_limits,
+        shutdown,
+    )
+    .await;
     if let Some(path) = state_file {
         DevState::remove(&path);
     }

@@ -190,11 +190,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         println!("gateway WHIP/WHEP media on udp {bound} (each stream's whip_url / whep_url)");
     }
     crate::tools::warn_missing_for_gateway();
+    let shutdown = crate::trickle::Shutdown::listen();
     println!("gateway listening on {public_url} (orchestrators: {})", orchestrators.join(", "));
     if crate::tools::json_logs() {
         tracing::info!(url = %public_url, orchestrators = %orchestrators.join(", "), "gateway listening");
     }
-    let served = crate::trickle::serve_until_signal("gateway", listener, router(gw.clone()), server_limits).await;
+    let served =
+        crate::trickle::serve_until_signal("gateway", listener, router(gw.clone()), server_limits, shutdown).await;
     gw.shutdown().await;
     served
 }

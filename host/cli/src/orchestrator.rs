@@ -355,6 +355,8 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         }
     }
     let watcher = offer_plugins(&orch, &args.plugins, &file).await?;
+    // One per server below (the gRPC port has its own).
+    let (shutdown, grpc_shutdown) = (crate::trickle::Shutdown::listen(), crate::trickle::Shutdown::listen());
     println!("orchestrator listening on {service_url} (trickle at {service_url}/ai/trickle/)");
     if crate::tools::json_logs() {
         tracing::info!(url = %service_url, capabilities = %orch.registry.names().join(", "), "orchestrator listening");
@@ -364,13 +366,16 @@ pub async fn run(args: OrchestratorArgs) -> anyhow::Result<()> {
         None => {
             println!("TLS (gRPC and the API over https) on the same port");
             let sniffed = byoc_net::Transport::Sniffed(tls);
-            crate::trickle::serve_until_signal_over("orchestrator", listener, app, server_limits, sniffed).await
+            crate::trickle::serve_until_signal_over("orchestrator", listener, app, server_limits, sniffed, shutdown)
+                .await
         }
         Some(grpc) => {
             println!("gRPC over TLS on {}", grpc.local_addr()?);
             let tls = byoc_net::Transport::Tls(tls);
-            let plain = crate::trickle::serve_until_signal("orchestrator", listener, app.clone(), server_limits);
-            let secure = crate::trickle::serve_until_signal_over("orchestrator", grpc, app, server_limits, tls);
+            let plain =
+                crate::trickle::serve_until_signal("orchestrator", listener, app.clone(), server_limits, shutdown);
+            let secure =
+                crate::trickle::serve_until_signal_over("orchestrator", grpc, app, server_limits, tls, grpc_shutdown);
             tokio::try_join!(plain, secure).map(|_| ())
         }
     };

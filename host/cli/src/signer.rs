@@ -173,11 +173,12 @@ pub async fn run(args: SignerArgs) -> anyhow::Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let discovery = signer.spawn_discovery(cancel.clone());
     let address = signer.address().to_checksum();
+    let shutdown = crate::trickle::Shutdown::listen();
     println!("signer listening on http://{bound} (address {address})");
     if crate::tools::json_logs() {
         tracing::info!(url = %format!("http://{bound}"), address = %address, orchestrators = %orchestrators, "signer listening");
     }
-    let served = crate::trickle::serve_until_signal("signer", listener, router(signer), server_limits).await;
+    let served = crate::trickle::serve_until_signal("signer", listener, router(signer), server_limits, shutdown).await;
     cancel.cancel();
     let _ = discovery.await;
     served

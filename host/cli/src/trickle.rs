@@ -248,21 +248,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {} (--listen)", args.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = Shutdown::listen();
     // Scripts wait for this line; it names the real port when `--listen` used port 0.
     println!("trickle server listening on http://{addr}{}/", base.as_deref().unwrap_or(""));
     tracing::info!(%addr, autocreate = args.autocreate, window = args.window, "trickle server started");
-    serve_until_signal("trickle", listener, app, server_limits).await
+    serve_until_signal("trickle", listener, app, server_limits, shutdown).await
 }
 
-/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish for a short grace period
-/// (subscribers parked on a live edge would otherwise hold the process forever).
+/// Serves until SIGINT/SIGTERM (heard by `shutdown`), then lets in-flight requests finish for a
+/// short grace period (subscribers parked on a live edge would otherwise hold the process forever).
 pub async fn serve_until_signal(
     node: &'static str,
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: byoc_net::Limits,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    serve_until_signal_over(node, listener, app, limits, byoc_net::Transport::Plain).await
+    serve_until_signal_over(node, listener, app, limits, byoc_net::Transport::Plain, shutdown).await
 }
 
 /// [`serve_until_signal`] over `transport` (plain, TLS, or both on the one port).
@@ -272,6 +274,7 @@ pub async fn serve_until_signal_over(
     app: axum::Router,
     limits: byoc_net::Limits,
     transport: byoc_net::Transport,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let graceful = {
@@ -282,7 +285,7 @@ pub async fn serve_until_signal_over(
     tokio::select! {
         r = server => r?,
         _ = async {
-            shutdown_signal().await;
+            shutdown.wait().await;
             tracing::info!("shutting down");
             stop.notify_one();
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -291,22 +294,47 @@ pub async fn serve_until_signal_over(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT and SIGTERM, heard from the moment this is made. A node makes it before it says it is
+/// listening: until a handler is installed, SIGTERM ends the process at once, so a supervisor's
+/// SIGTERM right after that line would skip the graceful shutdown (and the log lines after it).
+pub struct Shutdown {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    signals: [Option<tokio::signal::unix::Signal>; 2],
+}
+
+impl Shutdown {
+    /// Starts listening (within the runtime). A signal that cannot be listened for is left to its
+    /// default action, as before this existed.
+    pub fn listen() -> Shutdown {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Shutdown { signals: [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok()) }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        #[cfg(not(unix))]
+        Shutdown {}
+    }
+
+    /// Until either signal arrives.
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let [int, term] = self.signals;
+            let recv = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! { _ = recv(int) => {}, _ = recv(term) => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]

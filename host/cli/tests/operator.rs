@@ -1,7 +1,8 @@
 //! What an operator sees when starting nodes, as processes: a missing tool is named once with the
 //! features it turns off; logs to a pipe carry no colour codes; with `--log-format json` every stderr
 //! line is a JSON event and the startup banner is one of them; `byoc dev` with no plugins says how to
-//! get them; an invalid `RUST_LOG` is an error, not a silent default.
+//! get them; an invalid `RUST_LOG` is an error, not a silent default; SIGTERM as soon as a node says
+//! it is listening shuts it down gracefully.
 
 mod common;
 
@@ -156,4 +157,47 @@ async fn byoc_signer_logs_its_banner_never_its_key_and_wants_an_api_key_off_loop
     assert!(!ok && err.contains("without an API key: set BYOC_SIGNER_API_KEY"), "{err}");
     let (ok, _, err) = byoc_with_env(&["signer", "--listen", "127.0.0.1:0"], &env, LIMIT).await;
     assert!(!ok && err.contains("--key FILE"), "{err}");
+}
+
+/// A supervisor may send SIGTERM as soon as a node says it is listening. The node must already be
+/// listening for it then and shut down gracefully (exit 0), not die of the signal's default action.
+/// The window is short, so a few rounds of each node.
+#[tokio::test]
+async fn sigterm_right_after_the_listening_line_shuts_a_node_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signer.hex");
+    byoc_payment::keyfile::write_private(&key, &byoc_payment::random_hex(32)).unwrap();
+    let key = key.to_str().unwrap();
+    let nodes: [(&[&str], &str); 2] = [
+        (&["trickle", "--listen", "127.0.0.1:0"], "trickle server listening on "),
+        (&["signer", "--key", key, "--listen", "127.0.0.1:0"], "signer listening on "),
+    ];
+    for round in 0..10 {
+        for (args, line) in nodes {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
+                .args(args)
+                .env("BYOC_SIGNER_API_KEY", "")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn byoc");
+            let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+            let said = tokio::time::timeout(LIMIT, async {
+                while let Ok(Some(l)) = stdout.next_line().await {
+                    if l.starts_with(line) {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            assert_eq!(said, Ok(true), "byoc {args:?} never printed {line:?}");
+            let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+            let status = tokio::time::timeout(LIMIT, child.wait()).await.unwrap().unwrap();
+            assert!(status.success(), "byoc {args:?}, round {round}: {status} (killed by the signal, not shut down)");
+        }
+    }
 }
