@@ -238,6 +238,29 @@ async fn capabilities_are_listed_and_legs_default_to_the_capabilitys() {
     }
 }
 
+/// A call that puts out more than the session's output queue holds completes: the orchestrator
+/// writes what a session puts out while the call runs, not only once it has returned (one task
+/// reads the input, makes the calls and writes the outputs). With a queue of one, ts-analyzer's
+/// segment end (an event, then the data line) waits on the queue until the first is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_putting_out_more_than_the_output_queue_holds_completes() {
+    let runtime = common::bundled_plugins(RuntimeConfig { output_buffer: 1, ..runtime_config() }).await;
+    let n = nodes_with(&runtime).await;
+    let fixture = std::fs::read(root().join("plugins/ts-analyzer/tests/fixtures/h264-aac-2s.ts")).unwrap();
+    let urls = start(&n.gw, "ts-analyzer", json!({}), "{}").await;
+    let mut data = http().get(urls["data_url"].as_str().unwrap()).send().await.unwrap();
+    let mut events = http().get(urls["events_url"].as_str().unwrap()).send().await.unwrap();
+    let secret = urls["stream_secret"].as_str().unwrap();
+    let ingest = urls["ingest_url"].as_str().unwrap();
+    let r = http().post(format!("{ingest}/0")).bearer_auth(secret).body(fixture).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let log = sse_until(&mut events, "ts-analyzer.streams", SSE_LIMIT).await;
+    assert!(!log.contains("\"type\":\"error\""), "{log}");
+    let report = sse_until(&mut data, "h264", SSE_LIMIT).await;
+    assert!(report.contains("\"seq\":0"), "{report}");
+    http().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+}
+
 /// A plugin that traps mid-stream fails only its own stream: restarts per its policy, then the
 /// stream ends with error events and its capacity returns, while another stream goes on.
 #[tokio::test(flavor = "multi_thread")]

@@ -2,11 +2,14 @@
 //!
 //! A stream's session is attached to its trickle channels in-process (local subscribers and
 //! publishers, no HTTP hop). Its tasks, all ended by the stream's `ended` token:
-//! - input: reads the input channel segment by segment, chunk by chunk, into the session's command
-//!   queue;
-//! - control: reads the control channel (keepalives dropped) into the same queue;
-//! - driver: owns the session, applies commands in order, applies the failure policy;
-//! - outputs: writes the session's output to the output, data and events channels.
+//! - control: reads the control channel (keepalives dropped) into the session's command queue;
+//! - driver: owns the session; reads the input channel segment by segment, chunk by chunk, and
+//!   the command queue, and makes the calls in order; writes what the session puts out to the
+//!   output, data and events channels as it comes (also while a call runs); applies the failure
+//!   policy. One task, so a piece of media goes from the input channel through the plugin to the
+//!   output channel without a hand-off between tasks.
+//!
+//! A frame plugin's stream has its own tasks (`frames`).
 //!
 //! A batch job is one `process` call on a fresh instance.
 
@@ -19,6 +22,7 @@ use byoc_protocol::headers;
 use byoc_runtime::{CallError, LogLevel, Output, Outputs, Session};
 use byoc_trickle::{LocalPublisher, LocalSegmentWriter, LocalSubscriber, Seq, SeqRequest};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -26,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::call::{BackendError, BatchAnswer, BatchJob, StreamLife, StreamStart};
 use super::frames::{FrameTasks, Frames};
-use super::session::{Cmd, Recovery, Ticker, next_segment, publish_text, read_input, recover};
+use super::session::{Cmd, Input, Recovery, Ticker, next_segment, publish_text, recover};
 use crate::error::ApiError;
 
 /// Commands queued for the session; bounded so a slow plugin slows its input reader.
@@ -222,15 +226,13 @@ fn spawn(
             None
         }
         None => {
-            if let Some(sub) = input {
-                let cancel = cancel.clone();
-                tokio::spawn(async move { read_input(sub, &tx, &cancel).await });
-            }
-            tokio::spawn(drive(id.to_string(), session, rx, cancel.clone(), failed, events.clone()));
-            out
+            let writer = OutputWriter::new(id, out, data, events.clone());
+            let driver = Driver { id: id.to_string(), session, outputs, writer, cancel, failed, events };
+            tokio::spawn(driver.run(rx, input));
+            return;
         }
     };
-    tokio::spawn(write_outputs(outputs, plugin_out, data, events, cancel, id.to_string()));
+    tokio::spawn(write_outputs(outputs, OutputWriter::new(id, plugin_out, data, events), cancel));
 }
 
 /// What the control reader needs to know of its stream.
@@ -268,85 +270,145 @@ async fn read_control(mut sub: LocalSubscriber, tx: mpsc::Sender<Cmd>, ended: Ca
     }
 }
 
-/// Owns the session: applies commands and the plugin's ticks in order, and the plugin's failure
-/// policy.
-async fn drive(
+/// A byte-level session's driver: owns the session and what it writes to.
+struct Driver {
     id: String,
-    mut session: Session,
-    mut rx: mpsc::Receiver<Cmd>,
+    session: Session,
+    /// What the session puts out, written as it comes.
+    outputs: Outputs,
+    writer: OutputWriter,
     cancel: CancellationToken,
     failed: CancellationToken,
     events: Option<LocalPublisher>,
-) {
-    // After a restart, chunks of the segment that was cut short are skipped up to the next start.
-    let mut skipping = false;
-    let mut ticker = Ticker::default();
-    loop {
-        ticker.follow(session.tick_interval());
-        let cmd = tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = ticker.tick() => None,
-            c = rx.recv() => match c {
-                Some(c) => Some(c),
-                None => break,
-            },
-        };
-        let began = std::time::Instant::now();
-        let (call, result) = match cmd {
-            None => ("tick", session.on_tick().await),
-            Some(Cmd::Start(seq)) => {
-                skipping = false;
-                ("segment_start", session.on_segment_start(seq).await)
-            }
-            Some(Cmd::Chunk(_) | Cmd::End) if skipping => continue,
-            Some(Cmd::Chunk(c)) => ("chunk", session.on_chunk(&c).await),
-            Some(Cmd::End) => ("segment_end", session.on_segment_end().await),
-            Some(Cmd::Control(text)) => ("control", session.on_control(&text).await),
-        };
-        byoc_protocol::telemetry::plugin_call(call, began);
-        let Err(e) = result else { continue };
-        match recover(&id, &mut session, e, &cancel, events.as_ref()).await {
-            Recovery::CarryOn => {}
-            Recovery::Restarted => skipping = true,
-            Recovery::Failed => {
-                // The stream's monitor ends it (one place ends streams).
-                failed.cancel();
-                return;
-            }
-        }
-    }
-    let _ = session.close().await;
 }
 
-/// Publishes what the session produces.
-async fn write_outputs(
-    mut outputs: Outputs,
+impl Driver {
+    /// Makes the calls, in order: the input channel's segments and chunks, the commands, and
+    /// the plugin's ticks; applies the plugin's failure policy.
+    async fn run(mut self, mut commands: mpsc::Receiver<Cmd>, input: Option<LocalSubscriber>) {
+        // The input's next item stays under way across the other branches (it is not dropped
+        // when a command or a tick comes first).
+        let input = futures_util::stream::unfold(input.map(Input::new), |input| async move {
+            let mut input = input?;
+            let next = input.next().await?;
+            Some((next, Some(input)))
+        });
+        let mut input = std::pin::pin!(input);
+        let mut input_open = true;
+        // After a restart, chunks of the segment that was cut short are skipped up to the next start.
+        let mut skipping = false;
+        let mut ticker = Ticker::default();
+        loop {
+            ticker.follow(self.session.tick_interval());
+            let cmd = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = ticker.tick() => None,
+                c = commands.recv() => match c {
+                    Some(c) => Some(c),
+                    None => break,
+                },
+                c = input.next(), if input_open => match c {
+                    Some(c) => Some(c),
+                    None => {
+                        input_open = false;
+                        continue;
+                    }
+                },
+                // A session puts out only during its calls, all written below; this is for any
+                // output left after a call was cut short.
+                Some(o) = self.outputs.recv() => {
+                    self.writer.write(o);
+                    continue;
+                }
+            };
+            if matches!(cmd, Some(Cmd::Chunk(_) | Cmd::End)) && skipping {
+                continue;
+            }
+            if matches!(cmd, Some(Cmd::Start(_))) {
+                skipping = false;
+            }
+            let began = std::time::Instant::now();
+            let session = &mut self.session;
+            let call = async {
+                match cmd {
+                    None => ("tick", session.on_tick().await),
+                    Some(Cmd::Start(seq)) => ("segment_start", session.on_segment_start(seq).await),
+                    Some(Cmd::Chunk(c)) => ("chunk", session.on_chunk(&c).await),
+                    Some(Cmd::End) => ("segment_end", session.on_segment_end().await),
+                    Some(Cmd::Control(text)) => ("control", session.on_control(&text).await),
+                }
+            };
+            let (call, result) = writing(&mut self.outputs, &mut self.writer, call).await;
+            byoc_protocol::telemetry::plugin_call(call, began);
+            let Err(e) = result else { continue };
+            let recovery = recover(&self.id, &mut self.session, e, &self.cancel, self.events.as_ref());
+            match writing(&mut self.outputs, &mut self.writer, recovery).await {
+                Recovery::CarryOn => {}
+                Recovery::Restarted => skipping = true,
+                Recovery::Failed => {
+                    // The stream's monitor ends it (one place ends streams).
+                    self.failed.cancel();
+                    return;
+                }
+            }
+        }
+        let Driver { session, mut outputs, mut writer, .. } = self;
+        let _ = writing(&mut outputs, &mut writer, session.close()).await;
+    }
+}
+
+/// Runs `call`, writing what the session puts out meanwhile (it waits when its output queue is
+/// full) and, once the call is done, what it left in the queue.
+async fn writing<T>(outputs: &mut Outputs, writer: &mut OutputWriter, call: impl Future<Output = T>) -> T {
+    let mut call = std::pin::pin!(call);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut call => {
+                while let Ok(o) = outputs.try_recv() {
+                    writer.write(o);
+                }
+                return done;
+            }
+            Some(o) = outputs.recv() => writer.write(o),
+        }
+    }
+}
+
+/// Publishes what a session puts out on the stream's output, data and events channels.
+struct OutputWriter {
+    id: String,
     out: Option<LocalPublisher>,
     data: Option<LocalPublisher>,
     events: Option<LocalPublisher>,
-    cancel: CancellationToken,
-    id: String,
-) {
-    let mut segment: Option<LocalSegmentWriter> = None;
-    loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return,
-            o = outputs.recv() => o,
-        };
-        let Some(output) = next else { return };
+    /// The output segment being written.
+    segment: Option<LocalSegmentWriter>,
+}
+
+impl OutputWriter {
+    fn new(
+        id: &str,
+        out: Option<LocalPublisher>,
+        data: Option<LocalPublisher>,
+        events: Option<LocalPublisher>,
+    ) -> Self {
+        OutputWriter { id: id.to_string(), out, data, events, segment: None }
+    }
+
+    fn write(&mut self, output: Output) {
         match output {
             Output::SegmentStart { seq } => {
-                segment = out.as_ref().and_then(|p| p.segment(Seq(seq)).ok());
+                self.segment = self.out.as_ref().and_then(|p| p.segment(Seq(seq)).ok());
             }
             Output::SegmentChunk(bytes) => {
-                if let Some(w) = segment.as_mut()
+                if let Some(w) = self.segment.as_mut()
                     && w.write(bytes).is_err()
                 {
-                    segment = None;
+                    self.segment = None;
                 }
             }
             Output::SegmentEnd => {
-                if let Some(w) = segment.take() {
+                if let Some(w) = self.segment.take() {
                     w.finish();
                 }
             }
@@ -355,18 +417,30 @@ async fn write_outputs(
                 if !text.ends_with('\n') {
                     text.push('\n');
                 }
-                publish_text(data.as_ref(), &text);
+                publish_text(self.data.as_ref(), &text);
             }
-            Output::Event(json) => publish_text(events.as_ref(), &json),
+            Output::Event(json) => publish_text(self.events.as_ref(), &json),
             // A plugin's own levels, capped at warn: what a plugin reports is not the node's error.
             Output::Log { level, msg } => match level {
-                LogLevel::Trace | LogLevel::Debug => tracing::debug!(stream_id = %id, "plugin: {msg}"),
-                LogLevel::Info => tracing::info!(stream_id = %id, "plugin: {msg}"),
+                LogLevel::Trace | LogLevel::Debug => tracing::debug!(stream_id = %self.id, "plugin: {msg}"),
+                LogLevel::Info => tracing::info!(stream_id = %self.id, "plugin: {msg}"),
                 LogLevel::Warn | LogLevel::Error => {
-                    tracing::warn!(stream_id = %id, level = level.as_str(), "plugin: {msg}")
+                    tracing::warn!(stream_id = %self.id, level = level.as_str(), "plugin: {msg}")
                 }
             },
         }
+    }
+}
+
+/// Publishes what a frame session puts out (its data and events; the pipeline encodes the video).
+async fn write_outputs(mut outputs: Outputs, mut writer: OutputWriter, cancel: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return,
+            o = outputs.recv() => o,
+        };
+        let Some(output) = next else { return };
+        writer.write(output);
     }
 }
 

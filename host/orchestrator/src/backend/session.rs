@@ -8,7 +8,6 @@ use byoc_runtime::{CallError, FailurePolicy, Session};
 use byoc_trickle::{LocalPublisher, LocalSegmentReader, LocalSubscriber};
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// What the session is asked to do, in order.
@@ -28,7 +27,8 @@ pub(super) async fn next_segment(sub: &mut LocalSubscriber, ended: &Cancellation
     }
 }
 
-/// Where a stream's input goes: the byte-level session's queue, or a frame pipeline's decoder.
+/// Where a frame stream's input goes (its pipeline's decoder; a byte-level session reads its
+/// [`Input`] itself).
 pub(super) trait InputSink {
     /// A segment starts; false once the receiver is gone.
     async fn start(&self, seq: u64) -> bool;
@@ -38,45 +38,57 @@ pub(super) trait InputSink {
     async fn end(&self) -> bool;
 }
 
-impl InputSink for mpsc::Sender<Cmd> {
-    async fn start(&self, seq: u64) -> bool {
-        self.send(Cmd::Start(seq)).await.is_ok()
+/// A stream's input channel, read segment by segment, chunk by chunk.
+pub(super) struct Input {
+    sub: LocalSubscriber,
+    /// The segment being read.
+    seg: Option<LocalSegmentReader>,
+}
+
+impl Input {
+    pub(super) fn new(sub: LocalSubscriber) -> Input {
+        Input { sub, seg: None }
     }
 
-    async fn chunk(&self, bytes: Bytes) -> bool {
-        self.send(Cmd::Chunk(bytes)).await.is_ok()
-    }
-
-    async fn end(&self) -> bool {
-        self.send(Cmd::End).await.is_ok()
+    /// What the input has next: a segment's start, its next bytes, or its end; `None` once the
+    /// channel has ended. A cut-off segment ends like a complete one (the plugin gets its end,
+    /// and the next segment starts afresh).
+    pub(super) async fn next(&mut self) -> Option<Cmd> {
+        match &mut self.seg {
+            None => {
+                let seg = self.sub.next_segment().await.ok().flatten()?;
+                let seq = seg.seq().0;
+                self.seg = Some(seg);
+                Some(Cmd::Start(seq))
+            }
+            Some(seg) => match seg.next_chunk().await {
+                Ok(Some(bytes)) => Some(Cmd::Chunk(bytes)),
+                Ok(None) | Err(_) => {
+                    self.seg = None;
+                    Some(Cmd::End)
+                }
+            },
+        }
     }
 }
 
 /// Feeds the input channel to `to`, segment by segment, chunk by chunk, until the channel or
 /// the stream ends.
-pub(super) async fn read_input(mut sub: LocalSubscriber, to: &impl InputSink, ended: &CancellationToken) {
-    while let Some(mut seg) = next_segment(&mut sub, ended).await {
-        if !to.start(seg.seq().0).await {
-            return;
-        }
-        loop {
-            let chunk = tokio::select! {
-                _ = ended.cancelled() => return,
-                c = seg.next_chunk() => c,
-            };
-            match chunk {
-                Ok(Some(c)) => {
-                    if !to.chunk(c).await {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                // A cut-off input segment is not handed on as whole: the plugin
-                // gets its end, and the next segment starts afresh.
-                Err(_) => break,
-            }
-        }
-        if !to.end().await {
+pub(super) async fn read_input(sub: LocalSubscriber, to: &impl InputSink, ended: &CancellationToken) {
+    let mut input = Input::new(sub);
+    loop {
+        let next = tokio::select! {
+            _ = ended.cancelled() => return,
+            next = input.next() => next,
+        };
+        let delivered = match next {
+            None => return,
+            Some(Cmd::Start(seq)) => to.start(seq).await,
+            Some(Cmd::Chunk(bytes)) => to.chunk(bytes).await,
+            Some(Cmd::End) => to.end().await,
+            Some(Cmd::Control(_)) => true,
+        };
+        if !delivered {
             return;
         }
     }

@@ -156,6 +156,13 @@ pub(crate) async fn other_server(in_process: &str, other: &str) -> Vec<Goal> {
             if busy_a < CLIENT_BOUND {
                 figure.push_str(&format!("; ours {:.0} % busy: the clients set the pace", busy_a * 100.0));
             }
+            // With both servers' CPUs full (clients with cores to spare), each delivers one CPU's
+            // worth, so the throughput ratio is the CPU per unit ratio: below 2x, 2x needs a
+            // cheaper server, not a bigger machine (unless a server's CPU per unit falls as it
+            // fills; batching can do that to one that is idle now).
+            if cb / ca < 2.0 {
+                figure.push_str(&format!("; with both servers' CPUs full, about {:.2}x", cb / ca));
+            }
         }
         if !relays.is_empty() {
             let relay = median(&relays.iter().map(|r| r.mib_s).collect::<Vec<_>>());
