@@ -174,29 +174,11 @@ async fn sigterm_right_after_the_listening_line_shuts_a_node_down_gracefully() {
     ];
     for round in 0..10 {
         for (args, line) in nodes {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_byoc"))
-                .args(args)
-                .env("BYOC_SIGNER_API_KEY", "")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("spawn byoc");
-            let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-            let said = tokio::time::timeout(LIMIT, async {
-                while let Ok(Some(l)) = stdout.next_line().await {
-                    if l.starts_with(line) {
-                        return true;
-                    }
-                }
-                false
-            })
-            .await;
-            assert_eq!(said, Ok(true), "byoc {args:?} never printed {line:?}");
-            let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+            // Returns once the line is printed (or panics naming it).
+            let mut node = common::Node::start_with_env(args, &[("BYOC_SIGNER_API_KEY", "")], line).await;
+            let pid = rustix::process::Pid::from_raw(node.child.id().unwrap() as i32).unwrap();
             rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-            let status = tokio::time::timeout(LIMIT, child.wait()).await.unwrap().unwrap();
+            let status = tokio::time::timeout(LIMIT, node.child.wait()).await.unwrap().unwrap();
             assert!(status.success(), "byoc {args:?}, round {round}: {status} (killed by the signal, not shut down)");
         }
     }

@@ -33,7 +33,9 @@ use super::frames::{FrameTasks, Frames};
 use super::session::{Cmd, Input, Recovery, Ticker, next_segment, publish_text, recover};
 use crate::error::ApiError;
 
-/// Commands queued for the session; bounded so a slow plugin slows its input reader.
+/// Control messages and updates queued for the session; bounded so a slow plugin slows the control
+/// reader (and an update waits). A byte-level session reads its input itself; a frame session's
+/// decoder takes it.
 const COMMAND_QUEUE: usize = 64;
 
 /// A plugin of a runtime, by name.
@@ -279,6 +281,8 @@ struct Driver {
     writer: OutputWriter,
     cancel: CancellationToken,
     failed: CancellationToken,
+    /// Where a failed call is reported: the writer's too, held apart because the recovery that
+    /// reports runs while the writer writes.
     events: Option<LocalPublisher>,
 }
 
